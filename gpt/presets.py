@@ -1,0 +1,48 @@
+"""Named recipes: a model shape plus the training settings that suit it.
+
+`small` is nanoGPT's documented CPU recipe shape, `medium` its
+shakespeare_char GPU config. `fast` is the default: the settings that
+reached the lowest Tiny Shakespeare validation loss within 135 s of CPU
+training here (docs/benchmarks.md says how it was found and measured).
+`tiny` is for tests: it trains in seconds.
+"""
+
+from __future__ import annotations
+
+from .model import ARCHITECTURES, MODEL_PRESETS
+
+PRESETS: dict[str, dict] = {
+    "tiny": {
+        "model": dict(MODEL_PRESETS["tiny"]),
+        "train": dict(batch_size=16, lr=3e-3, max_iters=300, eval_interval=100, eval_iters=10, warmup_iters=20),
+        "about": "2 layers x 32 wide: trains in seconds, for tests and synthetic tasks",
+    },
+    "small": {
+        "model": dict(MODEL_PRESETS["small"]),
+        "train": dict(batch_size=12, lr=1e-3, max_iters=2000, eval_interval=250, eval_iters=20, warmup_iters=100),
+        "about": "nanoGPT's CPU recipe: 4 layers, 4 heads, 128 wide, context 64 (about 0.8M parameters)",
+    },
+    "medium": {
+        "model": dict(MODEL_PRESETS["medium"], dropout=0.2),
+        "train": dict(batch_size=64, lr=1e-3, max_iters=5000, eval_interval=250, eval_iters=200, warmup_iters=100),
+        "about": "nanoGPT's shakespeare_char GPU config: 6 layers, 6 heads, 384 wide, context 256 (10.7M parameters)",
+    },
+    "fast": {
+        "model": dict(MODEL_PRESETS["small"], **ARCHITECTURES["modern"]),
+        "train": dict(
+            batch_size=24, lr=3e-3, optimizer="muon", muon_lr=0.025, max_iters=2000, max_seconds=130,
+            eval_interval=250, eval_iters=20, warmup_iters=50,
+        ),
+        "about": "Default on CPU: the small shape with rotary, QK-norm, ReLU^2 and Muon; best loss in ~2 minutes",
+    },
+}
+
+DEFAULT_PRESET = "fast"
+
+
+def preset(name: str) -> dict:
+    from .errors import ConfigError
+
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
+    return {"model": dict(PRESETS[name]["model"]), "train": dict(PRESETS[name]["train"])}

@@ -1,0 +1,137 @@
+"""Text in, text out: prompts, streaming decode, and the sampling CLI.
+
+`gpt.engine` works on ids; this module puts a tokenizer around it:
+- `prompt_to_ids` turns a prompt into ids, with a start token for an empty
+  prompt and the prompt cropped to the model's context;
+- `stream_text` yields text as tokens arrive, holding back a byte-level
+  BPE piece until its UTF-8 character is complete (no stray U+FFFD).
+
+Run it: `python -m gpt.sample --checkpoint checkpoints/shakespeare-char --prompt "ROMEO:"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Iterator
+
+import torch
+
+from .engine import SamplingSettings, generate_stream
+from .errors import GPTError, SamplingError
+from .tokenizer import Tokenizer
+
+
+def start_token(tokenizer: Tokenizer) -> int:
+    """The token an empty prompt starts from: a newline where the vocabulary has one."""
+    for candidate in ("\n", " "):
+        try:
+            ids = tokenizer.encode(candidate)
+        except GPTError:
+            continue
+        if len(ids) == 1:
+            return ids[0]
+    return 0
+
+
+def prompt_to_ids(tokenizer: Tokenizer, prompt: str, block_size: int) -> tuple[list[int], list[str]]:
+    """Encode a prompt; returns (ids, notes) where notes explain any change made to it."""
+    notes = []
+    if prompt is None or prompt == "":
+        notes.append("The prompt is empty, so the sample starts from a newline (a start token).")
+        return [start_token(tokenizer)], notes
+    ids = tokenizer.encode(prompt)  # raises TokenizerError naming unknown characters
+    if not ids:
+        return [start_token(tokenizer)], notes
+    if len(ids) > block_size:
+        notes.append(f"The prompt is {len(ids)} tokens, longer than the model's context of {block_size}; "
+                     f"only its last {block_size} tokens are used.")
+        ids = ids[-block_size:]
+    return ids, notes
+
+
+class StreamDecoder:
+    """Turn ids into text one at a time, never emitting half a UTF-8 character.
+
+    Byte-level BPE can split one character over two tokens; decoding the first
+    alone gives U+FFFD. We decode everything held back so far and only emit
+    text once it no longer ends in U+FFFD (or when flushed).
+    """
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
+        self.pending: list[int] = []
+
+    def push(self, token: int) -> str:
+        self.pending.append(token)
+        text = self.tokenizer.decode(self.pending)
+        if text.endswith("\ufffd") and len(self.pending) < 8:
+            return ""
+        self.pending = []
+        return text
+
+    def flush(self) -> str:
+        text = self.tokenizer.decode(self.pending) if self.pending else ""
+        self.pending = []
+        return text
+
+
+def stream_text(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    prompt: str,
+    settings: SamplingSettings,
+    *,
+    use_cache: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[str]:
+    """Yield pieces of generated text as they are made (the prompt is not repeated)."""
+    ids, _ = prompt_to_ids(tokenizer, prompt, model.config.block_size)
+    decoder = StreamDecoder(tokenizer)
+    for token in generate_stream(model, ids, settings, use_cache=use_cache, should_stop=should_stop):
+        piece = decoder.push(token)
+        if piece:
+            yield piece
+    tail = decoder.flush()
+    if tail:
+        yield tail
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import load_checkpoint
+    from .device import configure_cpu_threads, detect_device
+
+    ap = argparse.ArgumentParser(prog="python -m gpt.sample", description="Sample text from a trained checkpoint.")
+    ap.add_argument("--checkpoint", required=True, help="a run folder or a model.safetensors file")
+    ap.add_argument("--prompt", default="")
+    ap.add_argument("--max-new-tokens", type=int, default=500)
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--top-k", type=int, default=None)
+    ap.add_argument("--top-p", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--no-kv-cache", action="store_true", help="recompute the whole context every token (slow; for comparison)")
+    args = ap.parse_args(argv)
+    try:
+        device = detect_device(args.device)
+        if device == "cpu":
+            configure_cpu_threads()
+        ck = load_checkpoint(args.checkpoint, device=device)
+        settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
+        notes = settings.validate(ck.tokenizer.vocab_size)
+        _, prompt_notes = prompt_to_ids(ck.tokenizer, args.prompt, ck.model_config.block_size)
+        for note in notes + prompt_notes:
+            print(f"note: {note}", file=sys.stderr)
+        sys.stdout.write(args.prompt)
+        for piece in stream_text(ck.model, ck.tokenizer, args.prompt, settings, use_cache=not args.no_kv_cache):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+    except (GPTError, SamplingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

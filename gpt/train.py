@@ -1,0 +1,489 @@
+"""The training loop: in the foreground (CLI) or a background thread (app).
+
+Like minGPT's trainer, the loop knows nothing of who listens: it calls
+`on_eval(row)` after every evaluation and `on_step(progress)` after every
+step, and a CLI progress bar, a live web plot and a test can all listen.
+
+What a run guarantees:
+- a checkpoint at every evaluation, written atomically (see checkpoint.py);
+- `request_stop()` ends the run within a step and saves the current weights;
+- resume continues the same step, schedule and optimizer state, with the
+  same batches an uninterrupted run would have drawn (batches are seeded by
+  step);
+- a NaN or infinite loss stops the run with a clear error and keeps the
+  last good checkpoint untouched.
+
+Run it: `python -m gpt.train --data shakespeare --tokenizer char --preset small`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import checkpoint as ckpt
+from .data import Dataset, load_corpus
+from .device import autocast, configure_cpu_threads, detect_device, device_type, enable_tf32, resolve_dtype
+from .engine import SamplingSettings, generate
+from .errors import ConfigError, GPTError, TrainingError
+from .model import GPTConfig, build_model, flops_per_token, parameter_breakdown
+from .optim import build_optimizers, lr_multiplier, set_lr
+from .presets import DEFAULT_PRESET, preset
+from .tokenizer import Tokenizer, build_tokenizer
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 12
+    max_iters: int = 2000
+    max_seconds: float | None = None  # stop (with a final eval and save) after this much training time
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_iters: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    optimizer: str = "adamw"  # 'adamw' or 'muon' (hidden matrices on Muon, the rest on AdamW)
+    muon_lr: float = 0.02
+    eval_interval: int = 250
+    eval_iters: int = 20
+    device: str = "auto"
+    dtype: str = "auto"  # 'auto': bf16 on CUDA GPUs that have it, else float32
+    compile: bool = False
+    seed: int = 1337
+    sample_prompt: str = ""  # sample shown at every evaluation ('' = a start token)
+    sample_tokens: int = 120  # 0 turns the per-eval sample off
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"{name} must be a positive whole number, got {v!r}.")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"The learning rate must be a positive number, got {self.lr!r}.")
+        if self.max_seconds is not None and not (self.max_seconds > 0):
+            raise ConfigError(f"max_seconds must be positive, got {self.max_seconds!r}.")
+        if self.optimizer not in ("adamw", "muon"):
+            raise ConfigError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}.")
+        if self.warmup_iters < 0 or self.sample_tokens < 0:
+            raise ConfigError("warmup_iters and sample_tokens cannot be negative.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def peak_flops(device: str) -> float | None:
+    """Dense bf16 peak of the accelerator, for model FLOPs utilisation; None when unknown."""
+    env = os.environ.get("GPT_PEAK_FLOPS")
+    if env:
+        return float(env)
+    if device_type(device) != "cuda":
+        return None
+    name = torch.cuda.get_device_name().lower()
+    for key, flops in (("h200", 989e12), ("h100", 989e12), ("a100", 312e12), ("l4", 121e12), ("a10", 125e12), ("t4", 65e12)):
+        if key in name:
+            return flops
+    return None
+
+
+class Trainer:
+    """One training run. `run()` blocks; `start()` runs it in a daemon thread."""
+
+    def __init__(
+        self,
+        model_config: GPTConfig,
+        train_config: TrainConfig,
+        dataset: Dataset,
+        out_dir: str | os.PathLike | None = None,
+        *,
+        resume: bool = False,
+        on_eval: Callable[[dict], None] | None = None,
+        on_step: Callable[[dict], None] | None = None,
+        meta: dict | None = None,
+    ):
+        self.model_config = model_config
+        self.config = train_config
+        self.dataset = dataset
+        self.tokenizer: Tokenizer = dataset.tokenizer
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.on_eval = on_eval
+        self.on_step = on_step
+        self.extra_meta = dict(meta or {})
+        self.state = "created"  # created, running, finished, stopped, failed
+        self.error: str | None = None
+        self.metrics: list[dict] = []
+        self.progress: dict = {}
+        self.step = 0
+        self.elapsed = 0.0  # training wall time, carried across resumes
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # held while weights change; sampling copies under it
+        self._thread: threading.Thread | None = None
+        self._last_saved_step: int | None = None
+
+        if model_config.vocab_size != self.tokenizer.vocab_size:
+            raise ConfigError(
+                f"The model's vocab_size ({model_config.vocab_size}) must equal the tokenizer's ({self.tokenizer.vocab_size})."
+            )
+        dataset.check_block_size(model_config.block_size)
+        self.device = detect_device(train_config.device)
+        if device_type(self.device) == "cpu":
+            configure_cpu_threads()
+        enable_tf32()
+        self.dtype = resolve_dtype(train_config.dtype, self.device)
+        torch.manual_seed(train_config.seed)
+        self.model = build_model(model_config).to(self.device)
+        self.optimizers = build_optimizers(
+            self.model, train_config.optimizer, train_config.lr, train_config.weight_decay,
+            (train_config.beta1, train_config.beta2), device_type(self.device), muon_lr=train_config.muon_lr,
+        )
+        if resume:
+            self._load_resume_state()
+        self.n_params = parameter_breakdown(self.model)["total"]
+        self.flops_per_token = flops_per_token(model_config, self.n_params)
+        self._forward = torch.compile(self.model) if train_config.compile else self.model
+
+    # --- resume -------------------------------------------------------------------------
+    def _load_resume_state(self) -> None:
+        if self.out_dir is None or not (self.out_dir / ckpt.WEIGHTS).exists():
+            raise TrainingError(f"Nothing to resume in {self.out_dir}: it has no {ckpt.WEIGHTS}.")
+        saved = ckpt.load_checkpoint(self.out_dir, device=self.device, with_optimizer=True)
+        if saved.model_config != self.model_config:
+            raise TrainingError("The checkpoint's model settings differ from the ones given; resume with the saved settings.")
+        self.model.load_state_dict(saved.model.state_dict())
+        if saved.optimizer_state is not None and len(saved.optimizer_state) == len(self.optimizers):
+            for opt, state in zip(self.optimizers, saved.optimizer_state):
+                opt.load_state_dict(state)
+        self.step = saved.step
+        self.elapsed = float(saved.meta.get("elapsed_s", 0.0))
+        self.metrics = [r for r in ckpt.read_metrics(self.out_dir) if r.get("step", 0) <= self.step]
+        ckpt.truncate_metrics(self.out_dir, self.step)
+        self._last_saved_step = self.step
+
+    # --- the pieces of the loop -----------------------------------------------------------
+    def _batch(self, split: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.dataset.get_batch(split, self.config.batch_size, self.model_config.block_size, self.device, generator)
+
+    @torch.no_grad()
+    def estimate_loss(self) -> dict[str, float]:
+        """Mean loss over the same eval_iters batches each time, so curves are not noisy from sampling."""
+        self.model.eval()
+        out = {}
+        for split in ("train", "val"):
+            gen = torch.Generator().manual_seed(self.config.seed + 1)
+            losses = torch.zeros(self.config.eval_iters)
+            for i in range(self.config.eval_iters):
+                x, y = self._batch(split, gen)
+                with autocast(self.device, self.dtype):
+                    _, loss = self._forward(x, y)
+                losses[i] = loss.float().item()
+            out[split] = losses.mean().item()
+        self.model.train()
+        return out
+
+    def sample_text(self) -> str:
+        if not self.config.sample_tokens:
+            return ""
+        from .sample import prompt_to_ids
+
+        ids, _ = prompt_to_ids(self.tokenizer, self.config.sample_prompt, self.model_config.block_size)
+        settings = SamplingSettings(max_new_tokens=self.config.sample_tokens, temperature=0.8, top_k=None, seed=1337)
+        with autocast(self.device, self.dtype):
+            out = generate(self.model, ids, settings)
+        return self.tokenizer.decode(ids + out) if self.config.sample_prompt else self.tokenizer.decode(out)
+
+    def _progress_fraction(self) -> float:
+        frac = self.step / self.config.max_iters
+        if self.config.max_seconds:
+            frac = max(frac, self.elapsed / self.config.max_seconds)
+        return frac
+
+    def _done(self) -> bool:
+        return self.step >= self.config.max_iters or bool(self.config.max_seconds and self.elapsed >= self.config.max_seconds)
+
+    def _eta(self, tokens_per_sec: float) -> float | None:
+        if tokens_per_sec <= 0:
+            return None
+        remaining_steps = self.config.max_iters - self.step
+        tokens_per_step = self.config.batch_size * self.model_config.block_size
+        eta = remaining_steps * tokens_per_step / tokens_per_sec
+        if self.config.max_seconds:
+            eta = min(eta, max(0.0, self.config.max_seconds - self.elapsed))
+        return eta
+
+    def evaluate_and_save(self, lr: float, tokens_per_sec: float) -> dict:
+        losses = self.estimate_loss()
+        row = {
+            "step": self.step,
+            "train_loss": losses["train"],
+            "val_loss": losses["val"],
+            # bits per character: nats per token -> bits per token -> per character (compares tokenizers)
+            "val_bpc": losses["val"] / math.log(2) / self.dataset.val_chars_per_token,
+            "lr": lr,
+            "tokens_per_sec": tokens_per_sec,
+            "elapsed_s": self.elapsed,
+            "eta_s": self._eta(tokens_per_sec),
+        }
+        peak = peak_flops(self.device)
+        if peak and tokens_per_sec:
+            row["mfu"] = self.flops_per_token * tokens_per_sec / peak
+        row["sample"] = self.sample_text()
+        if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
+            raise TrainingError(self._nan_message("evaluation"))
+        self.metrics.append(row)
+        if self.out_dir is not None:
+            self.save()
+            ckpt.append_metrics(self.out_dir, row)
+        if self.on_eval:
+            self.on_eval(row)
+        return row
+
+    def save(self) -> None:
+        if self.out_dir is None:
+            return
+        best = min((r["val_loss"] for r in self.metrics), default=None)
+        with self._lock:
+            ckpt.save_checkpoint(
+                self.out_dir, self.model, self.model_config, self.tokenizer, self.step, self.optimizers,
+                train=self.config.to_dict(), elapsed_s=self.elapsed, best_val_loss=best,
+                n_params=self.n_params, **self.extra_meta,
+            )
+        self._last_saved_step = self.step
+
+    def _nan_message(self, where: str) -> str:
+        kept = (
+            f"the last good checkpoint (step {self._last_saved_step}) is kept"
+            if self._last_saved_step is not None
+            else "no checkpoint had been saved yet"
+        )
+        return (
+            f"The loss became NaN or infinite at step {self.step} ({where}); training stopped and {kept}. "
+            f"The learning rate ({self.config.lr:g}) is probably too high: try a tenth of it."
+        )
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(self) -> str:
+        """Train until max_iters, max_seconds or a stop request. Returns the final state."""
+        self.state = "running"
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.write_status(self.out_dir, "running", step=self.step)
+        try:
+            self._loop()
+            if self.state == "running":
+                self.state = "finished"
+        except GPTError as err:
+            self.state, self.error = "failed", str(err)
+        except Exception as err:  # noqa: BLE001 - any crash becomes a failed run with its message
+            self.state, self.error = "failed", f"{type(err).__name__}: {err}"
+        if self.out_dir is not None:
+            try:
+                ckpt.write_status(self.out_dir, self.state, self.error or "", step=self._last_saved_step or 0)
+            except GPTError:
+                pass
+        return self.state
+
+    def _loop(self) -> None:
+        cfg = self.config
+        self.model.train()
+        tokens_per_step = cfg.batch_size * self.model_config.block_size
+        tokens_per_sec = 0.0
+        lr = set_lr(self.optimizers, lr_multiplier(self.step, cfg.warmup_iters, self._progress_fraction(), cfg.min_lr_ratio))
+        if self.step == 0:
+            self.evaluate_and_save(lr, 0.0)  # the first point on the plot: loss near ln(vocab)
+        gen = torch.Generator()
+        check_every = 1 if device_type(self.device) == "cpu" else 10
+        window_t, window_steps = time.perf_counter(), 0
+        while not self._done():
+            if self._stop.is_set():
+                self.state = "stopped"
+                self.save()
+                return
+            t0 = time.perf_counter()
+            gen.manual_seed(cfg.seed * 1_000_003 + self.step)  # batch depends on step only: exact resume
+            lr = set_lr(self.optimizers, lr_multiplier(self.step, cfg.warmup_iters, self._progress_fraction(), cfg.min_lr_ratio))
+            x, y = self._batch("train", gen)
+            with autocast(self.device, self.dtype):
+                _, loss = self._forward(x, y)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            if self.step % check_every == 0 and not torch.isfinite(loss.detach()):
+                raise TrainingError(self._nan_message("training"))
+            with self._lock:
+                for opt in self.optimizers:
+                    opt.step()
+            for opt in self.optimizers:
+                opt.zero_grad(set_to_none=True)
+            self.step += 1
+            self.elapsed += time.perf_counter() - t0
+            window_steps += 1
+            now = time.perf_counter()
+            if now - window_t >= 1.0 or window_steps >= 50:
+                tokens_per_sec = window_steps * tokens_per_step / (now - window_t)
+                window_t, window_steps = now, 0
+            self.progress = {
+                "step": self.step, "max_iters": cfg.max_iters, "loss": loss.item() if check_every == 1 else None,
+                "lr": lr, "tokens_per_sec": tokens_per_sec, "elapsed_s": self.elapsed, "eta_s": self._eta(tokens_per_sec),
+                "fraction": min(1.0, self._progress_fraction()),
+            }
+            if self.on_step:
+                self.on_step(self.progress)
+            if self.step % cfg.eval_interval == 0 or self._done():
+                t_eval = time.perf_counter()
+                self.evaluate_and_save(lr, tokens_per_sec)
+                self.elapsed += time.perf_counter() - t_eval  # evaluation counts toward wall time
+                window_t, window_steps = time.perf_counter(), 0
+
+    # --- background use -------------------------------------------------------------------
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name="gpt-train", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def snapshot_model(self) -> torch.nn.Module:
+        """A copy of the current weights (for sampling while training goes on)."""
+        copy = build_model(self.model_config)
+        with self._lock:
+            copy.load_state_dict(self.model.state_dict())
+        return copy.eval()
+
+
+# --- building a run from names -------------------------------------------------------------
+
+
+def make_dataset(source: str, tokenizer_kind: str = "char", vocab_size: int | None = None, text: str | None = None,
+                 progress=None) -> Dataset:
+    """Load a corpus by name (or take `text`) and encode it with a new tokenizer."""
+    if text is None:
+        name, text = load_corpus(source)
+    else:
+        name = source
+    tok = build_tokenizer(tokenizer_kind, text, vocab_size=vocab_size, progress=progress)
+    return Dataset(text, tok, name=name)
+
+
+def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train_overrides: dict) -> tuple[GPTConfig, TrainConfig]:
+    p = preset(preset_name)
+    model_kw = {**p["model"], **{k: v for k, v in model_overrides.items() if v is not None}, "vocab_size": vocab_size}
+    train_kw = {**TrainConfig().to_dict(), **p["train"], **{k: v for k, v in train_overrides.items() if v is not None}}
+    return GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m gpt.train", description="Train a small GPT from scratch.")
+    ap.add_argument("--data", default="shakespeare", help="'shakespeare', a synthetic task (addition, reverse, counting), or a UTF-8 file")
+    ap.add_argument("--tokenizer", default="char", help="char, gpt2, bpe (also cl100k_base, o200k_base)")
+    ap.add_argument("--vocab-size", type=int, default=None, help="vocabulary size for --tokenizer bpe (256..16384)")
+    ap.add_argument("--preset", default=DEFAULT_PRESET, help="tiny, small, medium, fast (default)")
+    ap.add_argument("--model", dest="model_type", choices=["gpt", "bigram"], default=None)
+    ap.add_argument("--arch", choices=["classic", "modern"], default=None, help="classic = the lecture's GPT")
+    for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size", "--max-iters",
+                 "--eval-interval", "--eval-iters", "--seed", "--warmup-iters", "--sample-tokens"):
+        ap.add_argument(flag, type=int, default=None)
+    for flag in ("--dropout", "--lr", "--max-seconds", "--muon-lr", "--weight-decay"):
+        ap.add_argument(flag, type=float, default=None)
+    ap.add_argument("--optimizer", choices=["adamw", "muon"], default=None)
+    ap.add_argument("--no-mask", action="store_true", help="drop the causal mask (an encoder: it cheats)")
+    ap.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
+    ap.add_argument("--dtype", default=None, help="auto, float32, bfloat16")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
+    ap.add_argument("--out", default=None, help="run folder (default checkpoints/<data>-<tokenizer>)")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from .model import ARCHITECTURES
+
+    args = _parse_args(argv)
+    try:
+        out = Path(args.out or f"checkpoints/{Path(args.data).stem}-{args.tokenizer}")
+        if args.resume:
+            saved = ckpt.load_checkpoint(out)
+            name, text = load_corpus(saved.meta.get("data_source", args.data))
+            dataset = Dataset(text, saved.tokenizer, name=name)
+            model_cfg = saved.model_config
+            train_over = {k: getattr(args, k) for k in ("max_iters", "max_seconds") if getattr(args, k) is not None}
+            train_cfg = TrainConfig.from_dict({**saved.meta.get("train", {}), **train_over})
+        else:
+            dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
+                                   progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
+            model_over = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout", "model_type")}
+            if args.arch:
+                model_over.update(ARCHITECTURES[args.arch])
+            if args.no_mask:
+                model_over["causal"] = False
+            train_over = {k: getattr(args, k) for k in ("batch_size", "max_iters", "max_seconds", "lr", "eval_interval",
+                                                         "eval_iters", "seed", "warmup_iters", "optimizer", "muon_lr",
+                                                         "weight_decay", "device", "dtype", "sample_tokens")}
+            if args.compile:
+                train_over["compile"] = True
+            model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, train_over)
+        info = dataset.info()
+        print(f"corpus {dataset.name}: {info.n_chars:,} chars, {info.n_tokens:,} tokens "
+              f"({info.n_train:,} train / {info.n_val:,} val), vocab {info.vocab_size:,} [{dataset.tokenizer.name}]")
+        bar = tqdm(total=train_cfg.max_iters, unit="step", dynamic_ncols=True)
+
+        def on_step(p):
+            bar.n = p["step"]
+            bar.set_postfix(loss=f"{p['loss']:.3f}" if p["loss"] is not None else "-", tok_s=f"{p['tokens_per_sec']:.0f}",
+                            refresh=False)
+            bar.refresh() if p["step"] % 10 == 0 else None
+
+        def on_eval(r):
+            tqdm.write(f"step {r['step']:5d} | train {r['train_loss']:.4f} | val {r['val_loss']:.4f} | "
+                       f"val bpc {r['val_bpc']:.3f} | lr {r['lr']:.2e} | {r['tokens_per_sec']:,.0f} tok/s | {r['elapsed_s']:.1f}s")
+
+        trainer = Trainer(model_cfg, train_cfg, dataset, out, resume=args.resume, on_eval=on_eval, on_step=on_step,
+                          meta={"corpus": dataset.name, "data_source": args.data})
+        bar.n = trainer.step
+        print(f"model: {trainer.n_params:,} parameters (all included), device {trainer.device}, run folder {out}")
+        state = trainer.run()
+        bar.close()
+    except GPTError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if state == "failed":
+        print(f"error: {trainer.error}", file=sys.stderr)
+        return 1
+    best = min(r["val_loss"] for r in trainer.metrics)
+    print(f"done: step {trainer.step}, best val loss {best:.4f}, {trainer.elapsed:.1f}s; checkpoint in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
