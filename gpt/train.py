@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 
 from . import checkpoint as ckpt
-from .data import Dataset, load_corpus
+from .data import Dataset, check_text, load_corpus
 from .device import autocast, configure_cpu_threads, detect_device, device_type, enable_tf32, resolve_dtype
 from .engine import SamplingSettings, generate
 from .errors import ConfigError, GPTError, TrainingError
@@ -387,6 +387,7 @@ def make_dataset(source: str, tokenizer_kind: str = "char", vocab_size: int | No
         name, text = load_corpus(source)
     else:
         name = source
+        check_text(text, "The pasted text")
     tok = build_tokenizer(tokenizer_kind, text, vocab_size=vocab_size, progress=progress)
     return Dataset(text, tok, name=name)
 

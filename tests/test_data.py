@@ -1,0 +1,103 @@
+import hashlib
+
+import pytest
+import torch
+
+from gpt import data
+from gpt.data import Dataset, addition_corpus, load_corpus, read_text_file
+from gpt.errors import DataError
+from gpt.tokenizer import CharTokenizer
+
+
+def make_dataset(text="hello world, " * 50):
+    return Dataset(text, CharTokenizer.from_text(text), name="t")
+
+
+def test_split_is_90_10_and_batches_are_shifted_windows():
+    ds = make_dataset()
+    assert len(ds.train_data) == int(0.9 * len(ds.data))
+    assert len(ds.train_data) + len(ds.val_data) == len(ds.data)
+    g = torch.Generator().manual_seed(0)
+    x, y = ds.get_batch("train", 4, 8, generator=g)
+    assert x.shape == y.shape == (4, 8)
+    assert torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one
+    # every row is a real window of the training data
+    for row_x, row_y in zip(x, y):
+        window = torch.cat([row_x, row_y[-1:]])
+        found = any(torch.equal(ds.train_data[i : i + 9], window) for i in range(len(ds.train_data) - 8))
+        assert found
+
+
+def test_val_batches_come_from_the_val_split_only():
+    text = "a" * 900 + "b" * 100  # val split is all 'b'
+    ds = Dataset(text, CharTokenizer.from_text(text))
+    x, _ = ds.get_batch("val", 8, 10)
+    assert set(x.flatten().tolist()) == {ds.tokenizer.stoi["b"]}
+
+
+def test_too_short_corpus_names_the_split_and_sizes():
+    ds = make_dataset("abcdefghij" * 3)
+    with pytest.raises(DataError, match=r"validation split has 3 tokens but a block size of 64 needs at least 65"):
+        ds.check_block_size(64)
+
+
+@pytest.mark.parametrize("text, message", [("", "empty"), ("   \n\t ", "only whitespace")])
+def test_empty_and_blank_corpora_are_refused(text, message):
+    from gpt.train import make_dataset as build
+
+    with pytest.raises(DataError, match=message):
+        build("pasted", "char", text=text)
+
+
+def test_binary_non_utf8_and_oversized_files(tmp_path):
+    png = tmp_path / "photo.txt"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
+    with pytest.raises(DataError, match="binary"):
+        read_text_file(png)
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_text_file(latin)
+    big = tmp_path / "big.txt"
+    big.write_text("x" * 2000)
+    with pytest.raises(DataError, match="over the"):
+        read_text_file(big, max_bytes=1000)
+    assert read_text_file(big, max_bytes=5000) == "x" * 2000
+    with pytest.raises(DataError, match="No text file"):
+        read_text_file(tmp_path / "missing.txt")
+
+
+def test_synthetic_addition_is_correct_arithmetic():
+    lines = addition_corpus(n=200).splitlines()
+    assert len(lines) == 200
+    for line in lines:
+        lhs, rhs = line.split("=")
+        a, b = lhs.split("+")
+        assert int(a) + int(b) == int(rhs)
+    name, text = load_corpus("addition")
+    assert name == "addition" and "+" in text
+
+
+def test_unknown_corpus_gets_a_clear_message():
+    with pytest.raises(DataError, match="Unknown corpus 'nope'"):
+        load_corpus("nope")
+
+
+def test_shakespeare_download_offline_names_the_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(data, "SHAKESPEARE_URL", "http://127.0.0.1:9/input.txt")  # nothing listens there
+    with pytest.raises(DataError, match=str(tmp_path / "tinyshakespeare.txt")):
+        data.download_shakespeare(timeout=5)
+
+
+def test_shakespeare_checksum_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT_DATA_DIR", str(tmp_path))
+    (tmp_path / "tinyshakespeare.txt").write_text("not shakespeare")
+    with pytest.raises(DataError, match="sha256"):
+        data.download_shakespeare()
+
+
+def test_shared_shakespeare_matches_its_checksum(shakespeare_text):
+    assert len(shakespeare_text) == 1_115_394
+    assert hashlib.sha256(shakespeare_text.encode()).hexdigest() == data.SHAKESPEARE_SHA256
+    assert load_corpus("shakespeare")[1] == shakespeare_text
