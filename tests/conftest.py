@@ -14,6 +14,8 @@ if GPT2_RANKS.exists():
     os.environ.setdefault("GPT_GPT2_RANKS", str(GPT2_RANKS))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tiny test models gain nothing from two threads, and oversubscribed OpenMP threads spin.
+os.environ.setdefault("GPT_NUM_THREADS", "1")
 
 
 def shakespeare_available() -> bool:
