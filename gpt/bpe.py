@@ -18,8 +18,7 @@ gradient. The fallback decodes to U+FFFD, the character Unicode reserves for
 "something was here that cannot be shown", rather than to a real character
 such as '?' that the model could confuse with text.
 
-`StreamDecoder` turns ids arriving one at a time into text that never shows
-half a character: byte-level tokens can end in the middle of a UTF-8 sequence.
+Streaming such tokens as text without half characters is `gpt.sample.StreamDecoder`.
 """
 
 from __future__ import annotations
@@ -39,14 +38,18 @@ import tiktoken
 from .errors import TokenizerError
 from .tokenizer import Tokenizer
 
-# GPT-2's split pattern (tiktoken's faster equivalent of the original) and GPT-4's.
+# Split patterns: GPT-2's (tiktoken's faster equivalent of the original), GPT-4's as
+# rustbpe/minbpe write it (we train with it), cl100k's and o200k's exactly as tiktoken has them.
 R50K_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-GPT4_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+GPT4_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}"""
+                r"""| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+""")
+CL100K_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+"""
+                  r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
+_UP, _LOW = r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]", r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]"
+_CONTRACTION = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
 O200K_PATTERN = "|".join([
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""\p{N}{1,3}""", r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""", r"""\s*[\r\n]+""", r"""\s+(?!\S)""", r"""\s+""",
-])
+    rf"[^\r\n\p{{L}}\p{{N}}]?{_UP}*{_LOW}+{_CONTRACTION}", rf"[^\r\n\p{{L}}\p{{N}}]?{_UP}+{_LOW}*{_CONTRACTION}",
+    r"\p{N}{1,3}", r" ?[^\s\p{L}\p{N}]+[\r\n/]*", r"\s*[\r\n]+", r"\s+(?!\S)", r"\s+"])
 _BLOB = "https://openaipublic.blob.core.windows.net/encodings/"
 # The published files, as tiktoken_ext.openai_public describes them. GPT-2's ranks
 # are r50k_base's (tiktoken's 'gpt2' reads the same ranks from two older files).
@@ -54,7 +57,7 @@ PRETRAINED = {
     "gpt2": dict(url=_BLOB + "r50k_base.tiktoken", pattern=R50K_PATTERN, n_vocab=50257,
                  sha256="306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
                  special={"<|endoftext|>": 50256}),
-    "cl100k_base": dict(url=_BLOB + "cl100k_base.tiktoken", pattern=GPT4_PATTERN, n_vocab=None,
+    "cl100k_base": dict(url=_BLOB + "cl100k_base.tiktoken", pattern=CL100K_PATTERN, n_vocab=None,
                         sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
                         special={"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
                                  "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}),
@@ -194,7 +197,8 @@ class BPETokenizer(Tokenizer):
     `source` is the spec part that rebuilds the encoding; `kept` lists the full
     ids kept, in order (compact id i is full id kept[i]; id len(kept) is the
     fallback). Special tokens such as <|endoftext|> are never produced: text is
-    encoded as plain text, so any string round-trips.
+    encoded as plain text, so any string round-trips (except lone surrogates,
+    which are not UTF-8 text; tiktoken encodes them as U+FFFD).
     """
 
     def __init__(self, enc: tiktoken.Encoding, source: dict, kept: list[int] | None = None):
@@ -273,6 +277,8 @@ class BPETokenizer(Tokenizer):
         return list(unseen.values())
 
     def spec(self) -> dict:
+        """{'type', 'version', 'kept_ids' (None: full vocabulary)}; a trained 'bpe' adds 'pattern'
+        and 'tokens': base64 of the tokens of rank 256, 257, ... (ranks 0-255 are the bytes)."""
         return {**self.source, "version": 1, "kept_ids": self.kept}
 
     def describe(self) -> str:
@@ -393,40 +399,3 @@ def from_spec(spec: dict) -> Tokenizer:
 
 # ----------------------------------------------------------------------------
 # Streaming: print generated text as it comes, never half a character.
-
-class StreamDecoder:
-    """Feed ids one at a time; get back only the text that is complete.
-
-    A byte-level token can end inside a multi-byte UTF-8 character, which
-    decodes to U+FFFD until the next token brings the rest. We keep the ids
-    since the last clean break, decode them together, and hold back a trailing
-    run of U+FFFD. Works with any tokenizer, since it only calls `decode`.
-    """
-
-    def __init__(self, tokenizer: Tokenizer):
-        self.tokenizer = tokenizer
-        self._pending: list[int] = []  # ids since the last point where the text was whole
-        self._sent = 0  # characters of decode(_pending) already returned
-
-    def push(self, token_id: int) -> str:
-        self._pending.append(int(token_id))
-        text = self.tokenizer.decode(self._pending)
-        whole = text.rstrip(UNK_TEXT)
-        out = whole[self._sent:]
-        if len(whole) == len(text):
-            self._pending, self._sent = [], 0
-        else:
-            self._sent = len(whole)
-        return out
-
-    __call__ = push
-
-    def flush(self) -> str:
-        """The held-back rest (a genuinely broken or fallback character stays U+FFFD)."""
-        out = self.tokenizer.decode(self._pending)[self._sent:] if self._pending else ""
-        self._pending, self._sent = [], 0
-        return out
-
-
-__all__ = ["BPETokenizer", "StreamDecoder", "build", "from_spec", "load_encoding",
-           "pretrained", "train", "tiktoken_cache_dir", "PRETRAINED", "BPE_VOCAB_RANGE", "GPT4_PATTERN"]

@@ -51,29 +51,37 @@ def prompt_to_ids(tokenizer: Tokenizer, prompt: str, block_size: int) -> tuple[l
 
 
 class StreamDecoder:
-    """Turn ids into text one at a time, never emitting half a UTF-8 character.
+    """Feed ids one at a time; get back only the text that is complete.
 
-    Byte-level BPE can split one character over two tokens; decoding the first
-    alone gives U+FFFD. We decode everything held back so far and only emit
-    text once it no longer ends in U+FFFD (or when flushed).
+    A byte-level token can end inside a multi-byte UTF-8 character, which
+    decodes to U+FFFD until the next token brings the rest. We keep the ids
+    since the last clean break, decode them together, and hold back a trailing
+    run of U+FFFD. Works with any tokenizer, since it only calls `decode`.
     """
 
     def __init__(self, tokenizer: Tokenizer):
         self.tokenizer = tokenizer
-        self.pending: list[int] = []
+        self._pending: list[int] = []  # ids since the last point where the text was whole
+        self._sent = 0  # characters of decode(_pending) already returned
 
-    def push(self, token: int) -> str:
-        self.pending.append(token)
-        text = self.tokenizer.decode(self.pending)
-        if text.endswith("\ufffd") and len(self.pending) < 8:
-            return ""
-        self.pending = []
-        return text
+    def push(self, token_id: int) -> str:
+        self._pending.append(int(token_id))
+        text = self.tokenizer.decode(self._pending)
+        whole = text.rstrip("\ufffd")
+        out = whole[self._sent:]
+        if len(whole) == len(text):
+            self._pending, self._sent = [], 0
+        else:
+            self._sent = len(whole)
+        return out
+
+    __call__ = push
 
     def flush(self) -> str:
-        text = self.tokenizer.decode(self.pending) if self.pending else ""
-        self.pending = []
-        return text
+        """The held-back rest (a genuinely broken or fallback character stays U+FFFD)."""
+        out = self.tokenizer.decode(self._pending)[self._sent:] if self._pending else ""
+        self._pending, self._sent = [], 0
+        return out
 
 
 def stream_text(

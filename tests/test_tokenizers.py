@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gpt import bpe
-from gpt.bpe import StreamDecoder
+from gpt.sample import StreamDecoder
 from gpt.errors import TokenizerError
 from gpt.tokcompare import bits_per_char, chars_per_token, compare_tokenizers
 from gpt.tokenizer import CharTokenizer, build_tokenizer, tokenizer_from_spec
