@@ -19,6 +19,7 @@ Run it: `python -m gpt.train --data shakespeare --tokenizer char --preset small`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -31,6 +32,7 @@ from typing import Callable
 import torch
 
 from . import checkpoint as ckpt
+from . import distributed
 from .data import Dataset, check_text, load_corpus
 from .device import autocast, configure_cpu_threads, detect_device, device_type, enable_tf32, resolve_dtype
 from .engine import SamplingSettings, generate
@@ -53,6 +55,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
+    grad_accum: int = 1  # micro-batches per step: same effective batch in less memory
     optimizer: str = "adamw"  # 'adamw' or 'muon' (hidden matrices on Muon, the rest on AdamW)
     muon_lr: float = 0.02
     eval_interval: int = 250
@@ -68,7 +71,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters"):
+        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters", "grad_accum"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"{name} must be a positive whole number, got {v!r}.")
@@ -143,7 +146,15 @@ class Trainer:
                 f"The model's vocab_size ({model_config.vocab_size}) must equal the tokenizer's ({self.tokenizer.vocab_size})."
             )
         dataset.check_block_size(model_config.block_size)
-        self.device = detect_device(train_config.device)
+        self.dist, self.device = distributed.setup(detect_device(train_config.device))
+        shards = self.dist.world_size * train_config.grad_accum
+        if train_config.batch_size % shards:
+            raise ConfigError(
+                f"batch_size {train_config.batch_size} must divide evenly over {self.dist.world_size} process(es) x "
+                f"{train_config.grad_accum} accumulation step(s); try {shards * max(1, train_config.batch_size // shards)}."
+            )
+        if not self.dist.is_main:
+            self.out_dir, self.on_eval = None, None  # only rank 0 evaluates, logs and writes
         if device_type(self.device) == "cpu":
             configure_cpu_threads()
         enable_tf32()
@@ -159,6 +170,12 @@ class Trainer:
         self.n_params = parameter_breakdown(self.model)["total"]
         self.flops_per_token = flops_per_token(model_config, self.n_params)
         self._forward = torch.compile(self.model) if train_config.compile else self.model
+        self._train_forward = self._forward
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.dist.local_rank] if device_type(self.device) == "cuda" else None
+            self._train_forward = DDP(self._forward, device_ids=ids)
 
     # --- resume -------------------------------------------------------------------------
     def _load_resume_state(self) -> None:
@@ -263,7 +280,7 @@ class Trainer:
             ckpt.save_checkpoint(
                 self.out_dir, self.model, self.model_config, self.tokenizer, self.step, self.optimizers,
                 train=self.config.to_dict(), elapsed_s=self.elapsed, best_val_loss=best,
-                n_params=self.n_params, **self.extra_meta,
+                n_params=self.n_params, world_size=self.dist.world_size, **self.extra_meta,
             )
         self._last_saved_step = self.step
 
@@ -311,22 +328,28 @@ class Trainer:
         gen = torch.Generator()
         check_every = 1 if device_type(self.device) == "cpu" else 10
         window_t, window_steps = time.perf_counter(), 0
-        while not self._done():
-            if self._stop.is_set():
+        nan = False
+        while True:
+            stop, done, nan = distributed.agree([self._stop.is_set(), self._done(), nan], self.dist, self.device)
+            if nan:
+                raise TrainingError(self._nan_message("training"))
+            if done:
+                break
+            if stop:
                 self.state = "stopped"
                 self.save()
                 return
             t0 = time.perf_counter()
             gen.manual_seed(cfg.seed * 1_000_003 + self.step)  # batch depends on step only: exact resume
             lr = set_lr(self.optimizers, lr_multiplier(self.step, cfg.warmup_iters, self._progress_fraction(), cfg.min_lr_ratio))
-            x, y = self._batch("train", gen)
-            with autocast(self.device, self.dtype):
-                _, loss = self._forward(x, y)
-            loss.backward()
+            x, y = self._batch("train", gen)  # (B, T): the global batch, the same on every rank
+            x, y = distributed.shard(x, self.dist), distributed.shard(y, self.dist)  # this rank's rows
+            loss = self._accumulate_gradients(x, y)
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            if self.step % check_every == 0 and not torch.isfinite(loss.detach()):
-                raise TrainingError(self._nan_message("training"))
+            if self.step % check_every == 0 and not torch.isfinite(loss):
+                nan = True
+                continue  # every rank learns of it at the top of the loop, before any update
             with self._lock:
                 for opt in self.optimizers:
                     opt.step()
@@ -336,9 +359,12 @@ class Trainer:
             self.elapsed += time.perf_counter() - t0
             window_steps += 1
             now = time.perf_counter()
-            if now - window_t >= 1.0 or window_steps >= 50:
-                tokens_per_sec = window_steps * tokens_per_step / (now - window_t)
+            window_rate = window_steps * tokens_per_step / max(now - window_t, 1e-9)
+            if now - window_t >= 1.0 or window_steps >= 50:  # a fresh figure about once a second
+                tokens_per_sec = window_rate
                 window_t, window_steps = now, 0
+            elif tokens_per_sec == 0.0:  # no full window yet: the partial one beats showing 0
+                tokens_per_sec = window_rate
             self.progress = {
                 "step": self.step, "max_iters": cfg.max_iters, "loss": loss.item() if check_every == 1 else None,
                 "lr": lr, "tokens_per_sec": tokens_per_sec, "elapsed_s": self.elapsed, "eta_s": self._eta(tokens_per_sec),
@@ -351,6 +377,20 @@ class Trainer:
                 self.evaluate_and_save(lr, tokens_per_sec)
                 self.elapsed += time.perf_counter() - t_eval  # evaluation counts toward wall time
                 window_t, window_steps = time.perf_counter(), 0
+
+    def _accumulate_gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Backward over `grad_accum` micro-batches; DDP syncs gradients on the last one only."""
+        accum = self.config.grad_accum
+        total = torch.zeros((), device=self.device)
+        for i, (xb, yb) in enumerate(zip(x.chunk(accum), y.chunk(accum))):
+            last = i == accum - 1
+            sync = contextlib.nullcontext() if (last or not self.dist.enabled) else self._train_forward.no_sync()
+            with sync:
+                with autocast(self.device, self.dtype):
+                    _, loss = self._train_forward(xb, yb)
+                (loss / accum).backward()
+            total += loss.detach() / accum
+        return total
 
     # --- background use -------------------------------------------------------------------
     def start(self) -> threading.Thread:
@@ -407,7 +447,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--preset", default=DEFAULT_PRESET, help="tiny, small, medium, fast (default)")
     ap.add_argument("--model", dest="model_type", choices=["gpt", "bigram"], default=None)
     ap.add_argument("--arch", choices=["classic", "modern"], default=None, help="classic = the lecture's GPT")
-    for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size", "--max-iters",
+    for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size", "--max-iters", "--grad-accum",
                  "--eval-interval", "--eval-iters", "--seed", "--warmup-iters", "--sample-tokens"):
         ap.add_argument(flag, type=int, default=None)
     for flag in ("--dropout", "--lr", "--max-seconds", "--muon-lr", "--weight-decay"):
@@ -428,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     from .model import ARCHITECTURES
 
     args = _parse_args(argv)
+    quiet = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 talks
+    say = (lambda *a, **k: None) if quiet else print
     try:
         out = Path(args.out or f"checkpoints/{Path(args.data).stem}-{args.tokenizer}")
         if args.resume:
@@ -445,16 +487,16 @@ def main(argv: list[str] | None = None) -> int:
                 model_over.update(ARCHITECTURES[args.arch])
             if args.no_mask:
                 model_over["causal"] = False
-            train_over = {k: getattr(args, k) for k in ("batch_size", "max_iters", "max_seconds", "lr", "eval_interval",
+            train_over = {k: getattr(args, k) for k in ("batch_size", "grad_accum", "max_iters", "max_seconds", "lr", "eval_interval",
                                                          "eval_iters", "seed", "warmup_iters", "optimizer", "muon_lr",
                                                          "weight_decay", "device", "dtype", "sample_tokens")}
             if args.compile:
                 train_over["compile"] = True
             model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, train_over)
         info = dataset.info()
-        print(f"corpus {dataset.name}: {info.n_chars:,} chars, {info.n_tokens:,} tokens "
+        say(f"corpus {dataset.name}: {info.n_chars:,} chars, {info.n_tokens:,} tokens "
               f"({info.n_train:,} train / {info.n_val:,} val), vocab {info.vocab_size:,} [{dataset.tokenizer.name}]")
-        bar = tqdm(total=train_cfg.max_iters, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=train_cfg.max_iters, unit="step", dynamic_ncols=True, disable=quiet)
 
         def on_step(p):
             bar.n = p["step"]
@@ -469,9 +511,11 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(model_cfg, train_cfg, dataset, out, resume=args.resume, on_eval=on_eval, on_step=on_step,
                           meta={"corpus": dataset.name, "data_source": args.data})
         bar.n = trainer.step
-        print(f"model: {trainer.n_params:,} parameters (all included), device {trainer.device}, run folder {out}")
+        say(f"model: {trainer.n_params:,} parameters (all included), device {trainer.device}, "
+            f"{trainer.dist.world_size} process(es), run folder {out}")
         state = trainer.run()
         bar.close()
+        distributed.cleanup()
     except GPTError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -481,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     if state == "failed":
         print(f"error: {trainer.error}", file=sys.stderr)
         return 1
+    if quiet:
+        return 0
     best = min(r["val_loss"] for r in trainer.metrics)
     print(f"done: step {trainer.step}, best val loss {best:.4f}, {trainer.elapsed:.1f}s; checkpoint in {out}")
     return 0
