@@ -1,0 +1,189 @@
+"""A run folder as the web app sees it: whose it is, who writes it, what it holds.
+
+`gpt.checkpoint` owns the files a run writes (weights, config, metrics,
+status). The app adds three:
+- `app.json`: the owner (a browser or API session id), whether the run is
+  shared, and the request that made it. A folder without one was made by
+  the CLI or shipped with the app: no owner, visible to everyone.
+- `corpus.txt`: an uploaded or pasted corpus, so the run can be resumed.
+- `.writer.lock`: the pid of the process writing the folder. One writer at a
+  time; a lock whose process is gone is stale and taken over.
+
+`describe` reads a folder into the plain dict that tables, dropdowns and the
+API show. A folder whose status says 'running' but whose writer is gone (the
+app was killed) reads as 'interrupted'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from .errors import CheckpointError, GPTError, TrainingError
+
+APP_FILE = "app.json"
+CORPUS_FILE = "corpus.txt"
+LOCK_FILE = ".writer.lock"
+ACTIVE = ("queued", "preparing", "running")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def pid_alive(pid) -> bool:
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
+
+
+def app_info(root: Path, name: str) -> dict:
+    return read_json(Path(root) / ckpt.safe_run_name(name) / APP_FILE)
+
+
+def write_app_info(path: Path, info: dict) -> None:
+    ckpt.atomic_write_text(Path(path) / APP_FILE, json.dumps(info, indent=2))
+
+
+def written_elsewhere(path: Path) -> int | None:
+    """The pid of another live process training this folder (the CLI, another app), else None."""
+    status = ckpt.read_status(path)
+    pid = status.get("pid")
+    if status.get("state") in ACTIVE and pid_alive(pid) and int(pid) != os.getpid():
+        return int(pid)
+    return None
+
+
+def new_folder(root: Path, base: str, name: str | None = None) -> Path:
+    """Create the folder of a new run: `name`, or the first free `base-1`, `base-2`, ..."""
+    if name:
+        path = ckpt.run_dir(name, root)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise CheckpointError(f"A run named {name!r} exists already; choose another name or resume it.") from None
+        return path
+    base = "".join(c if c.isalnum() or c in "-_" else "-" for c in base)[:48].strip("-") or "run"
+    for k in range(1, 10_000):
+        path = ckpt.run_dir(f"{base}-{k}", root)
+        try:
+            path.mkdir()  # atomic: two requests never get the same folder
+            return path
+        except FileExistsError:
+            continue
+    raise CheckpointError("Could not find a free run name; delete some runs.")  # pragma: no cover
+
+
+# --- one writer per folder -------------------------------------------------------------------
+
+
+def acquire_lock(path: Path, busy_here: bool = False) -> None:
+    """Become the folder's only writer, or raise TrainingError saying who writes it.
+
+    busy_here: a job of this very process is writing the folder (the lock file
+    cannot tell, since it holds our own pid).
+    """
+    path = Path(path)
+    pid = written_elsewhere(path)
+    if pid is not None:
+        raise TrainingError(f"Run {path.name!r} is being trained by another process (pid {pid}); "
+                            "wait for it or stop it there.")
+    lock = path / LOCK_FILE
+    me = str(os.getpid())
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = lock.read_text(encoding="utf-8").strip()
+            except OSError:
+                holder = ""
+            if (holder == me and busy_here) or (holder != me and pid_alive(holder)):
+                who = "this app" if holder == me else f"process {holder}"
+                raise TrainingError(f"Run {path.name!r} is already being written by {who}; wait for it to finish.")
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # stale: its writer is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return
+    raise TrainingError(f"Could not lock run {path.name!r}; try again.")  # pragma: no cover
+
+
+def release_lock(path: Path) -> None:
+    lock = Path(path) / LOCK_FILE
+    with contextlib.suppress(OSError):
+        if lock.read_text(encoding="utf-8").strip() == str(os.getpid()):
+            lock.unlink()
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def mark_interrupted(root: Path, live: set[str]) -> list[str]:
+    """Rewrite 'running' as 'interrupted' where no live process writes the folder (the app was killed)."""
+    found = []
+    for path in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        status = ckpt.read_status(path)
+        if status.get("state") not in ACTIVE or path.name in live or written_elsewhere(path):
+            continue
+        step = status.get("step") or 0
+        ckpt.write_status(path, "interrupted", f"The app stopped while this run was {status.get('state')} "
+                          f"(last checkpoint at step {step}). Resume it to continue.", step=step)
+        found.append(path.name)
+    return found
+
+
+def describe(path: Path, owner: str | None = None) -> dict:
+    """What a run folder holds, as plain data (the live job, if any, is merged in by the manager)."""
+    path = Path(path)
+    app = read_json(path / APP_FILE)
+    meta = read_json(path / ckpt.CONFIG)
+    has_weights = (path / ckpt.WEIGHTS).exists()
+    if not meta and has_weights:
+        with contextlib.suppress(GPTError, OSError, ValueError):
+            meta = ckpt.read_meta(path / ckpt.WEIGHTS)
+    status = ckpt.read_status(path)
+    state = status.get("state", "unknown")
+    if state in ACTIVE:
+        state = "running elsewhere" if written_elsewhere(path) else "interrupted"
+    elif state == "unknown" and has_weights:
+        state = "finished"
+    model = meta.get("model") or {}
+    tok = (meta.get("tokenizer") or {}).get("type") or (app.get("request") or {}).get("tokenizer", "?")
+    return {
+        "name": path.name,
+        "owner": app.get("owner"),
+        "mine": owner is not None and app.get("owner") == owner,
+        "shared": app.get("owner") is None or bool(app.get("shared")),
+        "corpus": meta.get("corpus") or app.get("corpus") or "?",
+        "tokenizer": f"{tok} ({model['vocab_size']:,})" if model.get("vocab_size") else tok,
+        "model_type": model.get("model_type", "?"),
+        "params": int(meta.get("n_params") or 0),
+        "step": int(meta.get("step", 0)),
+        "max_iters": int((meta.get("train") or {}).get("max_iters", 0)),
+        "best_val_loss": meta.get("best_val_loss"),
+        "state": state,
+        "message": status.get("message", ""),
+        "has_weights": has_weights,
+        "queue_position": None,
+        "created": app.get("created", 0),
+        "updated": (path / ckpt.WEIGHTS).stat().st_mtime if has_weights else app.get("created", 0),
+    }

@@ -1,0 +1,99 @@
+"""What a person asks for: a preset, and the sliders that override it.
+
+`RunRequest` is the plain, JSON-able form of the Train tab (and of the
+`/start_run` API call). It turns into a `GPTConfig` and a `TrainConfig`
+once the tokenizer's vocabulary size is known, and `check_request` refuses
+impossible shapes and anything over the server's limits with a sentence,
+before a run is queued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .errors import ConfigError
+from .model import ARCHITECTURES, GPTConfig
+from .presets import DEFAULT_PRESET, preset
+from .train import TrainConfig
+from .ui import corpus as corpora
+from .ui import estimate
+from .ui.runtime import Limits
+
+GPT2_VOCAB_GUESS = 12_000  # a compact GPT-2 vocabulary of a mid-sized corpus; checked exactly once built
+
+
+@dataclass
+class RunRequest:
+    """What a person asks for: a preset, and any slider that overrides it. None keeps the preset's value."""
+
+    tokenizer: str = "char"
+    vocab_size: int | None = None  # BPE trained here only
+    preset: str = DEFAULT_PRESET
+    model_type: str = "gpt"
+    architecture: str | None = None  # 'classic' or 'modern'; None keeps the preset's
+    n_layer: int | None = None
+    n_head: int | None = None
+    n_embd: int | None = None
+    block_size: int | None = None
+    dropout: float | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    max_iters: int | None = None
+    max_seconds: float | None = None  # 0 or None: no time limit
+    seed: int | None = None
+    shared: bool = False
+
+    def configs(self, vocab_size: int, device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
+        """The model and training configs, with ConfigError for impossible combinations."""
+        p = preset(self.preset)
+        model = {**p["model"], "vocab_size": vocab_size, "model_type": self.model_type}
+        if self.architecture:
+            if self.architecture not in ARCHITECTURES:
+                raise ConfigError(f"Architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}.")
+            model.update(ARCHITECTURES[self.architecture])
+        for key in ("n_layer", "n_head", "n_embd", "block_size", "dropout"):
+            if getattr(self, key) is not None:
+                model[key] = getattr(self, key)
+        train = {**TrainConfig().to_dict(), **p["train"], "device": device}
+        for key in ("batch_size", "lr", "max_iters", "seed"):
+            if getattr(self, key) is not None:
+                train[key] = getattr(self, key)
+        if self.max_seconds is not None:
+            train["max_seconds"] = self.max_seconds or None
+        # about ten points on the validation curve, however long the run
+        train["eval_interval"] = max(1, min(train["eval_interval"], max(10, train["max_iters"] // 10)))
+        return GPTConfig(**model), TrainConfig.from_dict(train)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunRequest":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in known})
+
+
+def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, device: str = "cpu",
+                  vocab_size: int | None = None) -> int:
+    """Raise ConfigError for a shape that cannot work or a limit exceeded; returns the parameter count.
+
+    vocab_size: the tokenizer's, when it is built already; else it is worked out
+    (characters) or estimated (BPE: the asked size; GPT-2: a typical compact size).
+    """
+    if request.tokenizer not in ("char", "gpt2", "bpe"):
+        raise ConfigError(f"Tokenizer must be char, gpt2 or bpe, got {request.tokenizer!r}.")
+    if vocab_size is None:
+        if request.tokenizer == "char":
+            vocab_size = len(set(corpus.text))
+        elif request.tokenizer == "bpe":
+            vocab_size = int(request.vocab_size or corpora.BPE_VOCAB_DEFAULT)
+            if not corpora.BPE_VOCAB_MIN <= vocab_size <= corpora.BPE_VOCAB_MAX:
+                raise ConfigError(f"The BPE vocabulary size must be from {corpora.BPE_VOCAB_MIN:,} to "
+                                  f"{corpora.BPE_VOCAB_MAX:,}, got {vocab_size:,}.")
+        else:
+            vocab_size = GPT2_VOCAB_GUESS
+    model_cfg, train_cfg = request.configs(vocab_size, device)
+    n_params = estimate.parameters(model_cfg)
+    limits.check_params(n_params)
+    limits.check_iters(train_cfg.max_iters)
+    return n_params

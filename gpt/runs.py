@@ -1,0 +1,470 @@
+"""The server-side job manager: training runs that outlive the page that started them.
+
+A browser tab only asks; the runs live here. Each run is a folder under the
+checkpoints root (see `gpt.checkpoint`) plus, while it trains, a `Job` in
+this process. So a refresh, a second tab or a `gradio_client` all see the
+same run, its state and its curve.
+
+What the manager guarantees:
+- at most `limits.max_concurrent_jobs` runs train at once; the others wait
+  in a first-come queue and know their position in it;
+- one person, one run in progress: a second Start is refused with a sentence;
+- one writer per run folder: a lock file holding the writer's pid, checked
+  against live jobs here and live processes elsewhere (the CLI, another app);
+- a run whose status.json says 'running' but that no live process trains (the
+  app was killed) is shown as 'interrupted' and can be resumed;
+- an exception in a training thread fails that run, with its message, and
+  nothing else;
+- a run cannot be deleted while it trains or someone samples from it.
+
+Who sees what: a run belongs to the browser (or API session) that started or
+uploaded it. Runs with no owner (the pretrained ones shipped with the app, or
+made with the CLI) and runs marked shared are visible to everyone, but only
+their owner may resume, stop or delete them. What the app keeps in a run
+folder (owner, lock, corpus) is `gpt.runfolder`'s business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from . import runfolder as folders
+from .data import Dataset
+from .errors import CheckpointError, GPTError, TrainingError
+from .model import GPTConfig
+from .runfolder import ACTIVE, CORPUS_FILE
+from .runrequest import RunRequest, check_request
+from .train import TrainConfig, Trainer
+from .ui import corpus as corpora
+from .ui import estimate
+from .ui.runtime import Limits, training_device
+
+
+@dataclass
+class Job:
+    """A run this process is training, or waiting to train."""
+
+    name: str
+    owner: str
+    path: Path
+    corpus: corpora.Corpus
+    request: RunRequest
+    resume: bool = False
+    resume_train: dict | None = None  # training settings a resume continues with
+    state: str = "queued"
+    message: str = ""
+    error: str | None = None
+    trainer: Trainer | None = None
+    step_losses: list = field(default_factory=list)  # (step, loss) for every step: the live curve
+    created: float = field(default_factory=time.time)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+
+class JobManager:
+    def __init__(self, root: str | os.PathLike | None = None, limits: Limits | None = None, device: str | None = None):
+        self.root = Path(root) if root is not None else ckpt.checkpoints_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.limits = limits or Limits.from_env()
+        self.device = device or training_device()
+        self._jobs: dict[str, Job] = {}
+        self._waiting: list[Job] = []
+        self._running = 0
+        self._cond = threading.Condition()
+        self._sampling: Counter = Counter()
+        self._latest: dict[str, str] = {}  # owner -> the run they started last (what their Train tab shows)
+        self.mark_interrupted()
+
+    # --- start-up ------------------------------------------------------------------------
+    def mark_interrupted(self) -> list[str]:
+        """Runs left 'running' by a process that is gone become 'interrupted' (resumable)."""
+        return folders.mark_interrupted(self.root, set(self._jobs))
+
+    # --- who may see and touch a run -------------------------------------------------------
+    def app_info(self, name: str) -> dict:
+        return folders.app_info(self.root, name)
+
+    def visible(self, owner: str, name: str) -> bool:
+        info = self.app_info(name)
+        return info.get("owner") in (None, owner) or bool(info.get("shared"))
+
+    def run_path(self, name: str) -> Path:
+        path = ckpt.run_dir(name, self.root)
+        if not path.is_dir():
+            raise CheckpointError(f"There is no run named {name!r}.")
+        return path
+
+    def _check_owner(self, owner: str, name: str, action: str) -> Path:
+        path = self.run_path(name)
+        info = self.app_info(name)
+        if info.get("owner") != owner or not owner:
+            who = "ships with the app" if info.get("owner") is None else "belongs to someone else"
+            raise TrainingError(f"Run {name!r} {who}; only its owner may {action} it. You can sample from it.")
+        return path
+
+    def _acquire_lock(self, path: Path) -> None:
+        busy = any(j.path == path and j.active for j in self._jobs.values())
+        folders.acquire_lock(path, busy_here=busy)
+
+    @staticmethod
+    def _release_lock(path: Path) -> None:
+        folders.release_lock(path)
+
+    # --- starting ----------------------------------------------------------------------------
+    def active_job(self, owner: str) -> Job | None:
+        return next((j for j in self._jobs.values() if j.owner == owner and j.active), None)
+
+    def _refuse_second(self, owner: str) -> None:
+        job = self.active_job(owner)
+        if job is not None:
+            raise TrainingError(f"You already have a run in progress ({job.name!r}, {job.state}). Stop it or let it "
+                                "finish before starting another: one run per person keeps the queue fair.")
+
+    def check_request(self, corpus: corpora.Corpus, request: RunRequest, vocab_size: int | None = None) -> int:
+        """Validate settings and limits before anything is queued; returns the (estimated) parameter count."""
+        return check_request(corpus, request, self.limits, self.device, vocab_size)
+
+    def new_folder(self, base: str, name: str | None = None) -> Path:
+        return folders.new_folder(self.root, base, name)
+
+    def start(self, owner: str, corpus: corpora.Corpus, request: RunRequest, name: str | None = None,
+              vocab_size: int | None = None) -> Job:
+        """Queue a new run; returns at once. Raises a GPTError with a sentence when refused."""
+        if not owner:
+            raise TrainingError("The page has not finished loading; try again in a second.")
+        with self._cond:
+            self._refuse_second(owner)
+        self.check_request(corpus, request, vocab_size)
+        path = self.new_folder(f"{corpus.name}-{request.tokenizer}", name)
+        try:
+            if corpus.source == "text":
+                ckpt.atomic_write_text(path / CORPUS_FILE, corpus.text)
+            folders.write_app_info(path, {"owner": owner, "shared": bool(request.shared), "created": time.time(),
+                                          "corpus": corpus.name, "source": corpus.source, "request": request.to_dict()})
+            ckpt.write_status(path, "queued")
+            job = Job(path.name, owner, path, corpus, request)
+            with self._cond:
+                self._refuse_second(owner)  # a double click that raced us here
+                self._acquire_lock(path)
+                self._enqueue(job)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        return job
+
+    def resume(self, owner: str, name: str, more_iters: int | None = None) -> Job:
+        """Continue a stopped, interrupted or finished run of yours from its last checkpoint."""
+        path = self._check_owner(owner, name, "resume")
+        with self._cond:
+            self._refuse_second(owner)
+            live = self._jobs.get(name)
+            if live is not None and live.active:
+                raise TrainingError(f"Run {name!r} is already {live.state}.")
+        info = self.app_info(name)
+        request = RunRequest.from_dict(info.get("request"))
+        if info.get("source") == "text" or (path / CORPUS_FILE).exists():
+            text = (path / CORPUS_FILE).read_text(encoding="utf-8")
+            corpus = corpora.Corpus(info.get("corpus", "text"), text, "text")
+        else:
+            corpus = corpora.load(info.get("source", "shakespeare"))
+        has_weights = (path / ckpt.WEIGHTS).exists()
+        resume_train = None
+        if has_weights:
+            meta = ckpt.read_meta(path / ckpt.WEIGHTS)
+            resume_train = self._resume_settings(meta, more_iters)
+        job = Job(name, owner, path, corpus, request, resume=has_weights, resume_train=resume_train)
+        with self._cond:
+            self._refuse_second(owner)
+            self._acquire_lock(path)
+            ckpt.write_status(path, "queued", step=int(resume_train["step"]) if resume_train else 0)
+            self._enqueue(job)
+        return job
+
+    def _resume_settings(self, meta: dict, more_iters: int | None) -> dict:
+        train = dict(meta.get("train") or {})
+        step = int(meta.get("step", 0))
+        elapsed = float(meta.get("elapsed_s", 0.0))
+        max_iters = int(train.get("max_iters", step))
+        max_seconds = train.get("max_seconds")
+        out_of_time = bool(max_seconds) and elapsed >= float(max_seconds) - 1e-6
+        if step >= max_iters or out_of_time:  # it had finished: train for another stretch
+            more = int(more_iters or max(100, max_iters))
+            if step >= max_iters:
+                max_iters = step + more
+            if max_seconds:
+                max_seconds = elapsed + float(max_seconds)
+        self.limits.check_iters(max_iters)
+        train.update(max_iters=max_iters, max_seconds=max_seconds, device=self.device)
+        return {"train": train, "step": step}
+
+    def _enqueue(self, job: Job) -> None:
+        """Register and queue the job (caller holds the condition)."""
+        self._jobs[job.name] = job
+        self._latest[job.owner] = job.name
+        self._waiting.append(job)
+        job.thread = threading.Thread(target=self._worker, args=(job,), name=f"run-{job.name}", daemon=True)
+        job.thread.start()
+        self._cond.notify_all()
+
+    # --- the worker thread ---------------------------------------------------------------------
+    def _wait_for_slot(self, job: Job) -> bool:
+        with self._cond:
+            while True:
+                if job.stop_event.is_set():
+                    self._waiting.remove(job)
+                    self._cond.notify_all()
+                    return False
+                if self._waiting[0] is job and self._running < self.limits.max_concurrent_jobs:
+                    self._waiting.pop(0)
+                    self._running += 1
+                    self._cond.notify_all()
+                    return True
+                self._cond.wait(timeout=0.5)
+
+    def _worker(self, job: Job) -> None:
+        try:
+            if not self._wait_for_slot(job):
+                self._cancelled(job)
+                return
+            try:
+                self._prepare_and_train(job)
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()
+        except GPTError as err:
+            self._fail(job, str(err))
+        except Exception as err:  # noqa: BLE001 - a crash fails this run, never the server
+            self._fail(job, f"{type(err).__name__}: {err}")
+        finally:
+            self._release_lock(job.path)
+
+    def _cancelled(self, job: Job) -> None:
+        job.state, job.message = "stopped", "Cancelled while waiting in the queue."
+        if not job.resume and not (job.path / ckpt.WEIGHTS).exists():
+            with self._cond:  # nothing was trained: leave no empty folder behind
+                self._jobs.pop(job.name, None)
+            self._release_lock(job.path)
+            shutil.rmtree(job.path, ignore_errors=True)
+        else:
+            ckpt.write_status(job.path, "stopped", job.message, step=(job.resume_train or {}).get("step", 0))
+
+    def _fail(self, job: Job, message: str) -> None:
+        job.state, job.error = "failed", message
+        with contextlib.suppress(GPTError, OSError):
+            ckpt.write_status(job.path, "failed", message)
+
+    def _dataset(self, job: Job) -> tuple[Dataset, GPTConfig, TrainConfig]:
+        if job.resume:
+            saved = ckpt.load_checkpoint(job.path, device="cpu")
+            ds = Dataset(job.corpus.text, saved.tokenizer, name=job.corpus.name)
+            return ds, saved.model_config, TrainConfig.from_dict(job.resume_train["train"])
+        req = job.request
+
+        def progress(fraction: float, message: str) -> None:
+            job.message = message
+
+        ds = corpora.dataset(job.corpus, req.tokenizer, req.vocab_size, progress=progress)
+        model_cfg, train_cfg = req.configs(ds.tokenizer.vocab_size, self.device)
+        self.limits.check_params(estimate.parameters(model_cfg))  # exact, now the vocabulary is known
+        return ds, model_cfg, train_cfg
+
+    def _prepare_and_train(self, job: Job) -> None:
+        job.state, job.message = "preparing", "Encoding the corpus" if job.request.tokenizer != "bpe" else "Training the BPE tokenizer"
+        ckpt.write_status(job.path, "preparing", step=(job.resume_train or {}).get("step", 0))
+        ds, model_cfg, train_cfg = self._dataset(job)
+        job.message = "Building the model"
+
+        def on_step(p: dict) -> None:
+            if p.get("loss") is not None:
+                job.step_losses.append((p["step"], p["loss"]))
+
+        source = str(job.path / CORPUS_FILE) if job.corpus.source == "text" else job.corpus.source
+        trainer = Trainer(model_cfg, train_cfg, ds, job.path, resume=job.resume, on_step=on_step,
+                          meta={"corpus": job.corpus.name, "data_source": source})
+        job.trainer = trainer
+        if job.stop_event.is_set():
+            trainer.request_stop()
+        job.state, job.message = "running", ""
+        try:
+            state = trainer.run()
+        finally:
+            job.trainer = None  # free the model, optimizer and batches; the run lives on disk now
+        job.state, job.error = state, trainer.error
+        job.message = {"finished": "Finished.", "stopped": "Stopped; resume it to go on."}.get(state, "")
+        if trainer.metrics and trainer.metrics[-1].get("tokens_per_sec"):
+            estimate.observe(self.device, trainer.flops_per_token * trainer.metrics[-1]["tokens_per_sec"])
+
+    # --- controlling -----------------------------------------------------------------------------
+    def stop(self, owner: str, name: str) -> Job:
+        self._check_owner(owner, name, "stop")
+        job = self._jobs.get(name)
+        if job is None or not job.active:
+            raise TrainingError(f"Run {name!r} is not training.")
+        job.stop_event.set()
+        if job.trainer is not None:
+            job.trainer.request_stop()
+        with self._cond:
+            self._cond.notify_all()
+        return job
+
+    def delete(self, owner: str, name: str) -> None:
+        path = self._check_owner(owner, name, "delete")
+        with self._cond:
+            job = self._jobs.get(name)
+            if job is not None and job.active:
+                raise TrainingError(f"Run {name!r} is {job.state}; stop it before deleting it.")
+            if self._sampling[name]:
+                raise TrainingError(f"Someone is sampling from {name!r} right now; try again when they finish.")
+            self._jobs.pop(name, None)
+            if self._latest.get(owner) == name:
+                del self._latest[owner]
+        shutil.rmtree(path)
+
+    @contextlib.contextmanager
+    def sampling(self, name: str):
+        """Mark a run as being sampled from, so it is not deleted under the sampler."""
+        with self._cond:
+            self._sampling[name] += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._sampling[name] -= 1
+
+    def wait(self, name: str, timeout: float | None = None) -> Job | None:
+        """Block until the run's thread ends (tests, scripts)."""
+        job = self._jobs.get(name)
+        if job is not None and job.thread is not None:
+            job.thread.join(timeout)
+        return job
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop every run and wait for them to save."""
+        for job in list(self._jobs.values()):
+            job.stop_event.set()
+            if job.trainer is not None:
+                job.trainer.request_stop()
+        with self._cond:
+            self._cond.notify_all()
+        for job in list(self._jobs.values()):
+            if job.thread is not None:
+                job.thread.join(timeout)
+
+    # --- reading -----------------------------------------------------------------------------
+    def job(self, name: str) -> Job | None:
+        return self._jobs.get(name)
+
+    def live_trainer(self, name: str) -> Trainer | None:
+        """The trainer to sample from while the run trains (None when not running here)."""
+        job = self._jobs.get(name)
+        return job.trainer if job is not None and job.state == "running" else None
+
+    def must_wait(self, name: str) -> int | None:
+        """The queue position of a run that has to wait for a slot; None if it starts now (or runs)."""
+        with self._cond:
+            pos = next((k + 1 for k, j in enumerate(self._waiting) if j.name == name), None)
+            if pos is None or (pos == 1 and self._running < self.limits.max_concurrent_jobs):
+                return None
+            return pos
+
+    def queue_position(self, name: str) -> int | None:
+        with self._cond:
+            for k, job in enumerate(self._waiting):
+                if job.name == name:
+                    return k + 1
+        return None
+
+    def run_names(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def run_info(self, name: str, owner: str | None = None) -> dict:
+        """One run as plain data: what the tables, the dropdowns and the API show."""
+        info = folders.describe(self.run_path(name), owner)
+        job = self._jobs.get(name)
+        if job is not None and job.active:  # this process knows better than the files
+            info.update(state=job.state, message=job.message, queue_position=self.queue_position(name))
+            if job.trainer is not None:
+                info["step"] = job.trainer.step
+        elif job is not None and info["state"] == job.state:
+            info["message"] = info["message"] or job.error or job.message
+        return info
+
+    def list_runs(self, owner: str | None) -> list[dict]:
+        """The runs `owner` may see: theirs first, newest first, then the shared ones."""
+        rows = []
+        for name in self.run_names():
+            if owner is not None and not self.visible(owner, name):
+                continue
+            with contextlib.suppress(CheckpointError, OSError):
+                rows.append(self.run_info(name, owner))
+        rows.sort(key=lambda r: (not r["mine"], -r["updated"]))
+        return rows
+
+    def current_run(self, owner: str) -> str | None:
+        """The run a person's Train tab shows: their run in progress, else the one they made last."""
+        job = self.active_job(owner)
+        if job is not None:
+            return job.name
+        name = self._latest.get(owner)
+        if name is not None and (self.root / name).is_dir():
+            return name
+        created = {n: self.app_info(n) for n in self.run_names()}
+        mine = [n for n, info in created.items() if owner and info.get("owner") == owner]
+        name = max(mine, key=lambda n: created[n].get("created", 0)) if mine else None
+        if name is not None:
+            self._latest[owner] = name
+        return name
+
+    def _live(self, name: str) -> Trainer | None:
+        """The trainer of a run training in this process right now (None once it ends)."""
+        job = self._jobs.get(name)
+        return job.trainer if job is not None and job.active else None
+
+    def metrics(self, name: str) -> list[dict]:
+        trainer = self._live(name)
+        if trainer is not None:
+            return list(trainer.metrics)
+        return ckpt.read_metrics(self.run_path(name))
+
+    def step_losses(self, name: str) -> list[tuple[int, float]]:
+        job = self._jobs.get(name)
+        return list(job.step_losses) if job is not None else []
+
+    def status(self, name: str, owner: str | None = None) -> dict:
+        """Progress of one run: state, step, speed, ETA, latest losses, the metric rows."""
+        info = self.run_info(name, owner)
+        trainer = self._live(name)
+        rows = self.metrics(name)
+        progress = dict(trainer.progress) if trainer is not None else {}
+        last = rows[-1] if rows else {}
+        step = progress.get("step", info["step"] or last.get("step", 0))
+        done = min(1.0, step / info["max_iters"]) if info["max_iters"] else 0.0
+        info.update(
+            step=step,
+            max_iters=progress.get("max_iters", info["max_iters"]),
+            tokens_per_sec=progress.get("tokens_per_sec", last.get("tokens_per_sec", 0.0)),
+            eta_s=progress.get("eta_s") if trainer is not None else None,
+            elapsed_s=progress.get("elapsed_s", last.get("elapsed_s", 0.0)),
+            fraction=progress.get("fraction", 1.0 if info["state"] == "finished" else done),
+            loss=progress.get("loss"),
+            train_loss=last.get("train_loss"), val_loss=last.get("val_loss"), val_bpc=last.get("val_bpc"),
+            latest_sample=last.get("sample", ""),
+            metrics=[{k: v for k, v in r.items() if k != "sample"} for r in rows],
+            n_params=trainer.n_params if trainer is not None else info["params"],
+        )
+        if info["best_val_loss"] is None and rows:
+            info["best_val_loss"] = min(r["val_loss"] for r in rows)
+        return info

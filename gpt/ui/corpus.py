@@ -1,0 +1,197 @@
+"""The corpus and tokenizer a student picks, and what the page shows about them.
+
+Four kinds of corpus: Tiny Shakespeare, a built-in synthetic task, an
+uploaded .txt file, or pasted text. The same (corpus, tokenizer) pair is
+asked for many times (statistics, preview, then the run itself), and a BPE
+takes seconds to train, so encoded datasets are kept in a small cache.
+
+The preview is the lecture's first picture: a sentence cut into coloured
+tokens, each with its id, so the char / BPE trade-off is visible at a glance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data import SYNTHETIC, Dataset, check_text, load_corpus, read_text_file
+from ..errors import DataError, GPTError
+from ..tokenizer import Tokenizer, build_tokenizer
+
+CORPUS_CHOICES = [
+    ("Tiny Shakespeare (1.1M characters)", "shakespeare"),
+    ("Synthetic: addition (37+45=82)", "addition"),
+    ("Synthetic: reverse (abc>cba)", "reverse"),
+    ("Synthetic: counting (17 18 19 20)", "counting"),
+    ("Upload a .txt file", "upload"),
+    ("Paste text", "paste"),
+]
+TOKENIZER_CHOICES = [
+    ("Characters", "char"),
+    ("GPT-2 BPE", "gpt2"),
+    ("BPE trained on this corpus", "bpe"),
+]
+BPE_VOCAB_MIN, BPE_VOCAB_MAX, BPE_VOCAB_DEFAULT = 256, 16_384, 2_048
+PALETTE = ["#fde68a", "#bbf7d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#d9f99d"]
+
+
+@dataclass
+class Corpus:
+    name: str  # short, used in run names and tables
+    text: str
+    source: str  # 'shakespeare' or a synthetic name (rebuilt by name), or 'text' (kept with the run)
+
+
+def _short_name(stem: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_").lower()[:24]
+    return name or "text"
+
+
+def load(choice: str, upload_path: str | None = None, pasted: str | None = None,
+         max_bytes: int | None = None) -> Corpus:
+    """The corpus a UI choice names, with a sentence-long error if it cannot be had."""
+    if choice == "upload":
+        if not upload_path:
+            raise DataError("Choose a .txt file to upload first (or pick another corpus).")
+        kw = {} if max_bytes is None else {"max_bytes": max_bytes}
+        return Corpus(_short_name(Path(upload_path).stem), read_text_file(upload_path, **kw), "text")
+    if choice == "paste":
+        text = check_text(pasted or "", "The pasted text")
+        if max_bytes is not None and len(text.encode("utf-8")) > max_bytes:
+            raise DataError(f"The pasted text is over the {max_bytes / 1e6:.0f} MB limit (GPT_MAX_UPLOAD_MB).")
+        return Corpus("pasted", text, "text")
+    if choice == "shakespeare" or choice in SYNTHETIC:
+        name, text = _named_corpus(choice)
+        return Corpus(name, text, choice)
+    raise DataError(f"Unknown corpus {choice!r}: choose one of {', '.join(c for _, c in CORPUS_CHOICES)}.")
+
+
+_named: dict[str, tuple[str, str]] = {}
+_failed: dict[str, tuple[float, DataError]] = {}
+RETRY_AFTER_S = 300  # an offline server should not wait for a download on every page load
+
+
+def _named_corpus(choice: str) -> tuple[str, str]:
+    if choice not in _named:
+        when, err = _failed.get(choice, (0.0, None))
+        if err is not None and time.monotonic() - when < RETRY_AFTER_S:
+            raise err
+        try:
+            _named[choice] = load_corpus(choice)  # Shakespeare may download once here
+        except DataError as err:
+            _failed[choice] = (time.monotonic(), err)
+            raise
+    return _named[choice]
+
+
+# --- encoded datasets, cached ------------------------------------------------------------
+
+_CACHE_SIZE = 4
+_cache: "OrderedDict[tuple, Dataset]" = OrderedDict()
+_cache_lock = threading.Lock()
+_building: dict[tuple, threading.Lock] = {}  # one build per key: a second asker waits for the first
+
+
+def cache_key(corpus: Corpus, kind: str, vocab_size: int | None) -> tuple:
+    digest = hashlib.sha1(corpus.text.encode("utf-8", "surrogatepass")).hexdigest()
+    return (digest, kind, int(vocab_size) if kind == "bpe" and vocab_size else None)
+
+
+def dataset(corpus: Corpus, kind: str, vocab_size: int | None = None, progress=None) -> Dataset:
+    """`corpus` encoded with a new tokenizer of `kind`; the same request returns the same Dataset."""
+    if kind == "bpe":
+        vocab_size = int(vocab_size or BPE_VOCAB_DEFAULT)
+    key = cache_key(corpus, kind, vocab_size)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        lock = _building.setdefault(key, threading.Lock())
+    with lock:
+        with _cache_lock:  # built by another caller while we waited?
+            if key in _cache:
+                return _cache[key]
+        tok = build_tokenizer(kind, corpus.text, vocab_size=vocab_size if kind == "bpe" else None, progress=progress)
+        ds = Dataset(corpus.text, tok, name=corpus.name)
+        with _cache_lock:
+            _cache[key] = ds
+            _building.pop(key, None)
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return ds
+
+
+# --- what the page shows ------------------------------------------------------------------
+
+
+def stats(ds: Dataset) -> dict:
+    info = ds.info()
+    return {
+        "characters": info.n_chars, "tokens": info.n_tokens, "vocabulary": info.vocab_size,
+        "train_tokens": info.n_train, "val_tokens": info.n_val, "chars_per_token": info.chars_per_token,
+        "tokenizer": ds.tokenizer.describe(),
+    }
+
+
+def stats_markdown(ds: Dataset) -> str:
+    s = stats(ds)
+    return (
+        f"**{ds.name}** with **{s['tokenizer']}**\n\n"
+        "| characters | tokens | vocab | train | val | chars/token |\n"
+        "|---:|---:|---:|---:|---:|---:|\n"
+        f"| {s['characters']:,} | {s['tokens']:,} | {s['vocabulary']:,} | {s['train_tokens']:,} | "
+        f"{s['val_tokens']:,} | {s['chars_per_token']:.2f} |"
+    )
+
+
+def sample_sentence(text: str, limit: int = 120) -> str:
+    """The first lines of the corpus, about `limit` characters: what the preview cuts."""
+    out = ""
+    for line in text.lstrip("\n").splitlines(keepends=True):
+        if out and len(out) + len(line) > limit:
+            break
+        out += line
+    return (out or text[:limit])[:limit * 2].rstrip("\n")
+
+
+def _visible(piece: str) -> str:
+    """Whitespace a reader can see: spaces as a dot, newlines and tabs as arrows."""
+    return piece.replace(" ", "\u00b7").replace("\n", "\u21b5").replace("\t", "\u21e5")
+
+
+def preview_html(tokenizer: Tokenizer, text: str, max_tokens: int = 120) -> str:
+    """`text` cut into tokens: one coloured box per token, its id underneath."""
+    try:
+        pieces = tokenizer.pieces(text)
+    except GPTError as err:
+        return f'<div class="tok-preview tok-error">{html.escape(str(err))}</div>'
+    shown = pieces[:max_tokens]
+    boxes = []
+    for k, (piece, tid) in enumerate(shown):
+        colour = PALETTE[k % len(PALETTE)]
+        boxes.append(
+            f'<span class="tok" style="background:{colour}" title="token id {tid}">'
+            f'<span class="tok-text">{html.escape(_visible(piece))}</span><span class="tok-id">{tid}</span></span>'
+        )
+    more = f'<span class="tok-more">... {len(pieces) - len(shown)} more</span>' if len(pieces) > len(shown) else ""
+    ratio = len(text) / max(1, len(pieces))
+    caption = (f'<div class="tok-caption">{len(text)} characters &rarr; {len(pieces)} tokens '
+               f'({ratio:.2f} characters per token)</div>')
+    return f'<div class="tok-preview">{"".join(boxes)}{more}</div>{caption}'
+
+
+PREVIEW_CSS = """
+.tok-preview { font-family: ui-monospace, monospace; line-height: 1.1; }
+.tok { display: inline-flex; flex-direction: column; align-items: center; color: #111;
+       border-radius: 4px; padding: 2px 3px; margin: 2px 1px; }
+.tok-text { white-space: pre; font-size: 15px; }
+.tok-id { font-size: 10px; opacity: .65; }
+.tok-more, .tok-caption { font-size: 12px; opacity: .75; margin-top: 4px; }
+.tok-error { color: #b91c1c; }
+"""

@@ -1,0 +1,122 @@
+"""Sampling from the page: a finished run, or one still training.
+
+A run that is training right now is sampled from `Trainer.snapshot_model()`,
+a copy of its weights taken between two optimizer steps, so a student can
+watch the text get better while the loss falls. A run on disk is loaded once
+and kept while its checkpoint file is unchanged.
+
+Notes (prompt cropped to the context, empty prompt started from a newline,
+top-k above the vocabulary clamped) come back as sentences next to the text;
+errors (a character the model never saw) are `GPTError`s with a sentence.
+The text itself comes from `gpt.sample.stream_text`, which never shows half
+of a UTF-8 character from a byte-level BPE.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+
+from .. import checkpoint as ckpt
+from ..engine import SamplingSettings
+from ..errors import CheckpointError
+from ..runs import JobManager
+from ..sample import prompt_to_ids, stream_text
+from ..tokenizer import Tokenizer
+
+STREAM_INTERVAL_S = 0.04  # at most ~25 page updates a second; a token can come faster than a browser paints
+
+
+@dataclass
+class SampleRequest:
+    run: str
+    prompt: str = ""
+    max_new_tokens: int = 300
+    temperature: float = 0.8
+    top_k: int | None = None  # None or 0: no top-k filtering
+    top_p: float | None = None  # None or 1.0: no nucleus filtering
+    seed: int | None = None  # None or negative: a fresh random sample each time
+
+    def settings(self) -> SamplingSettings:
+        top_k = int(self.top_k) if self.top_k else None
+        top_p = float(self.top_p) if self.top_p is not None and float(self.top_p) < 1.0 else None
+        seed = int(self.seed) if self.seed is not None and int(self.seed) >= 0 else None
+        n = self.max_new_tokens
+        if isinstance(n, float) and n.is_integer():  # sliders send 300.0
+            n = int(n)
+        return SamplingSettings(max_new_tokens=n, temperature=self.temperature, top_k=top_k, top_p=top_p, seed=seed)
+
+
+@dataclass
+class Loaded:
+    model: torch.nn.Module
+    tokenizer: Tokenizer
+    step: int
+    live: bool  # a snapshot of a run still training
+
+
+class ModelCache:
+    """Checkpoints loaded from disk, keyed by file and modification time (a newer save reloads)."""
+
+    def __init__(self, size: int = 3):
+        self.size = size
+        self._items: "OrderedDict[tuple, Loaded]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path, device: str = "cpu") -> Loaded:
+        weights = path / ckpt.WEIGHTS
+        if not weights.exists():
+            raise CheckpointError(f"Run {path.name!r} has no checkpoint yet; it is saved at its first evaluation.")
+        key = (str(weights), weights.stat().st_mtime_ns, device)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        loaded = ckpt.load_checkpoint(path, device=device)
+        item = Loaded(loaded.model, loaded.tokenizer, loaded.step, live=False)
+        with self._lock:
+            self._items[key] = item
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return item
+
+
+def open_run(manager: JobManager, cache: ModelCache, owner: str, name: str, device: str = "cpu") -> Loaded:
+    """The model to sample `name` from: a live snapshot while it trains, else its checkpoint."""
+    if not name:
+        raise CheckpointError("Choose a run to sample from.")
+    if not manager.visible(owner, name):
+        raise CheckpointError(f"There is no run named {name!r}.")
+    trainer = manager.live_trainer(name)
+    if trainer is not None:
+        return Loaded(trainer.snapshot_model().to(device), trainer.tokenizer, trainer.step, live=True)
+    return cache.get(manager.run_path(name), device)
+
+
+def prepare(loaded: Loaded, req: SampleRequest, max_new_tokens_cap: int) -> tuple[SamplingSettings, list[str]]:
+    """Check settings and prompt before the first token; returns (settings, notes). Raises GPTError."""
+    settings = req.settings()
+    notes = settings.validate(loaded.tokenizer.vocab_size, max_new_tokens_cap)
+    _, prompt_notes = prompt_to_ids(loaded.tokenizer, req.prompt, loaded.model.config.block_size)
+    if loaded.live:
+        notes.append(f"This run is still training: sampling from its weights at step {loaded.step:,}.")
+    return settings, notes + prompt_notes
+
+
+def stream(loaded: Loaded, req: SampleRequest, settings: SamplingSettings,
+           should_stop: Callable[[], bool] | None = None, interval: float = STREAM_INTERVAL_S) -> Iterator[str]:
+    """Yield the text so far (prompt included), at most every `interval` seconds, and once at the end."""
+    text, last = req.prompt or "", 0.0
+    yield text
+    for piece in stream_text(loaded.model, loaded.tokenizer, req.prompt, settings, should_stop=should_stop):
+        text += piece
+        now = time.monotonic()
+        if now - last >= interval:
+            last = now
+            yield text
+    yield text
