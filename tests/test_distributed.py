@@ -13,7 +13,7 @@ from gpt.engine import SamplingSettings, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--data", "addition", "--lr", "1e-2", "--preset", "tiny", "--max-iters", "30", "--eval-interval", "15", "--eval-iters", "4",
-        "--batch-size", "16", "--dropout", "0", "--sample-tokens", "0", "--seed", "7"]
+        "--batch-size", "16", "--dropout", "0", "--sample-tokens", "0", "--seed", "7", "--dtype", "float32"]
 
 
 def run(cmd, tmp_path):
