@@ -5,13 +5,24 @@ Modules, one idea each:
 
 - `errors`      the error types the UI and CLI show as a sentence
 - `device`      picks cuda > mps > cpu, autocast, thread count
-- `tokenizer`   character, GPT-2 BPE (tiktoken) and trained BPE tokenizers
+- `tokenizer`   the shared tokenizer interface and the character tokenizer
+- `bpe`         GPT-2 BPE through tiktoken (compact vocabulary) and BPE trained here
+- `tokcompare`  tokenizers side by side: pieces, counts, bits per character
 - `data`        corpora, encoding once, the 90/10 split, `get_batch`
 - `model`       `GPTConfig`, `BigramLanguageModel`, `GPT`
 - `engine`      KV-cached sampling: temperature, top-k, top-p, streaming
+- `sample`      prompts, streaming text, the sampling CLI
 - `optim`       optimizer groups (AdamW, Muon) and the learning-rate schedule
+- `presets`     named recipes: a model shape plus its training settings
 - `checkpoint`  run folders: safetensors weights, config.json, metrics.jsonl
 - `train`       the training loop, in the foreground or a background thread
+- `distributed` data parallelism under torchrun
+- `runs`        the app's job manager: queue, limits, one writer per run
+- `runrequest`  what a person asks for, turned into configs and checked
+- `runfolder`   owner, writer lock and status of a run folder
+- `insight`     what the model does inside: attention, next token, anatomy
+- `plots`       matplotlib figures for the insight views
+- `ui`          the web app's logic (the only place besides app.py that knows Gradio)
 """
 
 __version__ = "0.1.0"
