@@ -5,7 +5,8 @@
 The same file runs as a Hugging Face Space. It is wiring only: the page,
 top to bottom, then which handler each event calls. Every decision lives in
 `gpt/`: the job manager in `gpt.runs`, the handlers in `gpt.ui.handlers`,
-the client API in `gpt.ui.api`. Environment variables: see `gpt.ui.runtime`
+the client API in `gpt.ui.api`, the 'See inside the model' tab in
+`gpt.ui.views_layout` (its handlers in `gpt.ui.views`). Environment variables: see `gpt.ui.runtime`
 (limits) and `gpt.checkpoint` (GPT_CHECKPOINT_DIR, the runs folder).
 """
 
@@ -24,8 +25,10 @@ from gpt.ui.handlers import Handlers, preset_values
 from gpt.ui.library import TABLE_HEADERS
 from gpt.ui.plots import LOSS_COLOURS, LOSS_SERIES, PROGRESS_CSS, progress_html
 from gpt.ui.runtime import browser_secret, describe_runtime, leave_a_core_for_the_page
+from gpt.ui.views import VIEWS_CSS, Views
+from gpt.ui.views_layout import TrainControls, build_views_tab
 
-CSS = PREVIEW_CSS + PROGRESS_CSS + """
+CSS = PREVIEW_CSS + PROGRESS_CSS + VIEWS_CSS + """
 #start-btn { font-size: 1.25rem; min-height: 3.2rem; }
 .msg-error { color: #b91c1c; font-weight: 600; }
 """
@@ -48,7 +51,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         gr.Markdown(describe_runtime(lim), elem_id="runtime")
 
         with gr.Tabs():
-            with gr.Tab("1 · Train", id="train"):
+            with gr.Tab("1 · Train", id="train") as train_tab:
                 with gr.Row():
                     with gr.Column():
                         gr.Markdown("### Text and tokenizer")
@@ -147,6 +150,12 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
                 ck_upload = gr.File(label="Upload a checkpoint (.safetensors only; pickles are refused)",
                                     file_types=[".safetensors"], type="filepath", elem_id="ckpt-upload")
                 ck_msg = gr.Markdown(elem_id="ckpt-msg")
+
+            build_views_tab(Views(manager, h.models), browser,
+                            TrainControls(corpus, upload, pasted, vocab_size, vocab, preset, model_type, architecture,
+                                          [n_layer, n_head, n_embd, block_size, dropout, batch_size, lr, max_iters,
+                                           max_seconds], n_embd),
+                            other_tabs=[train_tab, generate_tab, checkpoints_tab])
 
         timer = gr.Timer(1.0)
 

@@ -51,7 +51,7 @@ def checkpoints_root() -> Path:
 
 def safe_run_name(name: str) -> str:
     """A run name is one plain folder name: letters, digits, '_', '-', '.', no '..'."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:  # fullmatch: "$" allows a final \n
         raise CheckpointError(
             f"Run name {name!r} is not allowed: use 1 to 64 letters, digits, '-', '_' or '.', "
             "starting with a letter or digit, with no '/' and no '..'."
@@ -290,6 +290,12 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", with_optimizer
                 f"{path}: weight '{k}' has shape {tuple(v.shape)} but the config implies {tuple(expected[k].shape)} "
                 "(a vocabulary size or width that does not match the weights)."
             )
+    broken = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise CheckpointError(
+            f"{path}: weight '{broken[0]}' holds NaN or infinite values; the file is corrupt. "
+            "Use an earlier checkpoint or train again."
+        )
     model.load_state_dict(tensors, strict=False)
     model.to(device)
     model.eval()

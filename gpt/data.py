@@ -117,7 +117,7 @@ def read_text_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) 
     size = p.stat().st_size
     if size > max_bytes:
         raise DataError(
-            f"{p.name} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+            f"{p.name} is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit "
             "(GPT_MAX_UPLOAD_MB); use a smaller file or raise the limit."
         )
     raw = p.read_bytes()

@@ -148,16 +148,27 @@ class CausalSelfAttention(nn.Module):
         if kv_cache is not None:  # write this step's keys/values, attend over everything so far
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, nh, pos0+T, hs)
         dropout = self.config.dropout if self.training else 0.0
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # PyTorch's CPU flash attention is slow in bf16 (its backward ~3x fp32): under
+            # CPU autocast the matmuls around it keep bf16, attention itself runs in fp32.
+            with torch.autocast("cpu", enabled=False):
+                y = self._attend(q.float(), k.float(), v.float(), T, dropout)
+        else:
+            y = self._attend(q, k, v, T, dropout)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+    def _attend(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
+        """softmax(q k^T / sqrt(hs)) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
         if not self.config.causal or T == 1:
             # one new query may look at every cached key; no mask needed
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         elif k.size(2) == T:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         else:  # several new queries after a cached prefix: query i sees keys up to pos0 + i
-            mask = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril(diagonal=k.size(2) - T)
+            mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_dropout(self.c_proj(y))
+        return y
 
 
 class MLP(nn.Module):

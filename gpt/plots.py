@@ -191,7 +191,7 @@ def tokenizer_figure(rows: list[dict]) -> Figure:
     left.set_yticks(y, names)
     left.invert_yaxis()
     left.set_xlim(0, max(r["n_tokens"] for r in ok) * 1.7)
-    left.set_xlabel("tokens for this text (fewer = longer context)")
+    left.set_xlabel("tokens for this text\n(fewer = longer context)")
     right.barh(y, [r["vocab_size"] for r in ok], color=ORANGE)
     right.set_xscale("log")
     for i, r in enumerate(ok):
@@ -201,7 +201,7 @@ def tokenizer_figure(rows: list[dict]) -> Figure:
     right.invert_yaxis()
     right.set_xlim(1, max(r["vocab_size"] for r in ok) * 300)
     width = ok[0]["embedding_params"] // max(1, ok[0]["vocab_size"])
-    right.set_xlabel(f"vocabulary size (log) → embedding parameters at width {width}")
+    right.set_xlabel(f"vocabulary size (log)\n→ embedding parameters at width {width}")
     return fig
 
 

@@ -145,6 +145,11 @@ def mark_interrupted(root: Path, live: set[str]) -> list[str]:
         if status.get("state") not in ACTIVE or path.name in live or written_elsewhere(path):
             continue
         step = status.get("step") or 0
+        with contextlib.suppress(GPTError, OSError, ValueError, KeyError):
+            step = int(ckpt.read_meta(path / ckpt.WEIGHTS)["step"])  # the status only knows where the run began
+        for litter in path.glob(".*.tmp"):  # a save the kill cut short; the file it would have replaced is whole
+            with contextlib.suppress(OSError):
+                litter.unlink()
         ckpt.write_status(path, "interrupted", f"The app stopped while this run was {status.get('state')} "
                           f"(last checkpoint at step {step}). Resume it to continue.", step=step)
         found.append(path.name)

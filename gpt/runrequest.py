@@ -42,6 +42,7 @@ class RunRequest:
     max_seconds: float | None = None  # 0 or None: no time limit
     seed: int | None = None
     shared: bool = False
+    causal: bool = True  # False drops the causal mask (the 'why the mask' experiment)
 
     def configs(self, vocab_size: int, device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
         """The model and training configs, with ConfigError for impossible combinations."""
@@ -54,6 +55,8 @@ class RunRequest:
         for key in ("n_layer", "n_head", "n_embd", "block_size", "dropout"):
             if getattr(self, key) is not None:
                 model[key] = getattr(self, key)
+        if not self.causal:
+            model["causal"] = False
         train = {**TrainConfig().to_dict(), **p["train"], "device": device}
         for key in ("batch_size", "lr", "max_iters", "seed"):
             if getattr(self, key) is not None:
@@ -96,4 +99,5 @@ def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, d
     n_params = estimate.parameters(model_cfg)
     limits.check_params(n_params)
     limits.check_iters(train_cfg.max_iters)
+    limits.check_batch(train_cfg.batch_size)
     return n_params

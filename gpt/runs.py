@@ -67,6 +67,7 @@ class Job:
     created: float = field(default_factory=time.time)
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    then: list = field(default_factory=list)  # (corpus, request, name) to start, in turn, once this one finishes
 
     @property
     def active(self) -> bool:
@@ -85,6 +86,7 @@ class JobManager:
         self._cond = threading.Condition()
         self._sampling: Counter = Counter()
         self._latest: dict[str, str] = {}  # owner -> the run they started last (what their Train tab shows)
+        self._closing = False
         self.mark_interrupted()
 
     # --- start-up ------------------------------------------------------------------------
@@ -140,8 +142,12 @@ class JobManager:
         return folders.new_folder(self.root, base, name)
 
     def start(self, owner: str, corpus: corpora.Corpus, request: RunRequest, name: str | None = None,
-              vocab_size: int | None = None) -> Job:
-        """Queue a new run; returns at once. Raises a GPTError with a sentence when refused."""
+              vocab_size: int | None = None, then: list | None = None) -> Job:
+        """Queue a new run; returns at once. Raises a GPTError with a sentence when refused.
+
+        `then`: (corpus, request, name) runs of the same owner to start one after another, each once the
+        one before it finishes (an experiment of several runs still trains one run per person at a time).
+        """
         if not owner:
             raise TrainingError("The page has not finished loading; try again in a second.")
         with self._cond:
@@ -154,7 +160,7 @@ class JobManager:
             folders.write_app_info(path, {"owner": owner, "shared": bool(request.shared), "created": time.time(),
                                           "corpus": corpus.name, "source": corpus.source, "request": request.to_dict()})
             ckpt.write_status(path, "queued")
-            job = Job(path.name, owner, path, corpus, request)
+            job = Job(path.name, owner, path, corpus, request, then=list(then or []))
             with self._cond:
                 self._refuse_second(owner)  # a double click that raced us here
                 self._acquire_lock(path)
@@ -250,6 +256,15 @@ class JobManager:
             self._fail(job, f"{type(err).__name__}: {err}")
         finally:
             self._release_lock(job.path)
+        if job.then and job.state == "finished" and not self._closing:
+            self._start_next(job)
+
+    def _start_next(self, job: Job) -> None:
+        (corpus, request, name), *rest = job.then
+        try:
+            self.start(job.owner, corpus, request, name=name, then=rest)
+        except GPTError as err:
+            job.message = f"Finished; the next run ({name}) could not start: {err}"
 
     def _cancelled(self, job: Job) -> None:
         job.state, job.message = "stopped", "Cancelled while waiting in the queue."
@@ -353,6 +368,7 @@ class JobManager:
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop every run and wait for them to save."""
+        self._closing = True
         for job in list(self._jobs.values()):
             job.stop_event.set()
             if job.trainer is not None:

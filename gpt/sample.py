@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompt", default="")
     ap.add_argument("--max-new-tokens", type=int, default=500)
     ap.add_argument("--temperature", type=float, default=0.8)
-    ap.add_argument("--top-k", type=int, default=None)
+    ap.add_argument("--top-k", type=int, default=None, help="keep the k likeliest tokens (0 or omitted: off, as in the app)")
     ap.add_argument("--top-p", type=float, default=None)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--device", default="auto")
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         if device == "cpu":
             configure_cpu_threads()
         ck = load_checkpoint(args.checkpoint, device=device)
-        settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
+        top_k = None if args.top_k == 0 else args.top_k  # 0 is 'off', as on the page and in the API
+        settings = SamplingSettings(args.max_new_tokens, args.temperature, top_k, args.top_p, args.seed)
         notes = settings.validate(ck.tokenizer.vocab_size)
         _, prompt_notes = prompt_to_ids(ck.tokenizer, args.prompt, ck.model_config.block_size)
         for note in notes + prompt_notes:

@@ -277,6 +277,8 @@ class Trainer:
             return
         best = min((r["val_loss"] for r in self.metrics), default=None)
         with self._lock:
+            if not all(torch.isfinite(p).all() for p in self.model.parameters()):  # never overwrite a good save
+                raise TrainingError(self._nan_message("saving"))
             ckpt.save_checkpoint(
                 self.out_dir, self.model, self.model_config, self.tokenizer, self.step, self.optimizers,
                 train=self.config.to_dict(), elapsed_s=self.elapsed, best_val_loss=best,

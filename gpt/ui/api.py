@@ -41,17 +41,22 @@ class Api:
 
     def start_run(self, corpus: str = "addition", tokenizer: str = "char", preset: str = "tiny", max_iters: int = 0,
                   max_seconds: float = -1, text: str = "", vocab_size: int = 0, model_type: str = "gpt",
-                  architecture: str = "", name: str = "", request: gr.Request = None) -> dict:
+                  architecture: str = "", name: str = "", n_layer: int = 0, n_head: int = 0, n_embd: int = 0,
+                  block_size: int = 0, batch_size: int = 0, lr: float = 0, request: gr.Request = None) -> dict:
         """Queue a training run; corpus is 'shakespeare', 'addition', 'reverse', 'counting' or 'text' (then give text).
-        max_iters 0 and max_seconds -1 keep the preset's values."""
+        max_iters, the shape (n_layer, n_head, n_embd, block_size), batch_size and lr: 0 keeps the preset's value
+        (as the page's sliders start at it); max_seconds -1 keeps the preset's, 0 means no time limit."""
         try:
             source = corpora.load("paste" if corpus == "text" else corpus, pasted=text,
                                   max_bytes=self.m.limits.max_upload_bytes)
             v = preset_values(preset) if preset in PRESETS else {}
+            given = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, dropout=None,
+                         batch_size=batch_size, lr=lr, max_iters=max_iters)
+            value = {k: x if x else v.get(k) for k, x in given.items()}  # 0: the preset's
             req = make_request(tokenizer, vocab_size or None, preset, model_type, architecture or v.get("architecture"),
-                               *(v.get(k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout",
-                                                     "batch_size", "lr")),
-                               max_iters or v.get("max_iters"), v.get("max_seconds") if max_seconds < 0 else max_seconds)
+                               *(value[k] for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout",
+                                                     "batch_size", "lr", "max_iters")),
+                               v.get("max_seconds") if max_seconds < 0 else max_seconds)
             job = self.m.start(_owner(request), source, req, name=name or None)
             return self.m.status(job.name, _owner(request))
         except Exception as err:  # noqa: BLE001
@@ -101,7 +106,10 @@ class Api:
         except Exception as err:  # noqa: BLE001
             _fail(err)
         with self.m.sampling(run):
-            yield from gen.stream(loaded, req, settings)
+            try:
+                yield from gen.stream(loaded, req, settings)
+            except Exception as err:  # noqa: BLE001 - a sentence, not a traceback, even mid-stream
+                _fail(err)
 
     def endpoints(self) -> dict:
         return {"start_run": self.start_run, "run_status": self.run_status, "stop_run": self.stop_run,

@@ -64,7 +64,8 @@ def load(choice: str, upload_path: str | None = None, pasted: str | None = None,
     if choice == "paste":
         text = check_text(pasted or "", "The pasted text")
         if max_bytes is not None and len(text.encode("utf-8")) > max_bytes:
-            raise DataError(f"The pasted text is over the {max_bytes / 1e6:.0f} MB limit (GPT_MAX_UPLOAD_MB).")
+            raise DataError(f"The pasted text is {len(text.encode('utf-8')) / 2**20:.1f} MB, over the "
+                            f"{max_bytes / 2**20:.0f} MB limit (GPT_MAX_UPLOAD_MB); paste a shorter text.")
         return Corpus("pasted", text, "text")
     if choice == "shakespeare" or choice in SYNTHETIC:
         name, text = _named_corpus(choice)

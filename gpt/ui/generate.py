@@ -14,6 +14,7 @@ of a UTF-8 character from a byte-level BPE.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -24,7 +25,7 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..engine import SamplingSettings
-from ..errors import CheckpointError
+from ..errors import CheckpointError, SamplingError
 from ..runs import JobManager
 from ..sample import prompt_to_ids, stream_text
 from ..tokenizer import Tokenizer
@@ -34,6 +35,10 @@ STREAM_INTERVAL_S = 0.04  # at most ~25 page updates a second; a token can come 
 
 @dataclass
 class SampleRequest:
+    """What the page's sliders and the /generate endpoint send. Their conventions, the same in both:
+    top_k 0 (or None) means no top-k filter, top_p 1 (or None) means no nucleus filter, a negative
+    seed (or None) means a fresh random sample. Anything else out of range is refused with a sentence."""
+
     run: str
     prompt: str = ""
     max_new_tokens: int = 300
@@ -43,13 +48,23 @@ class SampleRequest:
     seed: int | None = None  # None or negative: a fresh random sample each time
 
     def settings(self) -> SamplingSettings:
-        top_k = int(self.top_k) if self.top_k else None
-        top_p = float(self.top_p) if self.top_p is not None and float(self.top_p) < 1.0 else None
-        seed = int(self.seed) if self.seed is not None and int(self.seed) >= 0 else None
-        n = self.max_new_tokens
-        if isinstance(n, float) and n.is_integer():  # sliders send 300.0
-            n = int(n)
-        return SamplingSettings(max_new_tokens=n, temperature=self.temperature, top_k=top_k, top_p=top_p, seed=seed)
+        top_k = _whole(self.top_k, "Top-k", "0 turns top-k off; 40 keeps the 40 likeliest tokens")
+        if top_k is not None and top_k < 0:
+            raise SamplingError(f"Top-k must be 0 (off) or a whole number of at least 1, got {top_k}.")
+        top_p = None if self.top_p is None or self.top_p == 1 else self.top_p  # out of (0, 1]: refused by validate
+        seed = _whole(self.seed, "The seed", "use -1 for a random sample")
+        n = _whole(self.max_new_tokens, "Maximum new tokens", "ask for 1 or more")
+        return SamplingSettings(max_new_tokens=n, temperature=self.temperature, top_k=top_k or None, top_p=top_p,
+                                seed=seed if seed is not None and seed >= 0 else None)
+
+
+def _whole(value, what: str, hint: str) -> int | None:
+    """A whole number from a slider or JSON (300.0 is fine, 2.5 or NaN is not); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+        raise SamplingError(f"{what} must be a whole number, got {value!r}; {hint}.")
+    return int(value)
 
 
 @dataclass
@@ -101,6 +116,9 @@ def open_run(manager: JobManager, cache: ModelCache, owner: str, name: str, devi
 def prepare(loaded: Loaded, req: SampleRequest, max_new_tokens_cap: int) -> tuple[SamplingSettings, list[str]]:
     """Check settings and prompt before the first token; returns (settings, notes). Raises GPTError."""
     settings = req.settings()
+    if settings.max_new_tokens is not None and settings.max_new_tokens > max_new_tokens_cap:
+        raise SamplingError(f"Maximum new tokens is {settings.max_new_tokens:,}, above this server's cap of "
+                            f"{max_new_tokens_cap:,} (GPT_MAX_NEW_TOKENS); ask for {max_new_tokens_cap:,} or fewer.")
     notes = settings.validate(loaded.tokenizer.vocab_size, max_new_tokens_cap)
     _, prompt_notes = prompt_to_ids(loaded.tokenizer, req.prompt, loaded.model.config.block_size)
     if loaded.live:

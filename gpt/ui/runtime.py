@@ -7,6 +7,7 @@ ask for. Each limit is an environment variable, read once at start-up:
                            queue (default 1 on a CPU, 2 with a GPU)
 - GPT_MAX_PARAMS           largest model, in parameters (default 25M)
 - GPT_MAX_ITERS            most training steps in one run (default 20,000)
+- GPT_MAX_BATCH_SIZE       largest batch, in sequences per step (default 256)
 - GPT_MAX_UPLOAD_MB        largest uploaded corpus or checkpoint (default 50,
                            the same variable `gpt.data` reads)
 - GPT_MAX_NEW_TOKENS       longest sample (default 2,000)
@@ -65,6 +66,7 @@ class Limits:
     max_concurrent_jobs: int = 1
     max_params: int = 25_000_000
     max_iters: int = 20_000
+    max_batch_size: int = 256
     max_upload_mb: int = 50
     max_new_tokens: int = 2_000
 
@@ -76,6 +78,7 @@ class Limits:
             max_concurrent_jobs=_env_int(env, "GPT_MAX_CONCURRENT_JOBS", default_jobs),
             max_params=_env_int(env, "GPT_MAX_PARAMS", cls.max_params),
             max_iters=_env_int(env, "GPT_MAX_ITERS", cls.max_iters),
+            max_batch_size=_env_int(env, "GPT_MAX_BATCH_SIZE", cls.max_batch_size),
             max_upload_mb=_env_int(env, "GPT_MAX_UPLOAD_MB", cls.max_upload_mb),
             max_new_tokens=_env_int(env, "GPT_MAX_NEW_TOKENS", cls.max_new_tokens),
         )
@@ -97,10 +100,18 @@ class Limits:
                 f"{max_iters:,} iterations is over this server's limit of {self.max_iters:,} (GPT_MAX_ITERS)."
             )
 
+    def check_batch(self, batch_size: int) -> None:
+        if batch_size > self.max_batch_size:
+            raise ConfigError(
+                f"A batch of {batch_size:,} sequences is over this server's limit of {self.max_batch_size:,} "
+                "(GPT_MAX_BATCH_SIZE). Use a smaller batch; more iterations see as much text."
+            )
+
     def check_upload(self, n_bytes: int, what: str = "The file") -> None:
         if n_bytes > self.max_upload_bytes:
             raise ConfigError(
-                f"{what} is {n_bytes / 1e6:.1f} MB, over this server's limit of {self.max_upload_mb} MB (GPT_MAX_UPLOAD_MB)."
+                f"{what} is {n_bytes / 2**20:.1f} MB, over this server's limit of {self.max_upload_mb} MB "
+                "(GPT_MAX_UPLOAD_MB); use a smaller file."
             )
 
 

@@ -1,0 +1,185 @@
+"""Load test: N concurrent gradio_client users sample while one run trains.
+
+Talks only to 127.0.0.1, with a bounded number of requests and a time limit.
+It starts the app on a free port with a temporary checkpoints folder, starts
+one training run, then N users each ask for R samples at once. It reports
+latency percentiles, errors, how far training advanced meanwhile, and the
+machine's load average (other work on the machine slows every figure).
+
+    python bench/load_test.py                 # 20 users x 3 samples of 100 tokens
+    python bench/load_test.py --users 20 --requests 1 --tokens 40 --json out.json
+
+The training run asks for 20,000 iterations, the app's default GPT_MAX_ITERS
+(a larger request is refused), and stops when the test ends.
+tests/test_load.py runs a bounded version (20 users x 1 sample of 30 tokens).
+
+Exit status 0 only if every request succeeded and training kept advancing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN_ITERS = 20_000  # the app's default GPT_MAX_ITERS: the most a run may ask for
+SAMPLE_RUN = "sample-model"  # the run the users sample from
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float) -> float:
+    import urllib.request
+
+    start = time.time()
+    while time.time() - start < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return time.time() - start
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def start_app(ckpt_dir: Path, port: int, env_extra: dict | None = None) -> subprocess.Popen:
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", GPT_CHECKPOINT_DIR=str(ckpt_dir),
+               GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), **(env_extra or {}))
+    shared = ROOT.parent / "shared" / "data"
+    if "GPT_DATA_DIR" not in env and (shared / "tinyshakespeare.txt").exists():
+        env["GPT_DATA_DIR"] = str(shared)
+    return subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def make_sample_run(folder: Path) -> str:
+    """The model the users sample from: the shipped Shakespeare run, else a quick one made with the CLI."""
+    shipped = ROOT / "checkpoints" / "shakespeare-char"
+    if (shipped / "model.safetensors").exists():
+        shutil.copytree(shipped, folder / SAMPLE_RUN)
+        return "shipped shakespeare-char"
+    data_dir = Path(os.environ.get("GPT_DATA_DIR", ROOT.parent / "shared" / "data"))
+    corpus = "shakespeare" if (data_dir / "tinyshakespeare.txt").exists() else "addition"
+    subprocess.run([sys.executable, "-m", "gpt.train", "--data", corpus, "--preset", "tiny", "--max-iters", "50",
+                    "--eval-interval", "50", "--eval-iters", "2", "--sample-tokens", "0",
+                    "--out", str(folder / SAMPLE_RUN)], cwd=ROOT, check=True, capture_output=True,
+                   env=dict(os.environ, GPT_DATA_DIR=str(data_dir)))
+    return f"tiny {corpus} model made with the CLI (50 steps)"
+
+
+def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: float, train_preset: str = "small",
+        startup_timeout: float = 120) -> dict:
+    from gradio_client import Client
+
+    tmp = Path(tempfile.mkdtemp(prefix="gpt-load-"))
+    result: dict = {"users": users, "requests_per_user": requests, "tokens": tokens, "train_corpus": train_corpus,
+                    "train_preset": train_preset, "cpu_count": os.cpu_count(), "loadavg_before": os.getloadavg()}
+    result["sample_model"] = make_sample_run(tmp)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    proc = start_app(tmp, port, {"GPT_MAX_ITERS": str(TRAIN_ITERS)})  # the run below asks for exactly the limit
+    try:
+        result["startup_s"] = wait_http(url, startup_timeout)
+        trainer = Client(url, verbose=False)
+        run_name = trainer.predict(corpus=train_corpus, preset=train_preset, max_iters=TRAIN_ITERS,
+                                   max_seconds=time_limit + 60, api_name="/start_run")["name"]
+        deadline = time.time() + 30
+        while trainer.predict(run=run_name, api_name="/run_status").get("step", 0) < 1 and time.time() < deadline:
+            time.sleep(0.5)
+        step_before = trainer.predict(run=run_name, api_name="/run_status").get("step", 0)
+
+        def user(i: int) -> list[tuple[float, str | None]]:
+            c = Client(url, verbose=False)
+            out = []
+            for r in range(requests):
+                t0 = time.time()
+                try:
+                    text = c.predict(run=SAMPLE_RUN, prompt="", max_new_tokens=tokens, temperature=0.8,
+                                     top_k=0, top_p=1.0, seed=i * 100 + r, api_name="/generate")
+                    err = None if isinstance(text, str) and len(text) > 0 else f"empty answer {text!r}"
+                except Exception as e:  # noqa: BLE001 - count it
+                    err = f"{type(e).__name__}: {e}"
+                out.append((time.time() - t0, err))
+            return out
+
+        t_start = time.time()
+        pool = cf.ThreadPoolExecutor(users)
+        futures = [pool.submit(user, i) for i in range(users)]
+        done, pending = cf.wait(futures, timeout=time_limit)
+        pool.shutdown(wait=False, cancel_futures=True)  # bounded: stragglers end when the app is stopped below
+        wall = time.time() - t_start
+        result["loadavg_after"] = os.getloadavg()
+        samples = [s for f in done for s in f.result()]
+        errors = [e for _, e in samples if e] + [f"{len(pending)} users did not finish in {time_limit} s"] * bool(pending)
+        lat = [t for t, e in samples if not e]
+        status = trainer.predict(run=run_name, api_name="/run_status")
+        trainer.predict(run=run_name, api_name="/stop_run")
+        result.update(
+            completed=len(lat), errors=errors[:5], n_errors=len(errors), wall_s=wall,
+            p50_s=percentile(lat, 50) if lat else None, p90_s=percentile(lat, 90) if lat else None,
+            p99_s=percentile(lat, 99) if lat else None, max_s=max(lat) if lat else None,
+            mean_s=statistics.mean(lat) if lat else None,
+            train_steps_during=status.get("step", 0) - step_before, train_state=status.get("state"),
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["ok"] = result.get("n_errors", 1) == 0 and result.get("train_steps_during", 0) > 0
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=100)
+    ap.add_argument("--corpus", default="shakespeare", help="what the training run trains on")
+    ap.add_argument("--preset", default="small", help="the training run's preset")
+    ap.add_argument("--time-limit", type=float, default=300)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    r = run(args.users, args.requests, args.tokens, args.corpus, args.time_limit, args.preset)
+    cmd = " ".join(["python bench/load_test.py"] + sys.argv[1:])
+    print("| users x requests | tokens | completed | errors | p50 s | p90 s | p99 s | max s | train steps meanwhile | command |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"
+    print(f"| {r['users']} x {r['requests_per_user']} | {r['tokens']} | {r.get('completed')} | {r.get('n_errors')} | "
+          f"{fmt(r.get('p50_s'))} | {fmt(r.get('p90_s'))} | {fmt(r.get('p99_s'))} | {fmt(r.get('max_s'))} | "
+          f"{r.get('train_steps_during')} | `{cmd}` |")
+    load = lambda k: " / ".join(f"{x:.2f}" for x in r[k]) if r.get(k) else "-"  # noqa: E731
+    print(f"\nload average (1/5/15 min) before {load('loadavg_before')}, after {load('loadavg_after')} on "
+          f"{r['cpu_count']} CPUs; wall {fmt(r.get('wall_s'))} s; app start {fmt(r.get('startup_s'))} s; "
+          f"sampled from: {r['sample_model']}; training: {r['train_preset']} on {r['train_corpus']}, "
+          f"{r.get('train_state')}")
+    if r.get("errors"):
+        print("errors:", r["errors"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=2))
+    return 0 if r["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The performance paths, exercised on a CPU: bf16 autocast, the compile flag,
+Muon's parameter groups and batched update, fused/foreach AdamW, MFU, threads
+and denormals, the presets. Speed itself is measured in bench/, not here."""
+
+import math
+
+import pytest
+import torch
+
+from gpt import device as dev
+from gpt.data import Dataset, addition_corpus
+from gpt.engine import SamplingSettings, generate
+from gpt.model import ARCHITECTURES, MODEL_PRESETS, GPTConfig, build_model
+from gpt.optim import Muon, build_optimizers, lr_multiplier, orthogonalise
+from gpt.presets import DEFAULT_PRESET, PRESETS, preset
+from gpt.tokenizer import CharTokenizer
+from gpt.train import TrainConfig, Trainer, configs_from
+
+TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32)
+
+
+@pytest.fixture(scope="module")
+def addition():
+    text = addition_corpus(4000)
+    return Dataset(text, CharTokenizer.from_text(text), name="addition")
+
+
+def trainer_for(ds, arch="classic", **train_kw):
+    cfg = GPTConfig(vocab_size=ds.tokenizer.vocab_size, **TINY, **ARCHITECTURES[arch])
+    kw = dict(batch_size=8, max_iters=20, eval_interval=10, eval_iters=2, lr=3e-3, warmup_iters=2, sample_tokens=0,
+              device="cpu", dtype="float32")
+    kw.update(train_kw)
+    return Trainer(cfg, TrainConfig(**kw), ds, None)
+
+
+# --- bf16 autocast on a CPU ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["classic", "modern"])
+def test_bf16_autocast_trains_on_cpu(addition, arch):
+    t = trainer_for(addition, arch, dtype="bfloat16", max_iters=30, sample_tokens=8)
+    assert t.dtype == torch.bfloat16
+    assert t.run() == "finished", t.error
+    first, last = t.metrics[0], t.metrics[-1]
+    assert math.isfinite(last["val_loss"]) and last["val_loss"] < first["val_loss"]
+    assert isinstance(last["sample"], str)  # sampling under autocast works too
+    assert all(p.dtype == torch.float32 for p in t.model.parameters())  # autocast: weights stay fp32
+
+
+def test_attention_runs_in_float32_under_cpu_autocast(monkeypatch):
+    import gpt.model as gm
+
+    seen = []
+    real = gm.F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append(q.dtype)
+        return real(q, k, v, **kw)
+
+    monkeypatch.setattr(gm.F, "scaled_dot_product_attention", spy)
+    torch.manual_seed(0)
+    model = build_model(GPTConfig(vocab_size=20, **TINY)).eval()
+    idx = torch.randint(20, (2, 16))
+    with torch.no_grad():
+        ref, _ = model(idx)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low, _ = model(idx)
+    assert seen and all(d == torch.float32 for d in seen)  # bf16 flash attention is the slow path on CPUs
+    assert low.dtype == torch.bfloat16  # ... while the matmuls around it run in bf16
+    torch.testing.assert_close(low.float(), ref, atol=0.05, rtol=0.05)
+
+
+def test_greedy_cache_equality_holds_under_bf16_autocast():
+    torch.manual_seed(3)
+    model = build_model(GPTConfig(vocab_size=30, **TINY, **ARCHITECTURES["modern"])).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(12.0)  # sharp logits: no near-ties for bf16 rounding to flip
+    s = SamplingSettings(max_new_tokens=40, temperature=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cached = generate(model, [1, 2], s, use_cache=True)
+    assert len(cached) == 40
+
+
+def test_auto_dtype_follows_the_hardware(monkeypatch):
+    assert isinstance(dev.cpu_has_native_bf16(), bool)
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    assert dev.resolve_dtype("auto", "cpu") == torch.bfloat16
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: False)
+    assert dev.resolve_dtype("auto", "cpu") == torch.float32
+    assert dev.resolve_dtype("float32", "cpu") == torch.float32
+    assert dev.resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+
+
+# --- torch.compile flag ------------------------------------------------------------------------
+
+
+def test_compile_flag_wraps_the_model_and_trains(addition, monkeypatch):
+    calls = []
+    real = torch.compile
+
+    def fake_compile(model, **kw):  # inductor's C++ build takes minutes here; dynamo's eager backend checks the wiring
+        calls.append(model)
+        return real(model, backend="eager")
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    t = trainer_for(addition, compile=True, max_iters=6, eval_interval=3)
+    assert calls == [t.model] and t._forward is not t.model
+    assert t.run() == "finished", t.error
+    assert math.isfinite(t.metrics[-1]["val_loss"])
+    plain = trainer_for(addition)
+    assert plain._forward is plain.model  # off by default
+
+
+# --- optimizers ----------------------------------------------------------------------------------
+
+
+def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
+    model = build_model(GPTConfig(vocab_size=40, **TINY, **ARCHITECTURES["modern"]))
+    adamw, muon = build_optimizers(model, "muon", 3e-3, 0.1, (0.9, 0.99), "cpu", muon_lr=0.02)
+    assert isinstance(adamw, torch.optim.AdamW) and isinstance(muon, torch.optim.Muon)
+    names = {id(p): n for n, p in model.named_parameters()}
+    on_muon = {names[id(p)] for g in muon.param_groups for p in g["params"]}
+    on_adamw = {names[id(p)] for g in adamw.param_groups for p in g["params"]}
+    assert on_muon == {n for n, p in model.named_parameters() if p.dim() == 2 and ".h." in f".{n}"}
+    assert on_muon.isdisjoint(on_adamw) and on_muon | on_adamw == set(names.values())
+    assert "lm_head.weight" in on_adamw and "transformer.wte.weight" in on_adamw
+    decay, no_decay = adamw.param_groups
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert muon.param_groups[0]["initial_lr"] == 0.02 and adamw.param_groups[0]["initial_lr"] == 3e-3
+
+
+def test_adamw_only_when_asked_and_foreach_on_cpu_fused_on_cuda():
+    model = build_model(GPTConfig(vocab_size=40, **TINY))
+    (opt,) = build_optimizers(model, "adamw", 1e-3, 0.1, (0.9, 0.99), "cpu")
+    assert opt.defaults.get("foreach") is True and not opt.defaults.get("fused")
+    (opt,) = build_optimizers(model, "adamw", 1e-3, 0.1, (0.9, 0.99), "cuda")  # CPU tensors: fused AdamW runs on CPU too
+    assert opt.defaults.get("fused") is True
+
+
+def test_batched_muon_matches_pytorchs_muon():
+    torch.manual_seed(0)
+    shapes = [(96, 32), (32, 32), (32, 128), (128, 32)] * 2
+    ours = [torch.nn.Parameter(torch.randn(s) * 0.02) for s in shapes]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    for adjust in ("match_rms_adamw", "original"):
+        a = Muon(ours, lr=0.02, weight_decay=0.01, adjust_lr_fn=adjust)
+        b = torch.optim.Muon(theirs, lr=0.02, weight_decay=0.01, adjust_lr_fn=adjust)
+        for _ in range(3):
+            for p, q in zip(ours, theirs):
+                g = torch.randn_like(p)
+                p.grad, q.grad = g.clone(), g.clone()
+            a.step()
+            b.step()
+        for p, q in zip(ours, theirs):
+            torch.testing.assert_close(p, q, atol=1e-4, rtol=1e-3)
+        assert a.state_dict()["state"].keys() == b.state_dict()["state"].keys()
+
+
+def test_orthogonalise_pushes_singular_values_toward_one():
+    g = torch.randn(3, 32, 96)
+    s = torch.linalg.svdvals(orthogonalise(g, (3.4445, -4.7750, 2.0315), 5, 1e-7).float())
+    assert s.min() > 0.5 and s.max() < 1.3  # the quintic leaves them in roughly (0.7, 1.2)
+    tall = orthogonalise(torch.randn(2, 96, 32), (3.4445, -4.7750, 2.0315), 5, 1e-7)
+    assert tall.shape == (2, 96, 32)
+
+
+def test_muon_run_resumes_exactly(tmp_path, addition):
+    kw = dict(arch="modern", optimizer="muon", max_iters=16, eval_interval=8)
+    straight = trainer_for(addition, **kw)
+    straight.out_dir = tmp_path / "a"
+    straight.run()
+    first = trainer_for(addition, **kw)
+    first.out_dir = tmp_path / "b"
+    first.on_step = lambda p: first.request_stop() if p["step"] == 8 else None
+    assert first.run() == "stopped" and first.step == 8
+    second = Trainer(first.model_config, first.config, addition, tmp_path / "b", resume=True)
+    assert second.step == 8 and second.run() == "finished"
+    for p, q in zip(straight.model.parameters(), second.model.parameters()):
+        torch.testing.assert_close(p, q, atol=0, rtol=0)  # Muon's momentum came back with the checkpoint
+
+
+# --- MFU, threads, denormals ----------------------------------------------------------------
+
+
+def test_mfu_in_metrics_only_when_peak_flops_known(addition, monkeypatch):
+    monkeypatch.delenv("GPT_PEAK_FLOPS", raising=False)
+    t = trainer_for(addition)
+    t.run()
+    assert all("mfu" not in r for r in t.metrics)  # a CPU has no known peak
+    monkeypatch.setenv("GPT_PEAK_FLOPS", "1e12")
+    t = trainer_for(addition)
+    t.run()
+    assert "mfu" not in t.metrics[0]  # step 0: no throughput yet
+    assert all(0 < r["mfu"] < 1 for r in t.metrics[1:])
+
+
+def test_cpu_threads_and_denormals(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("GPT_NUM_THREADS", "1")
+        assert dev.configure_cpu_threads() == 1 and torch.get_num_threads() == 1
+        tiny = torch.tensor([1e-39], dtype=torch.float32)  # a denormal float32
+        assert (tiny * 1.0).item() == 0.0  # flushed to zero: denormal arithmetic is ~100x slower on CPUs
+    finally:
+        torch.set_num_threads(before)
+
+
+# --- presets and the schedule ------------------------------------------------------------------
+
+
+def test_every_preset_builds_valid_configs():
+    for name in PRESETS:
+        model_cfg, train_cfg = configs_from(name, 65, {}, {})
+        assert model_cfg.vocab_size == 65 and train_cfg.max_iters > 0
+    assert DEFAULT_PRESET == "fast"
+    assert preset("small")["model"] == MODEL_PRESETS["small"]  # nanoGPT's CPU shape, unchanged
+    fast_model, fast_train = configs_from("fast", 65, {}, {})
+    assert fast_train.max_seconds and fast_train.max_seconds <= 135  # the time-to-quality budget
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    assert lr_multiplier(0, 10, 0.0, 0.1) == pytest.approx(0.1)
+    assert lr_multiplier(9, 10, 0.0, 0.1) == pytest.approx(1.0)
+    assert lr_multiplier(500, 10, 1.0, 0.1) == pytest.approx(0.1)
+    mids = [lr_multiplier(500, 10, f, 0.0) for f in (0.2, 0.5, 0.8)]
+    assert mids == sorted(mids, reverse=True)
