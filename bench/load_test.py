@@ -72,18 +72,24 @@ def start_app(ckpt_dir: Path, port: int, env_extra: dict | None = None) -> subpr
 
 
 def make_sample_run(folder: Path) -> str:
-    """The model the users sample from: the shipped Shakespeare run, else a quick one made with the CLI."""
+    """The model the users sample from: the shipped Shakespeare run, else a tiny one trained here in a second."""
     shipped = ROOT / "checkpoints" / "shakespeare-char"
     if (shipped / "model.safetensors").exists():
         shutil.copytree(shipped, folder / SAMPLE_RUN)
         return "shipped shakespeare-char"
-    data_dir = Path(os.environ.get("GPT_DATA_DIR", ROOT.parent / "shared" / "data"))
-    corpus = "shakespeare" if (data_dir / "tinyshakespeare.txt").exists() else "addition"
-    subprocess.run([sys.executable, "-m", "gpt.train", "--data", corpus, "--preset", "tiny", "--max-iters", "50",
-                    "--eval-interval", "50", "--eval-iters", "2", "--sample-tokens", "0",
-                    "--out", str(folder / SAMPLE_RUN)], cwd=ROOT, check=True, capture_output=True,
-                   env=dict(os.environ, GPT_DATA_DIR=str(data_dir)))
-    return f"tiny {corpus} model made with the CLI (50 steps)"
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from gpt.data import data_dir
+    from gpt.train import configs_from, make_dataset, Trainer
+
+    if "GPT_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "data" / "tinyshakespeare.txt").exists():
+        os.environ["GPT_DATA_DIR"] = str(ROOT.parent / "shared" / "data")
+    corpus = "shakespeare" if (data_dir() / "tinyshakespeare.txt").exists() else "addition"
+    ds = make_dataset(corpus, "char")
+    model_cfg, train_cfg = configs_from("tiny", ds.tokenizer.vocab_size, {}, dict(
+        max_iters=50, eval_interval=50, eval_iters=2, sample_tokens=0, device="cpu"))
+    Trainer(model_cfg, train_cfg, ds, folder / SAMPLE_RUN, meta={"corpus": corpus, "data_source": corpus}).run()
+    return f"tiny {corpus} model trained here (50 steps)"
 
 
 def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: float, train_preset: str = "small",

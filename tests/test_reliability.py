@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import pickle
+import re
 import shutil
-import time
+import struct
+import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -29,7 +31,6 @@ import torch
 
 from gpt import checkpoint as ckpt
 from gpt.data import DEFAULT_MAX_BYTES, Dataset, addition_corpus, read_text_file
-from gpt.engine import SamplingSettings
 from gpt.errors import CheckpointError, ConfigError, DataError, GPTError, SamplingError, TrainingError
 from gpt.model import GPTConfig, build_model
 from gpt.runfolder import mark_interrupted
@@ -37,7 +38,7 @@ from gpt.runs import JobManager
 from gpt.tokenizer import CharTokenizer
 from gpt.train import TrainConfig, Trainer
 from gpt.ui import generate as gen
-from gpt.ui import library, plots
+from gpt.ui import plots
 from gpt.ui.handlers import Handlers
 from gpt.ui.runtime import Limits
 
@@ -172,6 +173,47 @@ def test_off_values_and_clamps_are_the_same_on_the_page_and_api():
     assert a == b and len(a) == 23
 
 
+def test_the_generate_handler_says_what_it_changed_and_what_is_wrong(handlers, manager):
+    """The page's Generate button: notes beside the text, problems as a red sentence (and a toast)."""
+    shutil.copytree(make_run(manager.root.parent / "made"), manager.root / "shared-run")
+    done = lambda out: out[-1][1]  # noqa: E731 - the status line after the last token
+    assert "The prompt is empty, so the sample starts from a newline" in done(
+        list(handlers.generate("alice", "shared-run", "", 10, 0.8, 0, 1.0, 1)))
+    assert "only its last 16 tokens are used" in done(
+        list(handlers.generate("alice", "shared-run", "1+1=2\n" * 10, 10, 0.8, 0, 1.0, 1)))
+    assert "top-k 200 is above the vocabulary size 13" in done(
+        list(handlers.generate("alice", "shared-run", "1", 10, 0.8, 200, 1.0, 1)))
+    for args, message in [(("hello", 10, 0.8, 0, 1.0), "'h'"), (("1", 10, -1.0, 0, 1.0), "0 or more"),
+                          (("1", 10, 0.8, -2, 1.0), "Top-k must be 0 (off)"), (("1", 10, 0.8, 0, 0.0), "top-p"),
+                          (("1", 5_001, 0.8, 0, 1.0), "GPT_MAX_NEW_TOKENS")]:
+        with pytest.warns(UserWarning):
+            out = list(handlers.generate("alice", "shared-run", *args, 1))
+        assert out == [("", out[0][1])] and "msg-error" in out[0][1] and message in out[0][1], (args, out)
+
+
+def test_a_double_click_starts_one_run(manager):
+    """Five Start requests from one person at the same moment: one run, four sentences, no stray folder."""
+    barrier, results = threading.Barrier(5), []
+
+    def click():
+        barrier.wait()
+        try:
+            results.append(manager.start("alice", addition(), tiny_request(20)))
+        except GPTError as err:
+            results.append(err)
+
+    threads = [threading.Thread(target=click) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    jobs = [r for r in results if not isinstance(r, Exception)]
+    assert len(jobs) == 1 and all(isinstance(r, TrainingError) and "already have a run" in str(r)
+                                  for r in results if r not in jobs)
+    assert manager.run_names() == [jobs[0].name]
+    manager.wait(jobs[0].name, 60)
+
+
 # --- model and training settings ---------------------------------------------------------------------
 
 
@@ -256,7 +298,7 @@ def test_pickles_are_refused_at_upload_and_never_unpickled(handlers, tmp_path):
 def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers, tmp_path):
     good = make_run(tmp_path / "good") / ckpt.WEIGHTS
     blob = good.read_bytes()
-    (n,) = __import__("struct").unpack("<Q", blob[:8])
+    (n,) = struct.unpack("<Q", blob[:8])
     header = json.loads(blob[8:8 + n])
 
     def with_header(change):
@@ -294,7 +336,7 @@ def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers
         path.write_bytes(payload)
         with pytest.warns(UserWarning):
             msg, _, _ = handlers.upload("bob", str(path))
-        assert "msg-error" in msg and __import__("re").search(message, msg), (name, msg)
+        assert "msg-error" in msg and re.search(message, msg), (name, msg)
     assert handlers.m.run_names() == []  # nothing kept
     msg, _, _ = handlers.upload("bob", str(good))
     assert "Uploaded as" in msg  # the intact file is accepted
@@ -325,14 +367,15 @@ def test_an_interrupted_run_names_its_last_checkpoint_and_loses_the_half_save(tm
 
 def test_disk_full_during_a_save_fails_the_run_and_keeps_the_old_checkpoint(manager, handlers, monkeypatch):
     real_save = ckpt.save_file
-    calls = {"n": 0}
+    weights_saves = []
 
     def fills_the_disk(tensors, filename, metadata=None):
-        calls["n"] += 1
-        if calls["n"] <= 2:  # the first checkpoint (optimizer, then weights) fits
+        if ckpt.WEIGHTS in Path(filename).name:
+            weights_saves.append(filename)
+        if len(weights_saves) <= 1:  # the first checkpoint fits, and the next optimizer file
             return real_save(tensors, filename, metadata=metadata)
         with open(filename, "wb") as f:
-            f.write(b"\0" * 1000)  # part of the file, then the disk is full
+            f.write(b"\0" * 1000)  # part of the weights, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt, "save_file", fills_the_disk)
@@ -345,7 +388,7 @@ def test_disk_full_during_a_save_fails_the_run_and_keeps_the_old_checkpoint(mana
     assert status["state"] == "failed" and "No space left on device" in status["message"]
     st = manager.status(job.name, "alice")
     assert "No space left on device" in st["message"] and "No space left" in plots.progress_html(st)
-    assert ckpt.load_checkpoint(path).step == 0 and not list(path.glob(".*.tmp"))
+    assert len(weights_saves) == 2 and ckpt.load_checkpoint(path).step == 0 and not list(path.glob(".*.tmp"))
     monkeypatch.undo()
     out = list(handlers.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))
     assert "Done" in out[-1][1]  # the old checkpoint samples
@@ -355,9 +398,6 @@ def test_disk_full_during_a_save_fails_the_run_and_keeps_the_old_checkpoint(mana
 
 
 # --- the app, through gradio_client --------------------------------------------------------------------
-
-
-gradio_client = pytest.importorskip("gradio_client")
 
 
 @pytest.fixture(scope="module")
@@ -373,7 +413,7 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(app):
-    return gradio_client.Client(app[1], verbose=False)
+    return pytest.importorskip("gradio_client").Client(app[1], verbose=False)
 
 
 def refused(call, **kw) -> str:
@@ -522,8 +562,18 @@ def test_client_a_config_json_that_does_not_fit_its_weights(client, app):
 
 
 def test_client_one_run_per_person_a_queue_and_no_deleting_busy_runs(client, app):
-    alice, bob = client, gradio_client.Client(app[1], verbose=False)
-    a = alice.predict(corpus="addition", preset="tiny", max_iters=20_000, max_seconds=0, api_name="/start_run")
+    alice, bob = client, type(client)(app[1], verbose=False)  # two people
+    clicks = [alice.submit(corpus="addition", preset="tiny", max_iters=20_000, max_seconds=0, api_name="/start_run")
+              for _ in range(2)]  # two at the same moment
+    outcomes = []
+    for job in clicks:
+        try:
+            outcomes.append(job.result())
+        except Exception as err:  # noqa: BLE001
+            outcomes.append(err)
+    started = [o for o in outcomes if isinstance(o, dict)]
+    assert len(started) == 1 and "already have a run" in str(next(o for o in outcomes if o not in started))
+    a = started[0]
     wait_until(lambda: alice.predict(run=a["name"], api_name="/run_status")["step"] > 0, timeout=60, what="training")
     assert "already have a run" in refused(alice.predict, corpus="addition", preset="tiny", api_name="/start_run")
     b = bob.predict(corpus="addition", preset="tiny", max_iters=20, api_name="/start_run")
