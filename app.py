@@ -25,8 +25,8 @@ from gpt.ui.handlers import Handlers, preset_values
 from gpt.ui.library import TABLE_HEADERS
 from gpt.ui.plots import LOSS_COLOURS, LOSS_SERIES, PROGRESS_CSS, progress_html
 from gpt.ui.runtime import browser_secret, describe_runtime, leave_a_core_for_the_page
-from gpt.ui.views import VIEWS_CSS, Views
-from gpt.ui.views_layout import TrainControls, build_views_tab
+from gpt.ui.views import Views
+from gpt.ui.views_layout import VIEWS_CSS, TrainControls, build_views_tab
 
 CSS = PREVIEW_CSS + PROGRESS_CSS + VIEWS_CSS + """
 #start-btn { font-size: 1.25rem; min-height: 3.2rem; }

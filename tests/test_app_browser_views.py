@@ -41,7 +41,7 @@ if not Path(CHROMIUM).exists():
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def make_shipped_run(root: Path, name: str = "shakespeare-char", max_iters: int = 300) -> None:
+def make_shipped_run(root: Path, name: str = "shakespeare-char", max_iters: int = 200) -> None:
     """What helpers_app.make_shipped_run makes (a run with no owner, as the CLI writes it), trained in
     this process: no second Python and torch to start. Tiny Shakespeare when at hand, else addition."""
     from gpt.train import Trainer, configs_from, make_dataset
@@ -135,7 +135,7 @@ def downloaded(page, elem_id: str, suffix: str) -> bytes:
 
 def shoot(page, name: str, elem_id: str) -> None:
     """A screenshot of one view into artifacts/, and a copy under 300 KB into docs/screenshots/."""
-    page.wait_for_timeout(300)  # let the last image paint
+    page.wait_for_timeout(150)  # let the last image paint
     path = SHOTS / f"{name}.png"
     page.locator(f"#{elem_id}").screenshot(path=path)
     if path.stat().st_size > MAX_PNG_BYTES:  # fewer colours, same pixels: screenshots are mostly flat colour
@@ -156,11 +156,24 @@ def test_see_inside_the_model(page, url):
     wait_text(page, "corpus-stats", "characters")
     page.get_by_role("tab", name="4 · See inside the model").click()
 
-    # 1. attention of the shipped run: a heatmap, every head, pickers sized to the model (2 layers, 2 heads)
+    # 1. why the mask: two normal runs, one after the other, through the job manager (they train meanwhile)
+    open_view(page, "Why the mask")
+    page.click("#mask-btn")
+    wait_text(page, "mask-status", "why-mask-1-masked")
+
+    # 2. 'Watch it learn' follows the first one live
+    open_view(page, "Watch it learn")
+    wait_text(page, "watch-status", "why-mask-1-masked")
+    wait_text(page, "watch-timeline", "step 0")
+    wait_text(page, "watch-timeline", "step 30")  # a later evaluation arrives without a click
+    print(f"\nlive timeline at {time.monotonic() - t0:.1f} s")
+
+    # 3. attention of the shipped run: a heatmap, every head, pickers sized to the model (2 layers, 2 heads)
+    open_view(page, "Attention")
     wait_text(page, "att-status", "tokens")
     wait_plot(page, "att-heatmap")
     wait_plot(page, "att-grid")
-    assert "shakespeare-char" in page.locator("#att-run input").input_value()
+    assert "shakespeare-char" in page.locator("#att-run input").input_value()  # the shipped run by default
     assert page.locator("#att-head input[type=range]").get_attribute("max") == "1"
     before = plot_src(page, "att-heatmap")
     set_number(page, "att-head", 1)
@@ -168,16 +181,15 @@ def test_see_inside_the_model(page, url):
     wait_plot(page, "att-heatmap", other_than=before)
     assert downloaded(page, "att-heatmap-png", "head1.png").startswith(b"\x89PNG")
     shoot(page, "attention", "v-attention")
-    print(f"\nattention in {time.monotonic() - t0:.1f} s")
+    print(f"attention at {time.monotonic() - t0:.1f} s")
 
-    # 2. the next token: the knobs redraw the bars; append the chosen token, then sample one
+    # 4. the next token: the knobs redraw the bars; append the chosen token, then sample one
     open_view(page, "Next token")
     wait_plot(page, "nt-plot")
     wait_text(page, "nt-status", "can be drawn")
+    before = plot_src(page, "nt-plot")
     set_number(page, "nt-top-k", 5)
     wait_text(page, "nt-status", "5 of its")
-    before = plot_src(page, "nt-plot")
-    set_number(page, "nt-temperature", 0.7)
     wait_plot(page, "nt-plot", other_than=before)
     prompt = page.locator("#nt-prompt textarea").input_value()
     page.click("#nt-append")
@@ -187,18 +199,6 @@ def test_see_inside_the_model(page, url):
     assert len(page.locator("#nt-prompt textarea").input_value()) == len(prompt) + 2
     shoot(page, "next-token", "v-next")
     print(f"next token at {time.monotonic() - t0:.1f} s")
-
-    # 3. why the mask: two normal runs, one after the other, through the job manager
-    open_view(page, "Why the mask")
-    page.click("#mask-btn")
-    wait_text(page, "mask-status", "why-mask-1-masked")
-
-    # 4. ... while the first trains, 'Watch it learn' follows it live
-    open_view(page, "Watch it learn")
-    wait_text(page, "watch-status", "why-mask-1-masked")
-    wait_text(page, "watch-timeline", "step 0")
-    wait_text(page, "watch-timeline", "step 30")  # a later evaluation arrives without a click
-    print(f"live timeline at {time.monotonic() - t0:.1f} s")
 
     # 5. tokenizers side by side, built on the Train tab's corpus
     open_view(page, "Tokenizers")

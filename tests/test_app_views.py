@@ -103,12 +103,12 @@ def is_sentence(text: str, needle: str) -> bool:
 def test_a_figure_is_rendered_once_shown_and_downloadable(views, monkeypatch):
     from matplotlib.figure import Figure
 
-    plot, path = views_mod.export(Figure(figsize=(1, 1)), "odd name/with spaces")
+    plot, path = views_mod.export("odd name/with spaces", Figure, (1, 1))
     assert path.endswith("odd-name-with-spaces.png")
     assert shown_png(plot) == open(path, "rb").read()  # the same render on the page and in the file
     monkeypatch.setattr(views_mod, "KEEP_EXPORTS", 3)
     for k in range(6):
-        views_mod.export(Figure(figsize=(1, 1)), f"f{k}")
+        views_mod.export(f"f{k}", Figure, (1, 1))
     assert len(list(views_mod.EXPORT_DIR.iterdir())) == 4  # old exports are pruned
 
 
@@ -175,9 +175,7 @@ def test_next_token_filters_stepping_and_sampling(views, manager):
     a = views.next_sample("alice", run, prompt, 0.8, 0, 0.9, 7)
     b = views.next_sample("alice", run, prompt, 0.8, 0, 0.9, 7)
     assert a[0] == b[0] and len(a[0]) == 6 and a[0].startswith(prompt) and "Sampled '" in a[3]  # a seed repeats
-    greedy = views.next_sample("alice", run, prompt, 0.0, 0, 1.0)
-    assert greedy[0] == views.next_append("alice", run, prompt, views.next_token("alice", run, prompt, 0.0)[1]["value"],
-                                          0.0)[0]
+    assert "(it had 100.0%)" in views.next_sample("alice", run, prompt, 0.0, 0, 1.0)[3]  # greedy: the argmax
     assert is_sentence(views.next_append("alice", run, prompt, None)[3], "Choose a token")
     assert is_sentence(views.next_token("alice", run, "hello")[2], "never saw")
 
@@ -193,10 +191,10 @@ def test_every_tokenizer_side_by_side_with_the_offline_one_explained(views, tmp_
     rows = table_cells(table)
     assert [r["tokenizer"] for r in rows] == ["char", "gpt2 (compact)", "bpe 300 (trained here)"]
     char, gpt2, bpe = rows
-    assert (char["tokens"], char["chars / token"]) == ("14", "1.00")
-    assert int(char["vocabulary"]) == len(set(text)) and int(char["embedding parameters"]) == 32 * len(set(text))
+    assert (char["tokens"], char["chars/token"]) == ("14", "1.00")
+    assert int(char["vocab"]) == len(set(text)) and int(char["embedding params"]) == 32 * len(set(text))
     assert "GPT_GPT2_RANKS" in list(gpt2.values())[1] and gpt2["tokens"] == "-"  # its row says why
-    assert int(bpe["tokens"]) < 14 and 256 < int(bpe["vocabulary"]) <= 300  # a short text runs out of merges
+    assert int(bpe["tokens"]) < 14 and 256 < int(bpe["vocab"]) <= 300  # a short text runs out of merges
     assert "pasted" in status and "width 32" in status
     assert "title=\"token id " in table and "tok-id" in table  # coloured pieces with their ids
     char, _, bpe = table_cells(views.tokenizers("why?", "paste", None, text, 300, 32)[0])
@@ -271,7 +269,7 @@ def test_compare_runs_by_step_or_time_with_a_table_of_only_visible_runs(views, m
     fig, table, status, png = views.compare("alice", [a, b, private], "elapsed_s", "val_bpc")
     assert shown_png(fig) == png_file(png) and png["value"].endswith("compare-val_bpc-by-elapsed_s.png")
     assert list(table["run"]) == [a, b] and table["step"].tolist() == [20, 10]
-    assert (table["wall time (s)"] > 0).all() and (table["tokens/s"] > 0).all()
+    assert (table["wall time (s)"] >= 0).all() and (table["tokens/s"] > 0).all()  # 10 steps can take < 0.05 s
     assert table["parameters"].str.endswith("k").all() and table["status"].tolist() == ["finished", "finished"]
     assert "fairly" in status
     assert "same tokenizer" in views.compare("alice", [a], "step", "val_loss")[2]

@@ -98,7 +98,10 @@ class Api:
 
     def generate(self, run: str, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
                  top_k: int = 0, top_p: float = 1.0, seed: int = -1, request: gr.Request = None) -> Iterator[str]:
-        """Stream the text so far (prompt included); the last value is the whole sample."""
+        """Stream the text so far (prompt included); the last value is the whole sample.
+        As on the page: temperature 0 is greedy, top_k 0 and top_p 1 are off, seed -1 is random; other values out
+        of range (a negative temperature or top-k, top-p outside (0, 1], more tokens than GPT_MAX_NEW_TOKENS)
+        are refused with a sentence."""
         req = gen.SampleRequest(run, prompt, max_new_tokens, temperature, top_k, top_p, seed)
         try:
             loaded = gen.open_run(self.m, self.h.models, _owner(request), run, self.m.device)

@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -48,8 +49,9 @@ from .estimate import human_count
 from .handlers import make_request
 
 SHIPPED = "shakespeare-char"
-ATTENTION_PROMPT = "First Citizen:\nBefore we proceed"
-LINK_HEADERS = ["position", "token", "looks most at", "weight"]
+ATTENTION_PROMPT = "First Citizen:"  # up to 16 tokens keep the heatmap's labels large
+NEXT_TOKEN_PROMPT = "First Citizen:\nBefore we proceed"
+LINK_HEADERS = ["pos", "token", "looks most at", "weight"]
 PARAM_HEADERS = ["component", "parameters", "share"]
 SHAPE_HEADERS = ["where", "shape", "as symbols", "what it is"]
 MAX_SHOWN_TOKENS = 300
@@ -81,8 +83,13 @@ def _stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "figure"
 
 
-def export(fig, name: str) -> tuple[PlotData, str]:
-    """Render `fig` once with `gpt.plots.save_figure`: (what gr.Plot shows, the PNG file to download)."""
+_DRAWING = threading.Lock()  # gpt.plots styles a figure inside matplotlib.rc_context, which sets global rcParams
+
+
+def export(name: str, make, *args) -> tuple[PlotData, str]:
+    """Draw `make(*args)` and render it once with `gpt.plots.save_figure`: (what gr.Plot shows, the PNG file)."""
+    with _DRAWING:  # one figure at a time, so two requests never restore each other's style half-way
+        fig = make(*args)
     path = figures.save_figure(fig, _new_export_folder() / f"{_stem(name)}.png")
     shown = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
     return PlotData(type="matplotlib", plot=shown), str(path)
@@ -150,7 +157,7 @@ class Views:
         n_layer, n_head = maps.weights.shape[:2]
         layer, head = min(int(layer or 0), n_layer - 1), min(int(head or 0), n_head - 1)
         heat, links, status, heat_png = self._one_head(run, loaded, maps, layer, head)
-        grid, grid_png = export(figures.attention_grid_figure(maps), f"attention-{run}-all-heads")
+        grid, grid_png = export(f"attention-{run}-all-heads", figures.attention_grid_figure, maps)
         return (heat, grid, _slider(n_layer, layer), _slider(n_head, head), links, status,
                 download(heat_png), download(grid_png))
 
@@ -167,7 +174,7 @@ class Views:
 
     def _one_head(self, run, loaded, maps: insight.AttentionMaps, layer: int, head: int):
         n_layer, n_head, T, _ = maps.weights.shape
-        heat, png = export(figures.attention_figure(maps, layer, head), f"attention-{run}-layer{layer}-head{head}")
+        heat, png = export(f"attention-{run}-layer{layer}-head{head}", figures.attention_figure, maps, layer, head)
         links = pd.DataFrame(insight.strongest_links(maps, layer, head), columns=LINK_HEADERS)
         mask = "the grey triangle is the future the mask hides" if maps.causal else "no causal mask: it sees the future"
         status = (f"{self._at(run, loaded)} · {T} tokens · layer {layer} of 0..{n_layer - 1}, head {head} of "
@@ -183,7 +190,7 @@ class Views:
                                            int(top_k or 0), float(top_p) if top_p is not None else None)
         except Exception as err:  # noqa: BLE001
             return None, gr.update(choices=[], value=None), sentence(err), dict(NO_FILE)
-        fig, png = export(figures.next_token_figure(view), f"next-token-{run}")
+        fig, png = export(f"next-token-{run}", figures.next_token_figure, view)
         choices = insight.token_choices(view)
         kept = int((view.probs > 0).sum())
         status = " ".join(filter(None, [
@@ -237,7 +244,7 @@ class Views:
         rows = {r["name"]: r for r in insight.tokenizer_views(text, built, int(n_embd or 128))}
         rows = [rows.get(label) or dict(name=label, vocab_size=None, embedding_params=None, pieces=[], n_tokens=None,
                                         chars_per_token=None, error=failed[label]) for label in kinds]
-        fig, png = export(figures.tokenizer_figure(rows), "tokenizers")
+        fig, png = export("tokenizers", figures.tokenizer_figure, rows)
         status = (f"{len(text):,} characters; tokenizers built on **{corpus.name}** (the Train tab's corpus); "
                   f"embedding cost at width {int(n_embd or 128)} (the Train tab's n_embd).")
         return tokenizer_table_html(rows), fig, status, download(png)
@@ -255,7 +262,7 @@ class Views:
             trace = insight.shape_trace(config)
         except Exception as err:  # noqa: BLE001
             return None, None, None, sentence(err), dict(NO_FILE)
-        fig, png = export(figures.parameters_figure(config), f"parameters-{run if source == 'run' else 'settings'}")
+        fig, png = export(f"parameters-{run if source == 'run' else 'settings'}", figures.parameters_figure, config)
         table = pd.DataFrame([[name, f"{n:,}", f"{share:g}%"] for name, n, share in params], columns=PARAM_HEADERS)
         shapes = pd.DataFrame([[r["where"], "(" + ", ".join(map(str, r["shape"])) + ")", r["symbols"], r["what"]]
                                for r in trace], columns=SHAPE_HEADERS)
@@ -304,7 +311,8 @@ class Views:
         timeline = insight.sample_timeline(rows)
         shown = timeline_html(timeline)
         csv = insight.write_csv(rows, _new_export_folder() / f"{_stem(run)}-metrics.csv") if rows else None
-        return curve, shown, line + f" · {len(timeline)} samples, newest first.", download(str(csv) if csv else None), sig
+        line += f" · {len(timeline)} samples, newest first."
+        return curve, shown, line, download(str(csv) if csv else None), sig
 
     # --- 6. compare runs -------------------------------------------------------------------------
     def _summary(self, owner, name) -> insight.RunSummary | None:
@@ -313,6 +321,7 @@ class Views:
         try:
             path = self.m.run_path(name)
             rows = self.m.metrics(name)
+            state = self.m.run_info(name, owner)["state"]
         except GPTError:
             return None
         try:
@@ -323,14 +332,14 @@ class Views:
         if not meta.get("model") and trainer is not None:  # training, not saved yet
             meta = {"model": trainer.model_config.to_dict(), "tokenizer": {"type": trainer.tokenizer.spec()["type"]},
                     "n_params": trainer.n_params}
-        return insight.RunSummary(name, path, meta, rows, {"state": self.m.run_info(name, owner)["state"]})
+        return insight.RunSummary(name, path, meta, rows, {"state": state})
 
     def compare(self, owner, selected, x="step", y="val_bpc"):
         """(figure, table, status, PNG) for the chosen runs the asker may see."""
         runs = [s for s in (self._summary(owner, n) for n in selected or []) if s is not None]
         if not runs:
             return None, None, "Choose one or more runs to compare.", dict(NO_FILE)
-        fig, png = export(figures.runs_figure(runs, x or "step", y or "val_bpc"), f"compare-{y}-by-{x}")
+        fig, png = export(f"compare-{y}-by-{x}", figures.runs_figure, runs, x or "step", y or "val_bpc")
         headers, rows = insight.runs_table(runs)
         table = pd.DataFrame(rows, columns=headers)
         table["parameters"] = [human_count(int(n)) if n else "-" for n in table["parameters"]]
@@ -392,7 +401,7 @@ class Views:
         if sig == last:
             return (gr.skip(),) * 5 + (gr.Timer(active=not done), last)
         experiment = insight.MaskExperiment(curves, samples, insight.MASK_EXPLANATION)
-        fig, png = export(figures.mask_figure(experiment), f"why-the-mask-{pair[0][:-7]}") if curves else (None, None)
+        fig, png = export(f"why-the-mask-{pair[0][:-7]}", figures.mask_figure, experiment) if curves else (None, None)
         status = " · ".join(states)
         if done and "masked" in curves and "unmasked" in curves:
             status += (f". Final training loss: {experiment.final_train_loss('masked'):.2f} with the mask, "
@@ -407,7 +416,7 @@ class Views:
 def tokenizer_table_html(rows: list[dict]) -> str:
     """One row per tokenizer: the text cut into coloured pieces (ids underneath), then the numbers."""
     head = ("<tr><th>tokenizer</th><th>the text, cut into tokens (id under each)</th><th>tokens</th>"
-            "<th>chars / token</th><th>vocabulary</th><th>embedding parameters</th></tr>")
+            "<th>chars/token</th><th>vocab</th><th>embedding params</th></tr>")
     body = []
     for r in rows:
         if r["error"] is not None:
@@ -440,17 +449,3 @@ def timeline_html(timeline: list[tuple[int, float, str]]) -> str:
         return '<div class="sample-timeline"><p>No samples yet: one is written at each evaluation.</p></div>'
     return f'<div class="sample-timeline">{insight.timeline_html(list(reversed(timeline)))}</div>'
 
-
-VIEWS_CSS = """
-.tok-compare { width: 100%; border-collapse: collapse; font-size: 17px; }
-.tok-compare th, .tok-compare td { border-bottom: 1px solid #e5e7eb; padding: 6px 8px; text-align: right;
-                                   vertical-align: top; }
-.tok-compare th:nth-child(-n+2), .tok-compare td:nth-child(-n+2) { text-align: left; }
-.tok-compare td:nth-child(2) { width: 62%; }
-.tok-compare .tok-text { font-size: 19px; }
-.tok-compare .tok-id { font-size: 12px; }
-.sample-timeline { max-height: 640px; overflow-y: auto; font-size: 16px; }
-.sample-timeline pre { font-size: 15px; background: #f8fafc; padding: 6px; border-radius: 4px; }
-#views-tab .prose p, #views-tab .prose li { font-size: 17px; }
-#views-tab .matplotlib img { max-width: 100%; height: auto; }
-"""

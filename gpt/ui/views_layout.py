@@ -15,7 +15,22 @@ import gradio as gr
 
 from ..insight import MASK_EXPLANATION
 from . import plots
-from .views import ATTENTION_PROMPT, Views
+from .views import ATTENTION_PROMPT, NEXT_TOKEN_PROMPT, Views
+
+VIEWS_CSS = """  /* projector-sized tables and samples; app.py adds it to the page's CSS */
+.tok-compare { width: 100%; border-collapse: collapse; font-size: 17px; }
+.tok-compare th, .tok-compare td { border-bottom: 1px solid #e5e7eb; padding: 6px 8px; text-align: right;
+                                   vertical-align: top; }
+.tok-compare th { white-space: nowrap; }
+.tok-compare th:nth-child(-n+2), .tok-compare td:nth-child(-n+2) { text-align: left; }
+.tok-compare td:nth-child(2) { width: 62%; }
+.tok-compare .tok-text { font-size: 19px; }
+.tok-compare .tok-id { font-size: 12px; }
+.sample-timeline { max-height: 640px; overflow-y: auto; font-size: 16px; }
+.sample-timeline pre { font-size: 15px; background: #f8fafc; padding: 6px; border-radius: 4px; }
+#views-tab .prose p, #views-tab .prose li { font-size: 17px; }
+#views-tab .matplotlib img { max-width: 100%; height: auto; }
+"""
 
 PRIVATE = dict(api_visibility="private")  # the page's own events, not part of the client API
 QUIET = dict(show_progress="hidden", concurrency_limit=None, **PRIVATE)
@@ -57,8 +72,8 @@ def build_views_tab(v: Views, browser: gr.BrowserState, train: TrainControls, ot
                                           scale=5, elem_id="att-run")
                     att_refresh = _refresh("att-refresh")
                 with gr.Row():
-                    att_prompt = gr.Textbox(ATTENTION_PROMPT, label="Prompt (press Enter)", lines=2, scale=5,
-                                            elem_id="att-prompt")
+                    att_prompt = gr.Textbox(ATTENTION_PROMPT, label="Prompt (Shift+Enter to show)", lines=2,
+                                            scale=5, elem_id="att-prompt")
                     att_btn = gr.Button("Show attention", variant="primary", scale=1, elem_id="att-btn")
                 with gr.Row():
                     att_layer = gr.Slider(0, 1, 0, step=1, label="Layer", elem_id="att-layer")
@@ -79,7 +94,8 @@ def build_views_tab(v: Views, browser: gr.BrowserState, train: TrainControls, ot
                 with gr.Row():
                     nt_run = gr.Dropdown(label="Model", scale=5, elem_id="nt-run")
                     nt_refresh = _refresh("nt-refresh")
-                nt_prompt = gr.Textbox(ATTENTION_PROMPT, label="Prompt (press Enter)", lines=2, elem_id="nt-prompt")
+                nt_prompt = gr.Textbox(NEXT_TOKEN_PROMPT, label="Prompt (Shift+Enter to redraw)", lines=2,
+                                       elem_id="nt-prompt")
                 with gr.Row():
                     nt_temperature = gr.Slider(0, 2, 1.0, step=0.05, label="Temperature (0 = greedy)",
                                                elem_id="nt-temperature")
@@ -98,7 +114,7 @@ def build_views_tab(v: Views, browser: gr.BrowserState, train: TrainControls, ot
                             "vocabulary size). A bigger vocabulary cuts text into fewer tokens but costs "
                             "`vocab × n_embd` embedding parameters.")
                 with gr.Row():
-                    tok_text = gr.Textbox(label="Text (press Enter)", lines=2, scale=5, elem_id="tok-text",
+                    tok_text = gr.Textbox(label="Text (Shift+Enter to compare)", lines=2, scale=5, elem_id="tok-text",
                                           placeholder="Empty: the first lines of the corpus")
                     tok_btn = gr.Button("Compare", variant="primary", scale=1, elem_id="tok-btn")
                 tok_status = gr.Markdown(elem_id="tok-status")
@@ -114,7 +130,7 @@ def build_views_tab(v: Views, browser: gr.BrowserState, train: TrainControls, ot
                     anat_refresh = _refresh("anat-refresh")
                 anat_status = gr.Markdown(elem_id="anat-status")
                 with gr.Row():
-                    anat_params = gr.Dataframe(label="Parameters per component", interactive=False, scale=2,
+                    anat_params = gr.Dataframe(label="Parameters per component", interactive=False, scale=2, wrap=True,
                                                column_widths=["56%", "26%", "18%"], elem_id="anat-params")
                     with gr.Column(scale=3):
                         anat_plot = gr.Plot(show_label=False, elem_id="anat-plot")
@@ -132,7 +148,8 @@ def build_views_tab(v: Views, browser: gr.BrowserState, train: TrainControls, ot
                 with gr.Row():
                     watch_loss = gr.LinePlot(None, x="step", y="loss", color="series", color_map=plots.LOSS_COLOURS,
                                              colors_in_legend=list(plots.LOSS_SERIES), height=460,
-                                             title="Loss (nats per token)", elem_id="watch-loss")
+                                             title="Loss (nats per token)", buttons=["export", "fullscreen"],
+                                             elem_id="watch-loss")
                     watch_timeline = gr.HTML(label="What it writes at each evaluation", elem_id="watch-timeline")
 
             with gr.Tab("Compare runs", id="v-compare", elem_id="v-compare") as t_cmp:
@@ -148,7 +165,8 @@ def build_views_tab(v: Views, browser: gr.BrowserState, train: TrainControls, ot
                 cmp_status = gr.Markdown(elem_id="cmp-status")
                 cmp_plot = gr.Plot(show_label=False, elem_id="cmp-plot")
                 cmp_png = _png("cmp-png")
-                cmp_table = gr.Dataframe(label="Where each run ended", interactive=False, elem_id="cmp-table")
+                cmp_table = gr.Dataframe(label="Where each run ended", interactive=False, wrap=True,
+                                         elem_id="cmp-table")
 
             with gr.Tab("Why the mask", id="v-mask", elem_id="v-mask") as t_mask:
                 with gr.Row():
