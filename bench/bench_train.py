@@ -7,7 +7,9 @@
 
 `quality` runs `python -m gpt.train` (the user's command, evaluation and
 checkpoints included) and reads the final validation loss and training wall
-time from the run folder's metrics. `throughput` times the Trainer's own loop
+time (`elapsed_s`: steps and evaluations, which `max_seconds` bounds) from the
+run folder's metrics; the whole command's time (start-up, data, the last
+evaluation) is beside it. `throughput` times the Trainer's own loop
 in bursts of steps and reports the median burst (and the best), with the
 process CPU time per step beside it: on a shared machine the wall clock is
 inflated by other work, CPU time much less so.
@@ -44,14 +46,15 @@ def cpu_note() -> str:
 
 def quality(args: argparse.Namespace, extra: list[str]) -> None:
     cli = ["--data", "shakespeare", "--tokenizer", "char", *extra]
-    losses, walls, steps, cpus, loads = [], [], [], [], []
+    losses, walls, steps, cpus, loads, procs = [], [], [], [], [], []
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as out:
             cmd = [sys.executable, "-m", "gpt.train", *cli, "--out", out]
             l0 = load()
-            before = os.times()
+            before, t0 = os.times(), time.perf_counter()
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             after = os.times()
+            procs.append(time.perf_counter() - t0)
             if proc.returncode != 0:
                 sys.exit(f"run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
             rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -61,63 +64,82 @@ def quality(args: argparse.Namespace, extra: list[str]) -> None:
             steps.append(last["step"])
             cpus.append((after.children_user + after.children_system) - (before.children_user + before.children_system))
             loads.append((l0, load()))
-            print(f"  run {i + 1}: val {last['val_loss']:.4f} at step {last['step']} in {last['elapsed_s']:.1f}s "
-                  f"(cpu {cpus[-1]:.0f}s, load {l0:.2f}->{loads[-1][1]:.2f})", file=sys.stderr)
+            print(f"  run {i + 1}: val {last['val_loss']:.4f} at step {last['step']} in {last['elapsed_s']:.1f}s of training "
+                  f"({procs[-1]:.1f}s for the whole command, cpu {cpus[-1]:.0f}s, load {l0:.2f}->{loads[-1][1]:.2f})",
+                  file=sys.stderr)
     med = statistics.median
     shown = "python -m gpt.train " + " ".join(shlex.quote(c) for c in cli)
-    print("| figure | command | median | runs | load (1-min) |")
+    print("| figure | command | median | runs (val) | load (1-min) |")
     print("|---|---|---|---|---|")
-    print(f"| val loss / training wall s / steps | `{shown}` | {med(losses):.4f} / {med(walls):.1f} s / {med(steps):.0f} | "
-          f"{', '.join(f'{v:.3f}' for v in losses)} | {min(min(x) for x in loads):.1f}-{max(max(x) for x in loads):.1f} |")
+    print(f"| val loss / training s / whole command s / steps | `{shown}` | {med(losses):.4f} / {med(walls):.1f} s / "
+          f"{med(procs):.1f} s / {med(steps):.0f} | {', '.join(f'{v:.3f}' for v in losses)} | "
+          f"{min(min(x) for x in loads):.1f}-{max(max(x) for x in loads):.1f} |")
 
 
 def throughput(args: argparse.Namespace) -> None:
     if args.threads:
         os.environ["GPT_NUM_THREADS"] = str(args.threads)
-    from gpt.train import Trainer, configs_from, make_dataset
+    import shutil
+
+    import torch
+
+    from gpt import checkpoint as ckpt
+    from gpt.train import TrainConfig, Trainer, configs_from, make_dataset
 
     dataset = make_dataset("shakespeare", "char")
     bursts, per_burst = args.repeats, args.steps
-    total = args.warmup + bursts * per_burst
-    train_over = dict(batch_size=args.batch_size, max_iters=total, eval_interval=total, eval_iters=1, sample_tokens=0,
-                      dtype=args.dtype, optimizer=args.optimizer, max_seconds=None)
-    model_over = dict(dropout=0.0, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size)
-    if args.arch:
-        from gpt.model import ARCHITECTURES
-
-        model_over.update(ARCHITECTURES[args.arch])
-    model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, train_over)
-    train_cfg.max_seconds = None
-    marks: list[tuple[int, float, float]] = []
+    n_steps = args.warmup + bursts * per_burst
+    marks: list[tuple[float, float]] = []
 
     def on_step(p):
-        marks.append((p["step"], time.perf_counter(), time.process_time()))
+        marks.append((time.perf_counter(), time.process_time()))
 
-    trainer = Trainer(model_cfg, train_cfg, dataset, None, on_step=on_step)
+    tmp = tempfile.TemporaryDirectory()
+    if args.from_run:  # time steps late in a run: its weights and optimizer state, resumed
+        out = Path(tmp.name) / "run"
+        shutil.copytree(args.from_run, out)
+        saved = ckpt.load_checkpoint(out)
+        model_cfg = saved.model_config
+        train_cfg = TrainConfig.from_dict({**saved.meta["train"], "max_iters": saved.step + n_steps, "max_seconds": None,
+                                           "eval_interval": 10**9, "sample_tokens": 0, "dtype": args.dtype})
+        trainer = Trainer(model_cfg, train_cfg, dataset, out, resume=True, on_step=on_step)
+        what = f"from step {saved.step} of {args.from_run}"
+    else:
+        train_over = dict(batch_size=args.batch_size, max_iters=n_steps, eval_interval=10**9, eval_iters=1,
+                          sample_tokens=0, dtype=args.dtype, optimizer=args.optimizer)
+        model_over = dict(dropout=0.0, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                          block_size=args.block_size)
+        if args.arch:
+            from gpt.model import ARCHITECTURES
+
+            model_over.update(ARCHITECTURES[args.arch])
+        model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, train_over)
+        train_cfg.max_seconds = None
+        trainer = Trainer(model_cfg, train_cfg, dataset, None, on_step=on_step)
+        what = "from initialisation"
+    if args.denormals == "keep":
+        torch.set_flush_denormal(False)  # undo configure_cpu_threads, to measure what flushing buys
     l0 = load()
     trainer.run()
     l1 = load()
+    tmp.cleanup()
     if trainer.state != "finished":
         sys.exit(f"training {trainer.state}: {trainer.error}")
     tok = train_cfg.batch_size * model_cfg.block_size
     walls, cpus = [], []
-    for b in range(bursts):
-        s0 = args.warmup + b * per_burst  # marks[k] is after step k+1
-        a, z = marks[s0 - 1], marks[s0 + per_burst - 2]
-        walls.append((z[1] - a[1]) / (per_burst - 1))
-        cpus.append((z[2] - a[2]) / (per_burst - 1))
+    for b in range(bursts):  # marks[i] is taken after the (i+1)-th step of this process
+        a, z = marks[args.warmup + b * per_burst - 1], marks[args.warmup + (b + 1) * per_burst - 1]
+        walls.append((z[0] - a[0]) / per_burst)
+        cpus.append((z[1] - a[1]) / per_burst)
     med_wall = statistics.median(walls)
     threads = os.environ.get("GPT_NUM_THREADS", str(os.cpu_count()))
-    shown = (f"python bench/bench_train.py throughput --preset {args.preset} --batch-size {args.batch_size} "
-             f"--dtype {args.dtype} --optimizer {args.optimizer}" + (f" --arch {args.arch}" if args.arch else "")
-             + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in ("n_layer", "n_head", "n_embd", "block_size")
-                       if getattr(args, k) is not None)
-             + (f" --threads {args.threads}" if args.threads else ""))
+    shown = "python bench/bench_train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print("| figure | command | median | best | CPU ms/step (median) | threads | load (1-min) |")
     print("|---|---|---|---|---|---|---|")
     print(f"| train tok/s ({model_cfg.n_layer}x{model_cfg.n_head}x{model_cfg.n_embd}, block {model_cfg.block_size}, "
-          f"batch {train_cfg.batch_size}) | `{shown}` | {tok / med_wall:,.0f} ({med_wall * 1e3:.1f} ms/step) | "
-          f"{tok / min(walls):,.0f} | {statistics.median(cpus) * 1e3:.1f} | {threads} | {l0:.1f}-{l1:.1f} |")
+          f"batch {train_cfg.batch_size}, {trainer.dtype}, {what}) | `{shown}` | {tok / med_wall:,.0f} "
+          f"({med_wall * 1e3:.1f} ms/step) | {tok / min(walls):,.0f} | {statistics.median(cpus) * 1e3:.1f} | {threads} | "
+          f"{l0:.1f}-{l1:.1f} |")
 
 
 def main() -> None:
@@ -129,7 +151,7 @@ def main() -> None:
     t.add_argument("--preset", default="small")
     t.add_argument("--arch", choices=["classic", "modern"], default=None)
     t.add_argument("--batch-size", type=int, default=12)
-    t.add_argument("--dtype", default="float32")
+    t.add_argument("--dtype", default="float32", help="float32 (nanoGPT's CPU run), bfloat16 or auto")
     t.add_argument("--optimizer", default="adamw")
     t.add_argument("--threads", type=int, default=None)
     for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size"):
@@ -137,6 +159,8 @@ def main() -> None:
     t.add_argument("--steps", type=int, default=40, help="steps per timed burst")
     t.add_argument("--repeats", type=int, default=5, help="timed bursts")
     t.add_argument("--warmup", type=int, default=10)
+    t.add_argument("--from-run", default=None, help="a run folder: time steps from its saved weights and optimizer state")
+    t.add_argument("--denormals", choices=["flush", "keep"], default="flush", help="keep: measure without flush-to-zero")
     argv = sys.argv[1:]
     extra: list[str] = []
     if "--" in argv:

@@ -136,7 +136,9 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         if self.config.qk_norm:
-            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+            # eps given: left out, it is the dtype's epsilon, 0.008 in bf16, and training under
+            # autocast would normalise differently from sampling in float32
+            q, k = F.rms_norm(q, (q.size(-1),), eps=1e-6), F.rms_norm(k, (k.size(-1),), eps=1e-6)
         if rope is not None:
             cos, sin = rope[0][pos0 : pos0 + T], rope[1][pos0 : pos0 + T]
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
@@ -149,14 +151,21 @@ class CausalSelfAttention(nn.Module):
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, nh, pos0+T, hs)
         dropout = self.config.dropout if self.training else 0.0
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            # PyTorch's CPU flash attention is slow in bf16 (its backward ~3x fp32): under
-            # CPU autocast the matmuls around it keep bf16, attention itself runs in fp32.
-            with torch.autocast("cpu", enabled=False):
-                y = self._attend(q.float(), k.float(), v.float(), T, dropout)
+            y = self._attend_written_out(q, k, v, T, dropout)
         else:
             y = self._attend(q, k, v, T, dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_dropout(self.c_proj(y))
+
+    def _attend_written_out(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
+        """The lecture's attention, step by step, for CPU autocast: PyTorch's fused kernel is slow
+        in bf16 there (its backward ~3x float32's). The matmuls run in bf16, the softmax in float32."""
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, Tk) affinities
+        if self.config.causal and T > 1:  # query i sees keys up to its own position (Tk - T + i)
+            mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
+            att = att.masked_fill(~mask, float("-inf"))
+        att = F.dropout(F.softmax(att.float(), dim=-1), dropout, self.training)
+        return att @ v  # (B, nh, T, hs)
 
     def _attend(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
         """softmax(q k^T / sqrt(hs)) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""

@@ -47,27 +47,38 @@ def test_bf16_autocast_trains_on_cpu(addition, arch):
     assert all(p.dtype == torch.float32 for p in t.model.parameters())  # autocast: weights stay fp32
 
 
-def test_attention_runs_in_float32_under_cpu_autocast(monkeypatch):
+@pytest.mark.parametrize("arch", ["classic", "modern"])
+def test_cpu_autocast_attention_is_written_out_and_matches_float32(monkeypatch, arch):
     import gpt.model as gm
 
-    seen = []
+    fused = []
     real = gm.F.scaled_dot_product_attention
-
-    def spy(q, k, v, **kw):
-        seen.append(q.dtype)
-        return real(q, k, v, **kw)
-
-    monkeypatch.setattr(gm.F, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(gm.F, "scaled_dot_product_attention", lambda *a, **kw: fused.append(1) or real(*a, **kw))
     torch.manual_seed(0)
-    model = build_model(GPTConfig(vocab_size=20, **TINY)).eval()
+    model = build_model(GPTConfig(vocab_size=20, **TINY, **ARCHITECTURES[arch])).eval()
     idx = torch.randint(20, (2, 16))
     with torch.no_grad():
         ref, _ = model(idx)
+        assert len(fused) == TINY["n_layer"]  # float32: PyTorch's fused kernel
+        fused.clear()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low, _ = model(idx)
-    assert seen and all(d == torch.float32 for d in seen)  # bf16 flash attention is the slow path on CPUs
-    assert low.dtype == torch.bfloat16  # ... while the matmuls around it run in bf16
+    assert not fused  # bf16 on a CPU: the written-out attention (the fused kernel is slow there)
+    assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float(), ref, atol=0.05, rtol=0.05)
+
+
+def test_written_out_attention_equals_the_fused_kernel():
+    from gpt.model import CausalSelfAttention
+
+    torch.manual_seed(0)
+    attn = CausalSelfAttention(GPTConfig(vocab_size=20, **TINY), 0).eval()
+    q, k, v = (torch.randn(2, 2, 7, 16) for _ in range(3))
+    full = attn._attend(q, k, v, 7, 0.0)
+    torch.testing.assert_close(attn._attend_written_out(q, k, v, 7, 0.0), full)
+    # three new queries after a cached prefix of four keys
+    torch.testing.assert_close(attn._attend_written_out(q[:, :, 4:], k, v, 3, 0.0), full[:, :, 4:])
+    torch.testing.assert_close(attn._attend_written_out(q[:, :, 6:], k, v, 1, 0.0), full[:, :, 6:])
 
 
 def test_greedy_cache_equality_holds_under_bf16_autocast():
