@@ -71,6 +71,16 @@ def start_app(ckpt_dir: Path, port: int, env_extra: dict | None = None) -> subpr
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def stop_app(proc: subprocess.Popen, folder: Path) -> None:
+    """End the app (a kill if it does not stop within 10 s) and remove its checkpoints folder."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def make_sample_run(folder: Path) -> str:
     """The model the users sample from: the shipped Shakespeare run, else a tiny one trained here in a second."""
     shipped = ROOT / "checkpoints" / "shakespeare-char"
@@ -147,12 +157,7 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
             train_steps_during=status.get("step", 0) - step_before, train_state=status.get("state"),
         )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_app(proc, tmp)
     result["ok"] = result.get("n_errors", 1) == 0 and result.get("train_steps_during", 0) > 0
     return result
 

@@ -78,6 +78,8 @@ class KVCache:
         shape = (n_layer, batch_size, n_head, max_len, head_size)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self._k_layers = [self.k[i] for i in range(n_layer)]  # per-layer views, indexed once
+        self._v_layers = [self.v[i] for i in range(n_layer)]
         self.pos = 0
 
     @classmethod
@@ -93,10 +95,11 @@ class KVCache:
         return self.pos
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        T = k.size(2)
-        self.k[layer, :, :, self.pos : self.pos + T] = k
-        self.v[layer, :, :, self.pos : self.pos + T] = v
-        return self.k[layer, :, :, : self.pos + T], self.v[layer, :, :, : self.pos + T]
+        end = self.pos + k.size(2)
+        k_all, v_all = self._k_layers[layer], self._v_layers[layer]  # (B, nh, max_len, hs)
+        k_all[:, :, self.pos : end] = k
+        v_all[:, :, self.pos : end] = v
+        return k_all[:, :, :end], v_all[:, :, :end]
 
     def advance(self, n: int) -> None:
         self.pos += n
@@ -112,8 +115,23 @@ def sample_next_token(
     """logits (B, vocab) -> next ids (B, 1). Temperature 0 is greedy."""
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    probs = filtered_probs(logits, temperature, top_k, top_p)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+    return draw(filtered_probs(logits, temperature, top_k, top_p), generator)
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One id per row of probs (B, vocab), each with its probability: (B, 1).
+
+    Inverse-CDF sampling: a uniform number in [0, total mass) lands in one
+    token's slice of the running sum. Same distribution as torch.multinomial
+    at a fraction of its cost per call (it validates its input every time,
+    ~45 us, a twentieth of a small model's step). A token of probability 0
+    owns an empty slice and is never drawn.
+    """
+    cdf = probs.float().cumsum(dim=-1)  # (B, vocab)
+    total = cdf[..., -1:]  # (B, 1), 1 up to rounding
+    u = torch.rand(total.shape, device=cdf.device, generator=generator) * total
+    u = torch.minimum(u, total.nextafter(torch.zeros_like(total)))  # strictly below the total, even after rounding
+    return torch.searchsorted(cdf, u, right=True)  # the first token whose running sum passes u
 
 
 def filtered_probs(

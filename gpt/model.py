@@ -103,17 +103,45 @@ ARCHITECTURES: dict[str, dict] = {
 
 
 def rotary_tables(head_size: int, length: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin tables, each (length, head_size/2), for rotary embeddings."""
+    """cos and sin tables, each (length, head_size), for rotary embeddings.
+
+    Channel i is paired with channel i + head_size/2 (the half-split layout).
+    Each pair's angle appears twice, and sin carries the sign the rotation needs
+    on the first half, so `apply_rotary` is two multiplies and an add.
+    """
     inv_freq = 1.0 / (base ** (torch.arange(0, head_size, 2).float() / head_size))
-    angles = torch.outer(torch.arange(length).float(), inv_freq)
-    return angles.cos(), angles.sin()
+    angles = torch.outer(torch.arange(length).float(), inv_freq)  # (length, hs/2)
+    return torch.cat((angles.cos(), angles.cos()), dim=-1), torch.cat((-angles.sin(), angles.sin()), dim=-1)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs of channels by a position-dependent angle. x: (B, nh, T, hs)."""
+    """Rotate each channel pair (x1, x2) by its position's angle: (x1 cos - x2 sin, x2 cos + x1 sin).
+
+    x: (..., hs) with positions on some axis; cos, sin: (hs) per position from
+    `rotary_tables`, shaped to broadcast against x (e.g. (T, 1, hs) for (B, T, nh, hs)).
+    """
     x1, x2 = x.chunk(2, dim=-1)
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # (T, hs/2), broadcast over B and nh
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return x * cos.to(x.dtype) + torch.cat((x2, x1), dim=-1) * sin.to(x.dtype)
+
+
+def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x / sqrt(mean(x^2) + eps) over the last axis, in float32 like F.rms_norm under autocast.
+
+    Written out: F.rms_norm took ~4x longer inside the model in token-by-token sampling.
+    eps is given: F.rms_norm's default is the dtype's epsilon, 0.008 in bf16, so training
+    under autocast would normalise differently from sampling in float32.
+    """
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.square().mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+
+def dropout_if_training(x: torch.Tensor, p: float) -> torch.Tensor:
+    """F.dropout, skipped outright when p is 0 (evaluation passes 0).
+
+    A function rather than nn.Dropout modules: in token-by-token sampling each
+    module call costs microseconds that add up to a tenth of a small model's step.
+    """
+    return F.dropout(x, p, training=True) if p > 0 else x
 
 
 class CausalSelfAttention(nn.Module):
@@ -126,27 +154,24 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v in one matmul
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
 
-    def qkv(self, x: torch.Tensor, pos0: int, rope: tuple | None) -> tuple[torch.Tensor, ...]:
-        """Queries, keys and values per head, each (B, nh, T, hs), positions pos0..pos0+T-1."""
+    def qkv(self, x: torch.Tensor, rope: tuple | None = None) -> tuple[torch.Tensor, ...]:
+        """Queries, keys and values per head, each (B, nh, T, hs); `rope` is GPT.rotary's tables for x's positions."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        if self.config.qk_norm:
-            # eps given: left out, it is the dtype's epsilon, 0.008 in bf16, and training under
-            # autocast would normalise differently from sampling in float32
-            q, k = F.rms_norm(q, (q.size(-1),), eps=1e-6), F.rms_norm(k, (k.size(-1),), eps=1e-6)
-        if rope is not None:
-            cos, sin = rope[0][pos0 : pos0 + T], rope[1][pos0 : pos0 + T]
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        return q, k, v
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, q|k|v, nh, hs)
+        q, k, v = qkv.unbind(2)  # 3 x (B, T, nh, hs)
+        if self.config.qk_norm or rope is not None:
+            qk = qkv[:, :, :2]  # (B, T, 2, nh, hs): queries and keys get the same treatment, in one go
+            if self.config.qk_norm:
+                qk = rms_norm(qk)
+            if rope is not None:
+                qk = apply_rotary(qk, *rope)
+            q, k = qk.unbind(2)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, nh, T, hs)
 
-    def forward(self, x: torch.Tensor, pos0: int = 0, rope: tuple | None = None, kv_cache=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache=None) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x, pos0, rope)
+        q, k, v = self.qkv(x, rope)
         if kv_cache is not None:  # write this step's keys/values, attend over everything so far
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, nh, pos0+T, hs)
         dropout = self.config.dropout if self.training else 0.0
@@ -155,7 +180,7 @@ class CausalSelfAttention(nn.Module):
         else:
             y = self._attend(q, k, v, T, dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_dropout(self.c_proj(y))
+        return dropout_if_training(self.c_proj(y), dropout)
 
     def _attend_written_out(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
         """The lecture's attention, step by step, for CPU autocast: PyTorch's fused kernel is slow
@@ -164,7 +189,7 @@ class CausalSelfAttention(nn.Module):
         if self.config.causal and T > 1:  # query i sees keys up to its own position (Tk - T + i)
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
             att = att.masked_fill(~mask, float("-inf"))
-        att = F.dropout(F.softmax(att.float(), dim=-1), dropout, self.training)
+        att = dropout_if_training(F.softmax(att.float(), dim=-1), dropout)
         return att @ v  # (B, nh, T, hs)
 
     def _attend(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
@@ -187,13 +212,13 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.p_dropout = config.dropout
         self.relu2 = config.activation == "relu2"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.c_fc(x)  # (B, T, 4C)
         h = F.relu(h).square() if self.relu2 else F.gelu(h)
-        return self.dropout(self.c_proj(h))  # (B, T, C)
+        return dropout_if_training(self.c_proj(h), self.p_dropout if self.training else 0.0)  # (B, T, C)
 
 
 class Block(nn.Module):
@@ -206,8 +231,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, pos0: int = 0, rope=None, kv_cache=None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), pos0, rope, kv_cache)
+    def forward(self, x: torch.Tensor, rope=None, kv_cache=None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), rope, kv_cache)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -221,7 +246,6 @@ class GPT(nn.Module):
         self.transformer = nn.ModuleDict(
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
                 ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
             )
@@ -239,6 +263,11 @@ class GPT(nn.Module):
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("c_proj.weight"):
                 torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def rotary(self, pos0: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotary cos and sin for positions pos0..pos0+T-1, each (T, 1, 1, hs): they broadcast over
+        the (B, T, q|k, nh, hs) queries and keys in CausalSelfAttention.qkv."""
+        return self.rope_cos[pos0 : pos0 + T, None, None], self.rope_sin[pos0 : pos0 + T, None, None]
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -258,18 +287,17 @@ class GPT(nn.Module):
         x = self.transformer.wte(idx)  # (B, T, C)
         rope = None
         if self.config.pos_emb == "learned":
-            pos = torch.arange(pos0, pos0 + T, device=idx.device)
-            x = x + self.transformer.wpe(pos)  # (T, C) broadcast over B
+            x = x + self.transformer.wpe.weight[pos0 : pos0 + T]  # (T, C) rows of positions, broadcast over B
         else:
-            rope = (self.rope_cos, self.rope_sin)
-        x = self.transformer.drop(x)
+            rope = self.rotary(pos0, T)  # sliced once here, used by every layer
+        x = dropout_if_training(x, self.config.dropout if self.training else 0.0)
         for block in self.transformer.h:
-            x = block(x, pos0, rope, kv_cache)  # (B, T, C)
+            x = block(x, rope, kv_cache)  # (B, T, C)
         if kv_cache is not None:
             kv_cache.advance(T)
         x = self.transformer.ln_f(x)
         if targets is None and last_only:
-            return self.lm_head(x[:, [-1], :]), None  # (B, 1, vocab): sampling needs the last position only
+            return self.lm_head(x[:, -1:, :]), None  # (B, 1, vocab): sampling needs the last position only
         logits = self.lm_head(x)  # (B, T, vocab)
         loss = None
         if targets is not None:

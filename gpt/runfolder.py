@@ -182,6 +182,7 @@ def describe(path: Path, owner: str | None = None) -> dict:
         "tokenizer": f"{tok} ({model['vocab_size']:,})" if model.get("vocab_size") else tok,
         "model_type": model.get("model_type", "?"),
         "params": int(meta.get("n_params") or 0),
+        "processes": int(meta.get("world_size") or 1),  # > 1: trained by torchrun on several processes
         "step": int(meta.get("step", 0)),
         "max_iters": int((meta.get("train") or {}).get("max_iters", 0)),
         "best_val_loss": meta.get("best_val_loss"),

@@ -10,6 +10,9 @@ import torch
 
 from gpt import checkpoint as ckpt
 from gpt.engine import SamplingSettings, generate
+from gpt.runs import JobManager
+from gpt.ui import generate as gen
+from gpt.ui import library, plots
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--data", "addition", "--lr", "1e-2", "--preset", "tiny", "--max-iters", "30", "--eval-interval", "15", "--eval-iters", "4",
@@ -48,3 +51,18 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     ids = loaded.tokenizer.encode("12+13=")
     text = loaded.tokenizer.decode(generate(loaded.model, ids, SamplingSettings(max_new_tokens=20, seed=1)))
     assert len(text) == 20
+
+    # The app: the torchrun run, uploaded as its one file, is listed with its 2 processes and samples.
+    manager = JobManager(tmp_path / "app-runs", device="cpu")
+    try:
+        name = library.import_checkpoint(manager, "alice", str(multi / ckpt.WEIGHTS), "ddp.safetensors")
+        (listed,) = manager.list_runs("alice")
+        assert listed["processes"] == 2
+        assert library.table_rows([listed])[0][library.TABLE_HEADERS.index("processes")] == 2
+        assert "2 processes (torchrun)" in plots.progress_html(manager.status(name, "alice"))
+        loaded = gen.open_run(manager, gen.ModelCache(), "alice", name)
+        req = gen.SampleRequest(name, prompt="12+13=", max_new_tokens=12, seed=3)
+        settings, _ = gen.prepare(loaded, req, 100)
+        assert len(list(gen.stream(loaded, req, settings, interval=0))[-1]) == len("12+13=") + 12  # prompt + new
+    finally:
+        manager.shutdown()

@@ -4,7 +4,7 @@ import threading
 import pytest
 import torch
 
-from gpt.engine import KVCache, SamplingSettings, filtered_probs, generate, generate_stream, sample_next_token
+from gpt.engine import KVCache, SamplingSettings, draw, filtered_probs, generate, generate_stream, sample_next_token
 from gpt.errors import SamplingError
 from gpt.model import GPT, GPTConfig, build_model
 
@@ -84,6 +84,17 @@ def test_filtered_probs_match_softmax_over_temperature_with_filters():
     n_keep = int((torch.cumsum(base, 0) < 0.8).sum()) + 1
     assert (nucleus[:n_keep] > 0).all() and (nucleus[n_keep:] == 0).all()
     torch.testing.assert_close(nucleus[:n_keep], base[:n_keep] / base[:n_keep].sum())
+
+
+def test_draws_follow_the_probabilities_and_never_pick_a_zero():
+    probs = torch.tensor([[0.1, 0.0, 0.6, 0.3, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0]])
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.cat([draw(probs, gen) for _ in range(20_000)], dim=1)  # (2, 20000)
+    freq = torch.bincount(draws[0], minlength=5).float() / draws.size(1)
+    torch.testing.assert_close(freq, probs[0], atol=0.015, rtol=0)  # 4+ standard errors
+    assert freq[1] == 0 and freq[4] == 0 and (draws[1] == 4).all()
+    edge = torch.tensor([[0.5, 0.5, 0.0]])  # a uniform number at the very top still lands on a real token
+    assert draw(edge, torch.Generator().manual_seed(1)).item() in (0, 1)
 
 
 def test_temperature_zero_is_greedy_and_low_temperature_sharpens():

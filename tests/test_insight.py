@@ -72,7 +72,7 @@ def _embed(model, idx):
     x = model.transformer.wte(idx)
     if model.config.pos_emb == "learned":
         return x + model.transformer.wpe(torch.arange(idx.size(1))), None
-    return x, (model.rope_cos, model.rope_sin)
+    return x, model.rotary(0, idx.size(1))
 
 
 # --- attention -------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ def test_manual_pass_reproduces_the_model(tok, arch, causal):
     assert max_error < 1e-5  # each layer rebuilt from our weights equals the layer itself
     # and directly: our weights times v is what scaled_dot_product_attention computes
     x, rope = _embed(model, idx)
-    q, k, v = model.transformer.h[0].attn.qkv(model.transformer.h[0].ln_1(x), 0, rope)
+    q, k, v = model.transformer.h[0].attn.qkv(model.transformer.h[0].ln_1(x), rope)
     expected = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     assert torch.allclose(weights[0] @ v, expected, atol=1e-6)
 
@@ -225,11 +225,11 @@ def test_shape_trace_matches_a_real_forward(kw):
     x, rope = _embed(model, idx)
     assert shapes["wte"] == tuple(x.shape)
     for i, block in enumerate(model.transformer.h):
-        q, k, v = block.attn.qkv(block.ln_1(x), 0, rope)
+        q, k, v = block.attn.qkv(block.ln_1(x), rope)
         assert shapes[f"h[{i}].q"] == tuple(q.shape) == (B, cfg.n_head, T, cfg.head_size)
         assert shapes[f"h[{i}].attention weights"] == (B, cfg.n_head, T, T)
         assert shapes[f"h[{i}].mlp.c_fc"] == tuple(block.mlp.c_fc(block.ln_2(x)).shape)
-        x = block(x, 0, rope)
+        x = block(x, rope)
         assert shapes[f"h[{i}]"] == tuple(x.shape)
     short = shape_trace(cfg)  # default: block 0 in full, then one line for the rest
     assert sum(r["where"].startswith("h[0]") for r in short) == sum(r["where"].startswith("h[0]") for r in rows)

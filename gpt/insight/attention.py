@@ -68,12 +68,12 @@ def attention_pass(model: torch.nn.Module, idx: torch.Tensor) -> tuple[torch.Ten
         if cfg.pos_emb == "learned":
             x = x + tr.wpe(torch.arange(T, device=idx.device))  # (T, C) broadcast over B
         else:
-            rope = (model.rope_cos, model.rope_sin)
+            rope = model.rotary(0, T)
         allowed = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()  # key j <= query i
         maps, max_error = [], 0.0
         for block in tr.h:
             h = block.ln_1(x)
-            q, k, v = block.attn.qkv(h, 0, rope)  # each (B, nh, T, hs)
+            q, k, v = block.attn.qkv(h, rope)  # each (B, nh, T, hs)
             scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.size(-1))  # (B, nh, T, T)
             if cfg.causal:
                 scores = scores.masked_fill(~allowed, float("-inf"))  # the future gets exactly 0 weight
@@ -81,8 +81,8 @@ def attention_pass(model: torch.nn.Module, idx: torch.Tensor) -> tuple[torch.Ten
             maps.append(att)
             y = (att.to(v.dtype) @ v).transpose(1, 2).reshape(B, T, -1)  # (B, T, C): heads side by side
             rebuilt = block.attn.c_proj(y)
-            max_error = max(max_error, (rebuilt - block.attn(h, 0, rope)).abs().max().item())
-            x = block(x, 0, rope)  # (B, T, C): the real block, so the next layer's input is exact
+            max_error = max(max_error, (rebuilt - block.attn(h, rope)).abs().max().item())
+            x = block(x, rope)  # (B, T, C): the real block, so the next layer's input is exact
         logits = model.lm_head(tr.ln_f(x))  # (B, T, vocab)
     finally:
         model.train(was_training)

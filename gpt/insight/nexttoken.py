@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..engine import SamplingSettings, filtered_probs
+from ..engine import SamplingSettings, draw, filtered_probs
 from ..errors import GPTError
 from ..tokenizer import Tokenizer
 from .tokens import prompt_tensor, show_piece
@@ -79,7 +79,7 @@ def pick_token(view: NextTokenView, seed: int | None = None) -> int:
     if view.temperature == 0:
         return int(view.probs.argmax())
     gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-    return int(torch.multinomial(view.probs, 1, generator=gen))
+    return int(draw(view.probs[None], gen))
 
 
 def step_forward(prompt: str, token: int | str, tokenizer: Tokenizer | None = None) -> str:

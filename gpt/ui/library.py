@@ -26,7 +26,8 @@ from ..runfolder import write_app_info
 from ..runs import JobManager
 from .estimate import human_count
 
-TABLE_HEADERS = ["run", "whose", "corpus", "tokenizer", "model", "parameters", "steps", "best val loss", "state"]
+TABLE_HEADERS = ["run", "whose", "corpus", "tokenizer", "model", "parameters", "processes", "steps", "best val loss",
+                 "state"]
 
 
 def whose(run: dict) -> str:
@@ -41,7 +42,7 @@ def table_rows(runs: list[dict]) -> list[list]:
         state = r["state"] + (f" (#{r['queue_position']} in queue)" if r.get("queue_position") else "")
         best = r["best_val_loss"]
         rows.append([r["name"], whose(r), r["corpus"], r["tokenizer"], r["model_type"],
-                     human_count(r["params"]) if r["params"] else "-", f"{r['step']:,}",
+                     human_count(r["params"]) if r["params"] else "-", r.get("processes", 1), f"{r['step']:,}",
                      f"{best:.3f}" if isinstance(best, (int, float)) else "-", state])
     return rows
 

@@ -94,6 +94,8 @@ def progress_html(status: dict | None) -> str:
         parts.append(f"elapsed {human_seconds(status.get('elapsed_s'))}")
         if status.get("n_params"):
             parts.append(f"{human_count(status['n_params'])} parameters")
+        processes = status.get("processes") or 1
+        parts.append(f"{processes} process{'es' if processes > 1 else ''}" + (" (torchrun)" if processes > 1 else ""))
         if status.get("loss") is not None and state == "running":
             parts.append(f"batch loss {status['loss']:.3f}")
         if status.get("val_loss") is not None:

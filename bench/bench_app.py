@@ -1,0 +1,168 @@
+"""The app's responsiveness, measured in a real browser: start-up, first loss point, clicks while training.
+
+    python bench/bench_app.py                  # 3 rounds; prints markdown rows
+    python bench/bench_app.py --rounds 1 --clicks 20
+
+Each round launches `python app.py` (127.0.0.1, a free port, a temporary
+checkpoints folder holding a copy of the shipped model) and measures:
+
+- **start-up**: from launching the process to the first HTTP 200;
+- **first loss point**: from the click on Start (defaults: Tiny Shakespeare,
+  character tokenizer, the default preset) to the progress line showing the
+  step-0 validation loss, which arrives in the same timer tick as the first
+  point of the loss plot;
+- **clicks while training**: with that run training, alternate clicks on
+  controls that go to the server and back (the Model radio, GPT <-> Bigram, and
+  the Architecture radio, each redrawing the parameter estimate; the token
+  preview, redrawn for a new sentence) and time each from the click to the
+  changed text on the page;
+- **first streamed text**: on the Generate tab, from the click on Generate
+  (the shipped model, 200 tokens) to the first characters in the output box.
+
+Chromium from Debian (/usr/bin/chromium) through Playwright, never a
+downloaded browser; nothing but 127.0.0.1 is contacted. Figures are medians
+over rounds (p95 over all clicks), with the load average beside them: this is
+a shared 2-core machine, and the app trains on one core while the page is
+served from the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from load_test import free_port, percentile, start_app, stop_app, wait_http  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def inner_text(page, elem_id: str) -> str:
+    return page.evaluate("(id) => document.getElementById(id)?.innerText || ''", elem_id)
+
+
+def timed_change(page, elem_id: str, action, timeout_s: float = 30.0) -> float:
+    """Seconds from `action()` to a change in the element's text."""
+    before = inner_text(page, elem_id)
+    t0 = time.perf_counter()
+    action()
+    page.wait_for_function("([id, before]) => (document.getElementById(id)?.innerText || '') !== before",
+                           arg=[elem_id, before], timeout=timeout_s * 1000, polling="raf")
+    return time.perf_counter() - t0
+
+
+def one_round(clicks: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="gpt-bench-app-"))
+    shipped = ROOT / "checkpoints" / "shakespeare-char"
+    if (shipped / "model.safetensors").exists():
+        shutil.copytree(shipped, tmp / "shakespeare-char")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    out: dict = {"load_before": os.getloadavg()[0]}
+    t_launch = time.perf_counter()
+    proc = start_app(tmp, port)
+    try:
+        wait_http(url, 120)
+        out["startup_s"] = time.perf_counter() - t_launch
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            page.wait_for_selector("#start-btn")
+            page.wait_for_function("() => (document.getElementById('estimate')?.innerText || '').includes('parameters')")
+            out["page_ready_s"] = time.perf_counter() - t_launch
+
+            t0 = time.perf_counter()
+            page.locator("#start-btn").click()
+            page.wait_for_function("() => (document.getElementById('progress')?.innerText || '').includes('val loss')",
+                                   timeout=60_000, polling="raf")
+            out["first_point_s"] = time.perf_counter() - t0
+
+            lat: list[float] = []
+            for i in range(clicks):
+                which = i % 3
+                if which == 0:
+                    label = "Bigram baseline" if i % 2 == 0 else "GPT"
+                    lat.append(timed_change(page, "estimate", lambda: page.locator("#model-type").get_by_text(label).click()))
+                elif which == 1:
+                    label = "Classic (the lecture's)" if (i // 3) % 2 == 0 else "Modern (rotary, QK-norm, ReLU²)"
+                    lat.append(timed_change(page, "estimate", lambda: page.locator("#architecture").get_by_text(label).click()))
+                else:
+                    box = page.locator("#preview-text textarea, #preview-text input").first
+
+                    def retype(box=box, i=i):
+                        box.fill(f"To be, or not to be {i}")
+                        box.press("Enter")
+
+                    lat.append(timed_change(page, "token-preview", retype))
+            out["click_s"] = lat
+            out["steps_meanwhile"] = inner_text(page, "progress")
+
+            page.locator("button[role=tab]", has_text="Generate").click()
+            page.wait_for_function("() => (document.querySelector('#gen-run input')?.value || '').length > 0")
+            page.locator("#gen-max-new input[type=number]").fill("200")
+            page.locator("#gen-max-new input[type=number]").press("Enter")
+            t0 = time.perf_counter()
+            page.locator("#gen-btn").click()
+            page.wait_for_function("() => (document.querySelector('#gen-output textarea')?.value || '').length > 0",
+                                   polling="raf")
+            out["first_text_s"] = time.perf_counter() - t0
+            browser.close()
+    finally:
+        stop_app(proc, tmp)
+    out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--clicks", type=int, default=30, help="clicks per round while the run trains")
+    args = ap.parse_args()
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    rounds = []
+    for r in range(args.rounds):
+        res = one_round(args.clicks)
+        rounds.append(res)
+        print(f"  round {r + 1}: start-up {res['startup_s']:.2f} s, page ready {res['page_ready_s']:.2f} s, "
+              f"first loss point {res['first_point_s']:.2f} s, clicks p50 {1000 * percentile(res['click_s'], 50):.0f} ms "
+              f"p95 {1000 * percentile(res['click_s'], 95):.0f} ms, first text {res['first_text_s']:.2f} s, "
+              f"load {res['load_before']:.2f}->{res['load_after']:.2f}", file=sys.stderr)
+    med = lambda key: statistics.median(r[key] for r in rounds)  # noqa: E731
+    clicks = [c for r in rounds for c in r["click_s"]]
+    loads = [x for r in rounds for x in (r["load_before"], r["load_after"])]
+    cmd = " ".join(["python bench/bench_app.py"] + sys.argv[1:])
+    print("| figure | target | median | all rounds | load (1-min) |")
+    print("|---|---|---|---|---|")
+    rows = [
+        ("`python app.py` answers HTTP", "< 8 s", "startup_s", "{:.2f} s"),
+        ("page loaded, estimate shown", "-", "page_ready_s", "{:.2f} s"),
+        ("click on Start -> first loss point", "< 2 s", "first_point_s", "{:.2f} s"),
+        ("click on Generate -> first text (while training)", "-", "first_text_s", "{:.2f} s"),
+    ]
+    span = f"{min(loads):.1f}-{max(loads):.1f}"
+    for name, target, key, fmt in rows:
+        print(f"| {name} | {target} | {fmt.format(med(key))} | {', '.join(fmt.format(r[key]) for r in rounds)} | {span} |")
+    print(f"| click while training -> page updated, p50 / p95 / max ({len(clicks)} clicks) | p95 < 300 ms | "
+          f"{1000 * percentile(clicks, 50):.0f} / {1000 * percentile(clicks, 95):.0f} / {1000 * max(clicks):.0f} ms | "
+          f"p95 per round: {', '.join(f'{1000 * percentile(r['click_s'], 95):.0f}' for r in rounds)} ms | {span} |")
+    print(f"\ncommand: `{cmd}`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
