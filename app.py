@@ -16,6 +16,7 @@ import os
 
 import gradio as gr
 
+from gpt.optim import warm_up_in_background
 from gpt.presets import DEFAULT_PRESET, PRESETS
 from gpt.runs import JobManager
 from gpt.ui.api import Api
@@ -40,6 +41,7 @@ already holds a trained model, and your run joins it as soon as it saves its fir
 
 def build_demo(manager: JobManager | None = None) -> gr.Blocks:
     leave_a_core_for_the_page()
+    warm_up_in_background()  # PyTorch's first optimizer costs ~1 s of imports: not on the first Start
     manager = manager or JobManager()
     h, lim = Handlers(manager), manager.limits
     v = preset_values(DEFAULT_PRESET)
@@ -181,13 +183,14 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         gr.on([c.change for c in (preset, model_type, architecture, *sliders)], trigger_mode="always_last",
               **show_estimate)
 
+        poll_in = [browser, last_poll, compare_runs]
+        poll_out = [progress, loss_plot, latest_sample, stop, resume, compare_plot, last_poll]
         start.click(h.start, [browser, *corpus_in[:5], preset, model_type, architecture, *sliders, share], train_msg,
-                    **private).then(**show_compare_choices)
+                    **private).then(h.first_point, poll_in, poll_out, show_progress="hidden", **private).then(
+                    **show_compare_choices)
         stop.click(h.stop, browser, train_msg, **private)
         resume.click(h.resume, [browser, max_iters], train_msg, **private)
-        timer.tick(h.poll, [browser, last_poll, compare_runs],
-                   [progress, loss_plot, latest_sample, stop, resume, compare_plot, last_poll],
-                   show_progress="hidden", concurrency_limit=None, **private)
+        timer.tick(h.poll, poll_in, poll_out, show_progress="hidden", concurrency_limit=None, **private)
         compare_refresh.click(**show_compare_choices)
         compare_runs.change(h.clear_plot, None, compare_plot, **private).then(
             h.compare, [browser, compare_runs], compare_plot, **private)

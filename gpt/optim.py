@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 
 import torch
 import torch.nn as nn
@@ -160,3 +161,20 @@ def set_lr(optimizers: list[torch.optim.Optimizer], multiplier: float) -> float:
         for g in opt.param_groups:
             g["lr"] = g["initial_lr"] * multiplier
     return optimizers[0].param_groups[0]["lr"]
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Build and step a throwaway AdamW in a daemon thread.
+
+    PyTorch imports `torch._dynamo` the first time any optimizer is made: about
+    a second on a 2-core CPU, spent inside the first run's start-up. A server
+    (the app) calls this as it starts, so the first click on Start does not wait.
+    """
+
+    def build_one() -> None:
+        param = torch.nn.Parameter(torch.zeros(1))
+        torch.optim.AdamW([param], foreach=True).step()
+
+    thread = threading.Thread(target=build_one, name="optimizer-warm-up", daemon=True)
+    thread.start()
+    return thread

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -615,6 +616,8 @@ def test_train_handlers_start_poll_refuse_stop(handlers, manager):
     msg = handlers.start("alice", *args, 1, 2, 16, 16, 0.0, 8, 3e-3, 1_000_000, 0, False)
     assert "started" in msg
     name = manager.current_run("alice")
+    progress, plot, *_ = handlers.first_point("alice", None, [name], timeout=60)  # what the page runs after Start
+    assert "val loss" in progress and 0 in set(plot[plot["series"] == "val (eval)"]["step"])  # before any tick
     wait_until(lambda: manager.status(name)["step"] > 2, what="steps")
     progress, plot, sample, stop_btn, resume_btn, compare, sig = handlers.poll("alice", None, [name])
     assert name in progress and "running" in progress
@@ -624,6 +627,9 @@ def test_train_handlers_start_poll_refuse_stop(handlers, manager):
     with pytest.warns(UserWarning, match="already have a run"):
         assert "already have a run" in handlers.start("alice", *args, *SLIDERS, False)
     assert "queued" in handlers.start("bob", *args, *SLIDERS, False)
+    t0 = time.monotonic()
+    assert "queue" in handlers.first_point("bob", None, timeout=60)[0]  # behind alice: no waiting for a point
+    assert time.monotonic() - t0 < 30
     assert "Stopping" in handlers.stop("alice")
     manager.wait(name, 30)
     progress, *_, resume_btn, _, sig = handlers.poll("alice", sig)

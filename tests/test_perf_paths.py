@@ -3,6 +3,9 @@ Muon's parameter groups and batched update, fused/foreach AdamW, MFU, threads
 and denormals, the presets. Speed itself is measured in bench/, not here."""
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +18,8 @@ from gpt.optim import Muon, build_optimizers, lr_multiplier, orthogonalise
 from gpt.presets import DEFAULT_PRESET, PRESETS, preset
 from gpt.tokenizer import CharTokenizer
 from gpt.train import TrainConfig, Trainer, configs_from
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32)
 
@@ -237,3 +242,10 @@ def test_schedule_warms_up_then_decays_to_the_floor():
     assert lr_multiplier(500, 10, 1.0, 0.1) == pytest.approx(0.1)
     mids = [lr_multiplier(500, 10, f, 0.0) for f in (0.2, 0.5, 0.8)]
     assert mids == sorted(mids, reverse=True)
+
+
+def test_the_app_builds_an_optimizer_in_the_background_so_the_first_run_does_not_wait():
+    code = ("import sys; from gpt.optim import warm_up_in_background; assert 'torch._dynamo' not in sys.modules; "
+            "warm_up_in_background().join(60); print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-2000:]

@@ -13,6 +13,7 @@ status line (and a toast), anything else a one-line 'unexpected error'.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import gradio as gr
@@ -186,6 +187,18 @@ class Handlers:
         sample = status["latest_sample"] if status else ""
         return (plots.progress_html(status), plot, sample, gr.update(interactive=active),
                 gr.update(interactive=resumable), compare, sig)
+
+    def first_point(self, owner, last, compared=None, timeout: float = 5.0):
+        """Right after Start: wait (at most `timeout` s) for the run's first evaluation, then draw it,
+        so the first point shows as soon as it exists instead of at the next timer tick."""
+        name = self.m.current_run(owner) if owner else None
+        deadline = time.monotonic() + timeout
+        while name and time.monotonic() < deadline:
+            job = self.m.active_job(owner)  # None once it has finished, stopped or failed
+            if job is None or job.name != name or self.m.must_wait(name) or self.m.metrics(name):
+                break  # over, behind others in the queue, or its first point exists
+            time.sleep(0.05)
+        return self.poll(owner, last, compared)
 
     def compare_choices(self, owner, selected):
         runs = [r for r in self.m.list_runs(owner) if r["has_weights"] or r["state"] in ACTIVE]
