@@ -87,11 +87,11 @@ def atomic_write(path: Path, write) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared and served
     except OSError as err:
         raise CheckpointError(f"Cannot write to {path.parent}: {err.strerror or err}. The previous checkpoint is unchanged.") from None
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp (and safetensors) make 0600; a checkpoint is meant to be shared and served
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -37,6 +37,8 @@ def test_round_trip_gives_identical_logits(tmp_path, arch, model_type):
     idx = torch.tensor([tok.encode("the fox")])
     torch.testing.assert_close(loaded.model(idx)[0], model.eval()(idx)[0])
     assert loaded.step == 7 and loaded.meta["corpus"] == "fox"
+    assert {f.name: f.stat().st_mode & 0o777 for f in path.iterdir()} == {  # others may read it (a server, a download)
+        ckpt.WEIGHTS: 0o644, ckpt.CONFIG: 0o644}
     assert loaded.tokenizer.encode("lazy dog") == tok.encode("lazy dog")
     # the weights file alone is a complete checkpoint (what a user downloads)
     alone = ckpt.load_checkpoint(path / ckpt.WEIGHTS)
