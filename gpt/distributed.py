@@ -78,5 +78,8 @@ def shard(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def cleanup() -> None:
+    """Leave the process group together. Rank 0 writes the last checkpoint after the loop; a rank
+    that tears down Gloo meanwhile can abort ('terminate called without an active exception')."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
