@@ -124,24 +124,13 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos.to(x.dtype) + torch.cat((x2, x1), dim=-1) * sin.to(x.dtype)
 
 
-def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """x / sqrt(mean(x^2) + eps) over the last axis, in float32 like F.rms_norm under autocast.
-
-    Written out: F.rms_norm took ~4x longer inside the model in token-by-token sampling.
-    eps is given: F.rms_norm's default is the dtype's epsilon, 0.008 in bf16, so training
-    under autocast would normalise differently from sampling in float32.
-    """
-    xf = x.float()
-    return (xf * torch.rsqrt(xf.square().mean(-1, keepdim=True) + eps)).to(x.dtype)
-
-
-def dropout_if_training(x: torch.Tensor, p: float) -> torch.Tensor:
-    """F.dropout, skipped outright when p is 0 (evaluation passes 0).
+def dropout_if_training(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """F.dropout, skipped outright in evaluation or when p is 0.
 
     A function rather than nn.Dropout modules: in token-by-token sampling each
-    module call costs microseconds that add up to a tenth of a small model's step.
+    module call costs microseconds, and a small model's step is a few hundred.
     """
-    return F.dropout(x, p, training=True) if p > 0 else x
+    return F.dropout(x, p, training=True) if training and p > 0 else x
 
 
 class CausalSelfAttention(nn.Module):
@@ -159,14 +148,14 @@ class CausalSelfAttention(nn.Module):
         """Queries, keys and values per head, each (B, nh, T, hs); `rope` is GPT.rotary's tables for x's positions."""
         B, T, C = x.shape
         qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, q|k|v, nh, hs)
-        q, k, v = qkv.unbind(2)  # 3 x (B, T, nh, hs)
-        if self.config.qk_norm or rope is not None:
-            qk = qkv[:, :, :2]  # (B, T, 2, nh, hs): queries and keys get the same treatment, in one go
-            if self.config.qk_norm:
-                qk = rms_norm(qk)
-            if rope is not None:
-                qk = apply_rotary(qk, *rope)
-            q, k = qk.unbind(2)
+        qk, v = qkv[:, :, :2], qkv[:, :, 2]  # queries and keys get the same treatment, in one go
+        if self.config.qk_norm:
+            # eps given: left out, it is the dtype's epsilon, 0.008 in bf16, and training under
+            # autocast would normalise differently from sampling in float32
+            qk = F.rms_norm(qk, (qk.size(-1),), eps=1e-6)
+        if rope is not None:
+            qk = apply_rotary(qk, *rope)
+        q, k = qk.unbind(2)  # 2 x (B, T, nh, hs)
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, nh, T, hs)
 
     def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache=None) -> torch.Tensor:
@@ -180,7 +169,7 @@ class CausalSelfAttention(nn.Module):
         else:
             y = self._attend(q, k, v, T, dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
-        return dropout_if_training(self.c_proj(y), dropout)
+        return dropout_if_training(self.c_proj(y), dropout, self.training)
 
     def _attend_written_out(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
         """The lecture's attention, step by step, for CPU autocast: PyTorch's fused kernel is slow
@@ -189,7 +178,7 @@ class CausalSelfAttention(nn.Module):
         if self.config.causal and T > 1:  # query i sees keys up to its own position (Tk - T + i)
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
             att = att.masked_fill(~mask, float("-inf"))
-        att = dropout_if_training(F.softmax(att.float(), dim=-1), dropout)
+        att = dropout_if_training(F.softmax(att.float(), dim=-1), dropout, self.training)
         return att @ v  # (B, nh, T, hs)
 
     def _attend(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
@@ -212,13 +201,13 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.p_dropout = config.dropout
+        self.dropout = config.dropout
         self.relu2 = config.activation == "relu2"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.c_fc(x)  # (B, T, 4C)
         h = F.relu(h).square() if self.relu2 else F.gelu(h)
-        return dropout_if_training(self.c_proj(h), self.p_dropout if self.training else 0.0)  # (B, T, C)
+        return dropout_if_training(self.c_proj(h), self.dropout, self.training)  # (B, T, C)
 
 
 class Block(nn.Module):
@@ -290,7 +279,7 @@ class GPT(nn.Module):
             x = x + self.transformer.wpe.weight[pos0 : pos0 + T]  # (T, C) rows of positions, broadcast over B
         else:
             rope = self.rotary(pos0, T)  # sliced once here, used by every layer
-        x = dropout_if_training(x, self.config.dropout if self.training else 0.0)
+        x = dropout_if_training(x, self.config.dropout, self.training)
         for block in self.transformer.h:
             x = block(x, rope, kv_cache)  # (B, T, C)
         if kv_cache is not None:
