@@ -480,7 +480,6 @@ class JobManager:
             latest_sample=last.get("sample", ""),
             metrics=[{k: v for k, v in r.items() if k != "sample"} for r in rows],
             n_params=trainer.n_params if trainer is not None else info["params"],
-            processes=trainer.dist.world_size if trainer is not None else info["processes"],
         )
         if info["best_val_loss"] is None and rows:
             info["best_val_loss"] = min(r["val_loss"] for r in rows)

@@ -42,7 +42,7 @@ def table_rows(runs: list[dict]) -> list[list]:
         state = r["state"] + (f" (#{r['queue_position']} in queue)" if r.get("queue_position") else "")
         best = r["best_val_loss"]
         rows.append([r["name"], whose(r), r["corpus"], r["tokenizer"], r["model_type"],
-                     human_count(r["params"]) if r["params"] else "-", r.get("processes", 1), f"{r['step']:,}",
+                     human_count(r["params"]) if r["params"] else "-", r["processes"], f"{r['step']:,}",
                      f"{best:.3f}" if isinstance(best, (int, float)) else "-", state])
     return rows
 
