@@ -18,18 +18,20 @@ import gradio as gr
 
 from gpt.optim import warm_up_in_background
 from gpt.presets import DEFAULT_PRESET, PRESETS
-from gpt.runs import JobManager
+from gpt.jobs import JobManager
 from gpt.ui.api import Api
-from gpt.ui.corpus import (BPE_VOCAB_DEFAULT, BPE_VOCAB_MAX, BPE_VOCAB_MIN, CORPUS_CHOICES, PREVIEW_CSS,
+from gpt.corpus import (BPE_VOCAB_DEFAULT, BPE_VOCAB_MAX, BPE_VOCAB_MIN, CORPUS_CHOICES,
                            TOKENIZER_CHOICES)
 from gpt.ui.handlers import Handlers, preset_values
 from gpt.ui.library import TABLE_HEADERS
-from gpt.ui.plots import LOSS_COLOURS, LOSS_SERIES, PROGRESS_CSS, progress_html
-from gpt.ui.runtime import browser_secret, describe_runtime, leave_a_core_for_the_page
+from gpt.ui.frames import LOSS_COLOURS, LOSS_SERIES, PROGRESS_CSS, progress_html
+from gpt.device import leave_a_core_for_the_page
+from gpt.ui.runtime import browser_secret, describe_runtime
+from gpt.ui.tokens import TOKENS_CSS
 from gpt.ui.views import Views
 from gpt.ui.views_layout import VIEWS_CSS, TrainControls, build_views_tab
 
-CSS = PREVIEW_CSS + PROGRESS_CSS + VIEWS_CSS + """
+CSS = TOKENS_CSS + PROGRESS_CSS + VIEWS_CSS + """
 #start-btn { font-size: 1.25rem; min-height: 3.2rem; }
 .msg-error { color: #b91c1c; font-weight: 600; }
 """

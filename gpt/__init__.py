@@ -13,13 +13,14 @@ Modules, one idea each:
 - `engine`      KV-cached sampling: temperature, top-k, top-p, streaming
 - `sample`      prompts, streaming text, the sampling CLI
 - `optim`       optimizer groups (AdamW, Muon) and the learning-rate schedule
+- `corpus`      the corpus a person picks (Shakespeare, synthetic, a file, pasted), encoded datasets cached
+- `estimate`    parameter count, memory and time of a run before it starts
+- `limits`      what one server allows a single request (GPT_MAX_* variables)
 - `presets`     named recipes: a model shape plus its training settings
 - `checkpoint`  run folders: safetensors weights, config.json, metrics.jsonl
 - `train`       the training loop, in the foreground or a background thread
 - `distributed` data parallelism under torchrun
-- `runs`        the app's job manager: queue, limits, one writer per run
-- `runrequest`  what a person asks for, turned into configs and checked
-- `runfolder`   owner, writer lock and status of a run folder
+- `jobs`        the run service: queue, workers, run requests, run folders (no Gradio)
 - `insight`     what the model does inside: attention, next token, anatomy
 - `plots`       matplotlib figures for the insight views
 - `ui`          the web app's logic (the only place besides app.py that knows Gradio)

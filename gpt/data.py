@@ -98,7 +98,6 @@ def counting_corpus(n: int = 4000, seed: int = 1337) -> str:
 
 
 SYNTHETIC = {"addition": addition_corpus, "reverse": reverse_corpus, "counting": counting_corpus}
-CORPORA = ("shakespeare", *SYNTHETIC)
 
 
 def check_text(text: str, source: str = "The text") -> str:

@@ -91,9 +91,6 @@ class KVCache:
     def reset(self) -> None:
         self.pos = 0
 
-    def get_pos(self) -> int:
-        return self.pos
-
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.pos + k.size(2)
         k_all, v_all = self._k_layers[layer], self._v_layers[layer]  # (B, nh, max_len, hs)

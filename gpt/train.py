@@ -40,6 +40,7 @@ from .errors import ConfigError, GPTError, TrainingError
 from .model import GPTConfig, build_model, flops_per_token, parameter_breakdown
 from .optim import build_optimizers, lr_multiplier, set_lr
 from .presets import DEFAULT_PRESET, preset
+from .tokcompare import bits_per_char
 from .tokenizer import Tokenizer, build_tokenizer
 
 
@@ -140,6 +141,7 @@ class Trainer:
         self._lock = threading.Lock()  # held while weights change; sampling copies under it
         self._thread: threading.Thread | None = None
         self._last_saved_step: int | None = None
+        self.lr = 0.0  # the learning rate of the latest step
 
         if model_config.vocab_size != self.tokenizer.vocab_size:
             raise ConfigError(
@@ -254,8 +256,7 @@ class Trainer:
             "step": self.step,
             "train_loss": losses["train"],
             "val_loss": losses["val"],
-            # bits per character: nats per token -> bits per token -> per character (compares tokenizers)
-            "val_bpc": losses["val"] / math.log(2) / self.dataset.val_chars_per_token,
+            "val_bpc": bits_per_char(losses["val"], self.dataset.val_chars_per_token),  # compares tokenizers
             "lr": lr,
             "tokens_per_sec": tokens_per_sec,
             "elapsed_s": self.elapsed,
@@ -327,11 +328,12 @@ class Trainer:
         self.model.train()
         tokens_per_step = cfg.batch_size * self.model_config.block_size
         tokens_per_sec = 0.0
-        lr = set_lr(self.optimizers, lr_multiplier(self.step, cfg.warmup_iters, self._progress_fraction(), cfg.min_lr_ratio))
+        self.lr = set_lr(self.optimizers, lr_multiplier(self.step, cfg.warmup_iters, self._progress_fraction(),
+                                                        cfg.min_lr_ratio))
         if self.step == 0:
             # The first point on the plot: an untrained model's loss is near ln(vocab) on every batch,
             # so a quarter of the evaluation batches measure it as well and show it ~4x sooner.
-            self.evaluate_and_save(lr, 0.0, eval_iters=max(1, cfg.eval_iters // 4))
+            self.evaluate_and_save(self.lr, 0.0, eval_iters=max(1, cfg.eval_iters // 4))
         gen = torch.Generator()
         check_every = 1 if device_type(self.device) == "cpu" else 10
         window_t, window_steps = time.perf_counter(), 0
@@ -348,21 +350,11 @@ class Trainer:
                 return
             t0 = time.perf_counter()
             gen.manual_seed(cfg.seed * 1_000_003 + self.step)  # batch depends on step only: exact resume
-            lr = set_lr(self.optimizers, lr_multiplier(self.step, cfg.warmup_iters, self._progress_fraction(), cfg.min_lr_ratio))
             x, y = self._batch("train", gen)  # (B, T): the global batch, the same on every rank
-            x, y = distributed.shard(x, self.dist), distributed.shard(y, self.dist)  # this rank's rows
-            loss = self._accumulate_gradients(x, y)
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            if self.step % check_every == 0 and not torch.isfinite(loss):
+            loss = self.train_step(x, y, check_finite=self.step % check_every == 0)
+            if loss is None:
                 nan = True
                 continue  # every rank learns of it at the top of the loop, before any update
-            with self._lock:
-                for opt in self.optimizers:
-                    opt.step()
-            for opt in self.optimizers:
-                opt.zero_grad(set_to_none=True)
-            self.step += 1
             self.elapsed += time.perf_counter() - t0
             window_steps += 1
             now = time.perf_counter()
@@ -374,16 +366,44 @@ class Trainer:
                 tokens_per_sec = window_rate
             self.progress = {
                 "step": self.step, "max_iters": cfg.max_iters, "loss": loss.item() if check_every == 1 else None,
-                "lr": lr, "tokens_per_sec": tokens_per_sec, "elapsed_s": self.elapsed, "eta_s": self._eta(tokens_per_sec),
+                "lr": self.lr, "tokens_per_sec": tokens_per_sec, "elapsed_s": self.elapsed, "eta_s": self._eta(tokens_per_sec),
                 "fraction": min(1.0, self._progress_fraction()),
             }
             if self.on_step:
                 self.on_step(self.progress)
             if self.step % cfg.eval_interval == 0 or self._done():
                 t_eval = time.perf_counter()
-                self.evaluate_and_save(lr, tokens_per_sec)
+                self.evaluate_and_save(self.lr, tokens_per_sec)
                 self.elapsed += time.perf_counter() - t_eval  # evaluation counts toward wall time
                 window_t, window_steps = time.perf_counter(), 0
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, check_finite: bool = True) -> torch.Tensor | None:
+        """One optimizer step on the batch x, y (B, T), as in nanoGPT's loop; returns the batch loss.
+
+        1) the learning rate for this step (warm-up, then cosine over steps or seconds);
+        2) forward and backward (this process's rows; `grad_accum` micro-batches);
+        3) clip the gradient norm;
+        4) a NaN or infinite loss: None, and the weights stay as they were;
+        5) the optimizer step, under the lock that sampling copies the weights with.
+        """
+        cfg = self.config
+        lr = set_lr(self.optimizers, lr_multiplier(self.step, cfg.warmup_iters, self._progress_fraction(), cfg.min_lr_ratio))
+        x, y = distributed.shard(x, self.dist), distributed.shard(y, self.dist)  # this rank's rows
+        loss = self._accumulate_gradients(x, y)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if check_finite and not torch.isfinite(loss):
+            for opt in self.optimizers:
+                opt.zero_grad(set_to_none=True)
+            return None
+        with self._lock:
+            for opt in self.optimizers:
+                opt.step()
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        self.step += 1
+        self.lr = lr
+        return loss
 
     def _accumulate_gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Backward over `grad_accum` micro-batches; DDP syncs gradients on the last one only."""

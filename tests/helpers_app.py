@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from gpt.data import addition_corpus
-from gpt.runs import RunRequest
-from gpt.ui.corpus import Corpus
+from gpt.jobs import RunRequest
+from gpt.corpus import Corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(preset="tiny", n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=8, dropout=0.0, lr=3e-3,
@@ -72,8 +72,8 @@ def launch_app(checkpoint_dir: Path, **limits_env):
     Returns (demo, url). Close with demo.close() and demo.manager.shutdown().
     """
     import app
-    from gpt.runs import JobManager
-    from gpt.ui.runtime import Limits
+    from gpt.jobs import JobManager
+    from gpt.limits import Limits
 
     limits = Limits.from_env({**os.environ, **{k: str(v) for k, v in limits_env.items()}})
     demo = app.build_demo(JobManager(checkpoint_dir, limits, device="cpu"))

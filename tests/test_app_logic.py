@@ -23,12 +23,14 @@ import torch
 from gpt import checkpoint as ckpt
 from gpt.errors import CheckpointError, ConfigError, DataError, GPTError, TokenizerError, TrainingError
 from gpt.model import GPTConfig, count_parameters
-from gpt.runs import JobManager, RunRequest
-from gpt.ui import corpus as corpora
-from gpt.ui import estimate as est
+from gpt.jobs import JobManager, RunRequest
+from gpt import corpus as corpora
+from gpt import estimate as est
 from gpt.ui import generate as gen
-from gpt.ui import library, plots, runtime
-from gpt.ui.runtime import Limits
+from gpt.ui import frames as plots, library, runtime
+from gpt import device as devices
+from gpt.limits import Limits
+from gpt.ui.tokens import preview_html
 
 from helpers_app import TINY, addition, tiny_request, wait_until
 
@@ -98,24 +100,24 @@ def test_limits_come_from_the_environment_with_clear_errors():
         Limits.from_env({"GPT_MAX_PARAMS": "lots"})
     with pytest.raises(ConfigError, match="at least 1"):
         Limits.from_env({"GPT_MAX_CONCURRENT_JOBS": "0"})
-    assert Limits.from_env({}).max_concurrent_jobs == (1 if runtime.training_device() == "cpu" else 2)
+    assert Limits.from_env({}).max_concurrent_jobs == (1 if devices.training_device() == "cpu" else 2)
 
 
 def test_zero_gpu_trains_on_the_cpu_and_says_so(monkeypatch):
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    assert runtime.zero_gpu() and runtime.training_device() == "cpu"
+    assert devices.zero_gpu() and devices.training_device() == "cpu"
     text = runtime.describe_runtime(Limits())
     assert "ZeroGPU" in text and "CPU" in text
     monkeypatch.setenv("SPACES_ZERO_GPU", "")
-    assert not runtime.zero_gpu()
+    assert not devices.zero_gpu()
     assert "ZeroGPU" not in runtime.describe_runtime(Limits(max_concurrent_jobs=2))
 
 
 def test_the_page_keeps_a_core(monkeypatch):
     monkeypatch.delenv("GPT_NUM_THREADS", raising=False)
-    assert runtime.leave_a_core_for_the_page() == max(1, (os.cpu_count() or 1) - 1)
+    assert devices.leave_a_core_for_the_page() == max(1, (os.cpu_count() or 1) - 1)
     monkeypatch.setenv("GPT_NUM_THREADS", "7")
-    assert runtime.leave_a_core_for_the_page() == 7
+    assert devices.leave_a_core_for_the_page() == 7
 
 
 def test_browser_secret_is_kept_across_restarts(tmp_path, monkeypatch):
@@ -192,13 +194,13 @@ def test_dataset_cache_and_statistics():
 
 def test_preview_colours_tokens_and_shows_ids_and_problems():
     tok = corpora.dataset(addition(), "char").tokenizer
-    html = corpora.preview_html(tok, "12+3=15\n")
-    assert html.count('class="tok"') == 8 and "\u21b5" in html  # the newline is visible
+    html = preview_html(tok, "12+3=15\n")
+    assert html.count('class="tok"') == 8 and "\u23ce" in html  # the newline is visible
     assert 'title="token id' in html and "background:#" in html
     assert "8 tokens" in html
-    bad = corpora.preview_html(tok, "<b>x</b>")
+    bad = preview_html(tok, "<b>x</b>")
     assert "tok-error" in bad and "never saw" in bad and "<b>" not in bad  # escaped, a sentence
-    long = corpora.preview_html(tok, "1+1=2\n" * 50, max_tokens=10)
+    long = preview_html(tok, "1+1=2\n" * 50, max_tokens=10)
     assert "more" in long
     assert corpora.sample_sentence("First line\nsecond line\n" * 20, limit=30) == "First line\nsecond line"
 

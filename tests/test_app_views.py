@@ -19,9 +19,9 @@ import pytest
 from gpt import checkpoint as ckpt
 from gpt.model import GPTConfig, count_parameters
 from gpt.plots import PNG_SIGNATURE
-from gpt.runs import JobManager
+from gpt.jobs import JobManager
 from gpt.ui import views as views_mod
-from gpt.ui.runtime import Limits
+from gpt.limits import Limits
 from gpt.ui.views import Views
 
 from helpers_app import addition, tiny_request, wait_until

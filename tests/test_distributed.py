@@ -10,9 +10,9 @@ import torch
 
 from gpt import checkpoint as ckpt
 from gpt.engine import SamplingSettings, generate
-from gpt.runs import JobManager
+from gpt.jobs import JobManager
 from gpt.ui import generate as gen
-from gpt.ui import library, plots
+from gpt.ui import frames as plots, library
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--data", "addition", "--lr", "1e-2", "--preset", "tiny", "--max-iters", "30", "--eval-interval", "15", "--eval-iters", "4",

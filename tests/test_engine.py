@@ -51,9 +51,9 @@ def test_cache_holds_one_position_per_new_token():
     model = sharp_model()
     cache = KVCache.for_model(model)
     model(torch.tensor([[1, 2, 3, 4]]), kv_cache=cache)
-    assert cache.get_pos() == 4
+    assert cache.pos == 4
     logits_step, _ = model(torch.tensor([[5]]), kv_cache=cache)
-    assert cache.get_pos() == 5
+    assert cache.pos == 5
     full, _ = model(torch.tensor([[1, 2, 3, 4, 5]]))
     torch.testing.assert_close(logits_step[0, -1], full[0, -1])
 

@@ -16,10 +16,12 @@ from gpt import plots
 from gpt.data import Dataset
 from gpt.engine import filtered_probs
 from gpt.errors import GPTError, SamplingError
-from gpt.insight import (attention_maps, attention_pass, find_runs, load_run, metrics_to_csv,
-                         next_token_view, parameter_rows, pick_token, pieces_html, runs_table, sample_timeline,
-                         shape_trace, show_piece, step_forward, strongest_links, timeline_html, timeline_markdown,
-                         token_choices, tokenizer_table, tokenizer_views, why_the_mask, write_csv)
+from gpt.engine import SamplingSettings, generate
+from gpt.insight import (MASK_EXPLANATION, MaskExperiment, attention_maps, attention_pass, load_run, metrics_to_csv,
+                         next_token_view, parameter_rows, pick_token, runs_table, sample_timeline, shape_trace,
+                         show_piece, step_forward, strongest_links, timeline_html, token_choices, write_csv)
+from gpt.tokcompare import compare_tokenizers
+from gpt.ui.tokens import token_boxes
 from gpt.model import ARCHITECTURES, MODEL_PRESETS, GPTConfig, build_model, parameter_breakdown
 from gpt.tokenizer import CharTokenizer, build_tokenizer
 from gpt.train import Trainer, configs_from
@@ -187,22 +189,21 @@ def test_tokenizer_views_colour_pieces_and_count(tok):
     text = "First Citizen:\nBefore we proceed any further, R&J."
     bpe = build_tokenizer("bpe", TEXT[:20000], vocab_size=300)
     narrow = CharTokenizer.from_text("abc ")
-    rows = tokenizer_views(text, {"char": tok, "bpe": bpe, "abc": narrow}, n_embd=64)
+    rows = compare_tokenizers(text, {"char": tok, "bpe": bpe, "abc": narrow}, n_embd=64)
     by_name = {r["name"]: r for r in rows}
     for name, t in (("char", tok), ("bpe", bpe)):
         row = by_name[name]
-        assert "".join(piece for piece, _ in row["highlighted"]) == text
-        assert [label for _, label in row["highlighted"]] == [str(i) for i in t.encode(text)]
+        assert "".join(piece for piece, _ in row["pieces"]) == text
+        assert [i for _, i in row["pieces"]] == t.encode(text)
         assert row["n_tokens"] == len(t.encode(text))
         assert row["chars_per_token"] == pytest.approx(len(text) / len(t.encode(text)))
         assert row["embedding_params"] == t.vocab_size * 64
-        assert "&amp;" in row["html"] and "R&J" not in row["html"]
-        assert f"title='id {t.encode(text)[0]}'" in row["html"]
+        boxes = token_boxes(row["pieces"])
+        assert "&amp;" in boxes and "R&J" not in boxes
+        assert f'title="token id {t.encode(text)[0]}"' in boxes
     assert by_name["bpe"]["n_tokens"] < by_name["char"]["n_tokens"]
     assert by_name["abc"]["error"] and by_name["abc"]["n_tokens"] is None
-    headers, table = tokenizer_table(rows)
-    assert headers[2] == "tokens" and table[2][2] == "cannot encode"
-    assert pieces_html([]).count("<span") == 0
+    assert token_boxes([]).count("<span") == 0
     assert plots.figure_png(plots.tokenizer_figure(rows)).startswith(plots.PNG_SIGNATURE)
 
 
@@ -269,15 +270,13 @@ def test_sample_timeline_and_renderings(runs):
     timeline = sample_timeline(rows)
     assert [s for s, _, _ in timeline] == [0, 10, 20]
     assert all(len(sample) >= 12 and loss == r["val_loss"] for (_, loss, sample), r in zip(timeline, rows))
-    md = timeline_markdown(timeline + [(30, 1.5, "a <b> ~~~~ fence")])
-    assert "**step 20**" in md and "~~~~~\na <b> ~~~~ fence\n~~~~~" in md
     page = timeline_html(timeline + [(30, 1.5, "a <b>")])
     assert "a &lt;b&gt;" in page and "step 10" in page
-    assert "No samples" in timeline_markdown([])
+    assert "No samples" in timeline_html([])
 
 
 def test_compare_runs_one_line_per_run_and_a_table(runs):
-    found = find_runs(runs)
+    found = sorted(p for p in runs.iterdir() if p.is_dir())
     assert [p.name for p in found] == ["bigram", "gpt"]
     summaries = [load_run(p) for p in found]
     for x in ("step", "elapsed_s"):
@@ -332,11 +331,28 @@ def test_every_figure_saves_as_png(tok, runs, tmp_path):
         temp.unlink()
 
 
+def _train_with_and_without_the_mask(text, max_iters, sample_tokens, on_eval) -> MaskExperiment:
+    """Two tiny rotary GPTs on the same text, with and without the causal mask, as the app's experiment trains them."""
+    dataset = Dataset(text, CharTokenizer.from_text(text), name="why-the-mask")
+    curves, samples = {}, {}
+    for label, causal in (("masked", True), ("unmasked", False)):
+        model_cfg, train_cfg = configs_from(
+            "tiny", dataset.tokenizer.vocab_size, {"causal": causal, "pos_emb": "rope"},
+            {"max_iters": max_iters, "eval_interval": max(1, max_iters // 6), "eval_iters": 5, "seed": 1337,
+             "sample_tokens": 0, "device": "cpu"})
+        trainer = Trainer(model_cfg, train_cfg, dataset, out_dir=None, on_eval=lambda row, label=label: on_eval(label, row))
+        assert trainer.run() == "finished"
+        curves[label] = trainer.metrics
+        out = generate(trainer.model, [0], SamplingSettings(max_new_tokens=sample_tokens, temperature=0.8, seed=1337))
+        samples[label] = dataset.tokenizer.decode(out)
+    return MaskExperiment(curves, samples, MASK_EXPLANATION)
+
+
 def test_without_the_mask_training_loss_collapses():
     if _shakespeare() is None:
         pytest.skip("needs Tiny Shakespeare (set GPT_DATA_DIR)")
     seen = []
-    exp = why_the_mask(TEXT[:100000], max_iters=200, sample_tokens=40, on_eval=lambda label, row: seen.append(label))
+    exp = _train_with_and_without_the_mask(TEXT[:100000], 200, 40, lambda label, row: seen.append(label))
     masked, unmasked = exp.final_train_loss("masked"), exp.final_train_loss("unmasked")
     assert unmasked < 0.5 * masked and unmasked < 1.2 and masked > 2.0
     assert exp.curves["unmasked"][-1]["val_loss"] < exp.curves["masked"][-1]["val_loss"]  # val windows hold their future too

@@ -33,14 +33,14 @@ from gpt import checkpoint as ckpt
 from gpt.data import DEFAULT_MAX_BYTES, Dataset, addition_corpus, read_text_file
 from gpt.errors import CheckpointError, ConfigError, DataError, GPTError, SamplingError, TrainingError
 from gpt.model import GPTConfig, build_model
-from gpt.runfolder import mark_interrupted
-from gpt.runs import JobManager
+from gpt.jobs.folder import mark_interrupted
+from gpt.jobs import JobManager
 from gpt.tokenizer import CharTokenizer
 from gpt.train import TrainConfig, Trainer
 from gpt.ui import generate as gen
-from gpt.ui import plots
+from gpt.ui import frames as plots
 from gpt.ui.handlers import Handlers
-from gpt.ui.runtime import Limits
+from gpt.limits import Limits
 
 from helpers_app import addition, launch_app, tiny_request, wait_until
 

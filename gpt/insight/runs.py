@@ -10,7 +10,6 @@ import csv
 import html
 import io
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,17 +24,6 @@ from ..model import GPTConfig, count_parameters
 def sample_timeline(rows: list[dict]) -> list[tuple[int, float, str]]:
     """(step, val_loss, sample) for each evaluation that stored a sample."""
     return [(int(r["step"]), float(r["val_loss"]), r["sample"]) for r in rows if r.get("sample")]
-
-
-def timeline_markdown(timeline: list[tuple[int, float, str]]) -> str:
-    """Each sample in a fenced block under its step and loss (for gr.Markdown)."""
-    if not timeline:
-        return "_No samples yet: the trainer stores one at each evaluation (sample_tokens > 0)._"
-    parts = []
-    for step, loss, sample in timeline:
-        fence = "~" * max(3, 1 + max(map(len, re.findall("~+", sample)), default=0))  # longer than any ~ run inside
-        parts.append(f"**step {step}** · val loss {loss:.3f}\n\n{fence}\n{sample}\n{fence}")
-    return "\n\n".join(parts)
 
 
 def timeline_html(timeline: list[tuple[int, float, str]]) -> str:
@@ -66,14 +54,6 @@ class RunSummary:
         if "model" in self.meta:
             return count_parameters(GPTConfig.from_dict(self.meta["model"]))["total"]
         return None
-
-
-def find_runs(root: str | Path | None = None) -> list[Path]:
-    """Run folders under the checkpoints root: those with metrics or a config."""
-    root = Path(root) if root is not None else ckpt.checkpoints_root()
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and ((p / ckpt.METRICS).exists() or (p / ckpt.CONFIG).exists()))
 
 
 def load_run(path: str | Path) -> RunSummary:

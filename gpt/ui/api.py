@@ -21,7 +21,7 @@ import gradio as gr
 
 from ..errors import GPTError
 from ..presets import PRESETS
-from . import corpus as corpora
+from .. import corpus as corpora
 from . import generate as gen
 from .handlers import Handlers, make_request, preset_values
 

@@ -26,7 +26,7 @@ import torch
 from .. import checkpoint as ckpt
 from ..engine import SamplingSettings
 from ..errors import CheckpointError, SamplingError
-from ..runs import JobManager
+from ..jobs import JobManager
 from ..sample import prompt_to_ids, stream_text
 from ..tokenizer import Tokenizer
 

@@ -21,12 +21,13 @@ import pandas as pd
 
 from ..errors import GPTError
 from ..presets import PRESETS
-from ..runfolder import ACTIVE
-from ..runs import JobManager, RunRequest
-from . import corpus as corpora
-from . import estimate as est
+from ..jobs.folder import ACTIVE
+from ..jobs import JobManager, RunRequest
+from .. import corpus as corpora
+from .. import estimate as est
 from . import generate as gen
-from . import library, plots
+from . import frames, library
+from .tokens import preview_html
 
 TRAIN_SLIDERS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "batch_size", "lr", "max_iters", "max_seconds")
 
@@ -100,7 +101,7 @@ class Handlers:
         except Exception as err:  # noqa: BLE001 - the page shows the sentence
             return problem(err), "", gr.skip()
         sentence = preview_text or corpora.sample_sentence(corpus.text)
-        return corpora.stats_markdown(ds), corpora.preview_html(ds.tokenizer, sentence), ds.tokenizer.vocab_size
+        return corpora.stats_markdown(ds), preview_html(ds.tokenizer, sentence), ds.tokenizer.vocab_size
 
     # --- 2. model and training settings ---------------------------------------------------------
     @staticmethod
@@ -179,13 +180,13 @@ class Handlers:
             return (gr.skip(),) * 6 + (last,)
         plot = compare = gr.skip()
         if not last or last[0] != name or last[3] != steps or last[4] != sig[4]:
-            plot = plots.loss_frame(status["metrics"], self.m.step_losses(name)) if name else None
+            plot = frames.loss_frame(status["metrics"], self.m.step_losses(name)) if name else None
         if name in (compared or []) and (not last or last[4] != sig[4]):
             compare = self.compare(owner, compared)
         active = bool(status and status["state"] in ACTIVE and status["mine"])
         resumable = bool(status and status["mine"] and not active and status["state"] != "running elsewhere")
         sample = status["latest_sample"] if status else ""
-        return (plots.progress_html(status), plot, sample, gr.update(interactive=active),
+        return (frames.progress_html(status), plot, sample, gr.update(interactive=active),
                 gr.update(interactive=resumable), compare, sig)
 
     def first_point(self, owner, last, compared=None, timeout: float = 5.0):
@@ -219,7 +220,7 @@ class Handlers:
                     out[name] = self.m.metrics(name)
                 except GPTError:
                     continue
-        frame = plots.compare_frame(out)
+        frame = frames.compare_frame(out)
         return frame if len(frame) else None
 
     @staticmethod

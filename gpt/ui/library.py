@@ -22,9 +22,9 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from ..errors import CheckpointError
-from ..runfolder import write_app_info
-from ..runs import JobManager
-from .estimate import human_count
+from ..jobs.folder import write_app_info
+from ..jobs import JobManager
+from ..estimate import human_count
 
 TABLE_HEADERS = ["run", "whose", "corpus", "tokenizer", "model", "parameters", "processes", "steps", "best val loss",
                  "state"]

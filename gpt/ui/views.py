@@ -40,12 +40,14 @@ from .. import insight
 from .. import plots as figures
 from ..errors import CheckpointError, GPTError
 from ..model import GPTConfig
-from ..runfolder import ACTIVE
-from ..runs import JobManager, RunRequest
-from . import corpus as corpora
+from ..jobs.folder import ACTIVE
+from ..jobs import JobManager, RunRequest
+from .. import corpus as corpora
 from . import generate as gen
-from . import library, plots
-from .estimate import human_count
+from . import frames, library
+from .tokens import token_boxes
+from ..estimate import human_count
+from ..tokcompare import compare_tokenizers
 from .handlers import make_request
 
 SHIPPED = "shakespeare-char"
@@ -241,7 +243,7 @@ class Views:
                 built[label] = corpora.dataset(corpus, kind, vocab).tokenizer
             except GPTError as err:  # GPT-2 offline: its row says why
                 failed[label] = str(err)
-        rows = {r["name"]: r for r in insight.tokenizer_views(text, built, int(n_embd or 128))}
+        rows = {r["name"]: r for r in compare_tokenizers(text, built, int(n_embd or 128))}
         rows = [rows.get(label) or dict(name=label, vocab_size=None, embedding_params=None, pieces=[], n_tokens=None,
                                         chars_per_token=None, error=failed[label]) for label in kinds]
         fig, png = export("tokenizers", figures.tokenizer_figure, rows)
@@ -302,7 +304,7 @@ class Views:
         sig = [run, status["state"], len(rows), len(steps)]
         if sig == last:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
-        curve = plots.loss_frame(rows, steps)
+        curve = frames.loss_frame(rows, steps)
         line = f"**{run}**: {status['state']}, step {status['step']:,}"
         if status.get("val_loss") is not None:
             line += f", val loss {status['val_loss']:.3f}"
@@ -422,7 +424,7 @@ def tokenizer_table_html(rows: list[dict]) -> str:
         if r["error"] is not None:
             cut = f'<span class="msg-error">{html.escape(r["error"])}</span>'
         else:
-            cut = token_boxes(r["pieces"])
+            cut = token_boxes(r["pieces"], MAX_SHOWN_TOKENS)
 
         def num(v, fmt="{:,}"):
             return "-" if v is None else fmt.format(v)
@@ -431,16 +433,6 @@ def tokenizer_table_html(rows: list[dict]) -> str:
                     f"<td>{num(r['chars_per_token'], '{:.2f}')}</td><td>{num(r['vocab_size'])}</td>"
                     f"<td>{num(r['embedding_params'])}</td></tr>")
     return f'<table class="tok-compare">{head}{"".join(body)}</table>'
-
-
-def token_boxes(pieces: list[tuple[str, int]]) -> str:
-    """Tokens as coloured boxes, the id under each, whitespace made visible (as in the Train tab's preview)."""
-    boxes = [f'<span class="tok" style="background:{corpora.PALETTE[k % len(corpora.PALETTE)]}" title="token id {i}">'
-             f'<span class="tok-text">{html.escape(insight.show_piece(piece))}</span><span class="tok-id">{i}</span>'
-             "</span>" for k, (piece, i) in enumerate(pieces[:MAX_SHOWN_TOKENS])]
-    more = len(pieces) - MAX_SHOWN_TOKENS
-    tail = f'<span class="tok-more">... {more:,} more</span>' if more > 0 else ""
-    return f'<div class="tok-preview">{"".join(boxes)}{tail}</div>'
 
 
 def timeline_html(timeline: list[tuple[int, float, str]]) -> str:

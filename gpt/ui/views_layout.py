@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..insight import MASK_EXPLANATION
-from . import plots
+from . import frames
 from .views import ATTENTION_PROMPT, NEXT_TOKEN_PROMPT, Views
 
 VIEWS_CSS = """  /* projector-sized tables and samples; app.py adds it to the page's CSS */
@@ -146,8 +146,8 @@ def build_views_tab(v: Views, browser: gr.BrowserState, train: TrainControls, ot
                     watch_csv = _png("watch-csv", "⬇ metrics CSV")
                 watch_status = gr.Markdown(elem_id="watch-status")
                 with gr.Row():
-                    watch_loss = gr.LinePlot(None, x="step", y="loss", color="series", color_map=plots.LOSS_COLOURS,
-                                             colors_in_legend=list(plots.LOSS_SERIES), height=460,
+                    watch_loss = gr.LinePlot(None, x="step", y="loss", color="series", color_map=frames.LOSS_COLOURS,
+                                             colors_in_legend=list(frames.LOSS_SERIES), height=460,
                                              title="Loss (nats per token)", buttons=["export", "fullscreen"],
                                              elem_id="watch-loss")
                     watch_timeline = gr.HTML(label="What it writes at each evaluation", elem_id="watch-timeline")

@@ -21,8 +21,8 @@ import json
 import os
 from pathlib import Path
 
-from . import checkpoint as ckpt
-from .errors import CheckpointError, GPTError, TrainingError
+from .. import checkpoint as ckpt
+from ..errors import CheckpointError, GPTError, TrainingError
 
 APP_FILE = "app.json"
 CORPUS_FILE = "corpus.txt"

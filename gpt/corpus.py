@@ -5,14 +5,12 @@ uploaded .txt file, or pasted text. The same (corpus, tokenizer) pair is
 asked for many times (statistics, preview, then the run itself), and a BPE
 takes seconds to train, so encoded datasets are kept in a small cache.
 
-The preview is the lecture's first picture: a sentence cut into coloured
-tokens, each with its id, so the char / BPE trade-off is visible at a glance.
+The page draws the pieces with `gpt.ui.tokens`; this module knows no HTML.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 import threading
 import time
@@ -20,9 +18,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data import SYNTHETIC, Dataset, check_text, load_corpus, read_text_file
-from ..errors import DataError, GPTError
-from ..tokenizer import Tokenizer, build_tokenizer
+from .data import SYNTHETIC, Dataset, check_text, load_corpus, read_text_file
+from .errors import DataError
+from .tokenizer import build_tokenizer
 
 CORPUS_CHOICES = [
     ("Tiny Shakespeare (1.1M characters)", "shakespeare"),
@@ -38,7 +36,6 @@ TOKENIZER_CHOICES = [
     ("BPE trained on this corpus", "bpe"),
 ]
 BPE_VOCAB_MIN, BPE_VOCAB_MAX, BPE_VOCAB_DEFAULT = 256, 16_384, 2_048
-PALETTE = ["#fde68a", "#bbf7d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#d9f99d"]
 
 
 @dataclass
@@ -159,40 +156,3 @@ def sample_sentence(text: str, limit: int = 120) -> str:
             break
         out += line
     return (out or text[:limit])[:limit * 2].rstrip("\n")
-
-
-def _visible(piece: str) -> str:
-    """Whitespace a reader can see: spaces as a dot, newlines and tabs as arrows."""
-    return piece.replace(" ", "\u00b7").replace("\n", "\u21b5").replace("\t", "\u21e5")
-
-
-def preview_html(tokenizer: Tokenizer, text: str, max_tokens: int = 120) -> str:
-    """`text` cut into tokens: one coloured box per token, its id underneath."""
-    try:
-        pieces = tokenizer.pieces(text)
-    except GPTError as err:
-        return f'<div class="tok-preview tok-error">{html.escape(str(err))}</div>'
-    shown = pieces[:max_tokens]
-    boxes = []
-    for k, (piece, tid) in enumerate(shown):
-        colour = PALETTE[k % len(PALETTE)]
-        boxes.append(
-            f'<span class="tok" style="background:{colour}" title="token id {tid}">'
-            f'<span class="tok-text">{html.escape(_visible(piece))}</span><span class="tok-id">{tid}</span></span>'
-        )
-    more = f'<span class="tok-more">... {len(pieces) - len(shown)} more</span>' if len(pieces) > len(shown) else ""
-    ratio = len(text) / max(1, len(pieces))
-    caption = (f'<div class="tok-caption">{len(text)} characters &rarr; {len(pieces)} tokens '
-               f'({ratio:.2f} characters per token)</div>')
-    return f'<div class="tok-preview">{"".join(boxes)}{more}</div>{caption}'
-
-
-PREVIEW_CSS = """
-.tok-preview { font-family: ui-monospace, monospace; line-height: 1.1; }
-.tok { display: inline-flex; flex-direction: column; align-items: center; color: #111;
-       border-radius: 4px; padding: 2px 3px; margin: 2px 1px; }
-.tok-text { white-space: pre; font-size: 15px; }
-.tok-id { font-size: 10px; opacity: .65; }
-.tok-more, .tok-caption { font-size: 12px; opacity: .75; margin-top: 4px; }
-.tok-error { color: #b91c1c; }
-"""

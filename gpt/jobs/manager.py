@@ -35,17 +35,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checkpoint as ckpt
-from . import runfolder as folders
-from .data import Dataset
-from .errors import CheckpointError, GPTError, TrainingError
-from .model import GPTConfig
-from .runfolder import ACTIVE, CORPUS_FILE
-from .runrequest import RunRequest, check_request
-from .train import TrainConfig, Trainer
-from .ui import corpus as corpora
-from .ui import estimate
-from .ui.runtime import Limits, training_device
+from .. import checkpoint as ckpt
+from . import folder as folders
+from ..data import Dataset
+from ..errors import CheckpointError, GPTError, TrainingError
+from ..model import GPTConfig
+from .folder import ACTIVE, CORPUS_FILE
+from .request import RunRequest, check_request
+from ..train import TrainConfig, Trainer
+from .. import corpus as corpora
+from .. import estimate
+from ..device import training_device
+from ..limits import Limits
 
 
 @dataclass

@@ -17,7 +17,7 @@ import html
 
 import pandas as pd
 
-from .estimate import human_count, human_seconds
+from ..estimate import human_count, human_seconds
 
 MAX_STEP_POINTS = 300
 LOSS_SERIES = ("train (each step)", "train (eval)", "val (eval)")

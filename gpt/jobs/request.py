@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .errors import ConfigError
-from .model import ARCHITECTURES, GPTConfig
-from .presets import DEFAULT_PRESET, preset
-from .train import TrainConfig
-from .ui import corpus as corpora
-from .ui import estimate
-from .ui.runtime import Limits
+from ..errors import ConfigError
+from ..model import ARCHITECTURES, GPTConfig
+from ..presets import DEFAULT_PRESET, preset
+from ..train import TrainConfig
+from .. import corpus as corpora
+from .. import estimate
+from ..limits import Limits
 
 GPT2_VOCAB_GUESS = 12_000  # a compact GPT-2 vocabulary of a mid-sized corpus; checked exactly once built
 

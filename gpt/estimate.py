@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from ..model import GPTConfig, count_parameters, flops_per_token
+from .model import GPTConfig, count_parameters, flops_per_token
 
 EFFICIENCY = 0.45  # share of the matmul peak a small transformer step reaches (kernel and Python overhead)
 STEP_OVERHEAD_S = 0.002  # per training step, plus 0.5 ms per layer: launches, optimizer loop, Python
