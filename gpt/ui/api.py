@@ -23,15 +23,12 @@ from ..errors import GPTError
 from ..presets import PRESETS
 from .. import corpus as corpora
 from . import generate as gen
+from .messages import refuse
 from .handlers import Handlers, make_request, preset_values
 
 
 def _owner(request: gr.Request | None) -> str:
     return f"api-{request.session_hash}" if request is not None and request.session_hash else ""
-
-
-def _fail(err: Exception):
-    raise gr.Error(str(err) if isinstance(err, GPTError) else f"Unexpected error ({type(err).__name__}: {err}).")
 
 
 class Api:
@@ -60,7 +57,7 @@ class Api:
             job = self.m.start(_owner(request), source, req, name=name or None)
             return self.m.status(job.name, _owner(request))
         except Exception as err:  # noqa: BLE001
-            _fail(err)
+            refuse(err)
 
     def run_status(self, run: str, request: gr.Request = None) -> dict:
         """State, step, tokens/s, ETA, latest losses and every evaluation row of one run."""
@@ -69,28 +66,28 @@ class Api:
                 raise GPTError(f"There is no run named {run!r}.")
             return self.m.status(run, _owner(request))
         except Exception as err:  # noqa: BLE001
-            _fail(err)
+            refuse(err)
 
     def stop_run(self, run: str, request: gr.Request = None) -> dict:
         try:
             self.m.stop(_owner(request), run)
             return self.m.status(run, _owner(request))
         except Exception as err:  # noqa: BLE001
-            _fail(err)
+            refuse(err)
 
     def resume_run(self, run: str, more_iters: int = 0, request: gr.Request = None) -> dict:
         try:
             self.m.resume(_owner(request), run, more_iters or None)
             return self.m.status(run, _owner(request))
         except Exception as err:  # noqa: BLE001
-            _fail(err)
+            refuse(err)
 
     def delete_run(self, run: str, request: gr.Request = None) -> dict:
         try:
             self.m.delete(_owner(request), run)
             return {"deleted": run}
         except Exception as err:  # noqa: BLE001
-            _fail(err)
+            refuse(err)
 
     def list_runs(self, request: gr.Request = None) -> list[dict]:
         """Every run this session may see: its own and the shared ones."""
@@ -107,12 +104,12 @@ class Api:
             loaded = gen.open_run(self.m, self.h.models, _owner(request), run, self.m.device)
             settings, _ = gen.prepare(loaded, req, self.m.limits.max_new_tokens)
         except Exception as err:  # noqa: BLE001
-            _fail(err)
+            refuse(err)
         with self.m.sampling(run):
             try:
                 yield from gen.stream(loaded, req, settings)
             except Exception as err:  # noqa: BLE001 - a sentence, not a traceback, even mid-stream
-                _fail(err)
+                refuse(err)
 
     def endpoints(self) -> dict:
         return {"start_run": self.start_run, "run_status": self.run_status, "stop_run": self.stop_run,

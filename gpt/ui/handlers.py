@@ -27,22 +27,10 @@ from .. import corpus as corpora
 from .. import estimate as est
 from . import generate as gen
 from . import frames, library
+from .messages import problem, say
 from .tokens import preview_html
 
 TRAIN_SLIDERS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "batch_size", "lr", "max_iters", "max_seconds")
-
-
-def say(message: str, ok: bool = True) -> str:
-    """A status line; problems also pop up as a toast."""
-    if not ok:
-        gr.Warning(message)
-        return f'<span class="msg-error">{message}</span>'
-    return message
-
-
-def problem(err: Exception) -> str:
-    text = str(err) if isinstance(err, GPTError) else f"Unexpected error ({type(err).__name__}: {err})."
-    return say(text, ok=False)
 
 
 def preset_values(name: str) -> dict:

@@ -45,6 +45,7 @@ from ..jobs import JobManager, RunRequest
 from .. import corpus as corpora
 from . import generate as gen
 from . import frames, library
+from .messages import problem
 from .tokens import token_boxes
 from ..estimate import human_count
 from ..tokcompare import compare_tokenizers
@@ -62,12 +63,6 @@ MASK_RUN = re.compile(r"^why-mask-(\d+)-(masked|unmasked)$")
 EXPORT_DIR = Path(tempfile.gettempdir()) / "gpt-figures"
 KEEP_EXPORTS = 200
 NO_FILE = {"value": None, "interactive": False, "__type__": "update"}
-
-
-def sentence(err: Exception) -> str:
-    """A problem as one red line for a view's status (no toast: a view redraws often)."""
-    text = str(err) if isinstance(err, GPTError) else f"Unexpected error ({type(err).__name__}: {err})."
-    return f'<span class="msg-error">{html.escape(text)}</span>'
 
 
 def _new_export_folder() -> Path:
@@ -155,7 +150,7 @@ class Views:
             loaded = self._open(owner, run)
             maps = insight.attention_maps(loaded.model, loaded.tokenizer, prompt or "")
         except Exception as err:  # noqa: BLE001 - a bigram run, a character never seen: a sentence
-            return None, None, gr.skip(), gr.skip(), None, sentence(err), dict(NO_FILE), dict(NO_FILE)
+            return None, None, gr.skip(), gr.skip(), None, problem(err, toast=False), dict(NO_FILE), dict(NO_FILE)
         n_layer, n_head = maps.weights.shape[:2]
         layer, head = min(int(layer or 0), n_layer - 1), min(int(head or 0), n_head - 1)
         heat, links, status, heat_png = self._one_head(run, loaded, maps, layer, head)
@@ -170,7 +165,7 @@ class Views:
             maps = insight.attention_maps(loaded.model, loaded.tokenizer, prompt or "")
             maps.head(int(layer or 0), int(head or 0))  # a sentence when out of range
         except Exception as err:  # noqa: BLE001
-            return None, None, sentence(err), dict(NO_FILE)
+            return None, None, problem(err, toast=False), dict(NO_FILE)
         heat, links, status, heat_png = self._one_head(run, loaded, maps, int(layer or 0), int(head or 0))
         return heat, links, status, download(heat_png)
 
@@ -191,7 +186,7 @@ class Views:
             view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", float(temperature),
                                            int(top_k or 0), float(top_p) if top_p is not None else None)
         except Exception as err:  # noqa: BLE001
-            return None, gr.update(choices=[], value=None), sentence(err), dict(NO_FILE)
+            return None, gr.update(choices=[], value=None), problem(err, toast=False), dict(NO_FILE)
         fig, png = export(f"next-token-{run}", figures.next_token_figure, view)
         choices = insight.token_choices(view)
         kept = int((view.probs > 0).sum())
@@ -204,12 +199,12 @@ class Views:
     def next_append(self, owner, run, prompt, token, temperature=1.0, top_k=0, top_p=1.0):
         """Append the chosen token to the prompt, then show the next distribution: (prompt, *next_token)."""
         if token is None or token == "":
-            return (gr.skip(), gr.skip(), gr.skip(), sentence(GPTError("Choose a token first.")), gr.skip())
+            return (gr.skip(), gr.skip(), gr.skip(), problem(GPTError("Choose a token first."), toast=False), gr.skip())
         try:
             tok = self._open(owner, run).tokenizer
             new = insight.step_forward(prompt or "", int(token), tok)
         except Exception as err:  # noqa: BLE001
-            return (gr.skip(), gr.skip(), gr.skip(), sentence(err), gr.skip())
+            return (gr.skip(), gr.skip(), gr.skip(), problem(err, toast=False), gr.skip())
         piece = insight.show_piece(tok.decode([int(token)]))
         return (new, *self.next_token(owner, run, new, temperature, top_k, top_p, note=f"Appended '{piece}'."))
 
@@ -221,7 +216,7 @@ class Views:
                                            int(top_k or 0), float(top_p) if top_p is not None else None)
             token = insight.pick_token(view, seed)
         except Exception as err:  # noqa: BLE001
-            return (gr.skip(), gr.skip(), gr.skip(), sentence(err), gr.skip())
+            return (gr.skip(), gr.skip(), gr.skip(), problem(err, toast=False), gr.skip())
         new = insight.step_forward(prompt or "", token, loaded.tokenizer)
         note = (f"Sampled '{insight.show_piece(loaded.tokenizer.decode([token]))}' "
                 f"(it had {100 * view.probs[token].item():.1f}%).")
@@ -233,7 +228,7 @@ class Views:
         try:
             corpus = corpora.load(corpus_choice, upload, pasted, max_bytes=self.m.limits.max_upload_bytes)
         except Exception as err:  # noqa: BLE001
-            return "", None, sentence(err), dict(NO_FILE)
+            return "", None, problem(err, toast=False), dict(NO_FILE)
         text = text or corpora.sample_sentence(corpus.text)
         vocab = int(vocab_size or corpora.BPE_VOCAB_DEFAULT)
         kinds = {"char": "char", "gpt2 (compact)": "gpt2", f"bpe {vocab:,} (trained here)": "bpe"}
@@ -263,7 +258,7 @@ class Views:
             params = insight.parameter_rows(config)
             trace = insight.shape_trace(config)
         except Exception as err:  # noqa: BLE001
-            return None, None, None, sentence(err), dict(NO_FILE)
+            return None, None, None, problem(err, toast=False), dict(NO_FILE)
         fig, png = export(f"parameters-{run if source == 'run' else 'settings'}", figures.parameters_figure, config)
         table = pd.DataFrame([[name, f"{n:,}", f"{share:g}%"] for name, n, share in params], columns=PARAM_HEADERS)
         shapes = pd.DataFrame([[r["where"], "(" + ", ".join(map(str, r["shape"])) + ")", r["symbols"], r["what"]]
@@ -299,7 +294,7 @@ class Views:
             status = self.m.status(run, owner)
             rows = self.m.metrics(run)
         except GPTError as err:
-            return None, "", sentence(err), dict(NO_FILE), None
+            return None, "", problem(err, toast=False), dict(NO_FILE), None
         steps = self.m.step_losses(run)
         sig = [run, status["state"], len(rows), len(steps)]
         if sig == last:
@@ -372,7 +367,7 @@ class Views:
 
             self.m.start(owner, corpus, request(True), name=masked, then=[(corpus, request(False), unmasked)])
         except Exception as err:  # noqa: BLE001 - e.g. a run of yours in progress
-            return sentence(err), gr.skip()
+            return problem(err, toast=False), gr.skip()
         return (f"Training **{masked}**, then **{unmasked}** ({self.mask_steps} steps each, one after the other "
                 "like any run: they are in every run list too).", gr.Timer(active=True))
 
