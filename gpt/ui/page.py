@@ -1,0 +1,46 @@
+"""What every tab of the page shares: the run service, the model cache, who is asking, the Train tab's controls.
+
+`app.py` makes one `Page` and hands it to each tab's layout function
+(`build_train_tab(page)`, `build_lesson_tab(page)`, ...). A tab reads the
+asker's id from `page.who` (the first input of its events) and the Train
+tab's choices (corpus, tokenizer, shape) from `page.train`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from ..jobs import JobManager
+from .generate import ModelCache
+
+
+@dataclass
+class TrainControls:
+    """The Train tab's components other tabs read (the Tokenizers and Anatomy views, the Lesson)."""
+
+    corpus: gr.Component
+    upload: gr.Component
+    pasted: gr.Component
+    tokenizer: gr.Component
+    bpe_vocab: gr.Component
+    vocab: gr.State  # the vocabulary size of the chosen corpus and tokenizer
+    preset: gr.Component
+    model_type: gr.Component
+    architecture: gr.Component
+    sliders: list  # n_layer, n_head, n_embd, block_size, dropout, batch_size, lr, max_iters, max_seconds
+    n_embd: gr.Component
+
+
+@dataclass
+class Page:
+    manager: JobManager
+    models: ModelCache
+    who: gr.Component  # its value is the asker's owner id: the first input of most events
+    train: TrainControls | None = None  # set once the Train tab is built
+    tabs: list = field(default_factory=list)  # every top-level gr.Tab, so a tab can pause its timers elsewhere
+
+
+PRIVATE = dict(api_visibility="private")  # the page's own events: not part of the client API
+QUIET = dict(show_progress="hidden", concurrency_limit=None, **PRIVATE)  # timers: no spinner, never queued
