@@ -553,7 +553,7 @@ def test_progress_html_for_each_state():
                 step=50, max_iters=100, fraction=0.5, tokens_per_sec=1234.0, eta_s=12, elapsed_s=10,
                 n_params=30000, loss=2.5, val_loss=2.6, val_bpc=3.7, message="", queue_position=None)
     html = plots.progress_html(RunStatus(**base, state="running"))
-    assert "step <b>50</b> / 100" in html and "1,234 tokens/s" in html and "ETA 12 s" in html and "width:50.0%" in html
+    assert "step <b>50</b> / 100" in html and "1,234 tokens/s" in html and "about 12 s left" in html and "width:50.0%" in html
     assert "width:100.0%" in plots.progress_html(RunStatus(**base, state="finished"))
 
 

@@ -450,9 +450,10 @@ def test_client_bad_corpora(client, app):
     assert "only whitespace" in refused(start, text="   \n\t  ")
     assert "over the 1 MB limit" in refused(start, text="ab\n" * 400_000)
     assert "Unknown corpus" in refused(start, corpus="wikipedia")
-    st = start(text="abc" * 10)  # too short: refused once the tokenizer has counted it, with the sentence
-    final = ended(client, st["name"])
-    assert final["state"] == "failed" and "too short" in final["message"] and "block size" in final["message"]
+    before = client.predict(api_name="/list_runs")
+    too_short = refused(start, text="abc" * 10)  # refused at once, with the sentence, and no run is made
+    assert "too short" in too_short and "block size" in too_short
+    assert client.predict(api_name="/list_runs") == before
 
 
 def test_an_upload_over_the_limit_is_refused_by_the_server(app):
