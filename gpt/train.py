@@ -576,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         distributed.cleanup()
     except GPTError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}" + (f"\n{err.details}" if err.details else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -143,3 +143,45 @@ def test_a_too_short_text_is_refused_before_a_run_exists(manager):
     with pytest.raises(DataError, match="too short.*block size"):
         manager.start("alice", short, tiny_request(20, block_size=16))
     assert manager.runs.run_names() == []
+
+
+def test_why_the_mask_shows_the_first_words_and_says_what_to_look_at():
+    from gpt.ui.views import mask
+
+    assert mask.shown("\n\n  \n\t\nROMEO:\nthe first words\n\n") == "ROMEO:\nthe first words\n\n"
+    assert mask.shown("  indented first line") == "  indented first line"
+    assert "\n" not in mask.LOOK_AT and "What to look at" in mask.LOOK_AT and "garbage" in mask.LOOK_AT
+
+
+def test_after_a_refresh_the_form_shows_the_run_on_screen(manager):
+    from gpt.ui.train_tab import SLIDERS, TrainHandlers
+
+    h = TrainHandlers(manager)
+    assert h.restore_form("alice") == ({"__type__": "update"},) * (6 + len(SLIDERS))  # no run: the defaults stay
+    job = manager.start("alice", addition(), tiny_request(20, n_layer=1, n_embd=16, lr=3e-3))
+    manager.wait(job.name, 60)
+    corpus, tokenizer, vocab, preset, model_type, architecture, *sliders = h.restore_form("alice")
+    assert (corpus, tokenizer, preset, model_type, architecture) == ("addition", "char", "tiny", "gpt", "classic")
+    assert dict(zip(SLIDERS, sliders)) == dict(n_layer=1, n_head=2, n_embd=16, block_size=16, dropout=0.0,
+                                               batch_size=8, lr=3e-3, max_iters=20, max_seconds=0)
+
+
+def test_the_compare_chart_takes_the_new_run_without_a_refresh(manager):
+    from gpt.ui.train_tab import TrainHandlers
+
+    h = TrainHandlers(manager)
+    first = manager.start("alice", addition(), tiny_request(10))
+    manager.wait(first.name, 60)
+    shown = h.compare_choices("alice", None)["value"]
+    second = manager.start("alice", addition(), tiny_request(10))
+    assert second.name not in h.compare_choices("alice", shown)["value"]  # the old picker kept its choice
+    assert h.compare_with_new("alice", shown)["value"] == [*shown, second.name]  # what Start now runs after it
+    manager.wait(second.name, 60)
+
+
+def test_a_dropdown_label_never_goes_stale_while_open():
+    from gpt.ui.pickers import run_label
+
+    running = RunStatus(**{**BASE, "name": "a", "state": "running", "step": 1339})
+    assert "1,339" not in run_label(running) and "training" not in run_label(running)
+    assert run_label(RunStatus(**{**BASE, "name": "a", "state": "finished", "step": 2000})).endswith("step 2,000")

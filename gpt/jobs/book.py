@@ -42,6 +42,10 @@ class RunBook:
     def owner_of(self, name: str) -> str | None:
         return folders.app_info(self.root, name).get("owner")
 
+    def source_of(self, name: str) -> str | None:
+        """Where the run's text came from: 'shakespeare', a synthetic task, or 'text' (pasted or uploaded)."""
+        return folders.app_info(self.root, name).get("source")
+
     def visible(self, owner: str, name: str) -> bool:
         info = folders.app_info(self.root, name)
         return info.get("owner") in (None, owner) or bool(info.get("shared"))
