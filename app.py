@@ -23,12 +23,13 @@ from gpt.ui.frames import PROGRESS_CSS
 from gpt.ui.generate import ModelCache
 from gpt.ui.generate_tab import build_generate_tab
 from gpt.ui.page import PRIVATE, Page
+from gpt.ui.projector import PROJECTOR_CSS, build_projector_toggle
 from gpt.ui.runtime import browser_secret, describe_runtime
 from gpt.ui.tokens import TOKENS_CSS
 from gpt.ui.train_tab import build_train_tab
 from gpt.ui.views import VIEWS_CSS, build_views_tab
 
-CSS = TOKENS_CSS + PROGRESS_CSS + VIEWS_CSS + """
+CSS = TOKENS_CSS + PROGRESS_CSS + VIEWS_CSS + PROJECTOR_CSS + """
 #start-btn { font-size: 1.25rem; min-height: 3.2rem; }
 .msg-error { color: #b91c1c; font-weight: 600; }
 """
@@ -46,7 +47,8 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         who = gr.BrowserState("", storage_key="gpt-browser-id", secret=browser_secret(manager.root))
         page = Page(manager, ModelCache(), who, timer=gr.Timer(1.0))
         register_api(page)  # first, so the client API keeps its names whatever the page's events are called
-        gr.Markdown(INTRO)
+        build_projector_toggle(page)
+        gr.Markdown(INTRO, elem_id="intro")
         gr.Markdown(describe_runtime(manager.limits), elem_id="runtime")
         with gr.Tabs():
             page.tabs += [build_train_tab(page), build_generate_tab(page), build_checkpoints_tab(page)]

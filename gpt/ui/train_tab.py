@@ -25,6 +25,9 @@ from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
 from .pickers import pick_runs, with_metrics
 from .tokens import preview_html
 
+LOSS_UNIT = ('<span title="The loss is in nats per token: the mean of minus the natural log of the probability '
+             'the model gave the true next token. ln(vocabulary size) is pure guessing; 0 is certainty.">'
+             "Loss: lower is better (in nats per token; hover here for what that means).</span>")
 SLIDERS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "batch_size", "lr", "max_iters", "max_seconds")
 
 
@@ -303,8 +306,7 @@ def _watch_area() -> dict:
     with gr.Row():
         c["loss_plot"] = gr.LinePlot(None, x="step", y="loss", color="series", color_map=frames.LOSS_COLOURS,
                                      colors_in_legend=list(frames.LOSS_SERIES), height=340,
-                                     title="Loss (lower is better)", y_title="loss (nats per token)",
-                                     elem_id="loss-plot")
+                                     title="Loss (lower is better)", elem_id="loss-plot")
         with gr.Column():
             c["compare_plot"] = gr.LinePlot(None, x="step", y="val_bpc", color="run", height=260,
                                             title="Compare runs: validation bits per character", elem_id="compare-plot")
@@ -312,6 +314,7 @@ def _watch_area() -> dict:
                 c["compare_runs"] = gr.Dropdown(multiselect=True, label="Runs to compare", scale=5,
                                                 elem_id="compare-runs")
                 c["compare_refresh"] = gr.Button("↻", scale=0, min_width=40, elem_id="compare-refresh")
+    gr.Markdown(LOSS_UNIT, elem_id="loss-unit")
     c["sample"] = gr.Textbox(label="What the model writes at its latest evaluation", lines=4, interactive=False,
                              elem_id="latest-sample")
     return c
