@@ -35,13 +35,23 @@ from . import checkpoint as ckpt
 from . import distributed
 from .data import Dataset, check_text, load_corpus
 from .device import autocast, configure_cpu_threads, detect_device, device_type, enable_tf32, resolve_dtype
-from .engine import SamplingSettings, generate
+from .engine import MAX_NEW_TOKENS_CAP, SamplingSettings, generate
 from .errors import ConfigError, GPTError, TrainingError
 from .model import GPTConfig, build_model, flops_per_token, parameter_breakdown
 from .optim import build_optimizers, lr_multiplier, set_lr
 from .presets import DEFAULT_PRESET, preset
 from .tokcompare import bits_per_char
 from .tokenizer import Tokenizer, build_tokenizer
+from .validate import choice, flag, number, text, whole
+
+
+# Sane ranges, not a server's limits: (field, lowest, highest[, lowest excluded])
+TRAIN_WHOLE_RANGES = [("batch_size", 1, 2**20), ("max_iters", 1, 10**9), ("eval_interval", 1, 10**9),
+                      ("eval_iters", 1, 10**5), ("grad_accum", 1, 2**10), ("warmup_iters", 0, 10**9),
+                      ("seed", 0, 2**40), ("sample_tokens", 0, MAX_NEW_TOKENS_CAP)]
+TRAIN_NUMBER_RANGES = [("lr", 0, 1e12, True), ("min_lr_ratio", 0, 1, False), ("weight_decay", 0, 10, False),
+                       ("beta1", 0, 1, False), ("beta2", 0, 1, False), ("grad_clip", 0, 1e6, False),
+                       ("muon_lr", 0, 1e12, True)]
 
 
 @dataclass
@@ -72,24 +82,27 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters", "grad_accum"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ConfigError(f"{name} must be a positive whole number, got {v!r}.")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"The learning rate must be a positive number, got {self.lr!r}.")
-        if self.max_seconds is not None and not (self.max_seconds > 0):
-            raise ConfigError(f"max_seconds must be positive, got {self.max_seconds!r}.")
-        if self.optimizer not in ("adamw", "muon"):
-            raise ConfigError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}.")
-        if self.warmup_iters < 0 or self.sample_tokens < 0:
-            raise ConfigError("warmup_iters and sample_tokens cannot be negative.")
+        """Types and sane ranges, each refusal naming the field; a server's own limits are `gpt.limits`."""
+        for name, lo, hi in TRAIN_WHOLE_RANGES:
+            setattr(self, name, whole(getattr(self, name), name, lo, hi))
+        for name, lo, hi, low_open in TRAIN_NUMBER_RANGES:
+            label = "The learning rate" if name == "lr" else name
+            setattr(self, name, number(getattr(self, name), label, lo, hi, low_open=low_open))
+        if self.max_seconds is not None:
+            self.max_seconds = number(self.max_seconds, "max_seconds", 0, 10**8, low_open=True)
+        choice(self.optimizer, "optimizer", ("adamw", "muon"))
+        choice(self.dtype, "dtype", ("auto", "float32", "bfloat16", "float16"))
+        text(self.device, "device", 32)
+        flag(self.compile, "compile")
+        text(self.sample_prompt, "sample_prompt", 10_000)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"The training settings must be a JSON object, got {type(d).__name__}.")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -228,7 +241,7 @@ class Trainer:
         # token by token on a CPU, bf16 casts cost more than they save (~2x slower): float32 there
         dtype = torch.float32 if device_type(self.device) == "cpu" else self.dtype
         with autocast(self.device, dtype):
-            out = generate(self.model, ids, settings)
+            out = generate(self.model, ids, settings, should_stop=self._stop.is_set)  # Stop ends a long sample too
         return self.tokenizer.decode(ids + out) if self.config.sample_prompt else self.tokenizer.decode(out)
 
     def _progress_fraction(self) -> float:

@@ -33,14 +33,13 @@ def whole(value, field: str, lo: int | None = None, hi: int | None = None, *,
           error: type[GPTError] = ConfigError, hint: str = "") -> int:
     """A whole number in [lo, hi]; an integral float (3.0, as JSON may send it) counts as whole."""
     tail = f" {hint}" if hint else ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise error(f"{field} must be a whole number, got {_shown(value)}.{tail}")
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value):
-            raise error(f"{field} must be a whole number, got {_shown(value)}.{tail}")
-        value = int(value)
+    kind = "a positive whole number" if lo == 1 else "a whole number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and (not math.isfinite(value) or value != int(value))):
+        raise error(f"{field} must be {kind}, got {_shown(value)}.{tail}")
+    value = int(value)
     if lo is not None and value < lo:
-        raise error(f"{field} must be at least {lo:,}, got {_shown(value)}.{tail}")
+        raise error(f"{field} must be {kind if lo == 1 else f'at least {lo:,}'}, got {_shown(value)}.{tail}")
     if hi is not None and value > hi:
         raise error(f"{field} must be at most {hi:,}, got {_shown(value)}.{tail}")
     return value
@@ -50,11 +49,13 @@ def number(value, field: str, lo: float | None = None, hi: float | None = None, 
            high_open: bool = False, error: type[GPTError] = ConfigError, hint: str = "") -> float:
     """A finite number in [lo, hi] (or (lo, hi] with low_open, [lo, hi) with high_open)."""
     tail = f" {hint}" if hint else ""
+    kind = "a positive number" if lo == 0 and low_open else "a finite number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise error(f"{field} must be a finite number, got {_shown(value)}.{tail}")
+        raise error(f"{field} must be {kind}, got {_shown(value)}.{tail}")
     value = float(value)
     if lo is not None and (value < lo or (low_open and value == lo)):
-        raise error(f"{field} must be {'above' if low_open else 'at least'} {lo:g}, got {value:g}.{tail}")
+        bound = kind if lo == 0 and low_open else f"at least {lo:g}"
+        raise error(f"{field} must be {bound}, got {value:g}.{tail}")
     if hi is not None and (value > hi or (high_open and value == hi)):
         raise error(f"{field} must be {'below' if high_open else 'at most'} {hi:g}, got {value:g}.{tail}")
     return value
