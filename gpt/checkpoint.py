@@ -48,6 +48,7 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 STATUS = "status.json"
 TEMP_SUFFIX = ".tmp"
+_STALE_RE = re.compile(r"\.[^/]+\.[A-Za-z0-9_]+\.tmp|\.tmp[A-Za-z0-9]{6}")  # ours | safetensors' own
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -135,8 +136,9 @@ def _unlink_quietly(path) -> None:
 def clean_stale_temp_files(root: str | os.PathLike | None = None, older_than_s: float = 60.0) -> list[str]:
     """Delete the temporary files a killed save left in the run folders under `root`; returns their names.
 
-    Our saves write `.<name>.<random>.tmp` and rename it; a kill -9 mid-save leaves it behind (a
-    28 MB one for a medium model). Call this at start-up. Files younger than `older_than_s` may
+    Our saves write `.<name>.<random>.tmp` and rename it, and safetensors (0.5 and later) itself
+    writes `.tmp<6 random>` and renames that onto ours; a kill -9 mid-save leaves either behind
+    (28 MB for a medium model). Call this at start-up. Files younger than `older_than_s` may
     belong to a save in progress in another process (a CLI run) and are kept."""
     root = Path(root) if root is not None else checkpoints_root()
     removed, now = [], time.time()
@@ -146,7 +148,7 @@ def clean_stale_temp_files(root: str | os.PathLike | None = None, older_than_s: 
         return removed
     for folder in folders:
         try:
-            candidates = list(folder.glob(f".*{TEMP_SUFFIX}"))
+            candidates = [p for p in folder.glob(".*") if _STALE_RE.fullmatch(p.name)]
         except OSError:
             continue
         for tmp in candidates:
