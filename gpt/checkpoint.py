@@ -98,7 +98,7 @@ def atomic_write(path: Path, write) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         os.close(fd)
     except OSError as err:
-        raise CheckpointError(f"Cannot save {path.name}: {_reason(err)}. The previous checkpoint is unchanged.") from None
+        raise CheckpointError(f"Cannot save {path.name}: {why_write_failed(err)}. The previous checkpoint is unchanged.") from None
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp (and safetensors) make 0600; a checkpoint is meant to be shared and served
@@ -109,14 +109,14 @@ def atomic_write(path: Path, write) -> None:
     except (OSError, SafetensorError) as err:
         _unlink_quietly(tmp)
         raise CheckpointError(
-            f"Saving {path.name} failed: {_reason(err)}. The previous checkpoint is unchanged."
+            f"Saving {path.name} failed: {why_write_failed(err)}. The previous checkpoint is unchanged."
         ) from None
     except BaseException:
         _unlink_quietly(tmp)
         raise
 
 
-def _reason(err: BaseException) -> str:
+def why_write_failed(err: BaseException) -> str:
     """Why a write failed, in words, without the server path an OSError carries."""
     errno_ = getattr(err, "errno", None)
     if errno_ == errno.ENOSPC or "No space left" in str(err):

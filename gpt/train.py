@@ -33,10 +33,10 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed
-from .data import Dataset, check_text, load_corpus
+from .data import SYNTHETIC, Dataset, check_text, load_corpus
 from .device import autocast, configure_cpu_threads, detect_device, device_type, enable_tf32, resolve_dtype
 from .engine import MAX_NEW_TOKENS_CAP, SamplingSettings, generate
-from .errors import ConfigError, GPTError, TrainingError
+from .errors import ConfigError, DataError, GPTError, TrainingError
 from .model import GPTConfig, build_model, flops_per_token, parameter_breakdown
 from .optim import build_optimizers, lr_multiplier, set_lr
 from .presets import DEFAULT_PRESET, preset
@@ -318,15 +318,20 @@ class Trainer:
     def run(self) -> str:
         """Train until max_iters, max_seconds or a stop request. Returns the final state."""
         self.state = "running"
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.write_status(self.out_dir, "running", step=self.step)
         try:
+            if self.out_dir is not None:
+                try:
+                    self.out_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise TrainingError(f"Cannot make the run folder {self.out_dir.name}: {ckpt.why_write_failed(err)}.") from None
+                ckpt.write_status(self.out_dir, "running", step=self.step)
             self._loop()
             if self.state == "running":
                 self.state = "finished"
         except GPTError as err:
             self.state, self.error = "failed", str(err)
+        except OSError as err:  # metrics or status in a folder gone read-only: no server path in the message
+            self.state, self.error = "failed", f"Writing the run folder failed: {ckpt.why_write_failed(err)}."
         except Exception as err:  # noqa: BLE001 - any crash becomes a failed run with its message
             self.state, self.error = "failed", f"{type(err).__name__}: {err}"
         if self.out_dir is not None:
@@ -479,9 +484,25 @@ def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train
     return GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
 
 
+def resume_source(data_flag: str | None, meta: dict) -> str:
+    """The corpus a resumed run reads: the one named on the command line, else a built-in one.
+
+    A checkpoint can come from anyone; if its `data_source` chose the file, a downloaded checkpoint
+    could make this program read any file on the machine into a model (and its samples)."""
+    if data_flag:
+        return data_flag
+    saved = meta.get("data_source")
+    if saved == "shakespeare" or saved in SYNTHETIC:
+        return saved
+    name = str(meta.get("corpus") or "a text file")[:40]
+    raise DataError(f"This run was trained on {name!r}, a text file: name it again with --data FILE to resume. "
+                    "A checkpoint never chooses which file is read.")
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m gpt.train", description="Train a small GPT from scratch.")
-    ap.add_argument("--data", default="shakespeare", help="'shakespeare', a synthetic task (addition, reverse, counting), or a UTF-8 file")
+    ap.add_argument("--data", default=None, help="'shakespeare' (default), a synthetic task (addition, reverse, counting), "
+                    "or a UTF-8 file; with --resume, a file corpus must be named again")
     ap.add_argument("--tokenizer", default="char", help="char, gpt2, bpe (also cl100k_base, o200k_base)")
     ap.add_argument("--vocab-size", type=int, default=None, help="vocabulary size for --tokenizer bpe (256..16384)")
     ap.add_argument("--preset", default=DEFAULT_PRESET, help="tiny, small, medium, fast (default)")
@@ -511,15 +532,19 @@ def main(argv: list[str] | None = None) -> int:
     quiet = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 talks
     say = (lambda *a, **k: None) if quiet else print
     try:
-        out = Path(args.out or f"checkpoints/{Path(args.data).stem}-{args.tokenizer}")
+        out = Path(args.out or f"checkpoints/{Path(args.data or 'shakespeare').stem}-{args.tokenizer}")
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder; give a run folder.")
         if args.resume:
             saved = ckpt.load_checkpoint(out)
-            name, text = load_corpus(saved.meta.get("data_source", args.data))
+            args.data = resume_source(args.data, saved.meta)
+            name, text = load_corpus(args.data)
             dataset = Dataset(text, saved.tokenizer, name=name)
             model_cfg = saved.model_config
             train_over = {k: getattr(args, k) for k in ("max_iters", "max_seconds") if getattr(args, k) is not None}
             train_cfg = TrainConfig.from_dict({**saved.meta.get("train", {}), **train_over})
         else:
+            args.data = args.data or "shakespeare"
             dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
                                    progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
             model_over = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout", "model_type")}
@@ -536,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         info = dataset.info()
         say(f"corpus {dataset.name}: {info.n_chars:,} chars, {info.n_tokens:,} tokens "
               f"({info.n_train:,} train / {info.n_val:,} val), vocab {info.vocab_size:,} [{dataset.tokenizer.name}]")
-        bar = tqdm(total=train_cfg.max_iters, unit="step", dynamic_ncols=True, disable=quiet)
+        bar = None  # made once the trainer exists, so an error before it is a clean line
 
         def on_step(p):
             bar.n = p["step"]
@@ -548,9 +573,10 @@ def main(argv: list[str] | None = None) -> int:
             tqdm.write(f"step {r['step']:5d} | train {r['train_loss']:.4f} | val {r['val_loss']:.4f} | "
                        f"val bpc {r['val_bpc']:.3f} | lr {r['lr']:.2e} | {r['tokens_per_sec']:,.0f} tok/s | {r['elapsed_s']:.1f}s")
 
+        out.mkdir(parents=True, exist_ok=True)  # an unusable --out is a sentence now, not a failed run later
         trainer = Trainer(model_cfg, train_cfg, dataset, out, resume=args.resume, on_eval=on_eval, on_step=on_step,
                           meta={"corpus": dataset.name, "data_source": args.data})
-        bar.n = trainer.step
+        bar = tqdm(total=train_cfg.max_iters, initial=trainer.step, unit="step", dynamic_ncols=True, disable=quiet)
         say(f"model: {trainer.n_params:,} parameters (all included), device {trainer.device}, "
             f"{trainer.dist.world_size} process(es), run folder {out}")
         state = trainer.run()
@@ -562,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the run folder cannot be made or written (read-only, a path through a file, ...)
+        print(f"error: cannot use the run folder {args.out or 'checkpoints/'}: {err.strerror or err}.", file=sys.stderr)
+        return 2
     if state == "failed":
         print(f"error: {trainer.error}", file=sys.stderr)
         return 1

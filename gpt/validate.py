@@ -24,7 +24,15 @@ from .errors import ConfigError, GPTError
 INT64_MAX = 2**63 - 1
 
 
-def _shown(value) -> str:
+def is_whole(value) -> bool:
+    """An int, or a float with no fraction (JSON sends 300.0); never a bool, NaN or infinity."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return not isinstance(value, float) or (math.isfinite(value) and value == int(value))
+
+
+def shown(value) -> str:
+    """A value as a message may quote it: its repr, cut to 40 characters (a pasted megabyte is not echoed)."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -34,14 +42,13 @@ def whole(value, field: str, lo: int | None = None, hi: int | None = None, *,
     """A whole number in [lo, hi]; an integral float (3.0, as JSON may send it) counts as whole."""
     tail = f" {hint}" if hint else ""
     kind = "a positive whole number" if lo == 1 else "a whole number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            isinstance(value, float) and (not math.isfinite(value) or value != int(value))):
-        raise error(f"{field} must be {kind}, got {_shown(value)}.{tail}")
+    if not is_whole(value):
+        raise error(f"{field} must be {kind}, got {shown(value)}.{tail}")
     value = int(value)
     if lo is not None and value < lo:
-        raise error(f"{field} must be {kind if lo == 1 else f'at least {lo:,}'}, got {_shown(value)}.{tail}")
+        raise error(f"{field} must be {kind if lo == 1 else f'at least {lo:,}'}, got {shown(value)}.{tail}")
     if hi is not None and value > hi:
-        raise error(f"{field} must be at most {hi:,}, got {_shown(value)}.{tail}")
+        raise error(f"{field} must be at most {hi:,}, got {shown(value)}.{tail}")
     return value
 
 
@@ -51,7 +58,7 @@ def number(value, field: str, lo: float | None = None, hi: float | None = None, 
     tail = f" {hint}" if hint else ""
     kind = "a positive number" if lo == 0 and low_open else "a finite number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise error(f"{field} must be {kind}, got {_shown(value)}.{tail}")
+        raise error(f"{field} must be {kind}, got {shown(value)}.{tail}")
     value = float(value)
     if lo is not None and (value < lo or (low_open and value == lo)):
         bound = kind if lo == 0 and low_open else f"at least {lo:g}"
@@ -64,7 +71,7 @@ def number(value, field: str, lo: float | None = None, hi: float | None = None, 
 def text(value, field: str, max_len: int | None = None, *, error: type[GPTError] = ConfigError) -> str:
     """A string of at most max_len characters."""
     if not isinstance(value, str):
-        raise error(f"{field} must be text, got {type(value).__name__} {_shown(value)}.")
+        raise error(f"{field} must be text, got {type(value).__name__} {shown(value)}.")
     if max_len is not None and len(value) > max_len:
         raise error(f"{field} is {len(value):,} characters long, over the limit of {max_len:,}; shorten it.")
     return value
@@ -74,12 +81,12 @@ def choice(value, field: str, options: Iterable[str], *, error: type[GPTError] =
     """One of `options`, exactly."""
     options = tuple(options)
     if not isinstance(value, str) or value not in options:
-        raise error(f"{field} must be one of {', '.join(repr(o) for o in options)}, got {_shown(value)}.")
+        raise error(f"{field} must be one of {', '.join(repr(o) for o in options)}, got {shown(value)}.")
     return value
 
 
 def flag(value, field: str, *, error: type[GPTError] = ConfigError) -> bool:
     """True or False (JSON's true/false), nothing else."""
     if not isinstance(value, bool):
-        raise error(f"{field} must be true or false, got {_shown(value)}.")
+        raise error(f"{field} must be true or false, got {shown(value)}.")
     return value
