@@ -37,6 +37,7 @@ from .data import SYNTHETIC, Dataset, check_text, load_corpus
 from .device import autocast, configure_cpu_threads, detect_device, device_type, enable_tf32, resolve_dtype
 from .engine import MAX_NEW_TOKENS_CAP, SamplingSettings, generate
 from .errors import ConfigError, DataError, GPTError, TrainingError
+from .limits import Limits
 from .model import GPTConfig, build_model, flops_per_token, parameter_breakdown
 from .optim import build_optimizers, lr_multiplier, set_lr
 from .presets import DEFAULT_PRESET, preset
@@ -538,11 +539,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             saved = ckpt.load_checkpoint(out)
             args.data = resume_source(args.data, saved.meta)
-            name, text = load_corpus(args.data)
-            dataset = Dataset(text, saved.tokenizer, name=name)
             model_cfg = saved.model_config
             train_over = {k: getattr(args, k) for k in ("max_iters", "max_seconds") if getattr(args, k) is not None}
             train_cfg = TrainConfig.from_dict({**saved.meta.get("train", {}), **train_over})
+            # a checkpoint can come from anyone: the batch and sizes it asks for meet the GPT_MAX_* limits
+            Limits.from_env().check_run(model_cfg, train_cfg)
+            name, text = load_corpus(args.data)
+            dataset = Dataset(text, saved.tokenizer, name=name)
         else:
             args.data = args.data or "shakespeare"
             dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
