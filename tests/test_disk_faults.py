@@ -27,7 +27,7 @@ BIG = GPTConfig(vocab_size=8, n_layer=4, n_head=4, n_embd=256, block_size=8)  # 
 
 def _mount(folder: Path, options: str) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or os.environ.get("GPT_TESTS_SIMULATE_FAULTS"):  # the second: to test the simulation
         return False
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
     return done.returncode == 0
@@ -40,8 +40,9 @@ def small_disk(tmp_path, monkeypatch):
     if not real:
         def full(*a, **k):  # what safetensors raises when the disk fills
             raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
-        monkeypatch.setattr(ckpt, "save_file", lambda t, p, metadata=None: full() if len(t) > 10 else
-                            __import__("safetensors.torch", fromlist=["save_file"]).save_file(t, p, metadata=metadata))
+        real_save = ckpt.save_file
+        monkeypatch.setattr(ckpt, "save_file", lambda t, p, metadata=None: full() if sum(
+            v.numel() for v in t.values()) > 100_000 else real_save(t, p, metadata=metadata))
     yield folder
     if real:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
