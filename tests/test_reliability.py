@@ -333,7 +333,7 @@ def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers
     cases = {
         "truncated": (blob[: len(blob) // 2], "truncated"),
         "header": (blob[:8] + b"{broken" + blob[15:], "corrupt header"),
-        "offsets": (with_header(lambda h: h[first].update(data_offsets=[0, 3])), "could not be read"),
+        "offsets": (with_header(lambda h: h[first].update(data_offsets=[0, 3])), "bytes of data but its shape"),
         "nan": (bytes(nan_payload), "NaN or infinite values"),
         "vocab": (with_meta(grow_vocab), "does not match the weights|shape"),
         "newer": (with_meta(lambda m: m.update(format_version=ckpt.FORMAT_VERSION + 1)), "newer than this program"),
