@@ -232,13 +232,13 @@ def _model_column(limits) -> dict:
                                      value=v["architecture"], label="Architecture", elem_id="architecture")
     with gr.Accordion("Shape and training settings", open=False, elem_id="settings"):
         with gr.Row():
-            n_layer = gr.Slider(1, 12, v["n_layer"], step=1, label="Layers", elem_id="n-layer")
+            n_layer = gr.Slider(1, limits.max_layers, v["n_layer"], step=1, label="Layers", elem_id="n-layer")
             n_head = gr.Slider(1, 12, v["n_head"], step=1, label="Heads", elem_id="n-head")
             n_embd = gr.Slider(16, 768, v["n_embd"], step=16, label="Width (n_embd)", elem_id="n-embd")
         with gr.Row():
-            block_size = gr.Slider(8, 512, v["block_size"], step=8, label="Context (block size)", elem_id="block-size")
+            block_size = gr.Slider(8, limits.max_block_size, v["block_size"], step=8, label="Context (block size)", elem_id="block-size")
             dropout = gr.Slider(0.0, 0.5, v["dropout"], step=0.05, label="Dropout", elem_id="dropout")
-            batch_size = gr.Slider(1, 128, v["batch_size"], step=1, label="Batch size", elem_id="batch-size")
+            batch_size = gr.Slider(1, limits.max_batch_size, v["batch_size"], step=1, label="Batch size", elem_id="batch-size")
         with gr.Row():
             lr = gr.Number(v["lr"], label="Learning rate", minimum=1e-5, maximum=1.0, elem_id="lr")
             max_iters = gr.Slider(10, limits.max_iters, v["max_iters"], step=10, label="Iterations",
