@@ -359,6 +359,9 @@ def truncate_metrics(path: str | os.PathLike, max_step: int) -> None:
 
 
 def write_status(path: str | os.PathLike, state: str, message: str = "", **extra) -> None:
+    """Record a run's state; a folder deleted meanwhile is left deleted (never recreated half-empty)."""
+    if not Path(path).is_dir():
+        return
     payload = {"state": state, "message": message, "pid": os.getpid(), "updated": time.time(), **extra}
     atomic_write_text(Path(path) / STATUS, json.dumps(payload))
 
