@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gpt import checkpoint as ckpt
 from gpt.errors import TrainingError
 from gpt.jobs import JobManager
 from gpt.jobs.sliced import SliceReport
@@ -169,6 +170,31 @@ def test_continue_on_a_finished_run_trains_another_stretch(manager):
     assert chaining
     report = h.runs.run_slice("me", name)
     assert isinstance(report, SliceReport) and report.state == "finished" and report.step == 100
+
+
+def test_after_a_restart_mid_slice_the_run_is_interrupted_and_continue_finishes_it(manager, tmp_path):
+    h = SliceHandlers(manager, StandIn(train_slice, SHORT.duration_s), SHORT)
+    _, chaining = h.start("me", *start_inputs(max_iters=1500))
+    h.tick("me", chaining)
+    name = manager.current_run("me")
+    path = manager.run_path(name)
+    saved = h.status(name, "me")["step"]
+    assert 0 < saved < 1500
+    gone = StandIn(whoami, 30)()  # the pid of a process that has ended: the app, killed mid-slice
+    ckpt.write_status(path, "running", "GPU slice 2", step=saved, pid=gone)
+    restarted = SliceHandlers(JobManager(tmp_path, device="cpu"), StandIn(train_slice, SHORT.duration_s), SHORT)
+    status = restarted.status(name, "me")
+    assert status["state"] == "interrupted" and f"last checkpoint at step {saved}" in status["message"]
+    assert restarted.tick("me", True)[1] is False  # not sliced again until its owner says so
+    line, chaining = restarted.resume("me")
+    assert chaining
+    chain(restarted, "me", chaining)
+    assert restarted.status(name, "me")["state"] == "finished"
+    assert [s for s, _ in restarted.step_losses(name)] == list(range(1, 1501))
+
+
+def whoami() -> int:
+    return os.getpid()
 
 
 # --- the piece on a page, in a browser -------------------------------------------------------------
