@@ -160,8 +160,8 @@ class SlicedRuns:
     def _more(self, meta: dict, more_iters: int | None) -> dict:
         """A finished run (out of steps or of seconds) gets another stretch, as the manager's resume gives."""
         train, step = dict(meta.get("train") or {}), int(meta.get("step", 0))
-        elapsed, max_iters, max_seconds = float(meta.get("elapsed_s", 0.0)), int(train.get("max_iters", step)), \
-            train.get("max_seconds")
+        elapsed, max_iters = float(meta.get("elapsed_s", 0.0)), int(train.get("max_iters", step))
+        max_seconds = train.get("max_seconds")
         out_of_time = bool(max_seconds) and elapsed >= float(max_seconds) - 1e-6
         if step < max_iters and not out_of_time:
             return {}
@@ -224,8 +224,11 @@ class SlicedRuns:
             model_cfg, train_cfg = request.configs(ds.tokenizer.vocab_size, "auto")
             self.m.limits.check_params(estimate.parameters(model_cfg))
             model, tokenizer, train = model_cfg.to_dict(), ds.tokenizer.spec(), train_cfg.to_dict()
-        for key, value in (record.get("more") or {}).items():  # Continue on a finished run: another stretch
-            train[key] = max(float(train.get(key) or 0), value) if key == "max_seconds" else max(int(train[key]), value)
+        more = record.get("more") or {}  # Continue on a finished run: another stretch
+        if "max_iters" in more:
+            train["max_iters"] = max(int(train.get("max_iters", 0)), int(more["max_iters"]))
+        if "max_seconds" in more:
+            train["max_seconds"] = max(float(train.get("max_seconds") or 0), float(more["max_seconds"]))
         train["device"] = "auto"  # inside the GPU process: the lent GPU
         source = str(path / CORPUS_FILE) if corpus.source == "text" else corpus.source
         return SliceOrder(run_dir=str(path), budget_s=self.settings.budget_s, model=model, train=train,

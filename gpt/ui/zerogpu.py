@@ -32,6 +32,14 @@ SETTINGS = SliceSettings.from_env()
 train_on_gpu = gpu(slices.train_slice, SETTINGS.duration_s)  # registered at import, as ZeroGPU wants
 
 
+def describe_slices(settings: SliceSettings | None = None) -> str:
+    """The page's line on where training runs, for a ZeroGPU Space (in place of 'training runs on the CPU')."""
+    d = (settings or SETTINGS).duration_s
+    return (f"This is a ZeroGPU Space: **each run trains on its GPU in slices of {d:g} s**, each taken from your own "
+            "daily ZeroGPU quota (sign in to Hugging Face for a bigger one). Slices follow one another while this "
+            "page is open; after a refusal or a reload, click Continue.")
+
+
 def storage_note() -> str:
     """The page's sentence on whether runs survive a restart (gpt.storage)."""
     return detect().sentence()
