@@ -58,13 +58,13 @@ def test_start_chains_gpu_slices_until_the_run_finishes_and_the_page_sees_each_o
     h = SliceHandlers(manager, StandIn(train_slice, SHORT.duration_s), SHORT)
     line, chaining = h.start("me", *start_inputs(max_iters=1500))
     assert chaining and "trains on the GPU in slices of 3 s" in line
-    name = manager.current_run("me")
+    name = manager.runs.current_run("me")
     seen, done = [], threading.Event()
 
     def watch():  # the Train tab's poll, once a tenth of a second
         while not done.is_set():
             s = h.status(name, "me")
-            seen.append((s["state"], s["message"], s["step"]))
+            seen.append((s.state, s.message, s.step))
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)
@@ -75,7 +75,7 @@ def test_start_chains_gpu_slices_until_the_run_finishes_and_the_page_sees_each_o
         done.set()
         watcher.join()
     status = h.status(name, "me")
-    assert status["state"] == "finished" and status["step"] == 1500 and status["slices"] >= 2
+    assert status.state == "finished" and status.step == 1500 and h.runs.record(name)["slices"] >= 2
     assert "Finished: step 1,500, in" in lines[-1]
     assert all("trained to step" in line for line in lines[:-1])
     live = [m for state, m, _ in seen if state == "running"]
@@ -83,25 +83,25 @@ def test_start_chains_gpu_slices_until_the_run_finishes_and_the_page_sees_each_o
     assert any(m.startswith("GPU slice 2, ") for m in live)
     steps = [s for s, _ in h.step_losses(name)]
     assert steps == list(range(1, 1501))  # the per-step curve: every step once, across all slices
-    metric_steps = [r["step"] for r in status["metrics"]]
+    metric_steps = [r["step"] for r in status.metrics]
     assert metric_steps == sorted(set(metric_steps)) and metric_steps[0] == 0 and metric_steps[-1] == 1500
 
 
 def test_stop_during_a_slice_saves_and_ends_the_chain(manager):
     h = SliceHandlers(manager, StandIn(train_slice, 60), SliceSettings(60, 5))
     _, chaining = h.start("me", *start_inputs(max_iters=20_000))
-    name = manager.current_run("me")
+    name = manager.runs.current_run("me")
     out = {}
     ticking = threading.Thread(target=lambda: out.update(result=h.tick("me", chaining)))
     ticking.start()
-    wait_until(lambda: len(read_step_losses(manager.run_path(name))) > 20, what="the slice to train")
+    wait_until(lambda: len(read_step_losses(manager.runs.run_path(name))) > 20, what="the slice to train")
     line, chaining = h.stop("me")
     assert "Stopping" in line and not chaining
     ticking.join(60)
     line, chaining = out["result"]
     assert "Stopped at step" in line and not chaining
     status = h.status(name, "me")
-    assert status["state"] == "stopped" and 0 < status["step"] < 20_000
+    assert status.state == "stopped" and 0 < status.step < 20_000
     assert h.tick("me", True)[1] is False  # a stopped run is not sliced again by the timer
 
 
@@ -114,13 +114,13 @@ def test_a_spent_quota_pauses_the_run_with_zero_gpus_sentence_and_continue_tries
     _, chaining = h.start("me", *start_inputs(max_iters=100))
     line, chaining = h.tick("me", chaining)
     assert not chaining and "ZeroGPU lent no GPU for slice 1" in line and "exceeded your GPU quota" in line
-    name = manager.current_run("me")
-    assert h.status(name, "me")["state"] == "paused"
+    name = manager.runs.current_run("me")
+    assert h.status(name, "me").state == "paused"
     h.runs.gpu_fn = StandIn(train_slice, SHORT.duration_s)  # the quota came back
     line, chaining = h.resume("me")
     assert chaining and "Continuing" in line
     chain(h, "me", chaining)
-    assert h.status(name, "me")["state"] == "finished"
+    assert h.status(name, "me").state == "finished"
 
 
 def test_slices_cut_off_twice_without_saving_stop_the_chain_with_a_sentence(manager):
@@ -155,11 +155,11 @@ def test_only_the_owner_slices_a_run_and_one_slice_runs_at_a_time(manager):
             h.runs.run_slice("me", name)
         with pytest.raises(TrainingError, match="already have a run in progress"):
             h.runs.begin("me", addition(), tiny_request(100))
-        assert h.status(name, "me")["state"] == "running"
+        assert h.status(name, "me").state == "running"
     finally:
         release.set()
         worker.join(30)
-    assert h.status(name, "me")["state"] == "paused"
+    assert h.status(name, "me").state == "paused"
 
 
 def test_continue_on_a_finished_run_trains_another_stretch(manager):
@@ -176,20 +176,20 @@ def test_after_a_restart_mid_slice_the_run_is_interrupted_and_continue_finishes_
     h = SliceHandlers(manager, StandIn(train_slice, SHORT.duration_s), SHORT)
     _, chaining = h.start("me", *start_inputs(max_iters=1500))
     h.tick("me", chaining)
-    name = manager.current_run("me")
-    path = manager.run_path(name)
-    saved = h.status(name, "me")["step"]
+    name = manager.runs.current_run("me")
+    path = manager.runs.run_path(name)
+    saved = h.status(name, "me").step
     assert 0 < saved < 1500
     gone = StandIn(whoami, 30)()  # the pid of a process that has ended: the app, killed mid-slice
     ckpt.write_status(path, "running", "GPU slice 2", step=saved, pid=gone)
     restarted = SliceHandlers(JobManager(tmp_path, device="cpu"), StandIn(train_slice, SHORT.duration_s), SHORT)
     status = restarted.status(name, "me")
-    assert status["state"] == "interrupted" and f"last checkpoint at step {saved}" in status["message"]
+    assert status.state == "interrupted" and f"last checkpoint at step {saved}" in status.message
     assert restarted.tick("me", True)[1] is False  # not sliced again until its owner says so
     line, chaining = restarted.resume("me")
     assert chaining
     chain(restarted, "me", chaining)
-    assert restarted.status(name, "me")["state"] == "finished"
+    assert restarted.status(name, "me").state == "finished"
     assert [s for s, _ in restarted.step_losses(name)] == list(range(1, 1501))
 
 
@@ -226,7 +226,7 @@ def test_the_page_piece_in_a_browser_trains_in_slices_and_shows_the_slice_line(m
         assert h is not None
 
         def poll(owner):  # the Train tab's poll, reading the sliced run through the handlers
-            name = manager.current_run(owner)
+            name = manager.runs.current_run(owner)
             return frames.progress_html(h.status(name, owner) if name else None)
 
         gr.Timer(0.3).tick(poll, who, progress, show_progress="hidden", concurrency_limit=None)
@@ -248,5 +248,5 @@ def test_the_page_piece_in_a_browser_trains_in_slices_and_shows_the_slice_line(m
             browser.close()
     finally:
         demo.close()
-    name = manager.current_run("student")
-    assert h.status(name, "student")["slices"] >= 2
+    name = manager.runs.current_run("student")
+    assert h.runs.record(name)["slices"] >= 2

@@ -16,13 +16,14 @@ What it guarantees, as the manager does for its runs:
   without saving anything new is paused with a sentence, not retried forever;
 - a refusal by ZeroGPU (the visitor's daily quota is spent) pauses the run
   and says so; Continue tries again;
-- `status()` reads like `JobManager.status()`, with the slice's progress line
+- `status()` reads like `RunBook.status()`, with the slice's progress line
   ("GPU slice 3, 42 s of GPU left in this slice") as its message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -38,7 +39,8 @@ from ..zerogpu import SliceKilled, SliceSettings
 from . import folder as folders
 from .folder import CORPUS_FILE
 from .manager import JobManager
-from .request import RunRequest
+from .request import RunRequest, check_request
+from .status import RunStatus
 
 RECORD = "slices.json"
 MAX_STALLS = 2  # slices in a row cut off before saving anything new
@@ -89,7 +91,11 @@ class SlicedRuns:
 
     # --- reading -------------------------------------------------------------------------------
     def is_sliced(self, name: str) -> bool:
-        return bool(self.m.app_info(name).get("slices"))
+        return bool(folders.app_info(self.m.root, name).get("slices"))
+
+    def record(self, name: str) -> dict:
+        """The run's slices so far: their number, the GPU seconds they took, what the last one measured."""
+        return read_record(self.m.runs.run_path(name))
 
     def flight(self, name: str) -> Flight | None:
         return self._flights.get(name)
@@ -100,26 +106,21 @@ class SlicedRuns:
             return ""
         return f"GPU slice {flight.number}, {flight.seconds_left():.0f} s of GPU left in this slice"
 
-    def status(self, name: str, owner: str | None = None) -> dict:
-        """JobManager.status(), corrected for a sliced run: 'running' during a slice, its progress line."""
-        info = self.m.status(name, owner)
-        if not self.is_sliced(name):
+    def status(self, name: str, owner: str | None = None) -> RunStatus:
+        """RunBook.status(), corrected for a sliced run: 'running' during a slice, with its progress line."""
+        info = self.m.runs.status(name, owner)
+        if name not in self._flights or not self.is_sliced(name):
             return info
-        path = self.m.run_path(name)
-        record = read_record(path)
-        info.update(slices=record["slices"], gpu_seconds=record["gpu_s"])
-        if name in self._flights:
-            losses = read_step_losses(path)
-            step = max(info["step"], losses[-1][0] if losses else 0)
-            info.update(state="running", message=self.progress_line(name), step=step,
-                        fraction=min(1.0, step / info["max_iters"]) if info["max_iters"] else 0.0)
-        return info
+        losses = read_step_losses(self.m.runs.run_path(name))
+        step = max(info.step, losses[-1][0] if losses else 0)
+        return dataclasses.replace(info, state="running", message=self.progress_line(name), step=step,
+                                   fraction=min(1.0, step / info.max_iters) if info.max_iters else 0.0)
 
     def step_losses(self, name: str) -> list[tuple[int, float]]:
         """Every step's loss: from the folder for a sliced run (the slices write it), else the manager's."""
         if self.is_sliced(name):
-            return read_step_losses(self.m.run_path(name))
-        return self.m.step_losses(name)
+            return read_step_losses(self.m.runs.run_path(name))
+        return self.m.runs.step_losses(name)
 
     # --- starting and stopping ---------------------------------------------------------------------
     def begin(self, owner: str, corpus: corpora.Corpus, request: RunRequest, name: str | None = None,
@@ -132,14 +133,15 @@ class SlicedRuns:
         if running is not None:
             raise TrainingError(f"You already have a run in progress ({running!r}). Stop it or let it finish "
                                 "before starting another: one run per person keeps the GPU fair.")
-        self.m.check_request(corpus, request, vocab_size)
-        path = self.m.new_folder(f"{corpus.name}-{request.tokenizer}", name)
+        check_request(corpus, request, self.m.limits, self.m.device, vocab_size)
+        path = folders.new_folder(self.m.root, f"{corpus.name}-{request.tokenizer}", name)
         if corpus.source == "text":
             ckpt.atomic_write_text(path / CORPUS_FILE, corpus.text)
         folders.write_app_info(path, {"owner": owner, "shared": bool(request.shared), "created": time.time(),
                                       "corpus": corpus.name, "source": corpus.source, "request": request.to_dict(),
                                       "slices": True})
         ckpt.write_status(path, "paused", "Waiting for its first GPU slice.")
+        self.m.runs.remember(owner, path.name)
         return path.name
 
     def continue_run(self, owner: str, name: str, more_iters: int | None = None) -> str:
@@ -213,7 +215,7 @@ class SlicedRuns:
 
     def _order(self, path: Path, record: dict) -> SliceOrder:
         """What the GPU process needs: the saved settings (or, before the first save, the request's)."""
-        info = self.m.app_info(path.name)
+        info = folders.app_info(self.m.root, path.name)
         corpus = folders.corpus_of(path, info)
         if (path / ckpt.WEIGHTS).exists():
             meta = ckpt.read_meta(path / ckpt.WEIGHTS)
@@ -280,8 +282,8 @@ class SlicedRuns:
 
     # --- helpers -------------------------------------------------------------------------------------
     def _own(self, owner: str, name: str, action: str) -> Path:
-        path = self.m.run_path(name)
-        info = self.m.app_info(name)
+        path = self.m.runs.run_path(name)
+        info = folders.app_info(self.m.root, name)
         if not owner or info.get("owner") != owner:
             raise TrainingError(f"Run {name!r} is not yours; only its owner may {action} it. You can sample from it.")
         if not info.get("slices"):
@@ -292,7 +294,7 @@ class SlicedRuns:
         return path
 
     def _in_flight_of(self, owner: str) -> str | None:
-        return next((n for n in self._flights if self.m.app_info(n).get("owner") == owner), None)
+        return next((n for n in self._flights if self.m.runs.owner_of(n) == owner), None)
 
 
 def _refused(err: BaseException) -> bool:

@@ -22,9 +22,9 @@ from .. import corpus as corpora
 from .. import slices
 from ..jobs import JobManager
 from ..jobs.sliced import SlicedRuns
+from ..jobs.status import RunStatus
 from ..storage import detect
 from ..zerogpu import SliceSettings, gpu, zero_gpu_mode
-from .handlers import make_request
 from .messages import problem, say
 from .page import PRIVATE
 
@@ -57,6 +57,8 @@ class SliceHandlers:
 
     def start(self, owner, choice, upload, pasted, kind, vocab_size, preset, model_type, architecture, *rest):
         """The Train tab's Start, with the same inputs as the CPU one: a new run, trained in slices."""
+        from .train_tab import make_request  # here: train_tab wires this module in
+
         *sliders, shared = rest
         try:
             corpus = corpora.load(choice, upload, pasted, max_bytes=self.m.limits.max_upload_bytes)
@@ -74,7 +76,7 @@ class SliceHandlers:
     def resume(self, owner, more_iters=None, name=None):
         """Continue: the page's run (or `name`) gets more slices."""
         try:
-            name = name or self.m.current_run(owner)
+            name = name or self.m.runs.current_run(owner)
             if not name:
                 return say("You have no run to continue yet.", ok=False), False
             self.runs.continue_run(owner, name, int(more_iters) if more_iters else None)
@@ -84,7 +86,7 @@ class SliceHandlers:
 
     def stop(self, owner):
         try:
-            name = self.m.current_run(owner)
+            name = self.m.runs.current_run(owner)
             message = self.runs.stop(owner, name or "")
         except Exception as err:  # noqa: BLE001
             return problem(err), False
@@ -92,11 +94,11 @@ class SliceHandlers:
 
     def tick(self, owner, chaining):
         """The timer: run the next slice of the page's run if it waits for one; else change nothing."""
-        name = self.m.current_run(owner) if owner and chaining else None
+        name = self.m.runs.current_run(owner) if owner and chaining else None
         if not name or not self.runs.is_sliced(name) or self.runs.flight(name) is not None:
             return gr.skip(), gr.skip()
         status = self.runs.status(name, owner)
-        if status["state"] != "paused" or not status["mine"]:
+        if status.state != "paused" or not status.mine:
             return gr.skip(), False
         try:
             report = self.runs.run_slice(owner, name)
@@ -106,7 +108,7 @@ class SliceHandlers:
         return say(report.message, ok=fine), report.more
 
     # what the Train tab's poll reads instead of the manager's, so a slice shows live
-    def status(self, name: str, owner: str | None = None) -> dict:
+    def status(self, name: str, owner: str | None = None) -> RunStatus:
         return self.runs.status(name, owner)
 
     def step_losses(self, name: str) -> list[tuple[int, float]]:
@@ -124,7 +126,7 @@ def wire(page, *, start, stop, resume, message, start_inputs: list, more_iters) 
         return None
     h = SliceHandlers(page.manager)
     chaining = gr.State(False)
-    timer = gr.Timer(1.0)
+    timer = page.timer or gr.Timer(1.0)
     outputs = [message, chaining]
     start.click(h.start, [page.who, *start_inputs], outputs, **PRIVATE)
     resume.click(h.resume, [page.who, more_iters], outputs, **PRIVATE)
