@@ -21,7 +21,7 @@ import gradio as gr
 from .. import corpus as corpora
 from .. import slices
 from ..jobs import JobManager
-from ..jobs.sliced import SlicedRuns
+from ..jobs.sliced import SlicedRuns  # noqa: F401 - also for tests and scripts
 from ..jobs.status import RunStatus
 from ..storage import detect
 from ..zerogpu import SliceSettings, gpu, zero_gpu_mode
@@ -41,8 +41,10 @@ def describe_slices(settings: SliceSettings | None = None) -> str:
 
 
 def storage_note() -> str:
-    """The page's sentence on whether runs survive a restart (gpt.storage)."""
-    return detect().sentence()
+    """The page's sentence on whether runs survive a restart (gpt.storage); '' off a Space without a volume,
+    where nothing is wiped and the page stays as it always was."""
+    where = detect()
+    return where.sentence() if where.on_space or where.volume is not None else ""
 
 
 class SliceHandlers:
