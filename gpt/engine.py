@@ -150,8 +150,9 @@ def filtered_probs(
 
 
 def _keep_after_full(block_size: int, window: str) -> int:
+    """How many of the latest tokens the context keeps once it would pass block_size."""
     if window == "crop":
-        return block_size - 1
+        return block_size  # nanoGPT: idx_cond = idx[:, -block_size:] before every token
     if window == "slide":
         return max(1, (3 * block_size) // 4)
     raise SamplingError(f"window must be 'slide' or 'crop', got {window!r}.")
