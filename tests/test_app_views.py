@@ -144,7 +144,7 @@ def test_attention_sentences_for_bigram_unseen_characters_and_other_peoples_runs
 
 def test_attention_of_a_run_still_training_uses_its_snapshot(views, manager):
     job = manager.start("alice", addition(), tiny_request(1_000_000))
-    wait_until(lambda: manager.live_trainer(job.name) is not None and manager.live_trainer(job.name).step > 2,
+    wait_until(lambda: manager.runs.live_trainer(job.name) is not None and manager.runs.live_trainer(job.name).step > 2,
                what="steps")
     assert job.name in [c[1] for c in views.model_runs("alice")["choices"]]
     out = views.attention("alice", job.name, "7+8=15", 0, 0)
@@ -247,10 +247,10 @@ def test_watch_shows_the_loss_and_each_evaluations_sample_newest_first(views, ma
 
 def test_watch_updates_while_a_run_trains(views, manager):
     job = manager.start("alice", addition(), tiny_request(1_000_000))
-    wait_until(lambda: len(manager.metrics(job.name)) >= 1, what="an evaluation")
+    wait_until(lambda: len(manager.runs.metrics(job.name)) >= 1, what="an evaluation")
     curve, timeline, status, _, sig = views.watch("alice", job.name)
     assert "running" in status and "step 0" in timeline
-    wait_until(lambda: len(manager.step_losses(job.name)) > sig[3], what="more steps")
+    wait_until(lambda: len(manager.runs.step_losses(job.name)) > sig[3], what="more steps")
     curve2, *_, sig2 = views.watch("alice", job.name, sig)
     assert sig2 != sig and len(curve2) >= len(curve)
     manager.stop("alice", job.name)
@@ -289,17 +289,17 @@ def test_why_the_mask_trains_two_normal_runs_one_after_the_other(views, manager)
     assert is_sentence(status, "already have a run")  # one run per person: the experiment is no exception
     out = views.mask("alice")
     assert "starts when the masked run finishes" in out[3] and out[5].active
-    assert unmasked not in manager.run_names()  # never two runs of one person at once
+    assert unmasked not in manager.runs.run_names()  # never two runs of one person at once
     manager.wait(masked, 60)
     wait_until(lambda: manager.job(unmasked) is not None, what="the unmasked run")
     manager.wait(unmasked, 60)
     fig, sample_masked, sample_unmasked, status, png, timer, sig = views.mask("alice")
     assert shown_png(fig) == png_file(png) and sample_masked and sample_unmasked
     assert "Final training loss" in status and not timer.active
-    meta = ckpt.read_meta(manager.run_path(unmasked) / ckpt.WEIGHTS)
+    meta = ckpt.read_meta(manager.runs.run_path(unmasked) / ckpt.WEIGHTS)
     assert meta["model"]["causal"] is False and meta["model"]["pos_emb"] == "rope"
-    assert ckpt.read_meta(manager.run_path(masked) / ckpt.WEIGHTS)["model"]["causal"] is True
-    assert json.loads((manager.run_path(unmasked) / "app.json").read_text())["request"]["causal"] is False
+    assert ckpt.read_meta(manager.runs.run_path(masked) / ckpt.WEIGHTS)["model"]["causal"] is True
+    assert json.loads((manager.runs.run_path(unmasked) / "app.json").read_text())["request"]["causal"] is False
     assert {masked, unmasked} <= {n for _, n in views.compare_runs("alice")["choices"]}  # normal runs to compare
     assert views.mask("bob")[0] is None  # alice's experiment is not bob's
     # the unmasked model attends to the future: its attention map has no masked triangle
@@ -309,10 +309,10 @@ def test_why_the_mask_trains_two_normal_runs_one_after_the_other(views, manager)
 def test_a_stopped_first_run_starts_no_follow_up(manager):
     job = manager.start("alice", addition(), tiny_request(1_000_000), name="first",
                         then=[(addition(), tiny_request(10), "second")])
-    wait_until(lambda: manager.live_trainer("first") is not None, what="training")
+    wait_until(lambda: manager.runs.live_trainer("first") is not None, what="training")
     manager.stop("alice", "first")
     manager.wait("first", 30)
-    assert job.state == "stopped" and "second" not in manager.run_names()
+    assert job.state == "stopped" and "second" not in manager.runs.run_names()
 
 
 # --- the tab is part of the page ----------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def test_bad_corpora_through_the_train_handler(handlers, tmp_path):
         with pytest.warns(UserWarning):
             stats, _, _ = handlers.describe_corpus(choice, upload, pasted, "char", 2048, "")
         assert message in stats
-    assert handlers.m.run_names() == []
+    assert handlers.m.runs.run_names() == []
 
 
 # --- sampling: one convention for the page and the API -----------------------------------------------
@@ -210,7 +210,7 @@ def test_a_double_click_starts_one_run(manager):
     jobs = [r for r in results if not isinstance(r, Exception)]
     assert len(jobs) == 1 and all(isinstance(r, TrainingError) and "already have a run" in str(r)
                                   for r in results if r not in jobs)
-    assert manager.run_names() == [jobs[0].name]
+    assert manager.runs.run_names() == [jobs[0].name]
     manager.wait(jobs[0].name, 60)
 
 
@@ -234,7 +234,7 @@ def test_bad_shapes_sizes_and_limits_through_the_train_handler(handlers):
     assert "GPT_MAX_BATCH_SIZE" in start(layers, heads, width, block, dropout, 65, lr, iters, secs)
     assert "GPT_MAX_ITERS" in start(layers, heads, width, block, dropout, batch, lr, 20_010, secs)
     assert "GPT_MAX_PARAMS" in start(6, 6, 384, 256, 0.0, 8, lr, 100, 0, preset="medium")
-    assert handlers.m.run_names() == []
+    assert handlers.m.runs.run_names() == []
 
 
 def test_a_learning_rate_that_makes_the_loss_nan_stops_the_run_and_keeps_the_checkpoint(manager, handlers):
@@ -245,8 +245,8 @@ def test_a_learning_rate_that_makes_the_loss_nan_stops_the_run_and_keeps_the_che
     assert ckpt.read_status(path)["state"] == "failed"
     kept = ckpt.load_checkpoint(path)  # the last good checkpoint loads, with finite weights
     assert kept.step == 0 and all(torch.isfinite(p).all() for p in kept.model.parameters())
-    st = manager.status(job.name, "alice")
-    assert st["state"] == "failed" and "try a tenth of it" in plots.progress_html(st)
+    st = manager.runs.status(job.name, "alice")
+    assert st.state == "failed" and "try a tenth of it" in plots.progress_html(st)
     out = list(handlers.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))
     assert out[-1][0].startswith("1+") and "Done" in out[-1][1]  # and it can still be sampled
 
@@ -292,7 +292,7 @@ def test_pickles_are_refused_at_upload_and_never_unpickled(handlers, tmp_path):
         with pytest.raises(CheckpointError):
             ckpt.load_checkpoint(path)
     assert not marker.exists()  # no pickle was ever loaded
-    assert handlers.m.run_names() == []
+    assert handlers.m.runs.run_names() == []
 
 
 def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers, tmp_path):
@@ -337,7 +337,7 @@ def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers
         with pytest.warns(UserWarning):
             msg, _, _ = handlers.upload("bob", str(path))
         assert "msg-error" in msg and re.search(message, msg), (name, msg)
-    assert handlers.m.run_names() == []  # nothing kept
+    assert handlers.m.runs.run_names() == []  # nothing kept
     msg, _, _ = handlers.upload("bob", str(good))
     assert "Uploaded as" in msg  # the intact file is accepted
 
@@ -386,8 +386,8 @@ def test_disk_full_during_a_save_fails_the_run_and_keeps_the_old_checkpoint(mana
     assert "No space left on device" in job.error and "previous checkpoint is unchanged" in job.error
     status = ckpt.read_status(path)
     assert status["state"] == "failed" and "No space left on device" in status["message"]
-    st = manager.status(job.name, "alice")
-    assert "No space left on device" in st["message"] and "No space left" in plots.progress_html(st)
+    st = manager.runs.status(job.name, "alice")
+    assert "No space left on device" in st.message and "No space left" in plots.progress_html(st)
     assert len(weights_saves) == 2 and ckpt.load_checkpoint(path).step == 0 and not list(path.glob(".*.tmp"))
     monkeypatch.undo()
     out = list(handlers.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))

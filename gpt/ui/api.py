@@ -55,30 +55,30 @@ class Api:
                                                      "batch_size", "lr", "max_iters")),
                                v.get("max_seconds") if max_seconds < 0 else max_seconds)
             job = self.m.start(_owner(request), source, req, name=name or None)
-            return self.m.status(job.name, _owner(request))
+            return self.m.runs.status(job.name, _owner(request)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
     def run_status(self, run: str, request: gr.Request = None) -> dict:
         """State, step, tokens/s, ETA, latest losses and every evaluation row of one run."""
         try:
-            if not self.m.visible(_owner(request), run):
+            if not self.m.runs.visible(_owner(request), run):
                 raise GPTError(f"There is no run named {run!r}.")
-            return self.m.status(run, _owner(request))
+            return self.m.runs.status(run, _owner(request)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
     def stop_run(self, run: str, request: gr.Request = None) -> dict:
         try:
             self.m.stop(_owner(request), run)
-            return self.m.status(run, _owner(request))
+            return self.m.runs.status(run, _owner(request)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
     def resume_run(self, run: str, more_iters: int = 0, request: gr.Request = None) -> dict:
         try:
             self.m.resume(_owner(request), run, more_iters or None)
-            return self.m.status(run, _owner(request))
+            return self.m.runs.status(run, _owner(request)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
@@ -91,7 +91,7 @@ class Api:
 
     def list_runs(self, request: gr.Request = None) -> list[dict]:
         """Every run this session may see: its own and the shared ones."""
-        return self.m.list_runs(_owner(request))
+        return [r.to_json() for r in self.m.runs.list_runs(_owner(request))]
 
     def generate(self, run: str, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
                  top_k: int = 0, top_p: float = 1.0, seed: int = -1, request: gr.Request = None) -> Iterator[str]:

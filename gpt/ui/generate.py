@@ -105,12 +105,12 @@ def open_run(manager: JobManager, cache: ModelCache, owner: str, name: str, devi
     """The model to sample `name` from: a live snapshot while it trains, else its checkpoint."""
     if not name:
         raise CheckpointError("Choose a run to sample from.")
-    if not manager.visible(owner, name):
+    if not manager.runs.visible(owner, name):
         raise CheckpointError(f"There is no run named {name!r}.")
-    trainer = manager.live_trainer(name)
+    trainer = manager.runs.live_trainer(name)
     if trainer is not None:
         return Loaded(trainer.snapshot_model().to(device), trainer.tokenizer, trainer.step, live=True)
-    return cache.get(manager.run_path(name), device)
+    return cache.get(manager.runs.run_path(name), device)
 
 
 def prepare(loaded: Loaded, req: SampleRequest, max_new_tokens_cap: int) -> tuple[SamplingSettings, list[str]]:

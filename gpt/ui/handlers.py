@@ -128,14 +128,14 @@ class Handlers:
             job = self.m.start(owner, corpus, req, vocab_size=exact)
         except Exception as err:  # noqa: BLE001
             return problem(err)
-        pos = self.m.must_wait(job.name)
+        pos = self.m.queue_position(job.name)
         if pos:
             return say(f"Run **{job.name}** is queued: position {pos} in the queue. It starts when a slot frees up.")
         return say(f"Run **{job.name}** started. The curve below updates every second.")
 
     def stop(self, owner):
         try:
-            name = self.m.current_run(owner)
+            name = self.m.runs.current_run(owner)
             job = self.m.stop(owner, name or "")
         except Exception as err:  # noqa: BLE001
             return problem(err)
@@ -143,7 +143,7 @@ class Handlers:
 
     def resume(self, owner, more_iters=None, name=None):
         try:
-            name = name or self.m.current_run(owner)
+            name = name or self.m.runs.current_run(owner)
             if not name:
                 return say("You have no run to resume yet.", ok=False)
             job = self.m.resume(owner, name, int(more_iters) if more_iters else None)
@@ -154,58 +154,58 @@ class Handlers:
     def poll(self, owner, last, compared=None):
         """Timer tick: progress, the live curve, the latest sample and, when the run being watched is
         among the compared ones, the comparison; each sent only when it changed."""
-        name = self.m.current_run(owner) if owner else None
+        name = self.m.runs.current_run(owner) if owner else None
         status = None
         if name:
             try:
-                status = self.m.status(name, owner)
+                status = self.m.runs.status(name, owner)
             except GPTError:
                 name = None
-        steps = len(self.m.step_losses(name)) if name else 0
-        sig = [name, status and status["state"], status and status["step"], steps,
-               status and len(status["metrics"]), status and status["queue_position"], status and status["message"]]
+        steps = len(self.m.runs.step_losses(name)) if name else 0
+        sig = [name, status and status.state, status and status.step, steps,
+               status and len(status.metrics), status and status.queue_position, status and status.message]
         if sig == last:
             return (gr.skip(),) * 6 + (last,)
         plot = compare = gr.skip()
         if not last or last[0] != name or last[3] != steps or last[4] != sig[4]:
-            plot = frames.loss_frame(status["metrics"], self.m.step_losses(name)) if name else None
+            plot = frames.loss_frame(status.metrics, self.m.runs.step_losses(name)) if name else None
         if name in (compared or []) and (not last or last[4] != sig[4]):
             compare = self.compare(owner, compared)
-        active = bool(status and status["state"] in ACTIVE and status["mine"])
-        resumable = bool(status and status["mine"] and not active and status["state"] != "running elsewhere")
-        sample = status["latest_sample"] if status else ""
+        active = bool(status and status.state in ACTIVE and status.mine)
+        resumable = bool(status and status.mine and not active and status.state != "running elsewhere")
+        sample = status.latest_sample if status else ""
         return (frames.progress_html(status), plot, sample, gr.update(interactive=active),
                 gr.update(interactive=resumable), compare, sig)
 
     def first_point(self, owner, last, compared=None, timeout: float = 5.0):
         """Right after Start: wait (at most `timeout` s) for the run's first evaluation, then draw it,
         so the first point shows as soon as it exists instead of at the next timer tick."""
-        name = self.m.current_run(owner) if owner else None
+        name = self.m.runs.current_run(owner) if owner else None
         deadline = time.monotonic() + timeout
         while name and time.monotonic() < deadline:
             job = self.m.active_job(owner)  # None once it has finished, stopped or failed
-            if job is None or job.name != name or self.m.must_wait(name) or self.m.metrics(name):
+            if job is None or job.name != name or self.m.queue_position(name) or self.m.runs.metrics(name):
                 break  # over, behind others in the queue, or its first point exists
             time.sleep(0.05)
         return self.poll(owner, last, compared)
 
     def compare_choices(self, owner, selected):
-        runs = [r for r in self.m.list_runs(owner) if r["has_weights"] or r["state"] in ACTIVE]
-        names = [r["name"] for r in runs]
+        runs = [r for r in self.m.runs.list_runs(owner) if r.has_weights or r.state in ACTIVE]
+        names = [r.name for r in runs]
         keep = [s for s in (selected or []) if s in names]
         if not keep:
-            current = self.m.current_run(owner) if owner else None
+            current = self.m.runs.current_run(owner) if owner else None
             keep = [n for n in (current, "shakespeare-char") if n in names][:2]
-        return gr.update(choices=[(library.short_label(r), r["name"]) for r in runs], value=keep)
+        return gr.update(choices=[(library.short_label(r), r.name) for r in runs], value=keep)
 
     def compare(self, owner, selected):
         """val bpc of the selected runs; None when there is nothing to draw (the page clears the plot first,
         so the legend is rebuilt for the new set of runs)."""
         out = {}
         for name in selected or []:
-            if self.m.visible(owner, name):
+            if self.m.runs.visible(owner, name):
                 try:
-                    out[name] = self.m.metrics(name)
+                    out[name] = self.m.runs.metrics(name)
                 except GPTError:
                     continue
         frame = frames.compare_frame(out)
@@ -217,11 +217,11 @@ class Handlers:
 
     # --- 3. generate -----------------------------------------------------------------------------
     def sample_runs(self, owner, current=None):
-        runs = library.sampleable(self.m.list_runs(owner))
-        choices = [(library.run_label(r), r["name"]) for r in runs]
+        runs = library.sampleable(self.m.runs.list_runs(owner))
+        choices = [(library.run_label(r), r.name) for r in runs]
         names = [n for _, n in choices]
         if current not in names:
-            mine = self.m.current_run(owner) if owner else None
+            mine = self.m.runs.current_run(owner) if owner else None
             current = next((n for n in (mine, "shakespeare-char") if n in names), names[0] if names else None)
         return gr.update(choices=choices, value=current)
 
@@ -256,11 +256,11 @@ class Handlers:
 
     # --- 4. checkpoints ------------------------------------------------------------------------
     def runs_table(self, owner, selected=None):
-        runs = self.m.list_runs(owner)
+        runs = self.m.runs.list_runs(owner)
         table = pd.DataFrame(library.table_rows(runs), columns=library.TABLE_HEADERS)
-        names = [r["name"] for r in runs]
+        names = [r.name for r in runs]
         value = selected if selected in names else (names[0] if names else None)
-        return table, gr.update(choices=[(library.run_label(r), r["name"]) for r in runs], value=value)
+        return table, gr.update(choices=[(library.run_label(r), r.name) for r in runs], value=value)
 
     def prepare_download(self, owner, run):
         if not run:

@@ -110,30 +110,30 @@ class Views:
 
     # --- run pickers --------------------------------------------------------------------------
     def _choose(self, owner, runs: list[dict], current, label) -> dict:
-        names = [r["name"] for r in runs]
+        names = [r.name for r in runs]
         if current not in names:
-            mine = self.m.current_run(owner) if owner else None
+            mine = self.m.runs.current_run(owner) if owner else None
             current = next((n for n in (mine, SHIPPED) if n in names), names[0] if names else None)
-        return gr.update(choices=[(label(r), r["name"]) for r in runs], value=current)
+        return gr.update(choices=[(label(r), r.name) for r in runs], value=current)
 
     def model_runs(self, owner, current=None) -> dict:
         """Runs a model can be opened from: a checkpoint on disk, or training now (its snapshot)."""
-        return self._choose(owner, library.sampleable(self.m.list_runs(owner)), current, library.run_label)
+        return self._choose(owner, library.sampleable(self.m.runs.list_runs(owner)), current, library.run_label)
 
     def _runs_with_metrics(self, owner) -> list[dict]:
-        return [r for r in self.m.list_runs(owner) if r["has_weights"] or r["state"] in ACTIVE]
+        return [r for r in self.m.runs.list_runs(owner) if r.has_weights or r.state in ACTIVE]
 
     def metric_runs(self, owner, current=None) -> dict:
         return self._choose(owner, self._runs_with_metrics(owner), current, library.short_label)
 
     def compare_runs(self, owner, selected=None) -> dict:
         runs = self._runs_with_metrics(owner)
-        names = [r["name"] for r in runs]
+        names = [r.name for r in runs]
         keep = [s for s in (selected or []) if s in names]
         if not keep:
-            current = self.m.current_run(owner) if owner else None
+            current = self.m.runs.current_run(owner) if owner else None
             keep = [n for n in (current, SHIPPED) if n in names] or names[:2]
-        return gr.update(choices=[(library.short_label(r), r["name"]) for r in runs], value=keep)
+        return gr.update(choices=[(library.short_label(r), r.name) for r in runs], value=keep)
 
     def _open(self, owner, run) -> gen.Loaded:
         return gen.open_run(self.m, self.models, owner, run, self.m.device)
@@ -272,13 +272,13 @@ class Views:
         return table, fig, shapes, status, download(png)
 
     def _run_config(self, owner, run) -> GPTConfig:
-        if not run or not self.m.visible(owner, run):
+        if not run or not self.m.runs.visible(owner, run):
             raise CheckpointError("Choose a run." if not run else f"There is no run named {run!r}.")
-        trainer = self.m.live_trainer(run)
+        trainer = self.m.runs.live_trainer(run)
         if trainer is not None:
             return trainer.model_config
         try:
-            meta = insight.load_run(self.m.run_path(run)).meta
+            meta = insight.load_run(self.m.runs.run_path(run)).meta
         except CheckpointError:
             meta = {}
         if not meta.get("model"):
@@ -288,21 +288,21 @@ class Views:
     # --- 5. samples over training ---------------------------------------------------------------
     def watch(self, owner, run, last=None):
         """(loss curve, sample timeline, status, metrics CSV, signature); parts unchanged since `last` are skipped."""
-        if not run or not self.m.visible(owner, run):
+        if not run or not self.m.runs.visible(owner, run):
             return None, "", "Choose a run.", dict(NO_FILE), None
         try:
-            status = self.m.status(run, owner)
-            rows = self.m.metrics(run)
+            status = self.m.runs.status(run, owner)
+            rows = self.m.runs.metrics(run)
         except GPTError as err:
             return None, "", problem(err, toast=False), dict(NO_FILE), None
-        steps = self.m.step_losses(run)
-        sig = [run, status["state"], len(rows), len(steps)]
+        steps = self.m.runs.step_losses(run)
+        sig = [run, status.state, len(rows), len(steps)]
         if sig == last:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
         curve = frames.loss_frame(rows, steps)
-        line = f"**{run}**: {status['state']}, step {status['step']:,}"
-        if status.get("val_loss") is not None:
-            line += f", val loss {status['val_loss']:.3f}"
+        line = f"**{run}**: {status.state}, step {status.step:,}"
+        if status.val_loss is not None:
+            line += f", val loss {status.val_loss:.3f}"
         if last and last[:3] == sig[:3]:  # only new batch losses: the timeline and the CSV are the same
             return curve, gr.skip(), line, gr.skip(), sig
         timeline = insight.sample_timeline(rows)
@@ -313,19 +313,19 @@ class Views:
 
     # --- 6. compare runs -------------------------------------------------------------------------
     def _summary(self, owner, name) -> insight.RunSummary | None:
-        if not self.m.visible(owner, name):
+        if not self.m.runs.visible(owner, name):
             return None
         try:
-            path = self.m.run_path(name)
-            rows = self.m.metrics(name)
-            state = self.m.run_info(name, owner)["state"]
+            path = self.m.runs.run_path(name)
+            rows = self.m.runs.metrics(name)
+            state = self.m.runs.summary(name, owner).state
         except GPTError:
             return None
         try:
             meta = insight.load_run(path).meta
         except CheckpointError:
             meta = {}
-        trainer = self.m.live_trainer(name)
+        trainer = self.m.runs.live_trainer(name)
         if not meta.get("model") and trainer is not None:  # training, not saved yet
             meta = {"model": trainer.model_config.to_dict(), "tokenizer": {"type": trainer.tokenizer.spec()["type"]},
                     "n_params": trainer.n_params}
@@ -347,8 +347,8 @@ class Views:
     # --- 7. why the mask ---------------------------------------------------------------------------
     def _mask_pair(self, owner) -> tuple[str, str] | None:
         """The owner's latest experiment: ('why-mask-k-masked', 'why-mask-k-unmasked')."""
-        ks = [int(m.group(1)) for n in self.m.run_names() if (m := MASK_RUN.match(n))
-              and self.m.app_info(n).get("owner") == owner]
+        ks = [int(m.group(1)) for n in self.m.runs.run_names() if (m := MASK_RUN.match(n))
+              and self.m.runs.owner_of(n) == owner]
         if not owner or not ks:
             return None
         return f"why-mask-{max(ks)}-masked", f"why-mask-{max(ks)}-unmasked"
@@ -357,7 +357,7 @@ class Views:
         """Queue the masked run, then the unmasked one after it: (status, timer update)."""
         try:
             corpus = corpora.load(self.mask_corpus)
-            ks = [int(m.group(1)) for n in self.m.run_names() if (m := MASK_RUN.match(n))]
+            ks = [int(m.group(1)) for n in self.m.runs.run_names() if (m := MASK_RUN.match(n))]
             k = max(ks, default=0) + 1
             masked, unmasked = f"why-mask-{k}-masked", f"why-mask-{k}-unmasked"
 
@@ -380,13 +380,13 @@ class Views:
         curves, samples, states = {}, {}, {}
         for label, name in zip(("masked", "unmasked"), pair):
             try:
-                info = self.m.run_info(name, owner)
-                rows = self.m.metrics(name)
+                info = self.m.runs.summary(name, owner)
+                rows = self.m.runs.metrics(name)
             except GPTError:
                 info, rows = None, []
             if rows:
                 curves[label], samples[label] = rows, rows[-1].get("sample", "")
-            states[label] = info and (info["state"], info["step"])
+            states[label] = info and (info.state, info.step)
         first, second = states["masked"], states["unmasked"]
         if second is None:  # the unmasked run starts once the masked one finishes
             waiting = first is not None and first[0] in (*ACTIVE, "finished")
