@@ -28,24 +28,12 @@ from gpt.errors import ConvertError, GPTError
 from gpt.model import ARCHITECTURES, GPT, GPTConfig, build_model
 from gpt.tokenizer import CharTokenizer, build_tokenizer
 
+from helpers_convert import TEXT, random_run
+
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 GPT2_RANKS = bool(os.environ.get("GPT_GPT2_RANKS"))
 needs_gpt2 = pytest.mark.skipif(not GPT2_RANKS, reason="GPT-2's ranks are offline (run .ci/fetch_gpt2_ranks.py)")
-TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
-
-
-def random_run(path: Path, tok=None, seed: int = 2, **model_kw) -> Path:
-    """A run folder holding a random GPT with larger weights (varied greedy choices, far from ties)."""
-    tok = tok or CharTokenizer.from_text(TEXT)
-    torch.manual_seed(seed)
-    cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=16, **model_kw)
-    model = build_model(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(12.0) if p.dim() == 2 else p.add_(torch.randn_like(p) * 0.3)
-    ckpt.save_checkpoint(path, model, cfg, tok, step=7, best_val_loss=2.5, corpus="test", train={"lr": 1e-3})
-    return path
 
 
 def logits_of(model, ids: list[int]) -> torch.Tensor:

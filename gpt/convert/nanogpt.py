@@ -159,8 +159,8 @@ def load_nanogpt(src: str | Path, meta_pkl: str | Path | None = None) -> tuple[t
     state = strip_wrappers(raw["model"])
     rows = int(args.get("vocab_size") or 0)
     if rows < tok.vocab_size:
-        raise ConvertError(f"{ckpt_path.name} has {rows} token rows but the tokenizer has {tok.vocab_size} tokens"
-                           f"{'' if meta_path else ' (GPT-2; give the meta.pkl of a character model with --meta)'}.")
+        hint = "" if meta_path else " (GPT-2's, since no meta.pkl came with it: a character model needs its meta.pkl too)"
+        raise ConvertError(f"{ckpt_path.name} has {rows} token rows but the tokenizer has {tok.vocab_size} tokens{hint}.")
     for key in ("transformer.wte.weight", "lm_head.weight"):  # padded rows are never a token: dropped
         if key in state and torch.is_tensor(state[key]):
             state[key] = state[key][: tok.vocab_size]
