@@ -249,11 +249,18 @@ def test_nanogpts_padded_gpt2_vocabulary_keeps_every_real_tokens_logit(tmp_path)
     assert torch.allclose(logits_of(theirs, ids)[:, :50257], logits_of(ours.model, ids), atol=1e-5)
 
 
+def strict_params(raw: dict) -> list:
+    return list(GPT(GPTConfig(**raw["model_args"])).parameters())
+
+
 def test_ours_to_nanogpt_to_ours_gives_the_same_logits_and_a_strict_nanogpt_load(tmp_path):
     run = random_run(tmp_path / "run", bias=False)
     run_to_nanogpt(run, tmp_path / "ng")
     raw = torch.load(tmp_path / "ng" / "ckpt.pt", weights_only=True)
-    assert {"model", "model_args", "iter_num", "best_val_loss", "config"} <= set(raw)
+    assert {"model", "model_args", "iter_num", "best_val_loss", "config", "optimizer"} <= set(raw)
+    opt = torch.optim.AdamW([{"params": [p for p in strict_params(raw) if p.dim() >= 2]},
+                             {"params": [p for p in strict_params(raw) if p.dim() < 2]}])
+    opt.load_state_dict(raw["optimizer"])  # nanoGPT's train.py init_from='resume' loads it into groups like these
     assert raw["model_args"] == dict(n_layer=2, n_head=2, n_embd=16, block_size=32, bias=False, vocab_size=raw["model_args"]["vocab_size"], dropout=0.0)
     assert "lm_head.weight" in raw["model"] and raw["iter_num"] == 7 and raw["config"]["dataset"] == "run"
     strict = GPT(GPTConfig(**raw["model_args"]))  # nanoGPT's names are ours: sample.py's strict load, same keys

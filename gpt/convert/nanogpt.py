@@ -52,6 +52,18 @@ def _nanogpt_config(run: ckpt.Checkpoint, dataset: str) -> dict:
             "min_lr": lr * float(t.get("min_lr_ratio", 0.1)), "device": "cpu", "dtype": "float32", "compile": False}
 
 
+def _fresh_adamw(model: torch.nn.Module, config: dict) -> dict:
+    """An AdamW state_dict with no moments, grouped as nanoGPT's configure_optimizers groups: matrices
+    (weight decay) then vectors, so its train.py can `init_from='resume'` from the export."""
+    params = dict(model.named_parameters())  # tied weights once, as nanoGPT's own named_parameters
+    n_decay = sum(p.dim() >= 2 for p in params.values())
+    common = dict(lr=config["learning_rate"], betas=(config["beta1"], config["beta2"]), eps=1e-8, amsgrad=False,
+                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None)
+    return {"state": {}, "param_groups": [
+        {**common, "weight_decay": config["weight_decay"], "params": list(range(n_decay))},
+        {**common, "weight_decay": 0.0, "params": list(range(n_decay, len(params)))}]}
+
+
 def run_to_nanogpt(run_dir: str | Path, out_dir: str | Path, dataset: str | None = None) -> Path:
     """Write `out_dir/ckpt.pt` (and `meta.pkl` for a character model) that nanoGPT's sample.py loads."""
     run = ckpt.load_checkpoint(run_dir, device="cpu")
@@ -72,6 +84,7 @@ def run_to_nanogpt(run_dir: str | Path, out_dir: str | Path, dataset: str | None
         "best_val_loss": float(best) if isinstance(best, (int, float)) else 1e9,
         "config": _nanogpt_config(run, dataset),
     }
+    payload["optimizer"] = _fresh_adamw(run.model, payload["config"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_write(out / "ckpt.pt", lambda tmp: torch.save(payload, tmp))
