@@ -10,6 +10,7 @@ bomb lies there), and reading stops at the limit.
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -23,11 +24,16 @@ CHUNK = 1 << 20
 def zip_folder(folder: str | Path, zip_path: str | Path) -> Path:
     """Every file of `folder` (not below it) into `zip_path`, under the folder's name."""
     folder, zip_path = Path(folder), Path(zip_path)
-    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
-        for path in sorted(p for p in folder.iterdir() if p.is_file()):
-            z.write(path, f"{folder.name}/{path.name}")
-    os.replace(tmp, zip_path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)  # two at once: two names
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+            for path in sorted(p for p in folder.iterdir() if p.is_file()):
+                z.write(path, f"{folder.name}/{path.name}")
+        os.replace(tmp, zip_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return zip_path
 
 

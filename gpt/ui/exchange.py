@@ -51,9 +51,12 @@ def export_zip(manager: JobManager, owner: str, name: str, fmt: str) -> str:
         raise ConvertError(f"Run {name!r} has no checkpoint yet; it is saved at its first evaluation.")
     label, export = FORMATS[fmt]
     saved = int((run / ckpt.WEIGHTS).stat().st_mtime_ns)
-    folder = _exports_dir() / f"{name}-{saved}"
+    folder = _exports_dir() / f"{name}@{saved}"  # '@' is never in a run name: one folder per saved step
     out = folder / f"{name}-{label}.zip"
     if not out.exists():
+        for old in _exports_dir().glob(f"{name}@*"):  # an earlier step's downloads
+            if old != folder:
+                shutil.rmtree(old, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=".export-", dir=_mkdir(_exports_dir())))
         try:
             export(run, work / f"{name}-{label}")
