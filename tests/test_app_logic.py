@@ -501,19 +501,20 @@ def test_sampling_a_finished_run_streams_text_with_notes(manager):
     loaded = gen.open_run(manager, cache, "alice", name)
     assert not loaded.live and gen.open_run(manager, cache, "alice", name) is loaded  # cached
     req = gen.SampleRequest(name, prompt="", max_new_tokens=30, top_k=500, seed=1)
-    settings, notes = gen.prepare(loaded, req, 100)
-    assert any("top-k 500" in n for n in notes) and any("empty" in n for n in notes)
-    texts = list(gen.stream(loaded, req, settings, interval=0))
+    prepared = gen.prepare(loaded, req, 100)
+    assert any("top-k 500" in n for n in prepared.notes) and any("empty" in n for n in prepared.notes)
+    texts = list(gen.stream(loaded, prepared, interval=0))
     assert texts[0] == "" and len(texts[-1]) >= 25 and all(b.startswith(a) for a, b in zip(texts, texts[1:]))
     long_prompt = gen.SampleRequest(name, prompt="1+1=2\n" * 10, max_new_tokens=5)
-    assert any("only its last" in n for n in gen.prepare(loaded, long_prompt, 100)[1])
+    assert any("only its last" in n for n in gen.prepare(loaded, long_prompt, 100).notes)
     with pytest.raises(TokenizerError, match="never saw"):
         gen.prepare(loaded, gen.SampleRequest(name, prompt="hello", max_new_tokens=10), 100)
     with pytest.raises(GPTError, match="cap"):
         gen.prepare(loaded, gen.SampleRequest(name, max_new_tokens=101), 100)
     stop = threading.Event()
     stop.set()
-    assert list(gen.stream(loaded, gen.SampleRequest(name, "1", 50), settings, should_stop=stop.is_set))[-1] == "1"
+    one = gen.prepare(loaded, gen.SampleRequest(name, "1", 50), 100)
+    assert list(gen.stream(loaded, one, should_stop=stop.is_set))[-1] == "1"
     with pytest.raises(CheckpointError):
         gen.open_run(manager, cache, "bob", name)
 
@@ -523,9 +524,9 @@ def test_sampling_a_run_while_it_trains(manager):
     wait_until(lambda: job.state == "running" and job.trainer is not None and job.trainer.step > 3, what="steps")
     loaded = gen.open_run(manager, gen.ModelCache(), "alice", job.name)
     assert loaded.live
-    settings, notes = gen.prepare(loaded, gen.SampleRequest(job.name, "1", 10), 100)
-    assert any("still training" in n for n in notes)
-    assert len(list(gen.stream(loaded, gen.SampleRequest(job.name, "1", 10), settings))[-1]) == 11
+    prepared = gen.prepare(loaded, gen.SampleRequest(job.name, "1", 10), 100)
+    assert any("still training" in n for n in prepared.notes)
+    assert len(list(gen.stream(loaded, prepared))[-1]) == 11
     manager.stop("alice", job.name)
 
 
@@ -561,9 +562,15 @@ def test_progress_html_for_each_state():
 
 @pytest.fixture
 def handlers(manager):
-    from gpt.ui.handlers import Handlers
+    from types import SimpleNamespace
 
-    return Handlers(manager)
+    from gpt.ui.checkpoints_tab import CheckpointHandlers
+    from gpt.ui.generate import ModelCache
+    from gpt.ui.generate_tab import GenerateHandlers
+    from gpt.ui.train_tab import TrainHandlers
+
+    return SimpleNamespace(m=manager, train=TrainHandlers(manager), generate=GenerateHandlers(manager, ModelCache()),
+                           checkpoints=CheckpointHandlers(manager))
 
 
 SLIDERS = (1, 2, 16, 16, 0.0, 8, 3e-3, 20, 0)  # layers, heads, width, block, dropout, batch, lr, iters, seconds
@@ -571,79 +578,79 @@ SLIDERS = (1, 2, 16, 16, 0.0, 8, 3e-3, 20, 0)  # layers, heads, width, block, dr
 
 def test_preset_and_estimate_handlers(handlers):
     from gpt.presets import PRESETS
-    from gpt.ui.handlers import preset_values
+    from gpt.ui.train_tab import preset_values
 
     for name in PRESETS:
-        assert len(handlers.apply_preset(name)) == 10
+        assert len(handlers.train.apply_preset(name)) == 10
     assert preset_values("fast")["architecture"] == "modern" and preset_values("fast")["max_seconds"] == 130
-    md = handlers.estimate(13, "tiny", "gpt", "classic", *SLIDERS)
+    md = handlers.train.estimate(13, "tiny", "gpt", "classic", *SLIDERS)
     assert "parameters" in md and "memory" in md and "128 tokens per step" in md
-    assert "divisible" in handlers.estimate(13, "tiny", "gpt", "classic", 1, 3, 16, 16, 0.0, 8, 3e-3, 20, 0)
-    assert "over this server's limit" in handlers.estimate(50_000, "tiny", "gpt", "classic", 12, 12, 768, 512, 0.0,
+    assert "divisible" in handlers.train.estimate(13, "tiny", "gpt", "classic", 1, 3, 16, 16, 0.0, 8, 3e-3, 20, 0)
+    assert "over this server's limit" in handlers.train.estimate(50_000, "tiny", "gpt", "classic", 12, 12, 768, 512, 0.0,
                                                            8, 3e-3, 20, 0)
 
 
 def test_corpus_handlers(handlers):
-    upload, paste = handlers.corpus_inputs("paste")
+    upload, paste = handlers.train.corpus_inputs("paste")
     assert paste["visible"] and not upload["visible"]
-    assert handlers.vocab_input("bpe")["visible"]
-    stats, html, vocab = handlers.describe_corpus("addition", None, None, "char", 2048, "")
+    assert handlers.train.vocab_input("bpe")["visible"]
+    stats, html, vocab = handlers.train.describe_corpus("addition", None, None, "char", 2048, "")
     assert "addition" in stats and 'class="tok"' in html and vocab == 13
-    stats, html, vocab = handlers.describe_corpus("addition", None, None, "char", 2048, "7+8=15")
+    stats, html, vocab = handlers.train.describe_corpus("addition", None, None, "char", 2048, "7+8=15")
     assert html.count('class="tok"') == 6
     with pytest.warns(UserWarning):
-        stats, html, vocab = handlers.describe_corpus("upload", None, None, "char", 2048, "")
+        stats, html, vocab = handlers.train.describe_corpus("upload", None, None, "char", 2048, "")
     assert "msg-error" in stats and vocab == {"__type__": "update"}
 
 
 def test_other_corpora_and_tokenizers_through_the_handlers(handlers, tmp_path, monkeypatch):
     f = tmp_path / "notes.txt"
     f.write_text("the cat sat on the mat. " * 200, encoding="utf-8")
-    stats, html, vocab = handlers.describe_corpus("upload", str(f), None, "char", 2048, "")
+    stats, html, vocab = handlers.train.describe_corpus("upload", str(f), None, "char", 2048, "")
     assert "notes" in stats and vocab == len(set("the cat sat on the mat. "))
-    stats, html, vocab = handlers.describe_corpus("paste", None, "to be or not to be " * 100, "bpe", 260, "")
+    stats, html, vocab = handlers.train.describe_corpus("paste", None, "to be or not to be " * 100, "bpe", 260, "")
     assert "bpe" in stats and 256 < vocab <= 260
     if os.environ.get("GPT_GPT2_RANKS"):
-        stats, html, vocab = handlers.describe_corpus("addition", None, None, "gpt2", 2048, "12+34=46")
+        stats, html, vocab = handlers.train.describe_corpus("addition", None, None, "gpt2", 2048, "12+34=46")
         assert "gpt2" in stats and 'class="tok"' in html
     monkeypatch.setenv("GPT_GPT2_RANKS", str(tmp_path / "missing.tiktoken"))  # as offline: no vocabulary file
     offline_text = "a text never encoded before in this test session. " * 40
     with pytest.warns(UserWarning):
-        stats, _, _ = handlers.describe_corpus("paste", None, offline_text, "gpt2", 2048, "")
+        stats, _, _ = handlers.train.describe_corpus("paste", None, offline_text, "gpt2", 2048, "")
     assert "GPT_GPT2_RANKS" in stats
     with pytest.warns(UserWarning):
-        msg = handlers.start("alice", "paste", None, offline_text, "gpt2", 2048, "tiny", "gpt", "classic", *SLIDERS, False)
+        msg = handlers.train.start("alice", "paste", None, offline_text, "gpt2", 2048, "tiny", "gpt", "classic", *SLIDERS, False)
     assert "GPT_GPT2_RANKS" in msg and handlers.m.runs.run_names() == []  # refused at once, nothing queued
 
 
 def test_train_handlers_start_poll_refuse_stop(handlers, manager):
     args = ("addition", None, None, "char", 2048, "tiny", "gpt", "classic")
-    msg = handlers.start("alice", *args, 1, 2, 16, 16, 0.0, 8, 3e-3, 1_000_000, 0, False)
+    msg = handlers.train.start("alice", *args, 1, 2, 16, 16, 0.0, 8, 3e-3, 1_000_000, 0, False)
     assert "started" in msg
     name = manager.runs.current_run("alice")
-    progress, plot, *_ = handlers.first_point("alice", None, [name], timeout=60)  # what the page runs after Start
+    progress, plot, *_ = handlers.train.first_point("alice", None, [name], timeout=60)  # what the page runs after Start
     assert "val loss" in progress and 0 in set(plot[plot["series"] == "val (eval)"]["step"])  # before any tick
     wait_until(lambda: manager.runs.status(name).step > 2, what="steps")
-    progress, plot, sample, stop_btn, resume_btn, compare, sig = handlers.poll("alice", None, [name])
+    progress, plot, sample, stop_btn, resume_btn, compare, sig = handlers.train.poll("alice", None, [name])
     assert name in progress and "running" in progress
     assert isinstance(plot, pd.DataFrame) and set(plot["series"]) == set(plots.LOSS_SERIES)
     assert stop_btn["interactive"] and not resume_btn["interactive"]
     assert compare is None or set(compare["run"]) == {name}
     with pytest.warns(UserWarning, match="already have a run"):
-        assert "already have a run" in handlers.start("alice", *args, *SLIDERS, False)
-    assert "queued" in handlers.start("bob", *args, *SLIDERS, False)
+        assert "already have a run" in handlers.train.start("alice", *args, *SLIDERS, False)
+    assert "queued" in handlers.train.start("bob", *args, *SLIDERS, False)
     t0 = time.monotonic()
-    assert "queue" in handlers.first_point("bob", None, timeout=60)[0]  # behind alice: no waiting for a point
+    assert "queue" in handlers.train.first_point("bob", None, timeout=60)[0]  # behind alice: no waiting for a point
     assert time.monotonic() - t0 < 30
-    assert "Stopping" in handlers.stop("alice")
+    assert "Stopping" in handlers.train.stop("alice")
     manager.wait(name, 30)
-    progress, *_, resume_btn, _, sig = handlers.poll("alice", sig)
+    progress, *_, resume_btn, _, sig = handlers.train.poll("alice", sig)
     assert "stopped" in progress and resume_btn["interactive"]
-    assert handlers.poll("alice", sig) == (gr_skip(),) * 6 + (sig,)  # nothing changed: nothing is sent
+    assert handlers.train.poll("alice", sig) == (gr_skip(),) * 6 + (sig,)  # nothing changed: nothing is sent
     manager.wait(manager.runs.current_run("bob"), 60)
-    assert handlers.poll("nobody", None)[0] == plots.progress_html(None)
+    assert handlers.train.poll("nobody", None)[0] == plots.progress_html(None)
     with pytest.warns(UserWarning):
-        assert "msg-error" in handlers.stop("alice")  # nothing to stop
+        assert "msg-error" in handlers.train.stop("alice")  # nothing to stop
 
 
 def gr_skip():
@@ -652,25 +659,25 @@ def gr_skip():
 
 def test_generate_and_checkpoint_handlers(handlers, manager, tmp_path):
     name = finished(manager, "alice", max_iters=10)
-    runs = handlers.sample_runs("alice")
+    runs = handlers.generate.sample_runs("alice")
     assert runs["value"] == name and (library.run_label(manager.runs.summary(name, "alice")), name) in runs["choices"]
-    out = list(handlers.generate("alice", name, "1+", 20, 0.8, 5, 0.9, 3))
+    out = list(handlers.generate.generate("alice", name, "1+", 20, 0.8, 5, 0.9, 3))
     assert out[-1][0].startswith("1+") and "Done" in out[-1][1]
     with pytest.warns(UserWarning):
-        out = list(handlers.generate("alice", name, "hello", 20, 0.8, 0, 1.0, -1))
+        out = list(handlers.generate.generate("alice", name, "hello", 20, 0.8, 0, 1.0, -1))
     assert out == [("", out[0][1])] and "never saw" in out[0][1]  # a sentence, not a traceback
-    assert handlers.stop_generation("alice") == "Stopped."
-    table, dropdown = handlers.runs_table("alice")
+    assert handlers.generate.stop_generation("alice") == "Stopped."
+    table, dropdown = handlers.checkpoints.runs_table("alice")
     assert list(table.columns) == library.TABLE_HEADERS and table.iloc[0, 0] == name and dropdown["value"] == name
-    assert handlers.prepare_download("alice", name)["value"].endswith(f"{name}.safetensors")
-    assert handlers.prepare_download("alice", None)["interactive"] is False
+    assert handlers.checkpoints.prepare_download("alice", name)["value"].endswith(f"{name}.safetensors")
+    assert handlers.checkpoints.prepare_download("alice", None)["interactive"] is False
     evil = tmp_path / "evil.safetensors"
     torch.save({"w": torch.zeros(2)}, evil)
     with pytest.warns(UserWarning):
-        msg, *_ = handlers.upload("alice", str(evil))
+        msg, *_ = handlers.checkpoints.upload("alice", str(evil))
     assert "never loaded" in msg
     with pytest.warns(UserWarning):
-        msg, *_ = handlers.delete("bob", name)
+        msg, *_ = handlers.checkpoints.delete("bob", name)
     assert "only its owner" in msg
-    msg, table, _ = handlers.delete("alice", name)
+    msg, table, _ = handlers.checkpoints.delete("alice", name)
     assert "Deleted" in msg and len(table) == 0

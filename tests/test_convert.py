@@ -373,3 +373,16 @@ def test_the_command_line_exports_imports_and_explains(tmp_path, capsys):
     assert convert_main(["--from", "nanogpt", str(tmp_path / "nowhere"), "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_init_from_over_the_parameter_limit_is_refused_and_leaves_no_run(tmp_path, monkeypatch, capsys):
+    from gpt.train import main as train_main
+
+    run_to_hf(random_run(tmp_path / "run"), tmp_path / "hf")
+    monkeypatch.setenv("GPT_MAX_PARAMS", "1000")
+    args = ["--init-from", str(tmp_path / "hf"), "--data", "shakespeare", "--max-iters", "2", "--out", str(tmp_path / "t")]
+    assert train_main(args) == 2
+    assert "GPT_MAX_PARAMS" in capsys.readouterr().err
+    assert not (tmp_path / "t" / ckpt.WEIGHTS).exists()
+    monkeypatch.delenv("GPT_MAX_PARAMS")
+    assert train_main(args + ["--eval-iters", "1", "--sample-tokens", "0"]) == 0  # the same command, once allowed

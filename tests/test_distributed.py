@@ -62,7 +62,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         assert "2 processes (torchrun)" in plots.progress_html(manager.runs.status(name, "alice"))
         loaded = gen.open_run(manager, gen.ModelCache(), "alice", name)
         req = gen.SampleRequest(name, prompt="12+13=", max_new_tokens=12, seed=3)
-        settings, _ = gen.prepare(loaded, req, 100)
-        assert len(list(gen.stream(loaded, req, settings, interval=0))[-1]) == len("12+13=") + 12  # prompt + new
+        prepared = gen.prepare(loaded, req, 100)
+        assert len(list(gen.stream(loaded, prepared, interval=0))[-1]) == len("12+13=") + 12  # prompt + new
     finally:
         manager.shutdown()
