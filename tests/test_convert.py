@@ -380,7 +380,9 @@ def test_init_from_over_the_parameter_limit_is_refused_and_leaves_no_run(tmp_pat
 
     run_to_hf(random_run(tmp_path / "run"), tmp_path / "hf")
     monkeypatch.setenv("GPT_MAX_PARAMS", "1000")
-    args = ["--init-from", str(tmp_path / "hf"), "--data", "shakespeare", "--max-iters", "2", "--out", str(tmp_path / "t")]
+    (tmp_path / "text.txt").write_text(TEXT * 100, encoding="utf-8")  # the characters the model knows
+    args = ["--init-from", str(tmp_path / "hf"), "--data", str(tmp_path / "text.txt"), "--max-iters", "2",
+            "--out", str(tmp_path / "t")]
     assert train_main(args) == 2
     assert "GPT_MAX_PARAMS" in capsys.readouterr().err
     assert not (tmp_path / "t" / ckpt.WEIGHTS).exists()
