@@ -16,6 +16,14 @@ What the "modern" architecture changes, each a `GPTConfig` switch
 `causal=False` drops the mask: every block becomes an encoder block that can
 see the token it must predict (the "why the mask" experiment).
 
+The lecture's ablation ladder (`gpt.ladder`) builds its models from this same
+code with five more switches, each off in the video until it is added:
+`ffn` ('none', the lecture's first 'linear' Linear + ReLU, or the 4x 'mlp'),
+`residual`, `attn_proj` (the attention's output projection), `layernorm`, and
+two places where the video differs from this file: `attn_scale='embd'` (the
+video divides by sqrt(n_embd), `C**-0.5`; later code by sqrt(head_size)) and
+`init='torch'` (PyTorch's default initialisation, not GPT-2's N(0, 0.02)).
+
 This module knows nothing about sampling; `gpt.engine` owns generation and
 the KV cache, which the attention layers only read and write.
 """
@@ -47,6 +55,13 @@ class GPTConfig:
     qk_norm: bool = False
     tie_weights: bool = True
     causal: bool = True  # False: no mask, an encoder block (it cheats; see docs)
+    # the lecture's ladder: the defaults are the full GPT, each switch takes one piece away
+    ffn: str = "mlp"  # 'mlp' (4x wide, projected back), 'linear' (Linear(C, C) + activation), 'none'
+    residual: bool = True  # x + f(x) around attention and feed-forward; False: x = f(x)
+    attn_proj: bool = True  # the attention's output projection (c_proj)
+    layernorm: bool = True  # ln_1, ln_2 and ln_f; False: identities
+    attn_scale: str = "head"  # 'head': 1/sqrt(head_size); 'embd': the video's 1/sqrt(n_embd)
+    init: str = "gpt2"  # 'gpt2': N(0, 0.02), residual projections by depth; 'torch': PyTorch's defaults
 
     def __post_init__(self):
         self.validate()
@@ -69,8 +84,11 @@ class GPTConfig:
             raise ConfigError(f"pos_emb must be 'learned' or 'rope', got {self.pos_emb!r}.")
         if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2:
             raise ConfigError(f"Rotary embeddings need an even head size; n_embd / n_head = {self.n_embd // self.n_head}.")
-        if self.activation not in ("gelu", "relu2"):
-            raise ConfigError(f"activation must be 'gelu' or 'relu2', got {self.activation!r}.")
+        choices = dict(activation=("gelu", "relu2", "relu"), ffn=("mlp", "linear", "none"),
+                       attn_scale=("head", "embd"), init=("gpt2", "torch"))
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(self, name)!r}.")
 
     @property
     def head_size(self) -> int:
@@ -142,7 +160,10 @@ class CausalSelfAttention(nn.Module):
         self.layer_idx = layer_idx
         self.n_head = config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v in one matmul
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        # without it (the lecture's first heads) the heads' outputs, side by side, are the output
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias) if config.attn_proj else nn.Identity()
+        width = config.n_embd if config.attn_scale == "embd" else config.head_size
+        self.scale = 1.0 / math.sqrt(width)  # keeps the affinities at unit variance, so softmax stays soft
 
     def qkv(self, x: torch.Tensor, rope: tuple | None = None) -> tuple[torch.Tensor, ...]:
         """Queries, keys and values per head, each (B, nh, T, hs); `rope` is GPT.rotary's tables for x's positions."""
@@ -174,7 +195,7 @@ class CausalSelfAttention(nn.Module):
     def _attend_written_out(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
         """The lecture's attention, step by step, for CPU autocast: PyTorch's fused kernel is slow
         in bf16 there (its backward ~3x float32's). The matmuls run in bf16, the softmax in float32."""
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, Tk) affinities
+        att = (q @ k.transpose(-2, -1)) * self.scale  # (B, nh, T, Tk) affinities
         if self.config.causal and T > 1:  # query i sees keys up to its own position (Tk - T + i)
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
             att = att.masked_fill(~mask, float("-inf"))
@@ -182,32 +203,48 @@ class CausalSelfAttention(nn.Module):
         return att @ v  # (B, nh, T, hs)
 
     def _attend(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
-        """softmax(q k^T / sqrt(hs)) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
+        """softmax(q k^T * scale) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
         if not self.config.causal or T == 1:
             # one new query may look at every cached key; no mask needed
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
         elif k.size(2) == T:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=self.scale)
         else:  # several new queries after a cached prefix: query i sees keys up to pos0 + i
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
         return y
 
 
 class MLP(nn.Module):
-    """Per-position feed-forward: widen 4x, nonlinearity, project back."""
+    """Per-position feed-forward: widen 4x, nonlinearity, project back.
+
+    ffn='linear' is the lecture's first feed-forward: one Linear(C, C) and the
+    nonlinearity, no widening and no projection.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        wide = config.ffn == "mlp"
+        hidden = 4 * config.n_embd if wide else config.n_embd
+        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias) if wide else None
         self.dropout = config.dropout
-        self.relu2 = config.activation == "relu2"
+        self.activation = config.activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.c_fc(x)  # (B, T, 4C)
-        h = F.relu(h).square() if self.relu2 else F.gelu(h)
+        h = self.c_fc(x)  # (B, T, 4C), or (B, T, C) for ffn='linear'
+        if self.activation == "relu2":
+            h = F.relu(h).square()
+        else:
+            h = F.relu(h) if self.activation == "relu" else F.gelu(h)
+        if self.c_proj is None:
+            return h
         return dropout_if_training(self.c_proj(h), self.dropout, self.training)  # (B, T, C)
+
+
+def layer_norm(config: GPTConfig) -> nn.Module:
+    """A LayerNorm, or with layernorm=False (the lecture before it adds them) an identity."""
+    return nn.LayerNorm(config.n_embd, bias=config.bias) if config.layernorm else nn.Identity()
 
 
 class Block(nn.Module):
@@ -215,14 +252,18 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig, layer_idx: int):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = layer_norm(config)
         self.attn = CausalSelfAttention(config, layer_idx)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        self.ln_2 = layer_norm(config) if config.ffn != "none" else nn.Identity()
+        self.mlp = MLP(config) if config.ffn != "none" else None
+        self.residual = config.residual
 
     def forward(self, x: torch.Tensor, rope=None, kv_cache=None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), rope, kv_cache)
-        x = x + self.mlp(self.ln_2(x))
+        a = self.attn(self.ln_1(x), rope, kv_cache)
+        x = x + a if self.residual else a  # without the residual, each layer replaces x
+        if self.mlp is not None:
+            m = self.mlp(self.ln_2(x))
+            x = x + m if self.residual else m
         return x
 
 
@@ -236,7 +277,7 @@ class GPT(nn.Module):
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),
                 h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+                ln_f=layer_norm(config),
             )
         )
         if config.pos_emb == "learned":
@@ -248,10 +289,11 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight  # one matrix reads and writes tokens
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith("c_proj.weight"):
-                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if config.init == "gpt2":  # 'torch' keeps PyTorch's defaults, as the video did
+            self.apply(self._init_weights)
+            for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+                if name.endswith("c_proj.weight"):
+                    torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def rotary(self, pos0: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotary cos and sin for positions pos0..pos0+T-1, each (T, 1, 1, hs): they broadcast over

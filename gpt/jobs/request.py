@@ -16,7 +16,7 @@ from ..model import ARCHITECTURES, GPTConfig
 from ..presets import DEFAULT_PRESET, preset
 from ..train import TrainConfig
 from .. import corpus as corpora
-from .. import estimate
+from .. import estimate, ladder
 from ..limits import Limits
 
 GPT2_VOCAB_GUESS = 12_000  # a compact GPT-2 vocabulary of a mid-sized corpus; checked exactly once built
@@ -43,9 +43,12 @@ class RunRequest:
     seed: int | None = None
     shared: bool = False
     causal: bool = True  # False drops the causal mask (the 'why the mask' experiment)
+    rung: int | None = None  # a rung of the lecture's ablation ladder (gpt.ladder): its settings, not the preset's
 
     def configs(self, vocab_size: int, device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
         """The model and training configs, with ConfigError for impossible combinations."""
+        if self.rung is not None:
+            return ladder.configs(self.rung, vocab_size, device, seed=self.seed)
         p = preset(self.preset)
         model = {**p["model"], "vocab_size": vocab_size, "model_type": self.model_type}
         if self.architecture:
