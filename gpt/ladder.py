@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .device import detect_device, device_type
 from .errors import ConfigError, GPTError
 from .model import GPTConfig, parameter_breakdown
 from .presets import preset
@@ -84,7 +85,8 @@ def rung(number: int, device: str = "cpu") -> Rung:
     """Rung `number` (1-7); on a CPU rung 7 is the `fast` preset."""
     if number not in RUNGS:
         raise ConfigError(f"rung must be a whole number from 1 to {max(RUNGS)}, got {number!r}.")
-    return CPU_RUNG_7 if number == 7 and device == "cpu" else RUNGS[number]
+    on_cpu = device_type(detect_device(device) if device == "auto" else device) == "cpu"
+    return CPU_RUNG_7 if number == 7 and on_cpu else RUNGS[number]
 
 
 def configs(number: int, vocab_size: int, device: str = "cpu", seed: int | None = None,
@@ -159,7 +161,6 @@ def write(out: Path, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from .device import detect_device, device_type
     from .train import make_dataset
 
     ap = argparse.ArgumentParser(prog="python -m gpt.ladder", description="Train the lecture's ablation ladder.")

@@ -460,9 +460,15 @@ def make_dataset(source: str, tokenizer_kind: str = "char", vocab_size: int | No
 
 
 def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train_overrides: dict) -> tuple[GPTConfig, TrainConfig]:
+    """A preset merged with overrides: the one place a recipe becomes configs (the CLI, the app, the API).
+
+    An override of None keeps the preset's value; max_seconds 0 means no time limit.
+    """
     p = preset(preset_name)
     model_kw = {**p["model"], **{k: v for k, v in model_overrides.items() if v is not None}, "vocab_size": vocab_size}
     train_kw = {**TrainConfig().to_dict(), **p["train"], **{k: v for k, v in train_overrides.items() if v is not None}}
+    if train_kw.get("max_seconds") == 0:
+        train_kw["max_seconds"] = None
     return GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
 
 

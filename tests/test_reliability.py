@@ -39,7 +39,6 @@ from gpt.tokenizer import CharTokenizer
 from gpt.train import TrainConfig, Trainer
 from gpt.ui import generate as gen
 from gpt.ui import frames as plots
-from gpt.ui.handlers import Handlers
 from gpt.limits import Limits
 
 from helpers_app import addition, launch_app, tiny_request, wait_until
@@ -87,7 +86,15 @@ def manager(tmp_path):
 
 @pytest.fixture
 def handlers(manager):
-    return Handlers(manager)
+    from types import SimpleNamespace
+
+    from gpt.ui.checkpoints_tab import CheckpointHandlers
+    from gpt.ui.generate import ModelCache
+    from gpt.ui.generate_tab import GenerateHandlers
+    from gpt.ui.train_tab import TrainHandlers
+
+    return SimpleNamespace(m=manager, train=TrainHandlers(manager), generate=GenerateHandlers(manager, ModelCache()),
+                           checkpoints=CheckpointHandlers(manager))
 
 
 # --- corpus ------------------------------------------------------------------------------------------
@@ -129,13 +136,13 @@ def test_bad_corpora_through_the_train_handler(handlers, tmp_path):
              (("paste", None, "x" * (LIMITS.max_upload_bytes + 1)), "over the 1 MB limit")]
     for (choice, upload, pasted), message in cases:
         with pytest.warns(UserWarning):
-            msg = handlers.start("alice", choice, upload, pasted, "char", 2048, "tiny", "gpt", "classic",
+            msg = handlers.train.start("alice", choice, upload, pasted, "char", 2048, "tiny", "gpt", "classic",
                                  *SLIDERS_TINY, False)
         assert "msg-error" in msg and message in msg, (choice, msg)
         with pytest.warns(UserWarning):
-            stats, _, _ = handlers.describe_corpus(choice, upload, pasted, "char", 2048, "")
+            stats, _, _ = handlers.train.describe_corpus(choice, upload, pasted, "char", 2048, "")
         assert message in stats
-    assert handlers.m.run_names() == []
+    assert handlers.m.runs.run_names() == []
 
 
 # --- sampling: one convention for the page and the API -----------------------------------------------
@@ -164,12 +171,13 @@ def test_bad_sampling_values_from_the_page_or_api_are_refused(kwargs, message):
 
 def test_off_values_and_clamps_are_the_same_on_the_page_and_api():
     loaded = loaded_model()
-    s, notes = gen.prepare(loaded, gen.SampleRequest("r", "", 10, 0.8, top_k=0, top_p=1.0, seed=-1), 100)
+    s = gen.prepare(loaded, gen.SampleRequest("r", "", 10, 0.8, top_k=0, top_p=1.0, seed=-1), 100).settings
     assert (s.top_k, s.top_p, s.seed) == (None, None, None)  # 0 / 1 / -1: off
-    s, notes = gen.prepare(loaded, gen.SampleRequest("r", "", 10, 0.8, top_k=500, top_p=0.9, seed=3), 100)
-    assert s.top_k == loaded.tokenizer.vocab_size and any("top-k 500 is above the vocabulary" in n for n in notes)
+    prepared = gen.prepare(loaded, gen.SampleRequest("r", "", 10, 0.8, top_k=500, top_p=0.9, seed=3), 100)
+    assert prepared.settings.top_k == loaded.tokenizer.vocab_size
+    assert any("top-k 500 is above the vocabulary" in n for n in prepared.notes)
     greedy = gen.SampleRequest("r", "abc", 20, temperature=0.0)  # no seed: greedy needs none
-    a, b = (list(gen.stream(loaded, greedy, gen.prepare(loaded, greedy, 100)[0], interval=0))[-1] for _ in range(2))
+    a, b = (list(gen.stream(loaded, gen.prepare(loaded, greedy, 100), interval=0))[-1] for _ in range(2))
     assert a == b and len(a) == 23
 
 
@@ -178,16 +186,16 @@ def test_the_generate_handler_says_what_it_changed_and_what_is_wrong(handlers, m
     shutil.copytree(make_run(manager.root.parent / "made"), manager.root / "shared-run")
     done = lambda out: out[-1][1]  # noqa: E731 - the status line after the last token
     assert "The prompt is empty, so the sample starts from a newline" in done(
-        list(handlers.generate("alice", "shared-run", "", 10, 0.8, 0, 1.0, 1)))
+        list(handlers.generate.generate("alice", "shared-run", "", 10, 0.8, 0, 1.0, 1)))
     assert "only its last 16 tokens are used" in done(
-        list(handlers.generate("alice", "shared-run", "1+1=2\n" * 10, 10, 0.8, 0, 1.0, 1)))
+        list(handlers.generate.generate("alice", "shared-run", "1+1=2\n" * 10, 10, 0.8, 0, 1.0, 1)))
     assert "top-k 200 is above the vocabulary size 13" in done(
-        list(handlers.generate("alice", "shared-run", "1", 10, 0.8, 200, 1.0, 1)))
+        list(handlers.generate.generate("alice", "shared-run", "1", 10, 0.8, 200, 1.0, 1)))
     for args, message in [(("hello", 10, 0.8, 0, 1.0), "'h'"), (("1", 10, -1.0, 0, 1.0), "0 or more"),
                           (("1", 10, 0.8, -2, 1.0), "Top-k must be 0 (off)"), (("1", 10, 0.8, 0, 0.0), "top-p"),
                           (("1", 5_001, 0.8, 0, 1.0), "GPT_MAX_NEW_TOKENS")]:
         with pytest.warns(UserWarning):
-            out = list(handlers.generate("alice", "shared-run", *args, 1))
+            out = list(handlers.generate.generate("alice", "shared-run", *args, 1))
         assert out == [("", out[0][1])] and "msg-error" in out[0][1] and message in out[0][1], (args, out)
 
 
@@ -210,7 +218,7 @@ def test_a_double_click_starts_one_run(manager):
     jobs = [r for r in results if not isinstance(r, Exception)]
     assert len(jobs) == 1 and all(isinstance(r, TrainingError) and "already have a run" in str(r)
                                   for r in results if r not in jobs)
-    assert manager.run_names() == [jobs[0].name]
+    assert manager.runs.run_names() == [jobs[0].name]
     manager.wait(jobs[0].name, 60)
 
 
@@ -220,7 +228,7 @@ def test_a_double_click_starts_one_run(manager):
 def test_bad_shapes_sizes_and_limits_through_the_train_handler(handlers):
     def start(*sliders, preset="tiny"):
         with pytest.warns(UserWarning):
-            return handlers.start("alice", "addition", None, None, "char", 2048, preset, "gpt", "classic", *sliders,
+            return handlers.train.start("alice", "addition", None, None, "char", 2048, preset, "gpt", "classic", *sliders,
                                   False)
 
     layers, heads, width, block, dropout, batch, lr, iters, secs = SLIDERS_TINY
@@ -234,7 +242,7 @@ def test_bad_shapes_sizes_and_limits_through_the_train_handler(handlers):
     assert "GPT_MAX_BATCH_SIZE" in start(layers, heads, width, block, dropout, 65, lr, iters, secs)
     assert "GPT_MAX_ITERS" in start(layers, heads, width, block, dropout, batch, lr, 20_010, secs)
     assert "GPT_MAX_PARAMS" in start(6, 6, 384, 256, 0.0, 8, lr, 100, 0, preset="medium")
-    assert handlers.m.run_names() == []
+    assert handlers.m.runs.run_names() == []
 
 
 def test_a_learning_rate_that_makes_the_loss_nan_stops_the_run_and_keeps_the_checkpoint(manager, handlers):
@@ -245,9 +253,9 @@ def test_a_learning_rate_that_makes_the_loss_nan_stops_the_run_and_keeps_the_che
     assert ckpt.read_status(path)["state"] == "failed"
     kept = ckpt.load_checkpoint(path)  # the last good checkpoint loads, with finite weights
     assert kept.step == 0 and all(torch.isfinite(p).all() for p in kept.model.parameters())
-    st = manager.status(job.name, "alice")
-    assert st["state"] == "failed" and "try a tenth of it" in plots.progress_html(st)
-    out = list(handlers.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))
+    st = manager.runs.status(job.name, "alice")
+    assert st.state == "failed" and "try a tenth of it" in plots.progress_html(st)
+    out = list(handlers.generate.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))
     assert out[-1][0].startswith("1+") and "Done" in out[-1][1]  # and it can still be sampled
 
 
@@ -287,12 +295,12 @@ def test_pickles_are_refused_at_upload_and_never_unpickled(handlers, tmp_path):
         path = tmp_path / name
         write(path)
         with pytest.warns(UserWarning):
-            msg, _, _ = handlers.upload("bob", str(path))
+            msg, _, _ = handlers.checkpoints.upload("bob", str(path))
         assert "msg-error" in msg and "never" in msg and ("pickle" in msg or "not a .safetensors" in msg), name
         with pytest.raises(CheckpointError):
             ckpt.load_checkpoint(path)
     assert not marker.exists()  # no pickle was ever loaded
-    assert handlers.m.run_names() == []
+    assert handlers.m.runs.run_names() == []
 
 
 def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers, tmp_path):
@@ -335,10 +343,10 @@ def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers
         path = tmp_path / f"{name}.safetensors"
         path.write_bytes(payload)
         with pytest.warns(UserWarning):
-            msg, _, _ = handlers.upload("bob", str(path))
+            msg, _, _ = handlers.checkpoints.upload("bob", str(path))
         assert "msg-error" in msg and re.search(message, msg), (name, msg)
-    assert handlers.m.run_names() == []  # nothing kept
-    msg, _, _ = handlers.upload("bob", str(good))
+    assert handlers.m.runs.run_names() == []  # nothing kept
+    msg, _, _ = handlers.checkpoints.upload("bob", str(good))
     assert "Uploaded as" in msg  # the intact file is accepted
 
 
@@ -386,11 +394,11 @@ def test_disk_full_during_a_save_fails_the_run_and_keeps_the_old_checkpoint(mana
     assert "No space left on device" in job.error and "previous checkpoint is unchanged" in job.error
     status = ckpt.read_status(path)
     assert status["state"] == "failed" and "No space left on device" in status["message"]
-    st = manager.status(job.name, "alice")
-    assert "No space left on device" in st["message"] and "No space left" in plots.progress_html(st)
+    st = manager.runs.status(job.name, "alice")
+    assert "No space left on device" in st.message and "No space left" in plots.progress_html(st)
     assert len(weights_saves) == 2 and ckpt.load_checkpoint(path).step == 0 and not list(path.glob(".*.tmp"))
     monkeypatch.undo()
-    out = list(handlers.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))
+    out = list(handlers.generate.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))
     assert "Done" in out[-1][1]  # the old checkpoint samples
     again = manager.start("alice", addition(), tiny_request(10))  # and the app goes on
     manager.wait(again.name, 60)

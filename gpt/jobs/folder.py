@@ -9,9 +9,8 @@ status). The app adds three:
 - `.writer.lock`: the pid of the process writing the folder. One writer at a
   time; a lock whose process is gone is stale and taken over.
 
-`describe` reads a folder into the plain dict that tables, dropdowns and the
-API show. A folder whose status says 'running' but whose writer is gone (the
-app was killed) reads as 'interrupted'.
+`gpt.jobs.status.describe` reads a folder into the record that tables,
+dropdowns and the API show.
 """
 
 from __future__ import annotations
@@ -154,42 +153,3 @@ def mark_interrupted(root: Path, live: set[str]) -> list[str]:
                           f"(last checkpoint at step {step}). Resume it to continue.", step=step)
         found.append(path.name)
     return found
-
-
-def describe(path: Path, owner: str | None = None) -> dict:
-    """What a run folder holds, as plain data (the live job, if any, is merged in by the manager)."""
-    path = Path(path)
-    app = read_json(path / APP_FILE)
-    meta = read_json(path / ckpt.CONFIG)
-    has_weights = (path / ckpt.WEIGHTS).exists()
-    if not meta and has_weights:
-        with contextlib.suppress(GPTError, OSError, ValueError):
-            meta = ckpt.read_meta(path / ckpt.WEIGHTS)
-    status = ckpt.read_status(path)
-    state = status.get("state", "unknown")
-    if state in ACTIVE:
-        state = "running elsewhere" if written_elsewhere(path) else "interrupted"
-    elif state == "unknown" and has_weights:
-        state = "finished"
-    model = meta.get("model") or {}
-    tok = (meta.get("tokenizer") or {}).get("type") or (app.get("request") or {}).get("tokenizer", "?")
-    return {
-        "name": path.name,
-        "owner": app.get("owner"),
-        "mine": owner is not None and app.get("owner") == owner,
-        "shared": app.get("owner") is None or bool(app.get("shared")),
-        "corpus": meta.get("corpus") or app.get("corpus") or "?",
-        "tokenizer": f"{tok} ({model['vocab_size']:,})" if model.get("vocab_size") else tok,
-        "model_type": model.get("model_type", "?"),
-        "params": int(meta.get("n_params") or 0),
-        "processes": int(meta.get("world_size") or 1),  # > 1: trained by torchrun on several processes
-        "step": int(meta.get("step", 0)),
-        "max_iters": int((meta.get("train") or {}).get("max_iters", 0)),
-        "best_val_loss": meta.get("best_val_loss"),
-        "state": state,
-        "message": status.get("message", ""),
-        "has_weights": has_weights,
-        "queue_position": None,
-        "created": app.get("created", 0),
-        "updated": (path / ckpt.WEIGHTS).stat().st_mtime if has_weights else app.get("created", 0),
-    }

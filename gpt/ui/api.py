@@ -19,22 +19,27 @@ from typing import Iterator
 
 import gradio as gr
 
-from ..errors import GPTError
-from ..presets import PRESETS
 from .. import corpus as corpora
+from ..errors import GPTError
 from . import generate as gen
 from .messages import refuse
-from .handlers import Handlers, make_request, preset_values
+from .page import Page
+from .train_tab import make_request
 
 
 def _owner(request: gr.Request | None) -> str:
     return f"api-{request.session_hash}" if request is not None and request.session_hash else ""
 
 
+def _or_none(value):
+    """The API's 0 means 'the preset's value', as the page's sliders start at it."""
+    return value if value else None
+
+
 class Api:
-    def __init__(self, handlers: Handlers):
-        self.h = handlers
-        self.m = handlers.m
+    def __init__(self, page: Page):
+        self.m = page.manager
+        self.models = page.models
 
     def start_run(self, corpus: str = "addition", tokenizer: str = "char", preset: str = "tiny", max_iters: int = 0,
                   max_seconds: float = -1, text: str = "", vocab_size: int = 0, model_type: str = "gpt",
@@ -46,39 +51,35 @@ class Api:
         try:
             source = corpora.load("paste" if corpus == "text" else corpus, pasted=text,
                                   max_bytes=self.m.limits.max_upload_bytes)
-            v = preset_values(preset) if preset in PRESETS else {}
-            given = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, dropout=None,
-                         batch_size=batch_size, lr=lr, max_iters=max_iters)
-            value = {k: x if x else v.get(k) for k, x in given.items()}  # 0: the preset's
-            req = make_request(tokenizer, vocab_size or None, preset, model_type, architecture or v.get("architecture"),
-                               *(value[k] for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout",
-                                                     "batch_size", "lr", "max_iters")),
-                               v.get("max_seconds") if max_seconds < 0 else max_seconds)
+            req = make_request(tokenizer, _or_none(vocab_size), preset, model_type, architecture or None,
+                               *map(_or_none, (n_layer, n_head, n_embd, block_size)), None,
+                               *map(_or_none, (batch_size, lr, max_iters)), None)
+            req.max_seconds = None if max_seconds < 0 else max_seconds  # -1: the preset's; 0: no limit
             job = self.m.start(_owner(request), source, req, name=name or None)
-            return self.m.status(job.name, _owner(request))
+            return self.m.runs.status(job.name, _owner(request)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
     def run_status(self, run: str, request: gr.Request = None) -> dict:
         """State, step, tokens/s, ETA, latest losses and every evaluation row of one run."""
         try:
-            if not self.m.visible(_owner(request), run):
+            if not self.m.runs.visible(_owner(request), run):
                 raise GPTError(f"There is no run named {run!r}.")
-            return self.m.status(run, _owner(request))
+            return self.m.runs.status(run, _owner(request)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
     def stop_run(self, run: str, request: gr.Request = None) -> dict:
         try:
             self.m.stop(_owner(request), run)
-            return self.m.status(run, _owner(request))
+            return self.m.runs.status(run, _owner(request)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
     def resume_run(self, run: str, more_iters: int = 0, request: gr.Request = None) -> dict:
         try:
             self.m.resume(_owner(request), run, more_iters or None)
-            return self.m.status(run, _owner(request))
+            return self.m.runs.status(run, _owner(request)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
@@ -91,7 +92,7 @@ class Api:
 
     def list_runs(self, request: gr.Request = None) -> list[dict]:
         """Every run this session may see: its own and the shared ones."""
-        return self.m.list_runs(_owner(request))
+        return [r.to_json() for r in self.m.runs.list_runs(_owner(request))]
 
     def generate(self, run: str, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
                  top_k: int = 0, top_p: float = 1.0, seed: int = -1, request: gr.Request = None) -> Iterator[str]:
@@ -101,13 +102,13 @@ class Api:
         are refused with a sentence."""
         req = gen.SampleRequest(run, prompt, max_new_tokens, temperature, top_k, top_p, seed)
         try:
-            loaded = gen.open_run(self.m, self.h.models, _owner(request), run, self.m.device)
-            settings, _ = gen.prepare(loaded, req, self.m.limits.max_new_tokens)
+            loaded = gen.open_run(self.m, self.models, _owner(request), run, self.m.device)
+            prepared = gen.prepare(loaded, req, self.m.limits.max_new_tokens)
         except Exception as err:  # noqa: BLE001
             refuse(err)
         with self.m.sampling(run):
             try:
-                yield from gen.stream(loaded, req, settings)
+                yield from gen.stream(loaded, prepared)
             except Exception as err:  # noqa: BLE001 - a sentence, not a traceback, even mid-stream
                 refuse(err)
 
@@ -116,3 +117,10 @@ class Api:
                 "resume_run": self.resume_run, "delete_run": self.delete_run, "list_runs": self.list_runs,
                 "generate": self.generate}
 
+
+def register_api(page: Page) -> Api:
+    """Add the named endpoints to the page being built (inside its gr.Blocks)."""
+    api = Api(page)
+    for name, fn in api.endpoints().items():
+        gr.api(fn, api_name=name, concurrency_limit=None if name != "generate" else 4)
+    return api

@@ -105,33 +105,51 @@ def open_run(manager: JobManager, cache: ModelCache, owner: str, name: str, devi
     """The model to sample `name` from: a live snapshot while it trains, else its checkpoint."""
     if not name:
         raise CheckpointError("Choose a run to sample from.")
-    if not manager.visible(owner, name):
+    if not manager.runs.visible(owner, name):
         raise CheckpointError(f"There is no run named {name!r}.")
-    trainer = manager.live_trainer(name)
+    trainer = manager.runs.live_trainer(name)
     if trainer is not None:
         return Loaded(trainer.snapshot_model().to(device), trainer.tokenizer, trainer.step, live=True)
-    return cache.get(manager.run_path(name), device)
+    return cache.get(manager.runs.run_path(name), device)
 
 
-def prepare(loaded: Loaded, req: SampleRequest, max_new_tokens_cap: int) -> tuple[SamplingSettings, list[str]]:
-    """Check settings and prompt before the first token; returns (settings, notes). Raises GPTError."""
+MAX_PROMPT_CHARS = 10_000  # a model reads at most its context (<= 512 tokens here); longer is refused before encoding
+
+
+@dataclass
+class Prepared:
+    """A sample ready to stream: checked settings, the prompt and its ids (cropped to the model's context)."""
+
+    settings: SamplingSettings
+    ids: list[int]
+    prompt: str  # the prompt as given: the text so far starts with it
+    notes: list[str]
+
+
+def prepare(loaded: Loaded, req: SampleRequest, max_new_tokens_cap: int) -> Prepared:
+    """Check settings and prompt, and encode the prompt once, before the first token. Raises GPTError."""
+    if not isinstance(req.prompt, str):
+        raise SamplingError(f"The prompt must be text, got {type(req.prompt).__name__}.")
+    if len(req.prompt) > MAX_PROMPT_CHARS:
+        raise SamplingError(f"The prompt is {len(req.prompt):,} characters; give at most {MAX_PROMPT_CHARS:,} "
+                            f"(the model reads only its last {loaded.model.config.block_size} tokens anyway).")
     settings = req.settings()
     if settings.max_new_tokens is not None and settings.max_new_tokens > max_new_tokens_cap:
         raise SamplingError(f"Maximum new tokens is {settings.max_new_tokens:,}, above this server's cap of "
                             f"{max_new_tokens_cap:,} (GPT_MAX_NEW_TOKENS); ask for {max_new_tokens_cap:,} or fewer.")
     notes = settings.validate(loaded.tokenizer.vocab_size, max_new_tokens_cap)
-    _, prompt_notes = prompt_to_ids(loaded.tokenizer, req.prompt, loaded.model.config.block_size)
+    ids, prompt_notes = prompt_to_ids(loaded.tokenizer, req.prompt, loaded.model.config.block_size)
     if loaded.live:
         notes.append(f"This run is still training: sampling from its weights at step {loaded.step:,}.")
-    return settings, notes + prompt_notes
+    return Prepared(settings, ids, req.prompt, notes + prompt_notes)
 
 
-def stream(loaded: Loaded, req: SampleRequest, settings: SamplingSettings,
-           should_stop: Callable[[], bool] | None = None, interval: float = STREAM_INTERVAL_S) -> Iterator[str]:
+def stream(loaded: Loaded, prepared: Prepared, should_stop: Callable[[], bool] | None = None,
+           interval: float = STREAM_INTERVAL_S) -> Iterator[str]:
     """Yield the text so far (prompt included), at most every `interval` seconds, and once at the end."""
-    text, last = req.prompt or "", 0.0
+    text, last = prepared.prompt, 0.0
     yield text
-    for piece in stream_text(loaded.model, loaded.tokenizer, req.prompt, settings, should_stop=should_stop):
+    for piece in stream_text(loaded.model, loaded.tokenizer, prepared.ids, prepared.settings, should_stop=should_stop):
         text += piece
         now = time.monotonic()
         if now - last >= interval:

@@ -22,48 +22,43 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from ..errors import CheckpointError
+from ..jobs import folder as folders
 from ..jobs.folder import write_app_info
-from ..jobs import JobManager
+from ..jobs import JobManager, RunStatus
 from ..estimate import human_count
 
 TABLE_HEADERS = ["run", "whose", "corpus", "tokenizer", "model", "parameters", "processes", "steps", "best val loss",
                  "state"]
 
 
-def whose(run: dict) -> str:
-    if run["mine"]:
-        return "yours, shared" if run["shared"] else "yours"
-    return "shipped" if run["owner"] is None else "shared"
-
-
-def table_rows(runs: list[dict]) -> list[list]:
+def table_rows(runs: list[RunStatus]) -> list[list]:
     rows = []
     for r in runs:
-        state = r["state"] + (f" (#{r['queue_position']} in queue)" if r.get("queue_position") else "")
-        best = r["best_val_loss"]
-        rows.append([r["name"], whose(r), r["corpus"], r["tokenizer"], r["model_type"],
-                     human_count(r["params"]) if r["params"] else "-", r["processes"], f"{r['step']:,}",
+        state = r.state + (f" (#{r.queue_position} in queue)" if r.queue_position else "")
+        best = r.best_val_loss
+        rows.append([r.name, r.whose, r.corpus, r.tokenizer, r.model_type,
+                     human_count(r.params) if r.params else "-", r.processes, f"{r.step:,}",
                      f"{best:.3f}" if isinstance(best, (int, float)) else "-", state])
     return rows
 
 
-def sampleable(runs: list[dict]) -> list[dict]:
+def sampleable(runs: list[RunStatus]) -> list[RunStatus]:
     """Runs that can be sampled: a checkpoint on disk, or training right now."""
-    return [r for r in runs if r["has_weights"] or r["state"] == "running"]
+    return [r for r in runs if r.has_weights or r.state == "running"]
 
 
-def run_label(r: dict) -> str:
-    bits = [r["name"], whose(r), r["corpus"], r["tokenizer"]]
-    if r["state"] == "running":
-        bits.append(f"training, step {r['step']:,}")
-    elif r["step"]:
-        bits.append(f"step {r['step']:,}")
+def run_label(r: RunStatus) -> str:
+    bits = [r.name, r.whose, r.corpus, r.tokenizer]
+    if r.state == "running":
+        bits.append(f"training, step {r.step:,}")
+    elif r.step:
+        bits.append(f"step {r.step:,}")
     return " · ".join(bits)
 
 
-def short_label(r: dict) -> str:
+def short_label(r: RunStatus) -> str:
     """A label that does not go stale while the run trains (for the comparison picker)."""
-    return " · ".join([r["name"], whose(r), r["corpus"], r["tokenizer"]])
+    return " · ".join([r.name, r.whose, r.corpus, r.tokenizer])
 
 
 def import_checkpoint(manager: JobManager, owner: str, file_path: str, original_name: str | None = None) -> str:
@@ -79,7 +74,7 @@ def import_checkpoint(manager: JobManager, owner: str, file_path: str, original_
     loaded = ckpt.load_checkpoint(src, device="cpu")  # header, config, tokenizer and every shape checked; no pickle
     meta = dict(loaded.meta)
     base = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(shown).stem).strip("-_")[:40] or "uploaded"
-    path = manager.new_folder(base, None)
+    path = folders.new_folder(manager.root, base)
     try:
         shutil.copyfile(src, path / ckpt.WEIGHTS)
         if not meta.get("n_params"):
@@ -96,9 +91,9 @@ def import_checkpoint(manager: JobManager, owner: str, file_path: str, original_
 
 def download_file(manager: JobManager, owner: str, name: str) -> str:
     """A copy of the run's model.safetensors named after the run, for the browser to download."""
-    if not manager.visible(owner, name):
+    if not manager.runs.visible(owner, name):
         raise CheckpointError(f"There is no run named {name!r}.")
-    weights = manager.run_path(name) / ckpt.WEIGHTS
+    weights = manager.runs.run_path(name) / ckpt.WEIGHTS
     if not weights.exists():
         raise CheckpointError(f"Run {name!r} has no checkpoint yet; it is saved at its first evaluation.")
     folder = Path(tempfile.gettempdir()) / "gpt-downloads" / f"{os.getpid()}"

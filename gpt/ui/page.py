@@ -8,6 +8,7 @@ tab's choices (corpus, tokenizer, shape) from `page.train`.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -38,9 +39,27 @@ class Page:
     manager: JobManager
     models: ModelCache
     who: gr.Component  # its value is the asker's owner id: the first input of most events
+    timer: gr.Timer | None = None  # the page's one-second clock: live progress polls on its tick
     train: TrainControls | None = None  # set once the Train tab is built
     tabs: list = field(default_factory=list)  # every top-level gr.Tab, so a tab can pause its timers elsewhere
+    on_load: list = field(default_factory=list)  # events (dicts for .then) to run once the page has its id
+
+    @staticmethod
+    def browser_id(current: str | None) -> str:
+        """The id a browser keeps in its localStorage: made once, then the same across refreshes and tabs."""
+        return current or uuid.uuid4().hex
 
 
 PRIVATE = dict(api_visibility="private")  # the page's own events: not part of the client API
 QUIET = dict(show_progress="hidden", concurrency_limit=None, **PRIVATE)  # timers: no spinner, never queued
+
+
+def unchanged(signature, last, n_outputs: int) -> tuple | None:
+    """The 'nothing new' answer of a polling event: every output skipped and `last` kept; None if it changed.
+
+    A timer ticks every second or two for every open page; sending the same
+    plot or HTML again would cost the server and make the browser redraw.
+    """
+    if signature == last:
+        return (gr.skip(),) * n_outputs + (last,)
+    return None
