@@ -151,7 +151,7 @@ def _step_panel() -> dict:
 
 
 def _ladder_area() -> dict:
-    gr.Markdown("### The ablation ladder\nEach rung adds one idea to the last and pays for it in validation loss. "
+    gr.Markdown("### Train the ladder\nEach rung adds one idea to the last and pays for it in validation loss. "
                 "Every rung is a normal run: it trains in the queue, samples in Generate and shows in Compare runs.")
     with gr.Row():
         c = dict(rungs=gr.Dropdown(LADDER_CHOICES, value="1-6", label="Rungs", scale=2, elem_id="ladder-rungs"))
@@ -183,7 +183,7 @@ def build_lesson_tab(page: Page) -> gr.Tab:
         names, last = gr.State([]), gr.State(None)
     inputs = [t.corpus, t.upload, t.pasted, t.tokenizer, t.bpe_vocab, step, seed, block, batch]
     outputs = [p["heading"], p["why"], p["code"], p["output"], p["lecture"], p["plot"]]
-    show = dict(fn=h.show, inputs=inputs, outputs=outputs, **PRIVATE)
+    show = dict(fn=h.show, inputs=inputs, outputs=outputs, show_progress="minimal", **PRIVATE)
     view = dict(fn=h.ladder_view, inputs=[page.who, names],
                 outputs=[lad["plot"], lad["table"], lad["status"], names], **PRIVATE)
     tab.select(**show).then(**view)
