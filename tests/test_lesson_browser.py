@@ -10,24 +10,15 @@ Screenshots at 1366x768 and 1920x1080 go to docs/screenshots/.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
 
 from helpers_app import ROOT, free_port
+from test_app_browser import ARGS, CHROMIUM, sync_api  # Debian's Chromium, or skipped as that module is
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = ROOT / "docs" / "screenshots"
 pytestmark = pytest.mark.timeout(300)
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI", "").lower() == "true":
-        raise RuntimeError(f"{CHROMIUM} is missing; install it with apt-get install -y chromium")
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 def lesson_page(manager):
