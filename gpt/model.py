@@ -16,13 +16,9 @@ What the "modern" architecture changes, each a `GPTConfig` switch
 `causal=False` drops the mask: every block becomes an encoder block that can
 see the token it must predict (the "why the mask" experiment).
 
-The lecture's ablation ladder (`gpt.ladder`) builds its models from this same
-code with five more switches, each off in the video until it is added:
-`ffn` ('none', the lecture's first 'linear' Linear + ReLU, or the 4x 'mlp'),
-`residual`, `attn_proj` (the attention's output projection), `layernorm`, and
-two places where the video differs from this file: `attn_scale='embd'` (the
-video divides by sqrt(n_embd), `C**-0.5`; later code by sqrt(head_size)) and
-`init='torch'` (PyTorch's default initialisation, not GPT-2's N(0, 0.02)).
+The lecture's ablation ladder (`gpt.ladder`) is this same code with the
+switches `ffn`, `residual`, `attn_proj` and `layernorm`, and two places where
+the video differs: `attn_scale='embd'` (its 1/sqrt(n_embd)) and `init='torch'`.
 
 This module knows nothing about sampling; `gpt.engine` owns generation and
 the KV cache, which the attention layers only read and write.
