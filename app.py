@@ -22,10 +22,12 @@ from gpt.ui.checkpoints_tab import build_checkpoints_tab
 from gpt.ui.frames import PROGRESS_CSS
 from gpt.ui.generate import ModelCache
 from gpt.ui.generate_tab import build_generate_tab
+from gpt.ui.identity import Identity
 from gpt.ui.page import PRIVATE, Page
 from gpt.ui.runtime import browser_secret, describe_runtime
 from gpt.ui.tokens import TOKENS_CSS
 from gpt.ui.train_tab import build_train_tab
+from gpt.ui.uploads import keep_swept
 from gpt.ui.views import VIEWS_CSS, build_views_tab
 
 CSS = TOKENS_CSS + PROGRESS_CSS + VIEWS_CSS + """
@@ -43,7 +45,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
     warm_up_in_background()  # PyTorch's first optimizer costs ~1 s of imports: not on the first Start
     manager = manager or JobManager()
     with gr.Blocks(title="Build a GPT") as demo:
-        who = gr.BrowserState("", storage_key="gpt-browser-id", secret=browser_secret(manager.root))
+        who = Identity(manager.identity, browser_secret(manager.root))
         page = Page(manager, ModelCache(), who, timer=gr.Timer(1.0))
         register_api(page)  # first, so the client API keeps its names whatever the page's events are called
         gr.Markdown(INTRO)
@@ -51,7 +53,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         with gr.Tabs():
             page.tabs += [build_train_tab(page), build_generate_tab(page), build_checkpoints_tab(page)]
             build_views_tab(page)
-        load = demo.load(page.browser_id, who, who, **PRIVATE)
+        load = demo.load(who.sign_in, who, who, **PRIVATE)
         for event in page.on_load:
             load = load.then(**event)
     demo.manager = manager  # tests and scripts reach the run service through the demo
@@ -67,6 +69,7 @@ def launch(demo: gr.Blocks, **kwargs):
         max_file_size=f"{demo.manager.limits.max_upload_mb}mb",
     )
     options.update(kwargs)
+    keep_swept(max_total_bytes=10 * demo.manager.limits.max_upload_bytes)  # uploads never fill the disk
     return demo.queue(default_concurrency_limit=2).launch(**options)
 
 

@@ -143,3 +143,17 @@ def test_the_ladder_cli_writes_its_table(tmp_path, monkeypatch):
     table = (tmp_path / "ladder.md").read_text()
     assert "| 2 | token + position embeddings" in table and "~2.4" in table
     assert (tmp_path / "rung2" / "model.safetensors").exists()  # each rung is a normal run folder
+
+
+@pytest.mark.parametrize("switches", [{}, {"ffn": "linear"}, {"ffn": "none"}, {"attn_proj": False},
+                                      {"layernorm": False}, {"ffn": "none", "layernorm": False, "bias": False}])
+def test_the_parameter_arithmetic_counts_what_each_switch_builds(switches):
+    cfg = GPTConfig(vocab_size=65, block_size=8, n_layer=2, n_head=4, n_embd=C, tie_weights=False, **switches)
+    assert count_parameters(cfg) == parameter_breakdown(build_model(cfg))
+
+
+@pytest.mark.parametrize("number", range(1, 8))
+def test_every_rungs_parameter_arithmetic_matches_its_model(number):
+    for device in ("cpu", "cuda"):
+        cfg = ladder.configs(number, 65, device)[0]
+        assert count_parameters(cfg) == parameter_breakdown(build_model(cfg))

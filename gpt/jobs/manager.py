@@ -43,6 +43,7 @@ from ..errors import GPTError, TrainingError
 from ..model import GPTConfig
 from .folder import ACTIVE, CORPUS_FILE
 from .book import RunBook
+from .identity import Signer
 from .request import RunRequest, check_request
 from ..train import TrainConfig, Trainer
 from .. import corpus as corpora
@@ -71,6 +72,7 @@ class Job:
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     then: list = field(default_factory=list)  # (corpus, request, name) to start, in turn, once this one finishes
+    address: str | None = None  # the network address that asked for it (per-address queue bound)
 
     @property
     def active(self) -> bool:
@@ -90,6 +92,7 @@ class JobManager:
         self._sampling: Counter = Counter()
         self._closing = False
         self.runs = RunBook(self.root, self)
+        self.identity = Signer(self.root)
         folders.mark_interrupted(self.root, set())  # runs left 'running' by a process that is gone
 
     # --- who may touch a run ----------------------------------------------------------------
@@ -115,17 +118,30 @@ class JobManager:
             raise TrainingError(f"You already have a run in progress ({job.name!r}, {job.state}). Stop it or let it "
                                 "finish before starting another: one run per person keeps the queue fair.")
 
+    def _refuse_crowding(self, address: str | None) -> None:
+        """Bound the queue for everyone and per network address, whatever identities the asker makes up."""
+        if len(self._waiting) >= self.limits.max_queue:
+            raise TrainingError(f"The queue is full ({len(self._waiting)} runs waiting, GPT_MAX_QUEUE); "
+                                "try again when some have finished.")
+        if address is not None:
+            mine = sum(1 for j in self._jobs.values() if j.active and j.address == address)
+            if mine >= self.limits.max_runs_per_address:
+                raise TrainingError(f"{mine} runs from your network address are queued or training "
+                                    f"(GPT_MAX_RUNS_PER_ADDRESS); wait for one to finish.")
+
     def start(self, owner: str, corpus: corpora.Corpus, request: RunRequest, name: str | None = None,
-              vocab_size: int | None = None, then: list | None = None) -> Job:
+              vocab_size: int | None = None, then: list | None = None, address: str | None = None) -> Job:
         """Queue a new run; returns at once. Raises a GPTError with a sentence when refused.
 
         `then`: (corpus, request, name) runs of the same owner to start one after another, each once the
         one before it finishes (an experiment of several runs still trains one run per person at a time).
+        `address`: the asker's network address, for the per-address bound.
         """
         if not owner:
             raise TrainingError("The page has not finished loading; try again in a second.")
         with self._cond:
             self._refuse_second(owner)
+            self._refuse_crowding(address)
         check_request(corpus, request, self.limits, self.device, vocab_size)
         path = folders.new_folder(self.root, f"{corpus.name}-{request.tokenizer}", name)
         try:
@@ -134,9 +150,10 @@ class JobManager:
             folders.write_app_info(path, {"owner": owner, "shared": bool(request.shared), "created": time.time(),
                                           "corpus": corpus.name, "source": corpus.source, "request": request.to_dict()})
             ckpt.write_status(path, "queued")
-            job = Job(path.name, owner, path, corpus, request, then=list(then or []))
+            job = Job(path.name, owner, path, corpus, request, then=list(then or []), address=address)
             with self._cond:
                 self._refuse_second(owner)  # a double click that raced us here
+                self._refuse_crowding(address)
                 self._acquire_lock(path)
                 self._enqueue(job)
         except BaseException:
@@ -236,7 +253,7 @@ class JobManager:
     def _start_next(self, job: Job) -> None:
         (corpus, request, name), *rest = job.then
         try:
-            self.start(job.owner, corpus, request, name=name, then=rest)
+            self.start(job.owner, corpus, request, name=name, then=rest, address=job.address)
         except GPTError as err:
             job.message = f"Finished; the next run ({name}) could not start: {err}"
 

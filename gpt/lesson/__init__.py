@@ -26,6 +26,7 @@ from typing import Callable
 from .. import corpus as corpora
 from ..data import Dataset
 from ..errors import ConfigError
+from ..validate import whole
 
 
 @dataclass
@@ -41,9 +42,7 @@ class Settings:
     def __post_init__(self):
         for name, lo, hi in (("seed", 0, 2**31 - 1), ("block_size", 1, 256), ("batch_size", 1, 64),
                              ("bigram_steps", 0, 20_000)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ConfigError(f"{name} must be a whole number from {lo:,} to {hi:,}, got {value!r}.")
+            setattr(self, name, whole(getattr(self, name), name, lo, hi))
         if not isinstance(self.sentence, str) or not self.sentence:
             raise ConfigError("sentence must be a non-empty text to tokenize.")
 

@@ -20,6 +20,7 @@ from ..errors import GPTError
 from ..jobs import JobManager, RunRequest
 from ..presets import DEFAULT_PRESET, PRESETS
 from . import frames
+from .identity import client_address
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
 from .pickers import pick_runs, with_metrics
@@ -106,15 +107,17 @@ class TrainHandlers:
                 f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step")
 
     # --- 3. training ------------------------------------------------------------------------------
-    def start(self, owner, choice, upload, pasted, kind, vocab_size, preset, model_type, architecture, *rest):
-        *sliders, shared = rest
+    def start(self, owner, choice, upload, pasted, kind, vocab_size, preset, model_type, architecture, n_layer,
+              n_head, n_embd, block_size, dropout, batch_size, lr, max_iters, max_seconds, shared,
+              request: gr.Request = None):
+        sliders = (n_layer, n_head, n_embd, block_size, dropout, batch_size, lr, max_iters, max_seconds)
         try:
             corpus = self.corpus(choice, upload, pasted)
             req = make_request(kind, vocab_size, preset, model_type, architecture, *sliders, shared=shared)
             exact = None
             if kind != "char":  # usually cached by the statistics already; fails here, not in the queue, if offline
                 exact = corpora.dataset(corpus, kind, req.vocab_size).tokenizer.vocab_size
-            job = self.m.start(owner, corpus, req, vocab_size=exact)
+            job = self.m.start(owner, corpus, req, vocab_size=exact, address=client_address(request))
         except Exception as err:  # noqa: BLE001
             return problem(err)
         pos = self.m.queue_position(job.name)
