@@ -186,9 +186,8 @@ def build_lesson_tab(page: Page) -> gr.Tab:
     show = dict(fn=h.show, inputs=inputs, outputs=outputs, show_progress="minimal", **PRIVATE)
     view = dict(fn=h.ladder_view, inputs=[page.who, names],
                 outputs=[lad["plot"], lad["table"], lad["status"], names], **PRIVATE)
-    tab.select(**show).then(**view)
-    gr.on([step.change, seed.submit, block.release, batch.release, t.corpus.change, t.tokenizer.change],
-          trigger_mode="always_last", **show)
+    tab.select(**show).then(**view)  # the Train tab's choices are read whenever the tab is opened, not followed
+    gr.on([step.change, seed.submit, block.release, batch.release], trigger_mode="always_last", **show)
     nxt.click(h.next_step, step, step, **PRIVATE)
     lad["start"].click(h.start_ladder, [page.who, *inputs[:5], lad["rungs"]], [lad["msg"], names], **PRIVATE).then(
         **view)
