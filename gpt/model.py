@@ -367,11 +367,15 @@ def count_parameters(config: GPTConfig) -> dict[str, int]:
         parts["token_embedding"] = V * V
     else:
         b = 1 if config.bias else 0
+        # the lesson's switches, where this GPTConfig has them (their defaults are the full GPT)
+        ffn, attn_proj = getattr(config, "ffn", "mlp"), getattr(config, "attn_proj", True)
+        norms = (2 if ffn != "none" else 1) * L + 1 if getattr(config, "layernorm", True) else 0
         parts["token_embedding"] = V * C
         parts["position_embedding"] = T * C if config.pos_emb == "learned" else 0
-        parts["attention"] = L * (C * 3 * C + b * 3 * C + C * C + b * C)  # c_attn, c_proj
-        parts["mlp"] = L * (C * 4 * C + b * 4 * C + 4 * C * C + b * C)  # c_fc, c_proj
-        parts["layernorm"] = (2 * L + 1) * (C + b * C)  # ln_1, ln_2 per block, ln_f
+        parts["attention"] = L * (C * 3 * C + b * 3 * C + (C * C + b * C if attn_proj else 0))  # c_attn, c_proj
+        hidden = {"mlp": 4 * C, "linear": C, "none": 0}[ffn]
+        parts["mlp"] = L * (C * hidden + b * hidden + (hidden * C + b * C if ffn == "mlp" else 0))  # c_fc, c_proj
+        parts["layernorm"] = norms * (C + b * C)  # ln_1 (and ln_2 with a feed-forward) per block, ln_f
         parts["lm_head"] = 0 if config.tie_weights else V * C
     parts["total"] = sum(parts.values())
     return parts
