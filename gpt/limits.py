@@ -10,6 +10,9 @@ ask for. Each limit is an environment variable:
 - GPT_MAX_BATCH_SIZE       largest batch, in sequences per step (default 256)
 - GPT_MAX_UPLOAD_MB        largest uploaded corpus or checkpoint (default 50,
                            the same variable `gpt.data` reads)
+- GPT_MAX_QUEUE            runs waiting at once, everyone together (default 60)
+- GPT_MAX_RUNS_PER_ADDRESS runs queued or training from one network address
+                           (default 40: a classroom behind one router shares one)
 - GPT_MAX_NEW_TOKENS       longest sample, and longest sample shown at each
                            evaluation of a run (default 2,000)
 - GPT_MAX_LAYERS           deepest model (default 12, the page's slider)
@@ -63,6 +66,8 @@ class Limits:
     max_batch_size: int = 256
     max_upload_mb: int = 50
     max_new_tokens: int = 2_000
+    max_queue: int = 60  # runs waiting at once, everyone together: a flood of fresh identities cannot hold the queue
+    max_runs_per_address: int = 40  # queued or training from one network address (a classroom shares one)
     max_layers: int = 12
     max_block_size: int = 512
     max_vocab: int = 65_536
@@ -80,6 +85,8 @@ class Limits:
             max_batch_size=_env_int(env, "GPT_MAX_BATCH_SIZE", cls.max_batch_size),
             max_upload_mb=_env_int(env, "GPT_MAX_UPLOAD_MB", cls.max_upload_mb),
             max_new_tokens=_env_int(env, "GPT_MAX_NEW_TOKENS", cls.max_new_tokens),
+            max_queue=_env_int(env, "GPT_MAX_QUEUE", cls.max_queue),
+            max_runs_per_address=_env_int(env, "GPT_MAX_RUNS_PER_ADDRESS", cls.max_runs_per_address),
             max_layers=_env_int(env, "GPT_MAX_LAYERS", cls.max_layers),
             max_block_size=_env_int(env, "GPT_MAX_BLOCK_SIZE", cls.max_block_size),
             max_vocab=_env_int(env, "GPT_MAX_VOCAB", cls.max_vocab),
