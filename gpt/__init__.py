@@ -19,9 +19,11 @@ and `ui`) -> `jobs` (the run service) -> `ui` (the only Gradio importer) ->
 app.py. Modules, one idea each:
 
 - `errors`      the error types the UI and CLI show as a sentence
+- `validate`    one value's type and range at the boundary (`whole`, `number`, `text`, `choice`, `flag`)
 - `device`      picks cuda > mps > cpu, autocast, thread count
 - `tokenizer`   the shared tokenizer interface and the character tokenizer
 - `bpe`         GPT-2 BPE through tiktoken (compact vocabulary) and BPE trained here
+- `bpe_spec`    a trained BPE's description checked before tiktoken sees it; tiktoken's panics caught
 - `tokcompare`  tokenizers side by side: pieces, counts, bits per character
 - `data`        corpora, encoding once, the 90/10 split, `get_batch`
 - `model`       `GPTConfig`, `BigramLanguageModel`, `GPT`
@@ -33,6 +35,8 @@ app.py. Modules, one idea each:
 - `limits`      what one server allows a single request (GPT_MAX_* variables)
 - `presets`     named recipes: a model shape plus its training settings
 - `checkpoint`  run folders: safetensors weights, config.json, metrics.jsonl
+- `checkpoint_check` a checkpoint's config, limits and shapes, checked before its weights are read
+- `safetensors_header` a safetensors header read by hand, every entry checked
 - `train`       the training loop, in the foreground or a background thread
 - `distributed` data parallelism under torchrun
 - `jobs`        the run service: queue, workers, run requests, run folders (no Gradio)
