@@ -294,6 +294,9 @@ class Trainer:
     def save(self) -> None:
         if self.out_dir is None:
             return
+        if not self.out_dir.is_dir():  # deleted under us: writing would recreate it without its owner file
+            raise TrainingError("The run's folder was deleted while it trained, so training stopped and nothing "
+                                "was written; start the run again.")
         best = min((r["val_loss"] for r in self.metrics), default=None)
         with self._lock:
             if not all(torch.isfinite(p).all() for p in self.model.parameters()):  # never overwrite a good save

@@ -59,7 +59,7 @@ def refused_quickly(fn, match):
     t0 = time.perf_counter()
     with pytest.raises(GPTError, match=match) as info:
         fn()
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 30  # seconds even on a loaded machine; building the model took minutes
     assert "/" not in str(info.value).replace("n_embd / n_head", "")  # never a server path
     return str(info.value)
 
@@ -245,4 +245,4 @@ def test_a_fifo_as_config_json_is_skipped_not_waited_on(weights):
     os.mkfifo(weights.parent / ckpt.CONFIG)
     t0 = time.perf_counter()
     assert ckpt.load_checkpoint(weights.parent).step == 3
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 30  # a read of the FIFO would wait forever

@@ -39,6 +39,7 @@ from pathlib import Path
 from .. import checkpoint as ckpt
 from . import folder as folders
 from ..data import Dataset
+from ..checkpoint_check import check_checkpoint
 from ..errors import GPTError, TrainingError
 from ..model import GPTConfig
 from .folder import ACTIVE, CORPUS_FILE
@@ -94,6 +95,7 @@ class JobManager:
         self.runs = RunBook(self.root, self)
         self.identity = Signer(self.root)
         folders.mark_interrupted(self.root, set())  # runs left 'running' by a process that is gone
+        ckpt.clean_stale_temp_files(self.root)  # half-written saves of a process that was killed
 
     # --- who may touch a run ----------------------------------------------------------------
     def _check_owner(self, owner: str, name: str, action: str) -> Path:
@@ -179,8 +181,8 @@ class JobManager:
         has_weights = (path / ckpt.WEIGHTS).exists()
         resume_train = None
         if has_weights:
-            meta = ckpt.read_meta(path / ckpt.WEIGHTS)
-            resume_train = self._resume_settings(meta, more_iters)
+            checked = check_checkpoint(path / ckpt.WEIGHTS, self.limits)  # an uploaded config is held to the limits
+            resume_train = self._resume_settings(checked.meta, checked.model_config, more_iters)
         job = Job(name, owner, path, corpus, request, resume=has_weights, resume_train=resume_train)
         with self._cond:
             self._refuse_second(owner)
@@ -189,7 +191,7 @@ class JobManager:
             self._enqueue(job)
         return job
 
-    def _resume_settings(self, meta: dict, more_iters: int | None) -> dict:
+    def _resume_settings(self, meta: dict, model_config: GPTConfig, more_iters: int | None) -> dict:
         train = dict(meta.get("train") or {})
         step = int(meta.get("step", 0))
         elapsed = float(meta.get("elapsed_s", 0.0))
@@ -202,8 +204,8 @@ class JobManager:
                 max_iters = step + more
             if max_seconds:
                 max_seconds = elapsed + float(max_seconds)
-        self.limits.check_iters(max_iters)
         train.update(max_iters=max_iters, max_seconds=max_seconds, device=self.device)
+        self.limits.check_run(model_config, TrainConfig.from_dict(train))  # every limit, as for a new run
         return {"train": train, "step": step}
 
     def _enqueue(self, job: Job) -> None:
@@ -258,7 +260,7 @@ class JobManager:
             job.message = f"Finished; the next run ({name}) could not start: {err}"
 
     def _cancelled(self, job: Job) -> None:
-        job.state, job.message = "stopped", "Cancelled while waiting in the queue."
+        message = "Cancelled while waiting in the queue."
         if not job.resume and not (job.path / ckpt.WEIGHTS).exists():
             with self._cond:  # nothing was trained: leave no empty folder behind
                 self._jobs.pop(job.name, None)
@@ -266,7 +268,8 @@ class JobManager:
             folders.release_lock(job.path)
             shutil.rmtree(job.path, ignore_errors=True)
         else:
-            ckpt.write_status(job.path, "stopped", job.message, step=(job.resume_train or {}).get("step", 0))
+            ckpt.write_status(job.path, "stopped", message, step=(job.resume_train or {}).get("step", 0))
+        job.state, job.message = "stopped", message  # last: whoever waits on the state finds the folder settled
 
     def _fail(self, job: Job, message: str) -> None:
         job.state, job.error = "failed", message
@@ -275,7 +278,7 @@ class JobManager:
 
     def _dataset(self, job: Job) -> tuple[Dataset, GPTConfig, TrainConfig]:
         if job.resume:
-            saved = ckpt.load_checkpoint(job.path, device="cpu")
+            saved = ckpt.load_checkpoint(job.path, device="cpu", limits=self.limits)
             ds = Dataset(job.corpus.text, saved.tokenizer, name=job.corpus.name)
             return ds, saved.model_config, TrainConfig.from_dict(job.resume_train["train"])
         req = job.request
@@ -285,7 +288,7 @@ class JobManager:
 
         ds = corpora.dataset(job.corpus, req.tokenizer, req.vocab_size, progress=progress)
         model_cfg, train_cfg = req.configs(ds.tokenizer.vocab_size, self.device)
-        self.limits.check_params(estimate.parameters(model_cfg))  # exact, now the vocabulary is known
+        self.limits.check_run(model_cfg, train_cfg)  # exact, now the vocabulary is known
         return ds, model_cfg, train_cfg
 
     def _prepare_and_train(self, job: Job) -> None:
@@ -298,7 +301,7 @@ class JobManager:
             if p.get("loss") is not None:
                 job.step_losses.append((p["step"], p["loss"]))
 
-        source = str(job.path / CORPUS_FILE) if job.corpus.source == "text" else job.corpus.source
+        source = CORPUS_FILE if job.corpus.source == "text" else job.corpus.source  # never a server path
         trainer = Trainer(model_cfg, train_cfg, ds, job.path, resume=job.resume, on_step=on_step,
                           meta={"corpus": job.corpus.name, "data_source": source})
         job.trainer = trainer

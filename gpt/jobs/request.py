@@ -17,7 +17,6 @@ from ..presets import DEFAULT_PRESET
 from ..tokenizer import TOKENIZER_KINDS
 from ..train import TrainConfig, configs_from
 from .. import corpus as corpora
-from .. import estimate
 from ..limits import Limits
 
 GPT2_VOCAB_GUESS = 12_000  # a compact GPT-2 vocabulary of a mid-sized corpus; checked exactly once built
@@ -88,8 +87,4 @@ def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, d
         else:
             vocab_size = GPT2_VOCAB_GUESS
     model_cfg, train_cfg = request.configs(vocab_size, device)
-    n_params = estimate.parameters(model_cfg)
-    limits.check_params(n_params)
-    limits.check_iters(train_cfg.max_iters)
-    limits.check_batch(train_cfg.batch_size)
-    return n_params
+    return limits.check_run(model_cfg, train_cfg)  # by arithmetic: nothing is built to check a limit
