@@ -13,19 +13,17 @@ What a run guarantees:
 - a NaN or infinite loss stops the run with a clear error and keeps the
   last good checkpoint untouched.
 
-Run it: `python -m gpt.train --data shakespeare --tokenizer char --preset small`.
+Run it: `python -m gpt.train --data shakespeare --tokenizer char --preset small` (the CLI: `gpt.train_cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -33,66 +31,16 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed, history
-from .data import Dataset, check_text, load_corpus
+from .data import Dataset
 from .device import autocast, configure_cpu_threads, detect_device, device_type, enable_tf32, resolve_dtype
 from .engine import SamplingSettings, generate
 from .estimate import human_seconds
 from .errors import ConfigError, GPTError, TrainingError
 from .model import GPTConfig, build_model, flops_per_token, parameter_breakdown
 from .optim import build_optimizers, lr_multiplier, set_lr
-from .presets import DEFAULT_PRESET, preset
 from .tokcompare import bits_per_char
-from .tokenizer import Tokenizer, build_tokenizer
-
-
-@dataclass
-class TrainConfig:
-    batch_size: int = 12
-    max_iters: int = 2000
-    max_seconds: float | None = None  # stop (with a final eval and save) after this much training time
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup_iters: int = 100
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    grad_accum: int = 1  # micro-batches per step: same effective batch in less memory
-    optimizer: str = "adamw"  # 'adamw' or 'muon' (hidden matrices on Muon, the rest on AdamW)
-    muon_lr: float = 0.02
-    eval_interval: int = 250
-    eval_iters: int = 20
-    device: str = "auto"
-    dtype: str = "auto"  # 'auto': bf16 on CUDA GPUs that have it, else float32
-    compile: bool = False
-    seed: int = 1337
-    sample_prompt: str = ""  # sample shown at every evaluation ('' = a start token)
-    sample_tokens: int = 120  # 0 turns the per-eval sample off
-
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self) -> None:
-        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters", "grad_accum"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ConfigError(f"{name} must be a positive whole number, got {v!r}.")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"The learning rate must be a positive number, got {self.lr!r}.")
-        if self.max_seconds is not None and not (self.max_seconds > 0):
-            raise ConfigError(f"max_seconds must be positive, got {self.max_seconds!r}.")
-        if self.optimizer not in ("adamw", "muon"):
-            raise ConfigError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}.")
-        if self.warmup_iters < 0 or self.sample_tokens < 0:
-            raise ConfigError("warmup_iters and sample_tokens cannot be negative.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+from .tokenizer import Tokenizer
+from .train_config import TrainConfig
 
 
 def peak_flops(device: str) -> float | None:
@@ -137,6 +85,7 @@ class Trainer:
         self.metrics: list[dict] = []
         self.step_losses: list[tuple[int, float]] = []  # (step, batch loss): the whole curve, resumes included
         self._steps_saved = 0  # how many of step_losses are in the run folder's steps.jsonl
+        self.write_steps = True  # False where someone else writes steps.jsonl live (a ZeroGPU slice's StepLog)
         self.end_reason = ""  # once it ended: why, as a sentence ("reached its 2,000 steps")
         self._stopped_by: str | None = None
         self.progress: dict = {}
@@ -233,7 +182,7 @@ class Trainer:
         # token by token on a CPU, bf16 casts cost more than they save (~2x slower): float32 there
         dtype = torch.float32 if device_type(self.device) == "cpu" else self.dtype
         with autocast(self.device, dtype):
-            out = generate(self.model, ids, settings)
+            out = generate(self.model, ids, settings, should_stop=self._stop.is_set)  # Stop ends a long sample too
         return self.tokenizer.decode(ids + out) if self.config.sample_prompt else self.tokenizer.decode(out)
 
     def _progress_fraction(self) -> float:
@@ -262,6 +211,7 @@ class Trainer:
             "train_loss": losses["train"],
             "val_loss": losses["val"],
             "val_bpc": bits_per_char(losses["val"], self.dataset.val_chars_per_token),  # compares tokenizers
+            "val_ppl": math.exp(min(losses["val"], 700.0)),  # perplexity: as unsure as a choice among this many tokens
             "lr": lr,
             "tokens_per_sec": tokens_per_sec,
             "elapsed_s": self.elapsed,
@@ -284,6 +234,9 @@ class Trainer:
     def save(self) -> None:
         if self.out_dir is None:
             return
+        if not self.out_dir.is_dir():  # deleted under us: writing would recreate it without its owner file
+            raise TrainingError("The run's folder was deleted while it trained, so training stopped and nothing "
+                                "was written; start the run again.")
         best = min((r["val_loss"] for r in self.metrics), default=None)
         with self._lock:
             if not all(torch.isfinite(p).all() for p in self.model.parameters()):  # never overwrite a good save
@@ -295,7 +248,8 @@ class Trainer:
                 history=history.embedded(self.metrics, self.step_losses), **self.extra_meta,
             )
             points = self.step_losses[self._steps_saved:]
-            history.append_steps(self.out_dir, points)
+            if self.write_steps:
+                history.append_steps(self.out_dir, points)
             self._steps_saved += len(points)
         self._last_saved_step = self.step
 
@@ -314,15 +268,20 @@ class Trainer:
     def run(self) -> str:
         """Train until max_iters, max_seconds or a stop request. Returns the final state."""
         self.state = "running"
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.write_status(self.out_dir, "running", step=self.step)
         try:
+            if self.out_dir is not None:
+                try:
+                    self.out_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise TrainingError(f"Cannot make the run folder {self.out_dir.name}: {ckpt.why_write_failed(err)}.") from None
+                ckpt.write_status(self.out_dir, "running", step=self.step)
             self._loop()
             if self.state == "running":
                 self.state = "finished"
         except GPTError as err:
             self.state, self.error = "failed", str(err)
+        except OSError as err:  # metrics or status in a folder gone read-only: no server path in the message
+            self.state, self.error = "failed", f"Writing the run folder failed: {ckpt.why_write_failed(err)}."
         except Exception as err:  # noqa: BLE001 - any crash becomes a failed run with its message
             self.state, self.error = "failed", f"{type(err).__name__}: {err}"
         self.end_reason = self._why_it_ended()
@@ -470,126 +429,7 @@ class Trainer:
         return copy.eval()
 
 
-# --- building a run from names -------------------------------------------------------------
+if __name__ == "__main__":  # `python -m gpt.train`, as nanoGPT's train.py is run
+    from .train_cli import main
 
-
-def make_dataset(source: str, tokenizer_kind: str = "char", vocab_size: int | None = None, text: str | None = None,
-                 progress=None) -> Dataset:
-    """Load a corpus by name (or take `text`) and encode it with a new tokenizer."""
-    if text is None:
-        name, text = load_corpus(source)
-    else:
-        name = source
-        check_text(text, "The pasted text")
-    tok = build_tokenizer(tokenizer_kind, text, vocab_size=vocab_size, progress=progress)
-    return Dataset(text, tok, name=name)
-
-
-def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train_overrides: dict) -> tuple[GPTConfig, TrainConfig]:
-    """A preset merged with overrides: the one place a recipe becomes configs (the CLI, the app, the API).
-
-    An override of None keeps the preset's value; max_seconds 0 means no time limit.
-    """
-    p = preset(preset_name)
-    model_kw = {**p["model"], **{k: v for k, v in model_overrides.items() if v is not None}, "vocab_size": vocab_size}
-    train_kw = {**TrainConfig().to_dict(), **p["train"], **{k: v for k, v in train_overrides.items() if v is not None}}
-    if train_kw.get("max_seconds") == 0:
-        train_kw["max_seconds"] = None
-    return GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
-
-
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m gpt.train", description="Train a small GPT from scratch.")
-    ap.add_argument("--data", default="shakespeare", help="'shakespeare', a synthetic task (addition, reverse, counting), or a UTF-8 file")
-    ap.add_argument("--tokenizer", default="char", help="char, gpt2, bpe (also cl100k_base, o200k_base)")
-    ap.add_argument("--vocab-size", type=int, default=None, help="vocabulary size for --tokenizer bpe (256..16384)")
-    ap.add_argument("--preset", default=DEFAULT_PRESET, help="tiny, small, medium, fast (default)")
-    ap.add_argument("--model", dest="model_type", choices=["gpt", "bigram"], default=None)
-    ap.add_argument("--arch", choices=["classic", "modern"], default=None, help="classic = the lecture's GPT")
-    for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size", "--max-iters", "--grad-accum",
-                 "--eval-interval", "--eval-iters", "--seed", "--warmup-iters", "--sample-tokens"):
-        ap.add_argument(flag, type=int, default=None)
-    for flag in ("--dropout", "--lr", "--max-seconds", "--muon-lr", "--weight-decay"):
-        ap.add_argument(flag, type=float, default=None)
-    ap.add_argument("--optimizer", choices=["adamw", "muon"], default=None)
-    ap.add_argument("--no-mask", action="store_true", help="drop the causal mask (an encoder: it cheats)")
-    ap.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
-    ap.add_argument("--dtype", default=None, help="auto, float32, bfloat16")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
-    ap.add_argument("--out", default=None, help="run folder (default checkpoints/<data>-<tokenizer>)")
-    ap.add_argument("--resume", action="store_true", help="continue the run in --out")
-    return ap.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
-
-    from .model import ARCHITECTURES
-
-    args = _parse_args(argv)
-    quiet = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 talks
-    say = (lambda *a, **k: None) if quiet else print
-    try:
-        out = Path(args.out or f"checkpoints/{Path(args.data).stem}-{args.tokenizer}")
-        if args.resume:
-            saved = ckpt.load_checkpoint(out)
-            name, text = load_corpus(saved.meta.get("data_source", args.data))
-            dataset = Dataset(text, saved.tokenizer, name=name)
-            model_cfg = saved.model_config
-            train_over = {k: getattr(args, k) for k in ("max_iters", "max_seconds") if getattr(args, k) is not None}
-            train_cfg = TrainConfig.from_dict({**saved.meta.get("train", {}), **train_over})
-        else:
-            dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
-                                   progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
-            model_over = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout", "model_type")}
-            if args.arch:
-                model_over.update(ARCHITECTURES[args.arch])
-            if args.no_mask:
-                model_over["causal"] = False
-            train_over = {k: getattr(args, k) for k in ("batch_size", "grad_accum", "max_iters", "max_seconds", "lr", "eval_interval",
-                                                         "eval_iters", "seed", "warmup_iters", "optimizer", "muon_lr",
-                                                         "weight_decay", "device", "dtype", "sample_tokens")}
-            if args.compile:
-                train_over["compile"] = True
-            model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, train_over)
-        info = dataset.info()
-        say(f"corpus {dataset.name}: {info.n_chars:,} chars, {info.n_tokens:,} tokens "
-              f"({info.n_train:,} train / {info.n_val:,} val), vocab {info.vocab_size:,} [{dataset.tokenizer.name}]")
-        bar = tqdm(total=train_cfg.max_iters, unit="step", dynamic_ncols=True, disable=quiet)
-
-        def on_step(p):
-            bar.n = p["step"]
-            bar.set_postfix(loss=f"{p['loss']:.3f}" if p["loss"] is not None else "-", tok_s=f"{p['tokens_per_sec']:.0f}",
-                            refresh=False)
-            bar.refresh() if p["step"] % 10 == 0 else None
-
-        def on_eval(r):
-            tqdm.write(f"step {r['step']:5d} | train {r['train_loss']:.4f} | val {r['val_loss']:.4f} | "
-                       f"val bpc {r['val_bpc']:.3f} | lr {r['lr']:.2e} | {r['tokens_per_sec']:,.0f} tok/s | {r['elapsed_s']:.1f}s")
-
-        trainer = Trainer(model_cfg, train_cfg, dataset, out, resume=args.resume, on_eval=on_eval, on_step=on_step,
-                          meta={"corpus": dataset.name, "data_source": args.data})
-        bar.n = trainer.step
-        say(f"model: {trainer.n_params:,} parameters (all included), device {trainer.device}, "
-            f"{trainer.dist.world_size} process(es), run folder {out}")
-        state = trainer.run()
-        bar.close()
-        distributed.cleanup()
-    except GPTError as err:
-        print(f"error: {err}" + (f"\n{err.details}" if err.details else ""), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    if state == "failed":
-        print(f"error: {trainer.error}", file=sys.stderr)
-        return 1
-    if quiet:
-        return 0
-    best = min(r["val_loss"] for r in trainer.metrics)
-    print(f"done: step {trainer.step}, best val loss {best:.4f}, {trainer.elapsed:.1f}s; checkpoint in {out}")
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

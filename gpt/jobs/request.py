@@ -16,9 +16,9 @@ from ..errors import ConfigError
 from ..model import ARCHITECTURES, GPTConfig
 from ..presets import DEFAULT_PRESET
 from ..tokenizer import TOKENIZER_KINDS
-from ..train import TrainConfig, configs_from
+from ..train_config import TrainConfig, configs_from
 from .. import corpus as corpora
-from .. import estimate
+from .. import ladder
 from ..limits import Limits
 
 GPT2_VOCAB_GUESS = 12_000  # a compact GPT-2 vocabulary of a mid-sized corpus; checked exactly once built
@@ -45,9 +45,12 @@ class RunRequest:
     seed: int | None = None
     shared: bool = False
     causal: bool = True  # False drops the causal mask (the 'why the mask' experiment)
+    rung: int | None = None  # a rung of the lecture's ablation ladder (gpt.ladder): its settings, not the preset's
 
     def configs(self, vocab_size: int, device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
         """The model and training configs (the preset merged with what was asked), ConfigError if impossible."""
+        if self.rung is not None:
+            return ladder.configs(self.rung, vocab_size, device, seed=self.seed)
         model = {"model_type": self.model_type, "causal": self.causal}
         if self.architecture:
             if self.architecture not in ARCHITECTURES:
@@ -92,11 +95,7 @@ def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, d
     model_cfg, train_cfg = request.configs(vocab_size, device)
     if corpus.source == "text":  # a pasted or uploaded text: too short is said now, not once it is queued
         check_windows(corpus.name, *split_sizes(_token_count(corpus, request, built)), model_cfg.block_size)
-    n_params = estimate.parameters(model_cfg)
-    limits.check_params(n_params)
-    limits.check_iters(train_cfg.max_iters)
-    limits.check_batch(train_cfg.batch_size)
-    return n_params
+    return limits.check_run(model_cfg, train_cfg)  # by arithmetic: nothing is built to check a limit
 
 
 def _token_count(corpus: corpora.Corpus, request: RunRequest, built: bool) -> int:

@@ -15,6 +15,7 @@ import pandas as pd
 from ..errors import GPTError
 from ..jobs import JobManager
 from . import library
+from .exchange import build_exchange_panel
 from .messages import problem, say
 from .page import PRIVATE, Page
 from .pickers import run_label
@@ -99,6 +100,7 @@ def build_checkpoints_tab(page: Page) -> gr.Tab:
                          file_types=[".safetensors"], type="filepath", elem_id="ckpt-upload")
         msg = gr.Markdown(elem_id="ckpt-msg")
         armed = gr.State(None)  # the run a first Delete click named
+        build_exchange_panel(page, run)  # the same run in transformers' and nanoGPT's formats, and back
 
     show_table = dict(fn=h.runs_table, inputs=[who, run], outputs=[table, run], **PRIVATE)
     tab.select(**show_table)
