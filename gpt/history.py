@@ -38,7 +38,8 @@ def downsample(points: list[tuple[int, float]], limit: int) -> list[tuple[float,
 
 
 def _lines(points) -> str:
-    return "".join(f"[{int(round(s))}, {float(v):.5g}]\n" for s, v in points)
+    """One `[step, loss]` line per point, the loss at full precision (a resumed curve is the same curve)."""
+    return "".join(json.dumps([int(round(s)), float(v)]) + "\n" for s, v in points)
 
 
 def append_steps(path: str | os.PathLike, points: list[tuple[int, float]]) -> None:
