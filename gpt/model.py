@@ -206,8 +206,21 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.c_fc(x)  # (B, T, 4C)
-        h = F.relu(h).square() if self.relu2 else F.gelu(h)
+        h = F.relu(h).square() if self.relu2 else gelu(h)
         return dropout_if_training(self.c_proj(h), self.dropout, self.training)  # (B, T, C)
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """GELU, x * Phi(x) with Phi the standard normal CDF: F.gelu, or the same function as
+    `x * ndtr(x)` where no gradient is needed (sampling, evaluation) on a CPU.
+
+    Why: on a CPU, F.gelu hands float32 tensors to oneDNN, whose GELU costs ~20-40 us on
+    one 512-wide row (token-by-token sampling) against ~2 us for two plain PyTorch
+    kernels; the two agree to ~1e-7. Training keeps F.gelu (one fused backward).
+    """
+    if x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == torch.float32:
+        return x * torch.special.ndtr(x)
+    return F.gelu(x)
 
 
 class Block(nn.Module):
