@@ -39,7 +39,7 @@ from .engine import SamplingSettings, generate
 from .errors import ConfigError, GPTError, TrainingError
 from .model import GPTConfig, build_model, flops_per_token, parameter_breakdown
 from .optim import build_optimizers, lr_multiplier, set_lr
-from .presets import DEFAULT_PRESET, preset
+from .presets import DEFAULT_PRESET, PRESETS, preset, preset_tokenizer
 from .tokcompare import bits_per_char
 from .tokenizer import Tokenizer, build_tokenizer
 
@@ -469,9 +469,9 @@ def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m gpt.train", description="Train a small GPT from scratch.")
     ap.add_argument("--data", default="shakespeare", help="'shakespeare', a synthetic task (addition, reverse, counting), or a UTF-8 file")
-    ap.add_argument("--tokenizer", default="char", help="char, gpt2, bpe (also cl100k_base, o200k_base)")
+    ap.add_argument("--tokenizer", default=None, help="char, gpt2, bpe (also cl100k_base, o200k_base); default: the preset's")
     ap.add_argument("--vocab-size", type=int, default=None, help="vocabulary size for --tokenizer bpe (256..16384)")
-    ap.add_argument("--preset", default=DEFAULT_PRESET, help="tiny, small, medium, fast (default)")
+    ap.add_argument("--preset", default=DEFAULT_PRESET, help=f"{', '.join(PRESETS)} (default {DEFAULT_PRESET})")
     ap.add_argument("--model", dest="model_type", choices=["gpt", "bigram"], default=None)
     ap.add_argument("--arch", choices=["classic", "modern"], default=None, help="classic = the lecture's GPT")
     for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size", "--max-iters", "--grad-accum",
@@ -495,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     from .model import ARCHITECTURES
 
     args = _parse_args(argv)
+    args.tokenizer, args.vocab_size = preset_tokenizer(args.preset, args.tokenizer, args.vocab_size)
     quiet = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 talks
     say = (lambda *a, **k: None) if quiet else print
     try:
