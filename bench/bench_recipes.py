@@ -8,7 +8,8 @@ instead of characters) and `:key=value,...` overrides of its model or
 training settings. Each recipe's Trainer is built once; then bursts of steps
 run in turn (A B C A B C ...), so a machine whose speed drifts, or that
 others share, slows every recipe alike and the ratios hold. Printed: the
-median ms per step, characters of training text per second (tokens x
+median ms per step, the process's CPU ms per step (steadier than the wall
+clock on a busy machine), characters of training text per second (tokens x
 chars/token: what a time budget buys across tokenizers) and the 1-minute
 load before and after.
 
@@ -73,25 +74,28 @@ def main() -> None:
     built = [build(spec) for spec in args.recipes]
     gens = [torch.Generator() for _ in built]
     times: list[list[float]] = [[] for _ in built]
+    cpus: list[list[float]] = [[] for _ in built]
     l0 = os.getloadavg()[0]
     for rnd in range(args.rounds + 1):  # round 0 warms up
         for i, (trainer, _) in enumerate(built):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.steps):
                 gens[i].manual_seed(trainer.step)
                 x, y = trainer._batch("train", gens[i])
                 trainer.train_step(x, y)
             if rnd:
                 times[i].append((time.perf_counter() - t0) / args.steps)
+                cpus[i].append((time.process_time() - c0) / args.steps)
     l1 = os.getloadavg()[0]
     threads = os.environ.get("GPT_NUM_THREADS", str(os.cpu_count()))
-    print(f"| recipe | ms/step median (min-max) | train chars/s | threads | load |")
-    print("|---|---|---|---|---|")
-    for spec, (trainer, dataset), ts in zip(args.recipes, built, times):
+    print("| recipe | ms/step median (min-max) | CPU ms/step (median) | train chars/s | threads | load |")
+    print("|---|---|---|---|---|---|")
+    for spec, (trainer, dataset), ts, cs in zip(args.recipes, built, times, cpus):
         med = statistics.median(ts)
         tokens = trainer.config.batch_size * trainer.model_config.block_size
         chars = tokens * dataset.val_chars_per_token / med
-        print(f"| `{spec}` | {med * 1e3:.1f} ({min(ts) * 1e3:.1f}-{max(ts) * 1e3:.1f}) | {chars:,.0f} | {threads} | "
+        print(f"| `{spec}` | {med * 1e3:.1f} ({min(ts) * 1e3:.1f}-{max(ts) * 1e3:.1f}) | "
+              f"{statistics.median(cs) * 1e3:.1f} | {chars:,.0f} | {threads} | "
               f"{l0:.1f}-{l1:.1f} |")
 
 

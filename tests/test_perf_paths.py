@@ -238,9 +238,9 @@ def test_every_preset_builds_valid_configs():
 
 
 def test_a_preset_brings_its_tokenizer_unless_one_is_asked_for():
-    assert preset_tokenizer("two-minutes") == ("bpe", 1024)
+    assert preset_tokenizer("two-minutes") == ("bpe", 512)
     assert preset_tokenizer("two-minutes", "char") == ("char", None)  # the preset's vocabulary size goes with it
-    assert preset_tokenizer("two-minutes", "bpe", 512) == ("bpe", 512)
+    assert preset_tokenizer("two-minutes", "bpe", 1024) == ("bpe", 1024)
     assert preset_tokenizer("fast") == ("char", None) and preset_tokenizer("no-such-preset") == ("char", None)
 
 
