@@ -85,7 +85,7 @@ def main() -> None:
                   f"{cpu / args.tokens * 1e3:.2f} | {base / wall:.1f}x | {threads} | {l0:.1f}-{os.getloadavg()[0]:.1f} |")
         if tokenizer is not None or c.vocab_size == 65:
             # streaming text through the char tokenizer: characters per second as a reader sees them
-            from gpt.sample import stream_text
+            from gpt.sample import prompt_to_ids, stream_text
             from gpt.tokenizer import build_tokenizer
 
             tok = tokenizer or build_tokenizer("char", "\n" + "".join(chr(32 + i) for i in range(64)))  # 65 characters
@@ -93,7 +93,7 @@ def main() -> None:
                 n_chars = []
 
                 def stream():
-                    n_chars.append(sum(len(piece) for piece in stream_text(model, tok, "", settings)))
+                    n_chars.append(sum(len(piece) for piece in stream_text(model, tok, prompt_to_ids(tok, "", model.config.block_size)[0], settings)))
 
                 wall, best, cpu = timed(stream, args.repeats)
                 chars = n_chars[-1]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 
 import torch
 
@@ -28,13 +29,17 @@ def detect_device(requested: str = "auto") -> str:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return "mps"
         return "cpu"
+    from .errors import ConfigError
+
+    if not isinstance(requested, str) or not re.fullmatch(r"cpu|mps|cuda(:\d{1,2})?", requested):
+        raise ConfigError(f"Device {str(requested)[:30]!r} is not one this program knows: use auto, cpu, cuda, "
+                          "cuda:N or mps.")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        from .errors import ConfigError
-
         raise ConfigError(f"Device '{requested}' was requested but CUDA is not available here; use --device cpu or auto.")
+    if requested.startswith("cuda:") and int(requested[5:]) >= torch.cuda.device_count():
+        raise ConfigError(f"Device '{requested}' was requested but this machine has {torch.cuda.device_count()} GPU(s); "
+                          "GPUs are numbered from cuda:0.")
     if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        from .errors import ConfigError
-
         raise ConfigError("Device 'mps' was requested but Apple MPS is not available here; use --device cpu or auto.")
     return requested
 

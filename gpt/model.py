@@ -30,6 +30,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ConfigError
+from .validate import choice, flag, number, whole
+
+# Sanity ceilings on a config's sizes, whatever the server allows (vocab: every Unicode character fits).
+CONFIG_CEILINGS = dict(vocab_size=2**21, block_size=2**20, n_layer=1024, n_head=1024, n_embd=2**16)
 
 
 @dataclass
@@ -52,25 +56,23 @@ class GPTConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name} must be a positive whole number, got {value!r}.")
-        if not (0.0 <= float(self.dropout) < 1.0) or math.isnan(float(self.dropout)):
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        if self.model_type not in ("gpt", "bigram"):
-            raise ConfigError(f"model_type must be 'gpt' or 'bigram', got {self.model_type!r}.")
+        """Types and ranges, each refusal a sentence naming the field. The ceilings are sanity, not
+        a server's limits (those are `gpt.limits`): no one trains 2,000 layers or a 2M-token context."""
+        for name, hi in CONFIG_CEILINGS.items():
+            setattr(self, name, whole(getattr(self, name), name, 1, hi))
+        self.dropout = number(self.dropout, "dropout", 0.0, 1.0, high_open=True)
+        for name in ("bias", "qk_norm", "tie_weights", "causal"):
+            flag(getattr(self, name), name)
+        choice(self.model_type, "model_type", ("gpt", "bigram"))
         if self.model_type == "gpt" and self.n_embd % self.n_head != 0:
             raise ConfigError(
                 f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}) so each head gets "
                 f"n_embd / n_head dimensions; try n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}."
             )
-        if self.pos_emb not in ("learned", "rope"):
-            raise ConfigError(f"pos_emb must be 'learned' or 'rope', got {self.pos_emb!r}.")
+        choice(self.pos_emb, "pos_emb", ("learned", "rope"))
         if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2:
             raise ConfigError(f"Rotary embeddings need an even head size; n_embd / n_head = {self.n_embd // self.n_head}.")
-        if self.activation not in ("gelu", "relu2"):
-            raise ConfigError(f"activation must be 'gelu' or 'relu2', got {self.activation!r}.")
+        choice(self.activation, "activation", ("gelu", "relu2"))
 
     @property
     def head_size(self) -> int:
@@ -82,9 +84,11 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
         known = {f.name for f in fields(cls)}
+        if not isinstance(d, dict):
+            raise ConfigError(f"The model settings must be a JSON object, got {type(d).__name__}.")
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"Unknown model settings: {', '.join(sorted(unknown))}.")
+            raise ConfigError(f"Unknown model settings: {', '.join(sorted(map(str, unknown)))[:200]}.")
         return cls(**d)
 
 
@@ -368,9 +372,22 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
 
 
 def count_parameters(config: GPTConfig) -> dict[str, int]:
-    """parameter_breakdown for a config, without allocating real weights."""
-    with torch.device("meta"):
-        return parameter_breakdown(build_model(config))
+    """parameter_breakdown(build_model(config)), by arithmetic: nothing is built, so a limit on
+    10**30 layers is checked in microseconds. tests/test_model.py checks it equals the real count."""
+    V, T, L, C = config.vocab_size, config.block_size, config.n_layer, config.n_embd
+    parts = dict(token_embedding=0, position_embedding=0, attention=0, mlp=0, layernorm=0, lm_head=0)
+    if config.model_type == "bigram":
+        parts["token_embedding"] = V * V
+    else:
+        b = 1 if config.bias else 0
+        parts["token_embedding"] = V * C
+        parts["position_embedding"] = T * C if config.pos_emb == "learned" else 0
+        parts["attention"] = L * (C * 3 * C + b * 3 * C + C * C + b * C)  # c_attn, c_proj
+        parts["mlp"] = L * (C * 4 * C + b * 4 * C + 4 * C * C + b * C)  # c_fc, c_proj
+        parts["layernorm"] = (2 * L + 1) * (C + b * C)  # ln_1, ln_2 per block, ln_f
+        parts["lm_head"] = 0 if config.tie_weights else V * C
+    parts["total"] = sum(parts.values())
+    return parts
 
 
 def flops_per_token(config: GPTConfig, n_params: int) -> float:

@@ -23,7 +23,8 @@ import torch
 from gpt import checkpoint as ckpt
 from gpt.errors import CheckpointError, ConfigError, DataError, GPTError, TokenizerError, TrainingError
 from gpt.model import GPTConfig, count_parameters
-from gpt.jobs import JobManager, RunRequest
+from gpt.jobs import JobManager, RunRequest, RunStatus
+from gpt.jobs import folder as folders
 from gpt import corpus as corpora
 from gpt import estimate as est
 from gpt.ui import generate as gen
@@ -213,14 +214,14 @@ def test_a_run_trains_to_the_end_and_is_listed(manager):
     path = manager.root / name
     assert name.startswith("addition-char-")
     assert (path / ckpt.WEIGHTS).exists() and not (path / ".writer.lock").exists()
-    st = manager.status(name, "alice")
-    assert st["state"] == "finished" and st["step"] == 20 and st["fraction"] == 1.0
-    assert [r["step"] for r in st["metrics"]] == [0, 10, 20]
-    assert st["val_bpc"] > 0 and st["best_val_loss"] == min(r["val_loss"] for r in st["metrics"])
-    assert len(manager.step_losses(name)) == 20 and st["latest_sample"]
-    rows = manager.list_runs("alice")
-    assert rows[0]["name"] == name and rows[0]["mine"] and rows[0]["params"] > 0
-    assert manager.current_run("alice") == name
+    st = manager.runs.status(name, "alice")
+    assert st.state == "finished" and st.step == 20 and st.fraction == 1.0
+    assert [r["step"] for r in st.metrics] == [0, 10, 20]
+    assert st.val_bpc > 0 and st.best_val_loss == min(r["val_loss"] for r in st.metrics)
+    assert len(manager.runs.step_losses(name)) == 20 and st.latest_sample
+    rows = manager.runs.list_runs("alice")
+    assert rows[0].name == name and rows[0].mine and rows[0].params > 0
+    assert manager.runs.current_run("alice") == name
     assert json.loads((path / "app.json").read_text())["owner"] == "alice"
 
 
@@ -228,11 +229,11 @@ def test_queue_position_with_one_slot_and_stop(manager):
     a = long_run(manager, "alice")
     wait_until(lambda: a.state == "running" and a.trainer is not None and a.trainer.step > 2, what="alice trains")
     b = manager.start("bob", addition(), tiny_request(20))
-    assert b.state == "queued" and manager.queue_position(b.name) == 1 and manager.must_wait(b.name) == 1
+    assert b.state == "queued" and manager.queue_position(b.name) == 1 and manager.queue_position(b.name) == 1
     c = manager.start("carol", addition(), tiny_request(20))
     assert manager.queue_position(c.name) == 2
-    assert manager.status(c.name, "carol")["queue_position"] == 2
-    assert "position <b>2</b>" in plots.progress_html(manager.status(c.name, "carol"))
+    assert manager.runs.status(c.name, "carol").queue_position == 2
+    assert "position <b>2</b>" in plots.progress_html(manager.runs.status(c.name, "carol"))
     manager.stop("alice", a.name)
     manager.wait(a.name, 30)
     assert a.state == "stopped"
@@ -246,7 +247,7 @@ def test_a_second_run_by_the_same_person_is_refused(manager):
     a = long_run(manager, "alice")
     with pytest.raises(TrainingError, match="already have a run"):
         manager.start("alice", addition(), tiny_request(20))
-    assert len(manager.run_names()) == 1  # no folder left by the refusal
+    assert len(manager.runs.run_names()) == 1  # no folder left by the refusal
     manager.stop("alice", a.name)
     manager.wait(a.name, 30)
     finished(manager, "alice")  # once stopped, a new run is fine
@@ -263,7 +264,7 @@ def test_limits_refuse_before_queueing(tmp_path):
         m.start("alice", addition(), tiny_request(20, n_embd=30, n_head=4))
     with pytest.raises(TrainingError, match="loading"):
         m.start("", addition(), tiny_request(20))
-    assert m.run_names() == []
+    assert m.runs.run_names() == []
 
 
 def test_stop_then_resume_continues_from_the_checkpoint(manager):
@@ -287,7 +288,7 @@ def test_resume_of_a_finished_run_trains_more(manager):
     job = manager.resume("alice", name, more_iters=10)
     manager.wait(name, 60)
     assert job.state == "finished", job.error
-    assert manager.status(name, "alice")["step"] == 20
+    assert manager.runs.status(name, "alice").step == 20
 
 
 def test_cancelling_a_queued_run_leaves_nothing(manager):
@@ -314,7 +315,7 @@ def test_delete_is_refused_while_training_or_sampling_and_for_others(manager):
         with pytest.raises(TrainingError, match="sampling"):
             manager.delete("alice", a.name)
     manager.delete("alice", a.name)
-    assert not (manager.root / a.name).exists() and manager.current_run("alice") is None
+    assert not (manager.root / a.name).exists() and manager.runs.current_run("alice") is None
     with pytest.raises(CheckpointError, match="no run named"):
         manager.delete("alice", a.name)
 
@@ -329,8 +330,8 @@ def test_an_exception_in_the_training_thread_fails_that_run_only(manager, monkey
     job = manager.start("alice", addition(), tiny_request(20))
     manager.wait(job.name, 30)
     assert job.state == "failed" and job.error == "RuntimeError: the GPU caught fire"
-    st = manager.status(job.name, "alice")
-    assert st["state"] == "failed" and "GPU caught fire" in st["message"]
+    st = manager.runs.status(job.name, "alice")
+    assert st.state == "failed" and "GPU caught fire" in st.message
     assert ckpt.read_status(manager.root / job.name)["state"] == "failed"
     assert "GPU caught fire" in plots.progress_html(st)
     monkeypatch.undo()
@@ -354,7 +355,7 @@ def test_runs_left_running_by_a_dead_app_are_interrupted_and_resumable(manager):
     (path / ckpt.STATUS).write_text(json.dumps(status))
     (path / ".writer.lock").write_text(str(status["pid"]))  # the dead app's lock, left behind
     restarted = JobManager(manager.root, BIG, device="cpu")
-    assert restarted.run_info(name)["state"] == "interrupted"
+    assert restarted.runs.summary(name).state == "interrupted"
     assert ckpt.read_status(path)["state"] == "interrupted"
     job = restarted.resume("alice", name, more_iters=10)
     restarted.wait(name, 60)
@@ -371,7 +372,7 @@ def test_a_run_another_process_writes_is_not_touched(manager):
         status["pid"] = other.pid
         (path / ckpt.STATUS).write_text(json.dumps(status))
         JobManager(manager.root, BIG, device="cpu")  # a restart must not call it interrupted
-        assert manager.run_info(name)["state"] == "running elsewhere"
+        assert manager.runs.summary(name).state == "running elsewhere"
         with pytest.raises(TrainingError, match="another process"):
             manager.resume("alice", name)
     finally:
@@ -394,7 +395,7 @@ def test_one_writer_per_run_folder(manager, tmp_path):
     (path / ".writer.lock").write_text(str(dead_pid()))
     manager._acquire_lock(path)  # a stale lock is taken over
     assert (path / ".writer.lock").read_text() == str(os.getpid())
-    manager._release_lock(path)
+    folders.release_lock(path)
     assert not (path / ".writer.lock").exists()
 
 
@@ -403,17 +404,17 @@ def test_who_sees_what(manager):
     shared = finished(manager, "alice", max_iters=10, shared=True)
     shipped = manager.root / "shipped-run"
     shutil_copy_run(manager.root / mine, shipped)  # a folder without app.json, as the CLI makes
-    bob = {r["name"]: r for r in manager.list_runs("bob")}
+    bob = {r.name: r for r in manager.runs.list_runs("bob")}
     assert mine not in bob and shared in bob and "shipped-run" in bob
-    assert bob["shipped-run"]["owner"] is None and library.whose(bob["shipped-run"]) == "shipped"
-    assert library.whose(bob[shared]) == "shared"
-    assert {r["name"] for r in manager.list_runs("alice")} == {mine, shared, "shipped-run"}
+    assert bob["shipped-run"].owner is None and bob["shipped-run"].whose == "shipped"
+    assert bob[shared].whose == "shared"
+    assert {r.name for r in manager.runs.list_runs("alice")} == {mine, shared, "shipped-run"}
     with pytest.raises(TrainingError, match="ships with the app"):
         manager.resume("alice", "shipped-run")
     with pytest.raises(TrainingError, match="someone else"):
         manager.delete("bob", shared)
     with pytest.raises(CheckpointError):
-        manager.visible("bob", "../etc")
+        manager.runs.visible("bob", "../etc")
 
 
 def shutil_copy_run(src: Path, dst: Path) -> None:
@@ -448,12 +449,12 @@ def test_upload_takes_safetensors_and_never_unpickles(manager, tmp_path, monkeyp
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="truncated"):
         library.import_checkpoint(manager, "bob", str(cut))
-    assert {r["name"] for r in manager.list_runs("bob")} == set()  # nothing was kept
+    assert {r.name for r in manager.runs.list_runs("bob")} == set()  # nothing was kept
     run = library.import_checkpoint(manager, "bob", str(good))
     assert run.startswith("my-model")
-    info = manager.run_info(run, "bob")
-    assert info["mine"] and info["state"] == "finished" and info["params"] > 0 and info["step"] == 10
-    assert not manager.visible("alice", run)
+    info = manager.runs.summary(run, "bob")
+    assert info.mine and info.state == "finished" and info.params > 0 and info.step == 10
+    assert not manager.runs.visible("alice", run)
 
 
 def test_upload_size_limit(tmp_path):
@@ -476,7 +477,7 @@ def test_download_is_one_self_contained_file(manager):
 
 def test_table_rows_and_labels(manager):
     name = finished(manager, "alice", max_iters=10)
-    runs = manager.list_runs("alice")
+    runs = manager.runs.list_runs("alice")
     rows = library.table_rows(runs)
     assert rows[0][:4] == [name, "yours", "addition", "char (13)"] and rows[0][-1] == "finished"
     assert len(rows[0]) == len(library.TABLE_HEADERS)
@@ -500,19 +501,20 @@ def test_sampling_a_finished_run_streams_text_with_notes(manager):
     loaded = gen.open_run(manager, cache, "alice", name)
     assert not loaded.live and gen.open_run(manager, cache, "alice", name) is loaded  # cached
     req = gen.SampleRequest(name, prompt="", max_new_tokens=30, top_k=500, seed=1)
-    settings, notes = gen.prepare(loaded, req, 100)
-    assert any("top-k 500" in n for n in notes) and any("empty" in n for n in notes)
-    texts = list(gen.stream(loaded, req, settings, interval=0))
+    prepared = gen.prepare(loaded, req, 100)
+    assert any("top-k 500" in n for n in prepared.notes) and any("empty" in n for n in prepared.notes)
+    texts = list(gen.stream(loaded, prepared, interval=0))
     assert texts[0] == "" and len(texts[-1]) >= 25 and all(b.startswith(a) for a, b in zip(texts, texts[1:]))
     long_prompt = gen.SampleRequest(name, prompt="1+1=2\n" * 10, max_new_tokens=5)
-    assert any("only its last" in n for n in gen.prepare(loaded, long_prompt, 100)[1])
+    assert any("only its last" in n for n in gen.prepare(loaded, long_prompt, 100).notes)
     with pytest.raises(TokenizerError, match="never saw"):
         gen.prepare(loaded, gen.SampleRequest(name, prompt="hello", max_new_tokens=10), 100)
     with pytest.raises(GPTError, match="cap"):
         gen.prepare(loaded, gen.SampleRequest(name, max_new_tokens=101), 100)
     stop = threading.Event()
     stop.set()
-    assert list(gen.stream(loaded, gen.SampleRequest(name, "1", 50), settings, should_stop=stop.is_set))[-1] == "1"
+    one = gen.prepare(loaded, gen.SampleRequest(name, "1", 50), 100)
+    assert list(gen.stream(loaded, one, should_stop=stop.is_set))[-1] == "1"
     with pytest.raises(CheckpointError):
         gen.open_run(manager, cache, "bob", name)
 
@@ -522,9 +524,9 @@ def test_sampling_a_run_while_it_trains(manager):
     wait_until(lambda: job.state == "running" and job.trainer is not None and job.trainer.step > 3, what="steps")
     loaded = gen.open_run(manager, gen.ModelCache(), "alice", job.name)
     assert loaded.live
-    settings, notes = gen.prepare(loaded, gen.SampleRequest(job.name, "1", 10), 100)
-    assert any("still training" in n for n in notes)
-    assert len(list(gen.stream(loaded, gen.SampleRequest(job.name, "1", 10), settings))[-1]) == 11
+    prepared = gen.prepare(loaded, gen.SampleRequest(job.name, "1", 10), 100)
+    assert any("still training" in n for n in prepared.notes)
+    assert len(list(gen.stream(loaded, prepared))[-1]) == 11
     manager.stop("alice", job.name)
 
 
@@ -546,11 +548,13 @@ def test_loss_frame_keeps_every_series_and_numbers():
 
 def test_progress_html_for_each_state():
     assert "Start training" in plots.progress_html(None)
-    base = dict(name="r", step=50, max_iters=100, fraction=0.5, tokens_per_sec=1234.0, eta_s=12, elapsed_s=10,
+    base = dict(name="r", owner=None, mine=True, shared=False, corpus="addition", tokenizer="char", model_type="gpt",
+                params=30000, processes=1, best_val_loss=None, has_weights=True, created=0.0, updated=0.0,
+                step=50, max_iters=100, fraction=0.5, tokens_per_sec=1234.0, eta_s=12, elapsed_s=10,
                 n_params=30000, loss=2.5, val_loss=2.6, val_bpc=3.7, message="", queue_position=None)
-    html = plots.progress_html({**base, "state": "running"})
+    html = plots.progress_html(RunStatus(**base, state="running"))
     assert "step <b>50</b> / 100" in html and "1,234 tokens/s" in html and "ETA 12 s" in html and "width:50.0%" in html
-    assert "width:100.0%" in plots.progress_html({**base, "state": "finished"})
+    assert "width:100.0%" in plots.progress_html(RunStatus(**base, state="finished"))
 
 
 # --- the handlers, called as plain functions -----------------------------------------------------
@@ -558,9 +562,15 @@ def test_progress_html_for_each_state():
 
 @pytest.fixture
 def handlers(manager):
-    from gpt.ui.handlers import Handlers
+    from types import SimpleNamespace
 
-    return Handlers(manager)
+    from gpt.ui.checkpoints_tab import CheckpointHandlers
+    from gpt.ui.generate import ModelCache
+    from gpt.ui.generate_tab import GenerateHandlers
+    from gpt.ui.train_tab import TrainHandlers
+
+    return SimpleNamespace(m=manager, train=TrainHandlers(manager), generate=GenerateHandlers(manager, ModelCache()),
+                           checkpoints=CheckpointHandlers(manager))
 
 
 SLIDERS = (1, 2, 16, 16, 0.0, 8, 3e-3, 20, 0)  # layers, heads, width, block, dropout, batch, lr, iters, seconds
@@ -568,79 +578,79 @@ SLIDERS = (1, 2, 16, 16, 0.0, 8, 3e-3, 20, 0)  # layers, heads, width, block, dr
 
 def test_preset_and_estimate_handlers(handlers):
     from gpt.presets import PRESETS
-    from gpt.ui.handlers import preset_values
+    from gpt.ui.train_tab import preset_values
 
     for name in PRESETS:
-        assert len(handlers.apply_preset(name)) == 10
+        assert len(handlers.train.apply_preset(name)) == 10
     assert preset_values("fast")["architecture"] == "modern" and preset_values("fast")["max_seconds"] == 130
-    md = handlers.estimate(13, "tiny", "gpt", "classic", *SLIDERS)
+    md = handlers.train.estimate(13, "tiny", "gpt", "classic", *SLIDERS)
     assert "parameters" in md and "memory" in md and "128 tokens per step" in md
-    assert "divisible" in handlers.estimate(13, "tiny", "gpt", "classic", 1, 3, 16, 16, 0.0, 8, 3e-3, 20, 0)
-    assert "over this server's limit" in handlers.estimate(50_000, "tiny", "gpt", "classic", 12, 12, 768, 512, 0.0,
+    assert "divisible" in handlers.train.estimate(13, "tiny", "gpt", "classic", 1, 3, 16, 16, 0.0, 8, 3e-3, 20, 0)
+    assert "over this server's limit" in handlers.train.estimate(50_000, "tiny", "gpt", "classic", 12, 12, 768, 512, 0.0,
                                                            8, 3e-3, 20, 0)
 
 
 def test_corpus_handlers(handlers):
-    upload, paste = handlers.corpus_inputs("paste")
+    upload, paste = handlers.train.corpus_inputs("paste")
     assert paste["visible"] and not upload["visible"]
-    assert handlers.vocab_input("bpe")["visible"]
-    stats, html, vocab = handlers.describe_corpus("addition", None, None, "char", 2048, "")
+    assert handlers.train.vocab_input("bpe")["visible"]
+    stats, html, vocab = handlers.train.describe_corpus("addition", None, None, "char", 2048, "")
     assert "addition" in stats and 'class="tok"' in html and vocab == 13
-    stats, html, vocab = handlers.describe_corpus("addition", None, None, "char", 2048, "7+8=15")
+    stats, html, vocab = handlers.train.describe_corpus("addition", None, None, "char", 2048, "7+8=15")
     assert html.count('class="tok"') == 6
     with pytest.warns(UserWarning):
-        stats, html, vocab = handlers.describe_corpus("upload", None, None, "char", 2048, "")
+        stats, html, vocab = handlers.train.describe_corpus("upload", None, None, "char", 2048, "")
     assert "msg-error" in stats and vocab == {"__type__": "update"}
 
 
 def test_other_corpora_and_tokenizers_through_the_handlers(handlers, tmp_path, monkeypatch):
     f = tmp_path / "notes.txt"
     f.write_text("the cat sat on the mat. " * 200, encoding="utf-8")
-    stats, html, vocab = handlers.describe_corpus("upload", str(f), None, "char", 2048, "")
+    stats, html, vocab = handlers.train.describe_corpus("upload", str(f), None, "char", 2048, "")
     assert "notes" in stats and vocab == len(set("the cat sat on the mat. "))
-    stats, html, vocab = handlers.describe_corpus("paste", None, "to be or not to be " * 100, "bpe", 260, "")
+    stats, html, vocab = handlers.train.describe_corpus("paste", None, "to be or not to be " * 100, "bpe", 260, "")
     assert "bpe" in stats and 256 < vocab <= 260
     if os.environ.get("GPT_GPT2_RANKS"):
-        stats, html, vocab = handlers.describe_corpus("addition", None, None, "gpt2", 2048, "12+34=46")
+        stats, html, vocab = handlers.train.describe_corpus("addition", None, None, "gpt2", 2048, "12+34=46")
         assert "gpt2" in stats and 'class="tok"' in html
     monkeypatch.setenv("GPT_GPT2_RANKS", str(tmp_path / "missing.tiktoken"))  # as offline: no vocabulary file
     offline_text = "a text never encoded before in this test session. " * 40
     with pytest.warns(UserWarning):
-        stats, _, _ = handlers.describe_corpus("paste", None, offline_text, "gpt2", 2048, "")
+        stats, _, _ = handlers.train.describe_corpus("paste", None, offline_text, "gpt2", 2048, "")
     assert "GPT_GPT2_RANKS" in stats
     with pytest.warns(UserWarning):
-        msg = handlers.start("alice", "paste", None, offline_text, "gpt2", 2048, "tiny", "gpt", "classic", *SLIDERS, False)
-    assert "GPT_GPT2_RANKS" in msg and handlers.m.run_names() == []  # refused at once, nothing queued
+        msg = handlers.train.start("alice", "paste", None, offline_text, "gpt2", 2048, "tiny", "gpt", "classic", *SLIDERS, False)
+    assert "GPT_GPT2_RANKS" in msg and handlers.m.runs.run_names() == []  # refused at once, nothing queued
 
 
 def test_train_handlers_start_poll_refuse_stop(handlers, manager):
     args = ("addition", None, None, "char", 2048, "tiny", "gpt", "classic")
-    msg = handlers.start("alice", *args, 1, 2, 16, 16, 0.0, 8, 3e-3, 1_000_000, 0, False)
+    msg = handlers.train.start("alice", *args, 1, 2, 16, 16, 0.0, 8, 3e-3, 1_000_000, 0, False)
     assert "started" in msg
-    name = manager.current_run("alice")
-    progress, plot, *_ = handlers.first_point("alice", None, [name], timeout=60)  # what the page runs after Start
+    name = manager.runs.current_run("alice")
+    progress, plot, *_ = handlers.train.first_point("alice", None, [name], timeout=60)  # what the page runs after Start
     assert "val loss" in progress and 0 in set(plot[plot["series"] == "val (eval)"]["step"])  # before any tick
-    wait_until(lambda: manager.status(name)["step"] > 2, what="steps")
-    progress, plot, sample, stop_btn, resume_btn, compare, sig = handlers.poll("alice", None, [name])
+    wait_until(lambda: manager.runs.status(name).step > 2, what="steps")
+    progress, plot, sample, stop_btn, resume_btn, compare, sig = handlers.train.poll("alice", None, [name])
     assert name in progress and "running" in progress
     assert isinstance(plot, pd.DataFrame) and set(plot["series"]) == set(plots.LOSS_SERIES)
     assert stop_btn["interactive"] and not resume_btn["interactive"]
     assert compare is None or set(compare["run"]) == {name}
     with pytest.warns(UserWarning, match="already have a run"):
-        assert "already have a run" in handlers.start("alice", *args, *SLIDERS, False)
-    assert "queued" in handlers.start("bob", *args, *SLIDERS, False)
+        assert "already have a run" in handlers.train.start("alice", *args, *SLIDERS, False)
+    assert "queued" in handlers.train.start("bob", *args, *SLIDERS, False)
     t0 = time.monotonic()
-    assert "queue" in handlers.first_point("bob", None, timeout=60)[0]  # behind alice: no waiting for a point
+    assert "queue" in handlers.train.first_point("bob", None, timeout=60)[0]  # behind alice: no waiting for a point
     assert time.monotonic() - t0 < 30
-    assert "Stopping" in handlers.stop("alice")
+    assert "Stopping" in handlers.train.stop("alice")
     manager.wait(name, 30)
-    progress, *_, resume_btn, _, sig = handlers.poll("alice", sig)
+    progress, *_, resume_btn, _, sig = handlers.train.poll("alice", sig)
     assert "stopped" in progress and resume_btn["interactive"]
-    assert handlers.poll("alice", sig) == (gr_skip(),) * 6 + (sig,)  # nothing changed: nothing is sent
-    manager.wait(manager.current_run("bob"), 60)
-    assert handlers.poll("nobody", None)[0] == plots.progress_html(None)
+    assert handlers.train.poll("alice", sig) == (gr_skip(),) * 6 + (sig,)  # nothing changed: nothing is sent
+    manager.wait(manager.runs.current_run("bob"), 60)
+    assert handlers.train.poll("nobody", None)[0] == plots.progress_html(None)
     with pytest.warns(UserWarning):
-        assert "msg-error" in handlers.stop("alice")  # nothing to stop
+        assert "msg-error" in handlers.train.stop("alice")  # nothing to stop
 
 
 def gr_skip():
@@ -649,25 +659,25 @@ def gr_skip():
 
 def test_generate_and_checkpoint_handlers(handlers, manager, tmp_path):
     name = finished(manager, "alice", max_iters=10)
-    runs = handlers.sample_runs("alice")
-    assert runs["value"] == name and (library.run_label(manager.run_info(name, "alice")), name) in runs["choices"]
-    out = list(handlers.generate("alice", name, "1+", 20, 0.8, 5, 0.9, 3))
+    runs = handlers.generate.sample_runs("alice")
+    assert runs["value"] == name and (library.run_label(manager.runs.summary(name, "alice")), name) in runs["choices"]
+    out = list(handlers.generate.generate("alice", name, "1+", 20, 0.8, 5, 0.9, 3))
     assert out[-1][0].startswith("1+") and "Done" in out[-1][1]
     with pytest.warns(UserWarning):
-        out = list(handlers.generate("alice", name, "hello", 20, 0.8, 0, 1.0, -1))
+        out = list(handlers.generate.generate("alice", name, "hello", 20, 0.8, 0, 1.0, -1))
     assert out == [("", out[0][1])] and "never saw" in out[0][1]  # a sentence, not a traceback
-    assert handlers.stop_generation("alice") == "Stopped."
-    table, dropdown = handlers.runs_table("alice")
+    assert handlers.generate.stop_generation("alice") == "Stopped."
+    table, dropdown = handlers.checkpoints.runs_table("alice")
     assert list(table.columns) == library.TABLE_HEADERS and table.iloc[0, 0] == name and dropdown["value"] == name
-    assert handlers.prepare_download("alice", name)["value"].endswith(f"{name}.safetensors")
-    assert handlers.prepare_download("alice", None)["interactive"] is False
+    assert handlers.checkpoints.prepare_download("alice", name)["value"].endswith(f"{name}.safetensors")
+    assert handlers.checkpoints.prepare_download("alice", None)["interactive"] is False
     evil = tmp_path / "evil.safetensors"
     torch.save({"w": torch.zeros(2)}, evil)
     with pytest.warns(UserWarning):
-        msg, *_ = handlers.upload("alice", str(evil))
+        msg, *_ = handlers.checkpoints.upload("alice", str(evil))
     assert "never loaded" in msg
     with pytest.warns(UserWarning):
-        msg, *_ = handlers.delete("bob", name)
+        msg, *_ = handlers.checkpoints.delete("bob", name)
     assert "only its owner" in msg
-    msg, table, _ = handlers.delete("alice", name)
+    msg, table, _ = handlers.checkpoints.delete("alice", name)
     assert "Deleted" in msg and len(table) == 0

@@ -56,13 +56,13 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     manager = JobManager(tmp_path / "app-runs", device="cpu")
     try:
         name = library.import_checkpoint(manager, "alice", str(multi / ckpt.WEIGHTS), "ddp.safetensors")
-        (listed,) = manager.list_runs("alice")
-        assert listed["processes"] == 2
+        (listed,) = manager.runs.list_runs("alice")
+        assert listed.processes == 2
         assert library.table_rows([listed])[0][library.TABLE_HEADERS.index("processes")] == 2
-        assert "2 processes (torchrun)" in plots.progress_html(manager.status(name, "alice"))
+        assert "2 processes (torchrun)" in plots.progress_html(manager.runs.status(name, "alice"))
         loaded = gen.open_run(manager, gen.ModelCache(), "alice", name)
         req = gen.SampleRequest(name, prompt="12+13=", max_new_tokens=12, seed=3)
-        settings, _ = gen.prepare(loaded, req, 100)
-        assert len(list(gen.stream(loaded, req, settings, interval=0))[-1]) == len("12+13=") + 12  # prompt + new
+        prepared = gen.prepare(loaded, req, 100)
+        assert len(list(gen.stream(loaded, prepared, interval=0))[-1]) == len("12+13=") + 12  # prompt + new
     finally:
         manager.shutdown()

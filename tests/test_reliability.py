@@ -39,7 +39,6 @@ from gpt.tokenizer import CharTokenizer
 from gpt.train import TrainConfig, Trainer
 from gpt.ui import generate as gen
 from gpt.ui import frames as plots
-from gpt.ui.handlers import Handlers
 from gpt.limits import Limits
 
 from helpers_app import addition, launch_app, tiny_request, wait_until
@@ -87,7 +86,15 @@ def manager(tmp_path):
 
 @pytest.fixture
 def handlers(manager):
-    return Handlers(manager)
+    from types import SimpleNamespace
+
+    from gpt.ui.checkpoints_tab import CheckpointHandlers
+    from gpt.ui.generate import ModelCache
+    from gpt.ui.generate_tab import GenerateHandlers
+    from gpt.ui.train_tab import TrainHandlers
+
+    return SimpleNamespace(m=manager, train=TrainHandlers(manager), generate=GenerateHandlers(manager, ModelCache()),
+                           checkpoints=CheckpointHandlers(manager))
 
 
 # --- corpus ------------------------------------------------------------------------------------------
@@ -129,13 +136,13 @@ def test_bad_corpora_through_the_train_handler(handlers, tmp_path):
              (("paste", None, "x" * (LIMITS.max_upload_bytes + 1)), "over the 1 MB limit")]
     for (choice, upload, pasted), message in cases:
         with pytest.warns(UserWarning):
-            msg = handlers.start("alice", choice, upload, pasted, "char", 2048, "tiny", "gpt", "classic",
+            msg = handlers.train.start("alice", choice, upload, pasted, "char", 2048, "tiny", "gpt", "classic",
                                  *SLIDERS_TINY, False)
         assert "msg-error" in msg and message in msg, (choice, msg)
         with pytest.warns(UserWarning):
-            stats, _, _ = handlers.describe_corpus(choice, upload, pasted, "char", 2048, "")
+            stats, _, _ = handlers.train.describe_corpus(choice, upload, pasted, "char", 2048, "")
         assert message in stats
-    assert handlers.m.run_names() == []
+    assert handlers.m.runs.run_names() == []
 
 
 # --- sampling: one convention for the page and the API -----------------------------------------------
@@ -164,12 +171,13 @@ def test_bad_sampling_values_from_the_page_or_api_are_refused(kwargs, message):
 
 def test_off_values_and_clamps_are_the_same_on_the_page_and_api():
     loaded = loaded_model()
-    s, notes = gen.prepare(loaded, gen.SampleRequest("r", "", 10, 0.8, top_k=0, top_p=1.0, seed=-1), 100)
+    s = gen.prepare(loaded, gen.SampleRequest("r", "", 10, 0.8, top_k=0, top_p=1.0, seed=-1), 100).settings
     assert (s.top_k, s.top_p, s.seed) == (None, None, None)  # 0 / 1 / -1: off
-    s, notes = gen.prepare(loaded, gen.SampleRequest("r", "", 10, 0.8, top_k=500, top_p=0.9, seed=3), 100)
-    assert s.top_k == loaded.tokenizer.vocab_size and any("top-k 500 is above the vocabulary" in n for n in notes)
+    prepared = gen.prepare(loaded, gen.SampleRequest("r", "", 10, 0.8, top_k=500, top_p=0.9, seed=3), 100)
+    assert prepared.settings.top_k == loaded.tokenizer.vocab_size
+    assert any("top-k 500 is above the vocabulary" in n for n in prepared.notes)
     greedy = gen.SampleRequest("r", "abc", 20, temperature=0.0)  # no seed: greedy needs none
-    a, b = (list(gen.stream(loaded, greedy, gen.prepare(loaded, greedy, 100)[0], interval=0))[-1] for _ in range(2))
+    a, b = (list(gen.stream(loaded, gen.prepare(loaded, greedy, 100), interval=0))[-1] for _ in range(2))
     assert a == b and len(a) == 23
 
 
@@ -178,16 +186,16 @@ def test_the_generate_handler_says_what_it_changed_and_what_is_wrong(handlers, m
     shutil.copytree(make_run(manager.root.parent / "made"), manager.root / "shared-run")
     done = lambda out: out[-1][1]  # noqa: E731 - the status line after the last token
     assert "The prompt is empty, so the sample starts from a newline" in done(
-        list(handlers.generate("alice", "shared-run", "", 10, 0.8, 0, 1.0, 1)))
+        list(handlers.generate.generate("alice", "shared-run", "", 10, 0.8, 0, 1.0, 1)))
     assert "only its last 16 tokens are used" in done(
-        list(handlers.generate("alice", "shared-run", "1+1=2\n" * 10, 10, 0.8, 0, 1.0, 1)))
+        list(handlers.generate.generate("alice", "shared-run", "1+1=2\n" * 10, 10, 0.8, 0, 1.0, 1)))
     assert "top-k 200 is above the vocabulary size 13" in done(
-        list(handlers.generate("alice", "shared-run", "1", 10, 0.8, 200, 1.0, 1)))
+        list(handlers.generate.generate("alice", "shared-run", "1", 10, 0.8, 200, 1.0, 1)))
     for args, message in [(("hello", 10, 0.8, 0, 1.0), "'h'"), (("1", 10, -1.0, 0, 1.0), "0 or more"),
                           (("1", 10, 0.8, -2, 1.0), "Top-k must be 0 (off)"), (("1", 10, 0.8, 0, 0.0), "top-p"),
                           (("1", 5_001, 0.8, 0, 1.0), "GPT_MAX_NEW_TOKENS")]:
         with pytest.warns(UserWarning):
-            out = list(handlers.generate("alice", "shared-run", *args, 1))
+            out = list(handlers.generate.generate("alice", "shared-run", *args, 1))
         assert out == [("", out[0][1])] and "msg-error" in out[0][1] and message in out[0][1], (args, out)
 
 
@@ -210,7 +218,7 @@ def test_a_double_click_starts_one_run(manager):
     jobs = [r for r in results if not isinstance(r, Exception)]
     assert len(jobs) == 1 and all(isinstance(r, TrainingError) and "already have a run" in str(r)
                                   for r in results if r not in jobs)
-    assert manager.run_names() == [jobs[0].name]
+    assert manager.runs.run_names() == [jobs[0].name]
     manager.wait(jobs[0].name, 60)
 
 
@@ -220,7 +228,7 @@ def test_a_double_click_starts_one_run(manager):
 def test_bad_shapes_sizes_and_limits_through_the_train_handler(handlers):
     def start(*sliders, preset="tiny"):
         with pytest.warns(UserWarning):
-            return handlers.start("alice", "addition", None, None, "char", 2048, preset, "gpt", "classic", *sliders,
+            return handlers.train.start("alice", "addition", None, None, "char", 2048, preset, "gpt", "classic", *sliders,
                                   False)
 
     layers, heads, width, block, dropout, batch, lr, iters, secs = SLIDERS_TINY
@@ -234,7 +242,7 @@ def test_bad_shapes_sizes_and_limits_through_the_train_handler(handlers):
     assert "GPT_MAX_BATCH_SIZE" in start(layers, heads, width, block, dropout, 65, lr, iters, secs)
     assert "GPT_MAX_ITERS" in start(layers, heads, width, block, dropout, batch, lr, 20_010, secs)
     assert "GPT_MAX_PARAMS" in start(6, 6, 384, 256, 0.0, 8, lr, 100, 0, preset="medium")
-    assert handlers.m.run_names() == []
+    assert handlers.m.runs.run_names() == []
 
 
 def test_a_learning_rate_that_makes_the_loss_nan_stops_the_run_and_keeps_the_checkpoint(manager, handlers):
@@ -245,9 +253,9 @@ def test_a_learning_rate_that_makes_the_loss_nan_stops_the_run_and_keeps_the_che
     assert ckpt.read_status(path)["state"] == "failed"
     kept = ckpt.load_checkpoint(path)  # the last good checkpoint loads, with finite weights
     assert kept.step == 0 and all(torch.isfinite(p).all() for p in kept.model.parameters())
-    st = manager.status(job.name, "alice")
-    assert st["state"] == "failed" and "try a tenth of it" in plots.progress_html(st)
-    out = list(handlers.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))
+    st = manager.runs.status(job.name, "alice")
+    assert st.state == "failed" and "try a tenth of it" in plots.progress_html(st)
+    out = list(handlers.generate.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))
     assert out[-1][0].startswith("1+") and "Done" in out[-1][1]  # and it can still be sampled
 
 
@@ -287,12 +295,12 @@ def test_pickles_are_refused_at_upload_and_never_unpickled(handlers, tmp_path):
         path = tmp_path / name
         write(path)
         with pytest.warns(UserWarning):
-            msg, _, _ = handlers.upload("bob", str(path))
+            msg, _, _ = handlers.checkpoints.upload("bob", str(path))
         assert "msg-error" in msg and "never" in msg and ("pickle" in msg or "not a .safetensors" in msg), name
         with pytest.raises(CheckpointError):
             ckpt.load_checkpoint(path)
     assert not marker.exists()  # no pickle was ever loaded
-    assert handlers.m.run_names() == []
+    assert handlers.m.runs.run_names() == []
 
 
 def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers, tmp_path):
@@ -325,7 +333,7 @@ def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers
     cases = {
         "truncated": (blob[: len(blob) // 2], "truncated"),
         "header": (blob[:8] + b"{broken" + blob[15:], "corrupt header"),
-        "offsets": (with_header(lambda h: h[first].update(data_offsets=[0, 3])), "could not be read"),
+        "offsets": (with_header(lambda h: h[first].update(data_offsets=[0, 3])), "bytes of data but its shape"),
         "nan": (bytes(nan_payload), "NaN or infinite values"),
         "vocab": (with_meta(grow_vocab), "does not match the weights|shape"),
         "newer": (with_meta(lambda m: m.update(format_version=ckpt.FORMAT_VERSION + 1)), "newer than this program"),
@@ -335,10 +343,10 @@ def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers
         path = tmp_path / f"{name}.safetensors"
         path.write_bytes(payload)
         with pytest.warns(UserWarning):
-            msg, _, _ = handlers.upload("bob", str(path))
+            msg, _, _ = handlers.checkpoints.upload("bob", str(path))
         assert "msg-error" in msg and re.search(message, msg), (name, msg)
-    assert handlers.m.run_names() == []  # nothing kept
-    msg, _, _ = handlers.upload("bob", str(good))
+    assert handlers.m.runs.run_names() == []  # nothing kept
+    msg, _, _ = handlers.checkpoints.upload("bob", str(good))
     assert "Uploaded as" in msg  # the intact file is accepted
 
 
@@ -386,11 +394,11 @@ def test_disk_full_during_a_save_fails_the_run_and_keeps_the_old_checkpoint(mana
     assert "No space left on device" in job.error and "previous checkpoint is unchanged" in job.error
     status = ckpt.read_status(path)
     assert status["state"] == "failed" and "No space left on device" in status["message"]
-    st = manager.status(job.name, "alice")
-    assert "No space left on device" in st["message"] and "No space left" in plots.progress_html(st)
+    st = manager.runs.status(job.name, "alice")
+    assert "No space left on device" in st.message and "No space left" in plots.progress_html(st)
     assert len(weights_saves) == 2 and ckpt.load_checkpoint(path).step == 0 and not list(path.glob(".*.tmp"))
     monkeypatch.undo()
-    out = list(handlers.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))
+    out = list(handlers.generate.generate("alice", job.name, "1+", 10, 0.8, 0, 1.0, 1))
     assert "Done" in out[-1][1]  # the old checkpoint samples
     again = manager.start("alice", addition(), tiny_request(10))  # and the app goes on
     manager.wait(again.name, 60)
@@ -425,15 +433,15 @@ def refused(call, **kw) -> str:
     return text
 
 
-def ended(client, run: str, stop: bool = False, timeout: float = 60) -> dict:
+def ended(client, run: str, token: str, stop: bool = False, timeout: float = 60) -> dict:
     """Wait until `run` is no longer queued, preparing or running (asking it to stop first if `stop`)."""
     if stop:
         try:
-            client.predict(run=run, api_name="/stop_run")
+            client.predict(run=run, token=token, api_name="/stop_run")
         except Exception:  # noqa: BLE001 - it ended meanwhile
             pass
     return wait_until(lambda: (lambda s: s if s["state"] not in ("queued", "preparing", "running") else None)(
-        client.predict(run=run, api_name="/run_status")), timeout=timeout, every=0.2, what=f"{run} to end")
+        client.predict(run=run, token=token, api_name="/run_status")), timeout=timeout, every=0.2, what=f"{run} to end")
 
 
 def test_client_bad_corpora(client, app):
@@ -443,7 +451,7 @@ def test_client_bad_corpora(client, app):
     assert "over the 1 MB limit" in refused(start, text="ab\n" * 400_000)
     assert "Unknown corpus" in refused(start, corpus="wikipedia")
     st = start(text="abc" * 10)  # too short: refused once the tokenizer has counted it, with the sentence
-    final = ended(client, st["name"])
+    final = ended(client, st["name"], st["token"])
     assert final["state"] == "failed" and "too short" in final["message"] and "block size" in final["message"]
 
 
@@ -484,7 +492,7 @@ def test_client_sampling_values(client, app):
     assert "at least 1" in refused(gen_, max_new_tokens=0)
     # NaN cannot be written in JSON by gradio_client; a hand-made request can, and gets a sentence too
     for values in ([float("nan"), 0, 1.0], [0.8, 0, float("nan")]):
-        assert "must" in raw_call(app[1], "generate", ["shared-run", "1", 12, values[0], values[1], values[2], 1])
+        assert "must" in raw_call(app[1], "generate", ["shared-run", "1", 12, values[0], values[1], values[2], 1, ""])
 
 
 def raw_call(url: str, api: str, data: list) -> str:
@@ -524,11 +532,12 @@ def test_client_model_settings(client):
 
 def test_client_nan_learning_rate(client):
     st = client.predict(corpus="addition", preset="tiny", max_iters=2000, lr=1e6, api_name="/start_run")
-    final = ended(client, st["name"])
+    final = ended(client, st["name"], st["token"])
     assert final["state"] == "failed" and "NaN" in final["message"] and "learning rate" in final["message"]
     assert "last good checkpoint (step 0) is kept" in final["message"]
-    assert client.predict(run=st["name"], prompt="1", max_new_tokens=5, api_name="/generate").startswith("1")
-    client.predict(run=st["name"], api_name="/delete_run")
+    assert client.predict(run=st["name"], prompt="1", max_new_tokens=5, token=st["token"],
+                          api_name="/generate").startswith("1")
+    client.predict(run=st["name"], token=st["token"], api_name="/delete_run")
 
 
 BAD_NAMES = ["../x", "/etc/passwd", "naïve", "run\n", ""]  # every other bad name: test_checkpoint.py
@@ -564,7 +573,9 @@ def test_client_a_config_json_that_does_not_fit_its_weights(client, app):
 
 def test_client_one_run_per_person_a_queue_and_no_deleting_busy_runs(client, app):
     alice, bob = client, type(client)(app[1], verbose=False)  # two people
-    clicks = [alice.submit(corpus="addition", preset="tiny", max_iters=20_000, max_seconds=0, api_name="/start_run")
+    ta = alice.predict(api_name="/new_token")  # who alice is, before she double-clicks
+    clicks = [alice.submit(corpus="addition", preset="tiny", max_iters=20_000, max_seconds=0, token=ta,
+                           api_name="/start_run")
               for _ in range(2)]  # two at the same moment
     outcomes = []
     for job in clicks:
@@ -575,32 +586,33 @@ def test_client_one_run_per_person_a_queue_and_no_deleting_busy_runs(client, app
     started = [o for o in outcomes if isinstance(o, dict)]
     assert len(started) == 1 and "already have a run" in str(next(o for o in outcomes if o not in started))
     a = started[0]
-    wait_until(lambda: alice.predict(run=a["name"], api_name="/run_status")["step"] > 0, timeout=60, what="training")
-    assert "already have a run" in refused(alice.predict, corpus="addition", preset="tiny", api_name="/start_run")
+    wait_until(lambda: alice.predict(token=ta, run=a["name"], api_name="/run_status")["step"] > 0, timeout=60, what="training")
+    assert "already have a run" in refused(alice.predict, token=ta, corpus="addition", preset="tiny", api_name="/start_run")
     b = bob.predict(corpus="addition", preset="tiny", max_iters=20, api_name="/start_run")
+    tb = b["token"]
     assert b["state"] == "queued" and b["queue_position"] == 1  # over the server-wide limit: it waits its turn
-    assert "stop it before deleting" in refused(alice.predict, run=a["name"], api_name="/delete_run")
-    assert "only its owner" in refused(bob.predict, run=a["name"], api_name="/delete_run")
-    assert "stop it before deleting" in refused(bob.predict, run=b["name"], api_name="/delete_run")
+    assert "stop it before deleting" in refused(alice.predict, token=ta, run=a["name"], api_name="/delete_run")
+    assert "only its owner" in refused(bob.predict, token=tb, run=a["name"], api_name="/delete_run")
+    assert "stop it before deleting" in refused(bob.predict, token=tb, run=b["name"], api_name="/delete_run")
     assert ".writer.lock" in os.listdir(app[0].manager.root / a["name"])  # one writer, this app
-    assert ended(alice, a["name"], stop=True)["state"] == "stopped"
-    assert ended(bob, b["name"])["state"] == "finished"  # its turn came once the slot was free
+    assert ended(alice, a["name"], ta, stop=True)["state"] == "stopped"
+    assert ended(bob, b["name"], tb)["state"] == "finished"  # its turn came once the slot was free
 
-    job = alice.submit(run=a["name"], prompt="1", max_new_tokens=5_000, temperature=1.0, api_name="/generate")
+    job = alice.submit(token=ta, run=a["name"], prompt="1", max_new_tokens=5_000, temperature=1.0, api_name="/generate")
     wait_until(lambda: len(job.outputs()) >= 2 or job.done(), timeout=30, what="the sample to stream")
-    assert "sampling" in refused(alice.predict, run=a["name"], api_name="/delete_run")  # 5,000 tokens take seconds
+    assert "sampling" in refused(alice.predict, token=ta, run=a["name"], api_name="/delete_run")  # 5,000 tokens take seconds
     assert not job.done()
     job.cancel()
 
     def deleted():
         try:
-            return alice.predict(run=a["name"], api_name="/delete_run") == {"deleted": a["name"]}
+            return alice.predict(token=ta, run=a["name"], api_name="/delete_run") == {"deleted": a["name"]}
         except Exception as err:  # noqa: BLE001 - still sampling until the cancelled stream closes
             assert "sampling" in str(err)
             return False
 
     wait_until(deleted, timeout=30, every=0.2, what="the run to be deletable")
-    assert bob.predict(run=b["name"], api_name="/delete_run") == {"deleted": b["name"]}
+    assert bob.predict(token=tb, run=b["name"], api_name="/delete_run") == {"deleted": b["name"]}
 
 
 def test_client_an_exception_in_a_training_thread(client, app, monkeypatch):
@@ -609,11 +621,11 @@ def test_client_an_exception_in_a_training_thread(client, app, monkeypatch):
 
     monkeypatch.setattr(Trainer, "_loop", boom)
     st = client.predict(corpus="addition", preset="tiny", max_iters=50, api_name="/start_run")
-    final = ended(client, st["name"])
+    final = ended(client, st["name"], st["token"])
     assert final["state"] == "failed" and final["message"] == "RuntimeError: the training thread fell over"
     monkeypatch.undo()
-    row = {r["name"]: r for r in client.predict(api_name="/list_runs")}[st["name"]]
+    row = {r["name"]: r for r in client.predict(token=st["token"], api_name="/list_runs")}[st["name"]]
     assert row["state"] == "failed" and "fell over" in row["message"]
     assert client.predict(run="shared-run", prompt="1", max_new_tokens=5, api_name="/generate").startswith("1")
     again = client.predict(corpus="addition", preset="tiny", max_iters=20, api_name="/start_run")
-    assert ended(client, again["name"])["state"] == "finished"  # the app goes on serving
+    assert ended(client, again["name"], again["token"])["state"] == "finished"  # the app goes on serving

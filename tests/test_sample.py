@@ -35,7 +35,7 @@ def test_stream_text_pieces_join_to_the_decoded_sample():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=8, n_layer=1, n_head=1, n_embd=8))
     settings = SamplingSettings(max_new_tokens=30, temperature=1.0, seed=5)
-    pieces = list(stream_text(model, TOK, "abc", settings))
+    pieces = list(stream_text(model, TOK, TOK.encode("abc"), settings))
     assert len(pieces) == 30  # one character per token for the char tokenizer
     from gpt.engine import generate
 

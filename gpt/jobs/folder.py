@@ -9,9 +9,8 @@ status). The app adds three:
 - `.writer.lock`: the pid of the process writing the folder. One writer at a
   time; a lock whose process is gone is stale and taken over.
 
-`describe` reads a folder into the plain dict that tables, dropdowns and the
-API show. A folder whose status says 'running' but whose writer is gone (the
-app was killed) reads as 'interrupted'.
+`gpt.jobs.status.describe` reads a folder into the record that tables,
+dropdowns and the API show.
 """
 
 from __future__ import annotations
@@ -71,23 +70,48 @@ def written_elsewhere(path: Path) -> int | None:
     return None
 
 
+USED_NAMES = ".used-names"  # every run name ever given out here, one per line: a name is never given twice
+
+
+def used_names(root: Path) -> set[str]:
+    try:
+        return set(Path(root, USED_NAMES).read_text(encoding="utf-8").split())
+    except OSError:
+        return set()
+
+
+def _take(root: Path, name: str) -> Path | None:
+    """Create the folder `name` if that name was never given out; None if it was or exists."""
+    path = ckpt.run_dir(name, root)
+    if name in used_names(root):
+        return None
+    try:
+        path.mkdir()  # atomic: two requests never get the same folder
+    except FileExistsError:
+        return None
+    with open(Path(root, USED_NAMES), "a", encoding="utf-8") as ledger:  # O_APPEND: one short line, whole
+        ledger.write(name + "\n")
+    return path
+
+
 def new_folder(root: Path, base: str, name: str | None = None) -> Path:
-    """Create the folder of a new run: `name`, or the first free `base-1`, `base-2`, ..."""
+    """Create the folder of a new run: `name`, or `base-k` with k past every number `base` ever had.
+
+    A name is never given twice, even after its run was deleted: a page or a
+    client that still remembers it must never find someone else's run there.
+    """
     if name:
-        path = ckpt.run_dir(name, root)
-        try:
-            path.mkdir()
-        except FileExistsError:
-            raise CheckpointError(f"A run named {name!r} exists already; choose another name or resume it.") from None
+        path = _take(root, name)
+        if path is None:
+            raise CheckpointError(f"A run named {name!r} exists or existed here; choose another name.")
         return path
     base = "".join(c if c.isalnum() or c in "-_" else "-" for c in base)[:48].strip("-") or "run"
-    for k in range(1, 10_000):
-        path = ckpt.run_dir(f"{base}-{k}", root)
-        try:
-            path.mkdir()  # atomic: two requests never get the same folder
+    taken = used_names(root) | {p.name for p in Path(root).iterdir()}
+    numbers = [int(n[len(base) + 1:]) for n in taken if n.startswith(base + "-") and n[len(base) + 1:].isdigit()]
+    for k in range(max(numbers, default=0) + 1, max(numbers, default=0) + 10_000):
+        path = _take(root, f"{base}-{k}")
+        if path is not None:
             return path
-        except FileExistsError:
-            continue
     raise CheckpointError("Could not find a free run name; delete some runs.")  # pragma: no cover
 
 
@@ -154,42 +178,3 @@ def mark_interrupted(root: Path, live: set[str]) -> list[str]:
                           f"(last checkpoint at step {step}). Resume it to continue.", step=step)
         found.append(path.name)
     return found
-
-
-def describe(path: Path, owner: str | None = None) -> dict:
-    """What a run folder holds, as plain data (the live job, if any, is merged in by the manager)."""
-    path = Path(path)
-    app = read_json(path / APP_FILE)
-    meta = read_json(path / ckpt.CONFIG)
-    has_weights = (path / ckpt.WEIGHTS).exists()
-    if not meta and has_weights:
-        with contextlib.suppress(GPTError, OSError, ValueError):
-            meta = ckpt.read_meta(path / ckpt.WEIGHTS)
-    status = ckpt.read_status(path)
-    state = status.get("state", "unknown")
-    if state in ACTIVE:
-        state = "running elsewhere" if written_elsewhere(path) else "interrupted"
-    elif state == "unknown" and has_weights:
-        state = "finished"
-    model = meta.get("model") or {}
-    tok = (meta.get("tokenizer") or {}).get("type") or (app.get("request") or {}).get("tokenizer", "?")
-    return {
-        "name": path.name,
-        "owner": app.get("owner"),
-        "mine": owner is not None and app.get("owner") == owner,
-        "shared": app.get("owner") is None or bool(app.get("shared")),
-        "corpus": meta.get("corpus") or app.get("corpus") or "?",
-        "tokenizer": f"{tok} ({model['vocab_size']:,})" if model.get("vocab_size") else tok,
-        "model_type": model.get("model_type", "?"),
-        "params": int(meta.get("n_params") or 0),
-        "processes": int(meta.get("world_size") or 1),  # > 1: trained by torchrun on several processes
-        "step": int(meta.get("step", 0)),
-        "max_iters": int((meta.get("train") or {}).get("max_iters", 0)),
-        "best_val_loss": meta.get("best_val_loss"),
-        "state": state,
-        "message": status.get("message", ""),
-        "has_weights": has_weights,
-        "queue_position": None,
-        "created": app.get("created", 0),
-        "updated": (path / ckpt.WEIGHTS).stat().st_mtime if has_weights else app.get("created", 0),
-    }

@@ -1,4 +1,4 @@
-"""The server-side job manager: training runs that outlive the page that started them.
+"""The scheduler: training runs that outlive the page that started them.
 
 A browser tab only asks; the runs live here. Each run is a folder under the
 checkpoints root (see `gpt.checkpoint`) plus, while it trains, a `Job` in
@@ -21,7 +21,8 @@ Who sees what: a run belongs to the browser (or API session) that started or
 uploaded it. Runs with no owner (the pretrained ones shipped with the app, or
 made with the CLI) and runs marked shared are visible to everyone, but only
 their owner may resume, stop or delete them. What the app keeps in a run
-folder (owner, lock, corpus) is `gpt.runfolder`'s business.
+folder (owner, lock, corpus) is `gpt.jobs.folder`'s business; what runs there
+are and how they are doing is `gpt.jobs.book.RunBook`'s (`manager.runs`).
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ from pathlib import Path
 from .. import checkpoint as ckpt
 from . import folder as folders
 from ..data import Dataset
-from ..errors import CheckpointError, GPTError, TrainingError
+from ..checkpoint_check import check_checkpoint
+from ..errors import GPTError, TrainingError
 from ..model import GPTConfig
 from .folder import ACTIVE, CORPUS_FILE
+from .book import RunBook
+from .identity import Signer
 from .request import RunRequest, check_request
 from ..train import TrainConfig, Trainer
 from .. import corpus as corpora
@@ -69,6 +73,7 @@ class Job:
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     then: list = field(default_factory=list)  # (corpus, request, name) to start, in turn, once this one finishes
+    address: str | None = None  # the network address that asked for it (per-address queue bound)
 
     @property
     def active(self) -> bool:
@@ -86,44 +91,24 @@ class JobManager:
         self._running = 0
         self._cond = threading.Condition()
         self._sampling: Counter = Counter()
-        self._latest: dict[str, str] = {}  # owner -> the run they started last (what their Train tab shows)
         self._closing = False
-        self.mark_interrupted()
+        self.runs = RunBook(self.root, self)
+        self.identity = Signer(self.root)
+        folders.mark_interrupted(self.root, set())  # runs left 'running' by a process that is gone
+        ckpt.clean_stale_temp_files(self.root)  # half-written saves of a process that was killed
 
-    # --- start-up ------------------------------------------------------------------------
-    def mark_interrupted(self) -> list[str]:
-        """Runs left 'running' by a process that is gone become 'interrupted' (resumable)."""
-        return folders.mark_interrupted(self.root, set(self._jobs))
-
-    # --- who may see and touch a run -------------------------------------------------------
-    def app_info(self, name: str) -> dict:
-        return folders.app_info(self.root, name)
-
-    def visible(self, owner: str, name: str) -> bool:
-        info = self.app_info(name)
-        return info.get("owner") in (None, owner) or bool(info.get("shared"))
-
-    def run_path(self, name: str) -> Path:
-        path = ckpt.run_dir(name, self.root)
-        if not path.is_dir():
-            raise CheckpointError(f"There is no run named {name!r}.")
-        return path
-
+    # --- who may touch a run ----------------------------------------------------------------
     def _check_owner(self, owner: str, name: str, action: str) -> Path:
-        path = self.run_path(name)
-        info = self.app_info(name)
-        if info.get("owner") != owner or not owner:
-            who = "ships with the app" if info.get("owner") is None else "belongs to someone else"
+        path = self.runs.run_path(name)
+        run_owner = self.runs.owner_of(name)
+        if run_owner != owner or not owner:
+            who = "ships with the app" if run_owner is None else "belongs to someone else"
             raise TrainingError(f"Run {name!r} {who}; only its owner may {action} it. You can sample from it.")
         return path
 
     def _acquire_lock(self, path: Path) -> None:
         busy = any(j.path == path and j.active for j in self._jobs.values())
         folders.acquire_lock(path, busy_here=busy)
-
-    @staticmethod
-    def _release_lock(path: Path) -> None:
-        folders.release_lock(path)
 
     # --- starting ----------------------------------------------------------------------------
     def active_job(self, owner: str) -> Job | None:
@@ -135,35 +120,42 @@ class JobManager:
             raise TrainingError(f"You already have a run in progress ({job.name!r}, {job.state}). Stop it or let it "
                                 "finish before starting another: one run per person keeps the queue fair.")
 
-    def check_request(self, corpus: corpora.Corpus, request: RunRequest, vocab_size: int | None = None) -> int:
-        """Validate settings and limits before anything is queued; returns the (estimated) parameter count."""
-        return check_request(corpus, request, self.limits, self.device, vocab_size)
-
-    def new_folder(self, base: str, name: str | None = None) -> Path:
-        return folders.new_folder(self.root, base, name)
+    def _refuse_crowding(self, address: str | None) -> None:
+        """Bound the queue for everyone and per network address, whatever identities the asker makes up."""
+        if len(self._waiting) >= self.limits.max_queue:
+            raise TrainingError(f"The queue is full ({len(self._waiting)} runs waiting, GPT_MAX_QUEUE); "
+                                "try again when some have finished.")
+        if address is not None:
+            mine = sum(1 for j in self._jobs.values() if j.active and j.address == address)
+            if mine >= self.limits.max_runs_per_address:
+                raise TrainingError(f"{mine} runs from your network address are queued or training "
+                                    f"(GPT_MAX_RUNS_PER_ADDRESS); wait for one to finish.")
 
     def start(self, owner: str, corpus: corpora.Corpus, request: RunRequest, name: str | None = None,
-              vocab_size: int | None = None, then: list | None = None) -> Job:
+              vocab_size: int | None = None, then: list | None = None, address: str | None = None) -> Job:
         """Queue a new run; returns at once. Raises a GPTError with a sentence when refused.
 
         `then`: (corpus, request, name) runs of the same owner to start one after another, each once the
         one before it finishes (an experiment of several runs still trains one run per person at a time).
+        `address`: the asker's network address, for the per-address bound.
         """
         if not owner:
             raise TrainingError("The page has not finished loading; try again in a second.")
         with self._cond:
             self._refuse_second(owner)
-        self.check_request(corpus, request, vocab_size)
-        path = self.new_folder(f"{corpus.name}-{request.tokenizer}", name)
+            self._refuse_crowding(address)
+        check_request(corpus, request, self.limits, self.device, vocab_size)
+        path = folders.new_folder(self.root, f"{corpus.name}-{request.tokenizer}", name)
         try:
             if corpus.source == "text":
                 ckpt.atomic_write_text(path / CORPUS_FILE, corpus.text)
             folders.write_app_info(path, {"owner": owner, "shared": bool(request.shared), "created": time.time(),
                                           "corpus": corpus.name, "source": corpus.source, "request": request.to_dict()})
             ckpt.write_status(path, "queued")
-            job = Job(path.name, owner, path, corpus, request, then=list(then or []))
+            job = Job(path.name, owner, path, corpus, request, then=list(then or []), address=address)
             with self._cond:
                 self._refuse_second(owner)  # a double click that raced us here
+                self._refuse_crowding(address)
                 self._acquire_lock(path)
                 self._enqueue(job)
         except BaseException:
@@ -179,7 +171,7 @@ class JobManager:
             live = self._jobs.get(name)
             if live is not None and live.active:
                 raise TrainingError(f"Run {name!r} is already {live.state}.")
-        info = self.app_info(name)
+        info = folders.app_info(self.root, name)
         request = RunRequest.from_dict(info.get("request"))
         if info.get("source") == "text" or (path / CORPUS_FILE).exists():
             text = (path / CORPUS_FILE).read_text(encoding="utf-8")
@@ -189,8 +181,8 @@ class JobManager:
         has_weights = (path / ckpt.WEIGHTS).exists()
         resume_train = None
         if has_weights:
-            meta = ckpt.read_meta(path / ckpt.WEIGHTS)
-            resume_train = self._resume_settings(meta, more_iters)
+            checked = check_checkpoint(path / ckpt.WEIGHTS, self.limits)  # an uploaded config is held to the limits
+            resume_train = self._resume_settings(checked.meta, checked.model_config, more_iters)
         job = Job(name, owner, path, corpus, request, resume=has_weights, resume_train=resume_train)
         with self._cond:
             self._refuse_second(owner)
@@ -199,7 +191,7 @@ class JobManager:
             self._enqueue(job)
         return job
 
-    def _resume_settings(self, meta: dict, more_iters: int | None) -> dict:
+    def _resume_settings(self, meta: dict, model_config: GPTConfig, more_iters: int | None) -> dict:
         train = dict(meta.get("train") or {})
         step = int(meta.get("step", 0))
         elapsed = float(meta.get("elapsed_s", 0.0))
@@ -212,14 +204,14 @@ class JobManager:
                 max_iters = step + more
             if max_seconds:
                 max_seconds = elapsed + float(max_seconds)
-        self.limits.check_iters(max_iters)
         train.update(max_iters=max_iters, max_seconds=max_seconds, device=self.device)
+        self.limits.check_run(model_config, TrainConfig.from_dict(train))  # every limit, as for a new run
         return {"train": train, "step": step}
 
     def _enqueue(self, job: Job) -> None:
         """Register and queue the job (caller holds the condition)."""
         self._jobs[job.name] = job
-        self._latest[job.owner] = job.name
+        self.runs.remember(job.owner, job.name)
         self._waiting.append(job)
         job.thread = threading.Thread(target=self._worker, args=(job,), name=f"run-{job.name}", daemon=True)
         job.thread.start()
@@ -256,14 +248,14 @@ class JobManager:
         except Exception as err:  # noqa: BLE001 - a crash fails this run, never the server
             self._fail(job, f"{type(err).__name__}: {err}")
         finally:
-            self._release_lock(job.path)
+            folders.release_lock(job.path)
         if job.then and job.state == "finished" and not self._closing:
             self._start_next(job)
 
     def _start_next(self, job: Job) -> None:
         (corpus, request, name), *rest = job.then
         try:
-            self.start(job.owner, corpus, request, name=name, then=rest)
+            self.start(job.owner, corpus, request, name=name, then=rest, address=job.address)
         except GPTError as err:
             job.message = f"Finished; the next run ({name}) could not start: {err}"
 
@@ -272,7 +264,8 @@ class JobManager:
         if not job.resume and not (job.path / ckpt.WEIGHTS).exists():
             with self._cond:  # nothing was trained: leave no empty folder behind
                 self._jobs.pop(job.name, None)
-            self._release_lock(job.path)
+                self.runs.forget(job.name)
+            folders.release_lock(job.path)
             shutil.rmtree(job.path, ignore_errors=True)
         else:
             ckpt.write_status(job.path, "stopped", job.message, step=(job.resume_train or {}).get("step", 0))
@@ -284,7 +277,7 @@ class JobManager:
 
     def _dataset(self, job: Job) -> tuple[Dataset, GPTConfig, TrainConfig]:
         if job.resume:
-            saved = ckpt.load_checkpoint(job.path, device="cpu")
+            saved = ckpt.load_checkpoint(job.path, device="cpu", limits=self.limits)
             ds = Dataset(job.corpus.text, saved.tokenizer, name=job.corpus.name)
             return ds, saved.model_config, TrainConfig.from_dict(job.resume_train["train"])
         req = job.request
@@ -294,7 +287,7 @@ class JobManager:
 
         ds = corpora.dataset(job.corpus, req.tokenizer, req.vocab_size, progress=progress)
         model_cfg, train_cfg = req.configs(ds.tokenizer.vocab_size, self.device)
-        self.limits.check_params(estimate.parameters(model_cfg))  # exact, now the vocabulary is known
+        self.limits.check_run(model_cfg, train_cfg)  # exact, now the vocabulary is known
         return ds, model_cfg, train_cfg
 
     def _prepare_and_train(self, job: Job) -> None:
@@ -307,7 +300,7 @@ class JobManager:
             if p.get("loss") is not None:
                 job.step_losses.append((p["step"], p["loss"]))
 
-        source = str(job.path / CORPUS_FILE) if job.corpus.source == "text" else job.corpus.source
+        source = CORPUS_FILE if job.corpus.source == "text" else job.corpus.source  # never a server path
         trainer = Trainer(model_cfg, train_cfg, ds, job.path, resume=job.resume, on_step=on_step,
                           meta={"corpus": job.corpus.name, "data_source": source})
         job.trainer = trainer
@@ -345,8 +338,7 @@ class JobManager:
             if self._sampling[name]:
                 raise TrainingError(f"Someone is sampling from {name!r} right now; try again when they finish.")
             self._jobs.pop(name, None)
-            if self._latest.get(owner) == name:
-                del self._latest[owner]
+            self.runs.forget(name)
         shutil.rmtree(path)
 
     @contextlib.contextmanager
@@ -380,108 +372,14 @@ class JobManager:
             if job.thread is not None:
                 job.thread.join(timeout)
 
-    # --- reading -----------------------------------------------------------------------------
+    # --- what only this process knows (RunBook reads it) ------------------------------------------
     def job(self, name: str) -> Job | None:
         return self._jobs.get(name)
 
-    def live_trainer(self, name: str) -> Trainer | None:
-        """The trainer to sample from while the run trains (None when not running here)."""
-        job = self._jobs.get(name)
-        return job.trainer if job is not None and job.state == "running" else None
-
-    def must_wait(self, name: str) -> int | None:
-        """The queue position of a run that has to wait for a slot; None if it starts now (or runs)."""
+    def queue_position(self, name: str) -> int | None:
+        """Where a run waits in the queue; None if it does not have to wait (it starts now, or runs)."""
         with self._cond:
             pos = next((k + 1 for k, j in enumerate(self._waiting) if j.name == name), None)
             if pos is None or (pos == 1 and self._running < self.limits.max_concurrent_jobs):
                 return None
             return pos
-
-    def queue_position(self, name: str) -> int | None:
-        with self._cond:
-            for k, job in enumerate(self._waiting):
-                if job.name == name:
-                    return k + 1
-        return None
-
-    def run_names(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-    def run_info(self, name: str, owner: str | None = None) -> dict:
-        """One run as plain data: what the tables, the dropdowns and the API show."""
-        info = folders.describe(self.run_path(name), owner)
-        job = self._jobs.get(name)
-        if job is not None and job.active:  # this process knows better than the files
-            info.update(state=job.state, message=job.message, queue_position=self.queue_position(name))
-            if job.trainer is not None:
-                info["step"] = job.trainer.step
-        elif job is not None and info["state"] == job.state:
-            info["message"] = info["message"] or job.error or job.message
-        return info
-
-    def list_runs(self, owner: str | None) -> list[dict]:
-        """The runs `owner` may see: theirs first, newest first, then the shared ones."""
-        rows = []
-        for name in self.run_names():
-            if owner is not None and not self.visible(owner, name):
-                continue
-            with contextlib.suppress(CheckpointError, OSError):
-                rows.append(self.run_info(name, owner))
-        rows.sort(key=lambda r: (not r["mine"], -r["updated"]))
-        return rows
-
-    def current_run(self, owner: str) -> str | None:
-        """The run a person's Train tab shows: their run in progress, else the one they made last."""
-        job = self.active_job(owner)
-        if job is not None:
-            return job.name
-        name = self._latest.get(owner)
-        if name is not None and (self.root / name).is_dir():
-            return name
-        created = {n: self.app_info(n) for n in self.run_names()}
-        mine = [n for n, info in created.items() if owner and info.get("owner") == owner]
-        name = max(mine, key=lambda n: created[n].get("created", 0)) if mine else None
-        if name is not None:
-            self._latest[owner] = name
-        return name
-
-    def _live(self, name: str) -> Trainer | None:
-        """The trainer of a run training in this process right now (None once it ends)."""
-        job = self._jobs.get(name)
-        return job.trainer if job is not None and job.active else None
-
-    def metrics(self, name: str) -> list[dict]:
-        trainer = self._live(name)
-        if trainer is not None:
-            return list(trainer.metrics)
-        return ckpt.read_metrics(self.run_path(name))
-
-    def step_losses(self, name: str) -> list[tuple[int, float]]:
-        job = self._jobs.get(name)
-        return list(job.step_losses) if job is not None else []
-
-    def status(self, name: str, owner: str | None = None) -> dict:
-        """Progress of one run: state, step, speed, ETA, latest losses, the metric rows."""
-        info = self.run_info(name, owner)
-        trainer = self._live(name)
-        rows = self.metrics(name)
-        progress = dict(trainer.progress) if trainer is not None else {}
-        last = rows[-1] if rows else {}
-        step = progress.get("step", info["step"] or last.get("step", 0))
-        done = min(1.0, step / info["max_iters"]) if info["max_iters"] else 0.0
-        info.update(
-            step=step,
-            max_iters=progress.get("max_iters", info["max_iters"]),
-            tokens_per_sec=progress.get("tokens_per_sec", last.get("tokens_per_sec", 0.0)),
-            eta_s=progress.get("eta_s") if trainer is not None else None,
-            elapsed_s=progress.get("elapsed_s", last.get("elapsed_s", 0.0)),
-            fraction=progress.get("fraction", 1.0 if info["state"] == "finished" else done),
-            loss=progress.get("loss"),
-            train_loss=last.get("train_loss"), val_loss=last.get("val_loss"), val_bpc=last.get("val_bpc"),
-            latest_sample=last.get("sample", ""),
-            metrics=[{k: v for k, v in r.items() if k != "sample"} for r in rows],
-            n_params=trainer.n_params if trainer is not None else info["params"],
-        )
-        if info["best_val_loss"] is None and rows:
-            info["best_val_loss"] = min(r["val_loss"] for r in rows)
-        return info

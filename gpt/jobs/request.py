@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, fields
 
 from ..errors import ConfigError
 from ..model import ARCHITECTURES, GPTConfig
-from ..presets import DEFAULT_PRESET, preset
-from ..train import TrainConfig
+from ..presets import DEFAULT_PRESET
+from ..tokenizer import TOKENIZER_KINDS
+from ..train import TrainConfig, configs_from
 from .. import corpus as corpora
-from .. import estimate
 from ..limits import Limits
 
 GPT2_VOCAB_GUESS = 12_000  # a compact GPT-2 vocabulary of a mid-sized corpus; checked exactly once built
@@ -45,27 +45,18 @@ class RunRequest:
     causal: bool = True  # False drops the causal mask (the 'why the mask' experiment)
 
     def configs(self, vocab_size: int, device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
-        """The model and training configs, with ConfigError for impossible combinations."""
-        p = preset(self.preset)
-        model = {**p["model"], "vocab_size": vocab_size, "model_type": self.model_type}
+        """The model and training configs (the preset merged with what was asked), ConfigError if impossible."""
+        model = {"model_type": self.model_type, "causal": self.causal}
         if self.architecture:
             if self.architecture not in ARCHITECTURES:
                 raise ConfigError(f"Architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}.")
             model.update(ARCHITECTURES[self.architecture])
-        for key in ("n_layer", "n_head", "n_embd", "block_size", "dropout"):
-            if getattr(self, key) is not None:
-                model[key] = getattr(self, key)
-        if not self.causal:
-            model["causal"] = False
-        train = {**TrainConfig().to_dict(), **p["train"], "device": device}
-        for key in ("batch_size", "lr", "max_iters", "seed"):
-            if getattr(self, key) is not None:
-                train[key] = getattr(self, key)
-        if self.max_seconds is not None:
-            train["max_seconds"] = self.max_seconds or None
+        model.update({k: getattr(self, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout")})
+        train = {k: getattr(self, k) for k in ("batch_size", "lr", "max_iters", "seed", "max_seconds")}
+        model_cfg, train_cfg = configs_from(self.preset, vocab_size, model, {**train, "device": device})
         # about ten points on the validation curve, however long the run
-        train["eval_interval"] = max(1, min(train["eval_interval"], max(10, train["max_iters"] // 10)))
-        return GPTConfig(**model), TrainConfig.from_dict(train)
+        train_cfg.eval_interval = max(1, min(train_cfg.eval_interval, max(10, train_cfg.max_iters // 10)))
+        return model_cfg, train_cfg
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,8 +74,8 @@ def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, d
     vocab_size: the tokenizer's, when it is built already; else it is worked out
     (characters) or estimated (BPE: the asked size; GPT-2: a typical compact size).
     """
-    if request.tokenizer not in ("char", "gpt2", "bpe"):
-        raise ConfigError(f"Tokenizer must be char, gpt2 or bpe, got {request.tokenizer!r}.")
+    if request.tokenizer not in TOKENIZER_KINDS:
+        raise ConfigError(f"Tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got {request.tokenizer!r}.")
     if vocab_size is None:
         if request.tokenizer == "char":
             vocab_size = len(set(corpus.text))
@@ -96,8 +87,4 @@ def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, d
         else:
             vocab_size = GPT2_VOCAB_GUESS
     model_cfg, train_cfg = request.configs(vocab_size, device)
-    n_params = estimate.parameters(model_cfg)
-    limits.check_params(n_params)
-    limits.check_iters(train_cfg.max_iters)
-    limits.check_batch(train_cfg.batch_size)
-    return n_params
+    return limits.check_run(model_cfg, train_cfg)  # by arithmetic: nothing is built to check a limit

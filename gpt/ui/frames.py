@@ -18,6 +18,7 @@ import html
 import pandas as pd
 
 from ..estimate import human_count, human_seconds
+from ..jobs import RunStatus
 
 MAX_STEP_POINTS = 300
 LOSS_SERIES = ("train (each step)", "train (eval)", "val (eval)")
@@ -71,36 +72,36 @@ def _fmt(x, pattern: str = "{:.3f}") -> str:
     return "-" if x is None else pattern.format(x)
 
 
-def progress_html(status: dict | None) -> str:
+def progress_html(status: RunStatus | None) -> str:
     """A bar and one line of numbers: state, step, tokens/s, ETA, latest losses."""
     if not status:
         return ('<div class="run-progress idle">No run yet. Pick a corpus and a tokenizer, then press '
                 '<b>Start training</b>.</div>')
-    state = status["state"]
+    state = status.state
     colour = STATE_COLOURS.get(state, "#6b7280")
-    pct = 100.0 * max(0.0, min(1.0, status.get("fraction") or 0.0))
+    pct = 100.0 * max(0.0, min(1.0, status.fraction or 0.0))
     if state == "finished":
         pct = 100.0
-    parts = [f'<b>{html.escape(status["name"])}</b>',
+    parts = [f'<b>{html.escape(status.name)}</b>',
              f'<span class="run-state" style="background:{colour}">{html.escape(state)}</span>']
-    if state == "queued" and status.get("queue_position"):
-        parts.append(f"position <b>{status['queue_position']}</b> in the queue: it starts when a slot frees up")
+    if state == "queued" and status.queue_position:
+        parts.append(f"position <b>{status.queue_position}</b> in the queue: it starts when a slot frees up")
     else:
-        parts.append(f"step <b>{status.get('step', 0):,}</b> / {status.get('max_iters', 0):,}")
-        if status.get("tokens_per_sec"):
-            parts.append(f"{status['tokens_per_sec']:,.0f} tokens/s")
+        parts.append(f"step <b>{status.step:,}</b> / {status.max_iters:,}")
+        if status.tokens_per_sec:
+            parts.append(f"{status.tokens_per_sec:,.0f} tokens/s")
         if state == "running":
-            parts.append(f"ETA {human_seconds(status.get('eta_s'))}")
-        parts.append(f"elapsed {human_seconds(status.get('elapsed_s'))}")
-        if status.get("n_params"):
-            parts.append(f"{human_count(status['n_params'])} parameters")
-        processes = status.get("processes") or 1
+            parts.append(f"ETA {human_seconds(status.eta_s)}")
+        parts.append(f"elapsed {human_seconds(status.elapsed_s)}")
+        if status.n_params:
+            parts.append(f"{human_count(status.n_params)} parameters")
+        processes = status.processes or 1
         parts.append(f"{processes} process{'es' if processes > 1 else ''}" + (" (torchrun)" if processes > 1 else ""))
-        if status.get("loss") is not None and state == "running":
-            parts.append(f"batch loss {status['loss']:.3f}")
-        if status.get("val_loss") is not None:
-            parts.append(f"val loss {_fmt(status['val_loss'])} ({_fmt(status.get('val_bpc'), '{:.2f}')} bits/char)")
-    message = status.get("message") or ""
+        if status.loss is not None and state == "running":
+            parts.append(f"batch loss {status.loss:.3f}")
+        if status.val_loss is not None:
+            parts.append(f"val loss {_fmt(status.val_loss)} ({_fmt(status.val_bpc, '{:.2f}')} bits/char)")
+    message = status.message or ""
     note = f'<div class="run-message state-{html.escape(state)}">{html.escape(message)}</div>' if message else ""
     return (f'<div class="run-progress"><div class="run-line">{" &middot; ".join(parts)}</div>'
             f'<div class="run-bar"><div class="run-fill" style="width:{pct:.1f}%;background:{colour}"></div></div>'

@@ -14,7 +14,6 @@ of a UTF-8 character from a byte-level BPE.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +25,7 @@ import torch
 from .. import checkpoint as ckpt
 from ..engine import SamplingSettings
 from ..errors import CheckpointError, SamplingError
+from ..validate import text
 from ..jobs import JobManager
 from ..sample import prompt_to_ids, stream_text
 from ..tokenizer import Tokenizer
@@ -48,23 +48,7 @@ class SampleRequest:
     seed: int | None = None  # None or negative: a fresh random sample each time
 
     def settings(self) -> SamplingSettings:
-        top_k = _whole(self.top_k, "Top-k", "0 turns top-k off; 40 keeps the 40 likeliest tokens")
-        if top_k is not None and top_k < 0:
-            raise SamplingError(f"Top-k must be 0 (off) or a whole number of at least 1, got {top_k}.")
-        top_p = None if self.top_p is None or self.top_p == 1 else self.top_p  # out of (0, 1]: refused by validate
-        seed = _whole(self.seed, "The seed", "use -1 for a random sample")
-        n = _whole(self.max_new_tokens, "Maximum new tokens", "ask for 1 or more")
-        return SamplingSettings(max_new_tokens=n, temperature=self.temperature, top_k=top_k or None, top_p=top_p,
-                                seed=seed if seed is not None and seed >= 0 else None)
-
-
-def _whole(value, what: str, hint: str) -> int | None:
-    """A whole number from a slider or JSON (300.0 is fine, 2.5 or NaN is not); None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
-        raise SamplingError(f"{what} must be a whole number, got {value!r}; {hint}.")
-    return int(value)
+        return SamplingSettings.from_values(self.max_new_tokens, self.temperature, self.top_k, self.top_p, self.seed)
 
 
 @dataclass
@@ -105,33 +89,44 @@ def open_run(manager: JobManager, cache: ModelCache, owner: str, name: str, devi
     """The model to sample `name` from: a live snapshot while it trains, else its checkpoint."""
     if not name:
         raise CheckpointError("Choose a run to sample from.")
-    if not manager.visible(owner, name):
+    if not manager.runs.visible(owner, name):
         raise CheckpointError(f"There is no run named {name!r}.")
-    trainer = manager.live_trainer(name)
+    trainer = manager.runs.live_trainer(name)
     if trainer is not None:
         return Loaded(trainer.snapshot_model().to(device), trainer.tokenizer, trainer.step, live=True)
-    return cache.get(manager.run_path(name), device)
+    return cache.get(manager.runs.run_path(name), device)
 
 
-def prepare(loaded: Loaded, req: SampleRequest, max_new_tokens_cap: int) -> tuple[SamplingSettings, list[str]]:
-    """Check settings and prompt before the first token; returns (settings, notes). Raises GPTError."""
+MAX_PROMPT_CHARS = 10_000  # a model reads at most its context (<= 512 tokens here); longer is refused before encoding
+
+
+@dataclass
+class Prepared:
+    """A sample ready to stream: checked settings, the prompt and its ids (cropped to the model's context)."""
+
+    settings: SamplingSettings
+    ids: list[int]
+    prompt: str  # the prompt as given: the text so far starts with it
+    notes: list[str]
+
+
+def prepare(loaded: Loaded, req: SampleRequest, max_new_tokens_cap: int) -> Prepared:
+    """Check settings and prompt, and encode the prompt once, before the first token. Raises GPTError."""
+    text(req.prompt, "The prompt", MAX_PROMPT_CHARS, error=SamplingError)  # the model reads its last block_size tokens
     settings = req.settings()
-    if settings.max_new_tokens is not None and settings.max_new_tokens > max_new_tokens_cap:
-        raise SamplingError(f"Maximum new tokens is {settings.max_new_tokens:,}, above this server's cap of "
-                            f"{max_new_tokens_cap:,} (GPT_MAX_NEW_TOKENS); ask for {max_new_tokens_cap:,} or fewer.")
     notes = settings.validate(loaded.tokenizer.vocab_size, max_new_tokens_cap)
-    _, prompt_notes = prompt_to_ids(loaded.tokenizer, req.prompt, loaded.model.config.block_size)
+    ids, prompt_notes = prompt_to_ids(loaded.tokenizer, req.prompt, loaded.model.config.block_size)
     if loaded.live:
         notes.append(f"This run is still training: sampling from its weights at step {loaded.step:,}.")
-    return settings, notes + prompt_notes
+    return Prepared(settings, ids, req.prompt, notes + prompt_notes)
 
 
-def stream(loaded: Loaded, req: SampleRequest, settings: SamplingSettings,
-           should_stop: Callable[[], bool] | None = None, interval: float = STREAM_INTERVAL_S) -> Iterator[str]:
+def stream(loaded: Loaded, prepared: Prepared, should_stop: Callable[[], bool] | None = None,
+           interval: float = STREAM_INTERVAL_S) -> Iterator[str]:
     """Yield the text so far (prompt included), at most every `interval` seconds, and once at the end."""
-    text, last = req.prompt or "", 0.0
+    text, last = prepared.prompt, 0.0
     yield text
-    for piece in stream_text(loaded.model, loaded.tokenizer, req.prompt, settings, should_stop=should_stop):
+    for piece in stream_text(loaded.model, loaded.tokenizer, prepared.ids, prepared.settings, should_stop=should_stop):
         text += piece
         now = time.monotonic()
         if now - last >= interval:

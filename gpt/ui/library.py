@@ -21,49 +21,45 @@ import time
 from pathlib import Path
 
 from .. import checkpoint as ckpt
+from ..data import SYNTHETIC
 from ..errors import CheckpointError
+from ..jobs import folder as folders
 from ..jobs.folder import write_app_info
-from ..jobs import JobManager
+from ..jobs import JobManager, RunStatus
 from ..estimate import human_count
 
 TABLE_HEADERS = ["run", "whose", "corpus", "tokenizer", "model", "parameters", "processes", "steps", "best val loss",
                  "state"]
 
 
-def whose(run: dict) -> str:
-    if run["mine"]:
-        return "yours, shared" if run["shared"] else "yours"
-    return "shipped" if run["owner"] is None else "shared"
-
-
-def table_rows(runs: list[dict]) -> list[list]:
+def table_rows(runs: list[RunStatus]) -> list[list]:
     rows = []
     for r in runs:
-        state = r["state"] + (f" (#{r['queue_position']} in queue)" if r.get("queue_position") else "")
-        best = r["best_val_loss"]
-        rows.append([r["name"], whose(r), r["corpus"], r["tokenizer"], r["model_type"],
-                     human_count(r["params"]) if r["params"] else "-", r["processes"], f"{r['step']:,}",
+        state = r.state + (f" (#{r.queue_position} in queue)" if r.queue_position else "")
+        best = r.best_val_loss
+        rows.append([r.name, r.whose, r.corpus, r.tokenizer, r.model_type,
+                     human_count(r.params) if r.params else "-", r.processes, f"{r.step:,}",
                      f"{best:.3f}" if isinstance(best, (int, float)) else "-", state])
     return rows
 
 
-def sampleable(runs: list[dict]) -> list[dict]:
+def sampleable(runs: list[RunStatus]) -> list[RunStatus]:
     """Runs that can be sampled: a checkpoint on disk, or training right now."""
-    return [r for r in runs if r["has_weights"] or r["state"] == "running"]
+    return [r for r in runs if r.has_weights or r.state == "running"]
 
 
-def run_label(r: dict) -> str:
-    bits = [r["name"], whose(r), r["corpus"], r["tokenizer"]]
-    if r["state"] == "running":
-        bits.append(f"training, step {r['step']:,}")
-    elif r["step"]:
-        bits.append(f"step {r['step']:,}")
+def run_label(r: RunStatus) -> str:
+    bits = [r.name, r.whose, r.corpus, r.tokenizer]
+    if r.state == "running":
+        bits.append(f"training, step {r.step:,}")
+    elif r.step:
+        bits.append(f"step {r.step:,}")
     return " · ".join(bits)
 
 
-def short_label(r: dict) -> str:
+def short_label(r: RunStatus) -> str:
     """A label that does not go stale while the run trains (for the comparison picker)."""
-    return " · ".join([r["name"], whose(r), r["corpus"], r["tokenizer"]])
+    return " · ".join([r.name, r.whose, r.corpus, r.tokenizer])
 
 
 def import_checkpoint(manager: JobManager, owner: str, file_path: str, original_name: str | None = None) -> str:
@@ -76,17 +72,18 @@ def import_checkpoint(manager: JobManager, owner: str, file_path: str, original_
         raise CheckpointError(f"{shown} is not a .safetensors file. Only safetensors checkpoints are accepted: "
                               "pickles (.pt, .pth, .bin, .ckpt) can run code when loaded, so they are never opened.")
     manager.limits.check_upload(src.stat().st_size, shown)
-    loaded = ckpt.load_checkpoint(src, device="cpu")  # header, config, tokenizer and every shape checked; no pickle
+    # header, config, limits, tokenizer and every shape checked before anything is allocated; no pickle
+    loaded = ckpt.load_checkpoint(src, device="cpu", limits=manager.limits)
     meta = dict(loaded.meta)
     base = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(shown).stem).strip("-_")[:40] or "uploaded"
-    path = manager.new_folder(base, None)
+    path = folders.new_folder(manager.root, base)
     try:
         shutil.copyfile(src, path / ckpt.WEIGHTS)
         if not meta.get("n_params"):
             meta["n_params"] = sum(p.numel() for p in {id(p): p for p in loaded.model.parameters()}.values())
         ckpt.atomic_write_text(path / ckpt.CONFIG, json.dumps(meta, indent=2))
         write_app_info(path, {"owner": owner, "shared": False, "corpus": meta.get("corpus", "uploaded"),
-                              "uploaded_from": shown, "created": time.time(), "source": meta.get("data_source", "")})
+                              "uploaded_from": shown, "created": time.time(), "source": _builtin(meta.get("data_source"))})
         ckpt.write_status(path, "finished", f"Uploaded from {shown}.", step=loaded.step)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
@@ -94,11 +91,16 @@ def import_checkpoint(manager: JobManager, owner: str, file_path: str, original_
     return path.name
 
 
+def _builtin(source) -> str:
+    """A corpus an uploaded checkpoint names, kept only if it is one of ours: never a path to read."""
+    return source if source == "shakespeare" or source in SYNTHETIC else ""
+
+
 def download_file(manager: JobManager, owner: str, name: str) -> str:
     """A copy of the run's model.safetensors named after the run, for the browser to download."""
-    if not manager.visible(owner, name):
+    if not manager.runs.visible(owner, name):
         raise CheckpointError(f"There is no run named {name!r}.")
-    weights = manager.run_path(name) / ckpt.WEIGHTS
+    weights = manager.runs.run_path(name) / ckpt.WEIGHTS
     if not weights.exists():
         raise CheckpointError(f"Run {name!r} has no checkpoint yet; it is saved at its first evaluation.")
     folder = Path(tempfile.gettempdir()) / "gpt-downloads" / f"{os.getpid()}"

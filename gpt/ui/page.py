@@ -37,10 +37,23 @@ class TrainControls:
 class Page:
     manager: JobManager
     models: ModelCache
-    who: gr.Component  # its value is the asker's owner id: the first input of most events
+    who: gr.Component  # an events' input: the asker's owner id, checked by the server (gpt.ui.identity)
+    timer: gr.Timer | None = None  # the page's one-second clock: live progress polls on its tick
     train: TrainControls | None = None  # set once the Train tab is built
     tabs: list = field(default_factory=list)  # every top-level gr.Tab, so a tab can pause its timers elsewhere
+    on_load: list = field(default_factory=list)  # events (dicts for .then) to run once the page has its id
 
 
 PRIVATE = dict(api_visibility="private")  # the page's own events: not part of the client API
 QUIET = dict(show_progress="hidden", concurrency_limit=None, **PRIVATE)  # timers: no spinner, never queued
+
+
+def unchanged(signature, last, n_outputs: int) -> tuple | None:
+    """The 'nothing new' answer of a polling event: every output skipped and `last` kept; None if it changed.
+
+    A timer ticks every second or two for every open page; sending the same
+    plot or HTML again would cost the server and make the browser redraw.
+    """
+    if signature == last:
+        return (gr.skip(),) * n_outputs + (last,)
+    return None

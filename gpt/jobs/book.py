@@ -1,0 +1,135 @@
+"""What runs there are and how they are doing: the read side of the run service.
+
+The scheduler (`gpt.jobs.manager.JobManager`) trains; `RunBook` answers.
+It reads the run folders under the root and lays over them what only this
+process knows: a live job's state, step and queue position, its trainer's
+progress. Every answer is a `RunStatus`; nothing here changes a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import checkpoint as ckpt
+from ..errors import CheckpointError
+from ..train import Trainer
+from . import folder as folders
+from .status import RunStatus, describe
+
+if TYPE_CHECKING:  # the scheduler owns the book; the book only reads it
+    from .manager import JobManager
+
+
+class RunBook:
+    def __init__(self, root: Path, jobs: "JobManager"):
+        self.root = root
+        self.jobs = jobs
+        self._latest: dict[str, str] = {}  # owner -> the run they started last (what their Train tab shows)
+
+    # --- who may see a run ---------------------------------------------------------------------
+    def owner_of(self, name: str) -> str | None:
+        return folders.app_info(self.root, name).get("owner")
+
+    def visible(self, owner: str, name: str) -> bool:
+        info = folders.app_info(self.root, name)
+        return info.get("owner") in (None, owner) or bool(info.get("shared"))
+
+    def run_path(self, name: str) -> Path:
+        path = ckpt.run_dir(name, self.root)
+        if not path.is_dir():
+            raise CheckpointError(f"There is no run named {name!r}.")
+        return path
+
+    def run_names(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    # --- one run --------------------------------------------------------------------------------
+    def live_trainer(self, name: str) -> Trainer | None:
+        """The trainer of a run training in this process right now (None once it ends)."""
+        job = self.jobs.job(name)
+        return job.trainer if job is not None and job.active else None
+
+    def metrics(self, name: str) -> list[dict]:
+        trainer = self.live_trainer(name)
+        if trainer is not None:
+            return list(trainer.metrics)
+        return ckpt.read_metrics(self.run_path(name))
+
+    def step_losses(self, name: str) -> list[tuple[int, float]]:
+        job = self.jobs.job(name)
+        return list(job.step_losses) if job is not None else []
+
+    def summary(self, name: str, owner: str | None = None) -> RunStatus:
+        """One run as the tables and dropdowns show it: the folder, with the live job laid over it."""
+        info = describe(self.run_path(name), owner)
+        job = self.jobs.job(name)
+        if job is not None and job.active:  # this process knows better than the files
+            info.state, info.message = job.state, job.message
+            info.queue_position = self.jobs.queue_position(name)
+            if job.trainer is not None:
+                info.step = job.trainer.step
+        elif job is not None and info.state == job.state:
+            info.message = info.message or job.error or job.message
+        return info
+
+    def status(self, name: str, owner: str | None = None) -> RunStatus:
+        """Progress of one run: its summary plus step, speed, ETA, latest losses and the metric rows."""
+        info = self.summary(name, owner)
+        trainer = self.live_trainer(name)
+        rows = self.metrics(name)
+        progress = dict(trainer.progress) if trainer is not None else {}
+        last = rows[-1] if rows else {}
+        step = progress.get("step", info.step or last.get("step", 0))
+        done = min(1.0, step / info.max_iters) if info.max_iters else 0.0
+        info.step = step
+        info.max_iters = progress.get("max_iters", info.max_iters)
+        info.tokens_per_sec = progress.get("tokens_per_sec", last.get("tokens_per_sec", 0.0))
+        info.eta_s = progress.get("eta_s") if trainer is not None else None
+        info.elapsed_s = progress.get("elapsed_s", last.get("elapsed_s", 0.0))
+        info.fraction = progress.get("fraction", 1.0 if info.state == "finished" else done)
+        info.loss = progress.get("loss")
+        info.train_loss, info.val_loss, info.val_bpc = last.get("train_loss"), last.get("val_loss"), last.get("val_bpc")
+        info.latest_sample = last.get("sample", "")
+        info.metrics = [{k: v for k, v in r.items() if k != "sample"} for r in rows]
+        info.n_params = trainer.n_params if trainer is not None else info.params
+        if info.best_val_loss is None and rows:
+            info.best_val_loss = min(r["val_loss"] for r in rows)
+        return info
+
+    # --- many runs ------------------------------------------------------------------------------
+    def list_runs(self, owner: str | None) -> list[RunStatus]:
+        """The runs `owner` may see: theirs first, newest first, then the shared ones."""
+        rows = []
+        for name in self.run_names():
+            if owner is not None and not self.visible(owner, name):
+                continue
+            with contextlib.suppress(CheckpointError, OSError):
+                rows.append(self.summary(name, owner))
+        rows.sort(key=lambda r: (not r.mine, -r.updated))
+        return rows
+
+    def remember(self, owner: str, name: str) -> None:
+        """`name` is what `owner`'s Train tab shows from now on."""
+        self._latest[owner] = name
+
+    def forget(self, name: str) -> None:
+        """A deleted or cancelled run is nobody's latest run any more."""
+        for owner in [o for o, n in self._latest.items() if n == name]:
+            del self._latest[owner]
+
+    def current_run(self, owner: str) -> str | None:
+        """The run a person's Train tab shows: their run in progress, else the one they made last."""
+        job = self.jobs.active_job(owner)
+        if job is not None:
+            return job.name
+        name = self._latest.get(owner)
+        if name is not None and (self.root / name).is_dir() and self.owner_of(name) == owner:
+            return name
+        created = {n: folders.app_info(self.root, n) for n in self.run_names()}
+        mine = [n for n, info in created.items() if owner and info.get("owner") == owner]
+        name = max(mine, key=lambda n: created[n].get("created", 0)) if mine else None
+        if name is not None:
+            self._latest[owner] = name
+        return name

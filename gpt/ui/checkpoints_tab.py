@@ -1,0 +1,94 @@
+"""The Checkpoints tab: every run you may see, one file each way (download, upload), delete, resume.
+
+The files themselves are `gpt.ui.library`'s business (safetensors only, every
+upload checked before it is kept); this module is the tab and its events.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from ..errors import GPTError
+from ..jobs import JobManager
+from . import library
+from .messages import problem, say
+from .page import PRIVATE, Page
+from .pickers import run_label
+
+
+class CheckpointHandlers:
+    def __init__(self, manager: JobManager):
+        self.m = manager
+
+    def runs_table(self, owner, selected=None):
+        runs = self.m.runs.list_runs(owner)
+        table = pd.DataFrame(library.table_rows(runs), columns=library.TABLE_HEADERS)
+        names = [r.name for r in runs]
+        value = selected if selected in names else (names[0] if names else None)
+        return table, gr.update(choices=[(run_label(r), r.name) for r in runs], value=value)
+
+    def prepare_download(self, owner, run):
+        if not run:
+            return gr.update(value=None, interactive=False)
+        try:
+            return gr.update(value=library.download_file(self.m, owner, run), interactive=True)
+        except GPTError:
+            return gr.update(value=None, interactive=False)
+
+    def delete(self, owner, run):
+        try:
+            if not run:
+                return (say("Choose a run first.", ok=False), *self.runs_table(owner))
+            self.m.delete(owner, run)
+            msg = say(f"Deleted **{run}**.")
+        except Exception as err:  # noqa: BLE001
+            msg = problem(err)
+        return (msg, *self.runs_table(owner))
+
+    def upload(self, owner, file):
+        if not file:
+            return (gr.skip(), gr.skip(), gr.skip())
+        path = file if isinstance(file, str) else getattr(file, "name", str(file))
+        try:
+            name = library.import_checkpoint(self.m, owner, path)
+            msg = say(f"Uploaded as **{name}**: it is in the Generate tab now.")
+        except Exception as err:  # noqa: BLE001
+            name, msg = None, problem(err)
+        table, dropdown = self.runs_table(owner, name)
+        return msg, table, dropdown
+
+    def resume(self, owner, run, more_iters=None):
+        try:
+            if not run:
+                return say("Choose a run first.", ok=False)
+            job = self.m.resume(owner, run, int(more_iters) if more_iters else None)
+        except Exception as err:  # noqa: BLE001
+            return problem(err)
+        return say(f"Resuming **{job.name}** from its last checkpoint.")
+
+
+def build_checkpoints_tab(page: Page) -> gr.Tab:
+    h, who = CheckpointHandlers(page.manager), page.who
+    with gr.Tab("3 · Checkpoints", id="checkpoints") as tab:
+        table = gr.Dataframe(headers=library.TABLE_HEADERS, interactive=False, elem_id="runs-table")
+        with gr.Row():
+            run = gr.Dropdown(label="Run", scale=5, elem_id="ckpt-run")
+            refresh = gr.Button("↻", scale=0, min_width=40, elem_id="ckpt-refresh")
+        with gr.Row():
+            download = gr.DownloadButton("⬇ Download .safetensors", interactive=False, elem_id="ckpt-download")
+            resume = gr.Button("↻ Resume training", elem_id="ckpt-resume")
+            delete = gr.Button("Delete", variant="stop", elem_id="ckpt-delete")
+        upload = gr.File(label="Upload a checkpoint (.safetensors only; pickles are refused)",
+                         file_types=[".safetensors"], type="filepath", elem_id="ckpt-upload")
+        msg = gr.Markdown(elem_id="ckpt-msg")
+
+    show_table = dict(fn=h.runs_table, inputs=[who, run], outputs=[table, run], **PRIVATE)
+    tab.select(**show_table)
+    refresh.click(**show_table)
+    run.change(h.prepare_download, [who, run], download, **PRIVATE)
+    delete.click(h.delete, [who, run], [msg, table, run], **PRIVATE)
+    more_iters = page.train.sliders[7] if page.train else gr.State(None)
+    resume.click(h.resume, [who, run, more_iters], msg, **PRIVATE)
+    upload.upload(h.upload, [who, upload], [msg, table, run], **PRIVATE)
+    return tab

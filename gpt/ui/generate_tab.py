@@ -1,0 +1,89 @@
+"""The Generate tab: any run you may see, even one still training, writes text token by token.
+
+`GenerateHandlers` streams (text so far, status) from `gpt.ui.generate`;
+`build_generate_tab` lays the tab out. Temperature, top-k and top-p use the
+API's conventions (0 and 1 mean off, seed -1 means random).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import gradio as gr
+
+from ..jobs import JobManager
+from . import generate as gen
+from .messages import problem
+from .page import PRIVATE, Page
+from .pickers import pick_run, sampleable
+
+
+class GenerateHandlers:
+    def __init__(self, manager: JobManager, models: gen.ModelCache):
+        self.m = manager
+        self.models = models
+        self._stop: dict[str, threading.Event] = {}  # owner -> the Stop button of their sample in progress
+
+    def sample_runs(self, owner, current=None):
+        return pick_run(self.m, owner, sampleable(self.m.runs.list_runs(owner)), current)
+
+    def generate(self, owner, run, prompt, max_new_tokens, temperature, top_k, top_p, seed):
+        """Stream (text so far, status) into the page; the Stop button ends it."""
+        stop = self._stop[owner or ""] = threading.Event()
+        req = gen.SampleRequest(run, prompt or "", max_new_tokens, temperature, top_k, top_p, seed)
+        try:
+            loaded = gen.open_run(self.m, self.models, owner, run, self.m.device)
+            prepared = gen.prepare(loaded, req, self.m.limits.max_new_tokens)
+        except Exception as err:  # noqa: BLE001
+            yield "", problem(err)
+            return
+        status = " ".join(prepared.notes)
+        try:
+            with self.m.sampling(run):
+                text = ""
+                for text in gen.stream(loaded, prepared, should_stop=stop.is_set):
+                    yield text, status or "Generating..."
+            n = len(text) - len(prepared.prompt)
+            done = "Stopped" if stop.is_set() else "Done"
+            yield text, (status + " " if status else "") + f"{done}: {n:,} characters generated."
+        except Exception as err:  # noqa: BLE001
+            yield gr.skip(), problem(err)
+
+    def stop_generation(self, owner):
+        event = self._stop.get(owner or "")
+        if event is not None:
+            event.set()
+        return "Stopped."
+
+
+def build_generate_tab(page: Page) -> gr.Tab:
+    h, who, lim = GenerateHandlers(page.manager, page.models), page.who, page.manager.limits
+    with gr.Tab("2 · Generate", id="generate") as tab:
+        with gr.Row():
+            run = gr.Dropdown(label="Model (a run; one still training samples its current weights)", scale=5,
+                              elem_id="gen-run")
+            refresh = gr.Button("↻", scale=0, min_width=40, elem_id="gen-refresh")
+        prompt = gr.Textbox(label="Prompt", placeholder="Empty: start from a newline", elem_id="gen-prompt")
+        with gr.Row():
+            temperature = gr.Slider(0, 2, 0.8, step=0.05, label="Temperature (0 = greedy)", elem_id="gen-temperature")
+            top_k = gr.Slider(0, 200, 0, step=1, label="Top-k (0 = off)", elem_id="gen-top-k")
+            top_p = gr.Slider(0.05, 1.0, 1.0, step=0.05, label="Top-p (1 = off)", elem_id="gen-top-p")
+        with gr.Row():
+            max_new = gr.Slider(1, lim.max_new_tokens, min(300, lim.max_new_tokens), step=1, label="Max new tokens",
+                                elem_id="gen-max-new")
+            seed = gr.Number(-1, precision=0, label="Seed (-1 = random)", elem_id="gen-seed")
+        with gr.Row():
+            btn = gr.Button("Generate", variant="primary", scale=4, elem_id="gen-btn")
+            stop = gr.Button("■ Stop", variant="stop", scale=1, elem_id="gen-stop")
+        status = gr.Markdown(elem_id="gen-status")
+        output = gr.Textbox(label="Text", lines=14, interactive=False, elem_id="gen-output")
+
+    show_runs = dict(fn=h.sample_runs, inputs=[who, run], outputs=run, **PRIVATE)
+    page.on_load.append(show_runs)
+    tab.select(**show_runs)
+    refresh.click(**show_runs)
+    inputs = [who, run, prompt, max_new, temperature, top_k, top_p, seed]
+    click = btn.click(h.generate, inputs, [output, status], concurrency_limit=4, **PRIVATE)
+    submit = prompt.submit(h.generate, inputs, [output, status], concurrency_limit=4, **PRIVATE)
+    stop.click(h.stop_generation, who, status, cancels=[click, submit], **PRIVATE)
+    return tab

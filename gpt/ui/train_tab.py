@@ -1,0 +1,320 @@
+"""The Train tab: pick a text and a tokenizer, size the model, start, and watch the loss fall.
+
+`TrainHandlers` holds what each event computes (component values in, updates
+out; testable without a browser); `build_train_tab` lays the tab out and
+points each event at one handler. The run itself is the run service's
+(`gpt.jobs`): Start only asks, and a refresh or a second tab sees the same
+run, because the timer reads it from the server every second.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from .. import corpus as corpora
+from .. import estimate as est
+from ..corpus import BPE_VOCAB_DEFAULT, BPE_VOCAB_MAX, BPE_VOCAB_MIN, CORPUS_CHOICES, TOKENIZER_CHOICES
+from ..errors import GPTError
+from ..jobs import JobManager, RunRequest
+from ..presets import DEFAULT_PRESET, PRESETS
+from . import frames
+from .identity import client_address
+from .messages import problem, say
+from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
+from .pickers import pick_runs, with_metrics
+from .tokens import preview_html
+
+SLIDERS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "batch_size", "lr", "max_iters", "max_seconds")
+
+
+def preset_values(name: str) -> dict:
+    """The slider values a preset stands for (0 seconds means no time limit)."""
+    p = PRESETS[name]
+    model, train = p["model"], p["train"]
+    return {
+        "architecture": "modern" if model.get("pos_emb") == "rope" else "classic",
+        "n_layer": model["n_layer"], "n_head": model["n_head"], "n_embd": model["n_embd"],
+        "block_size": model["block_size"], "dropout": model.get("dropout", 0.0),
+        "batch_size": train["batch_size"], "lr": train["lr"], "max_iters": train["max_iters"],
+        "max_seconds": train.get("max_seconds") or 0,
+    }
+
+
+def make_request(tokenizer, vocab_size, preset, model_type, architecture, n_layer, n_head, n_embd, block_size,
+                 dropout, batch_size, lr, max_iters, max_seconds, shared=False) -> RunRequest:
+    """The Train tab's values as a RunRequest (sliders send floats)."""
+    as_int = lambda x: None if x is None else int(x)  # noqa: E731
+    return RunRequest(
+        tokenizer=tokenizer, vocab_size=as_int(vocab_size) if tokenizer == "bpe" else None, preset=preset,
+        model_type=model_type, architecture=architecture, n_layer=as_int(n_layer), n_head=as_int(n_head),
+        n_embd=as_int(n_embd), block_size=as_int(block_size), dropout=None if dropout is None else float(dropout),
+        batch_size=as_int(batch_size), lr=None if lr is None else float(lr), max_iters=as_int(max_iters),
+        max_seconds=float(max_seconds or 0), shared=bool(shared),
+    )
+
+
+class TrainHandlers:
+    def __init__(self, manager: JobManager):
+        self.m = manager
+
+    # --- 1. data and tokenizer ----------------------------------------------------------------
+    @staticmethod
+    def corpus_inputs(choice: str):
+        return gr.update(visible=choice == "upload"), gr.update(visible=choice == "paste")
+
+    @staticmethod
+    def vocab_input(kind: str):
+        return gr.update(visible=kind == "bpe")
+
+    def corpus(self, choice, upload, pasted) -> corpora.Corpus:
+        return corpora.load(choice, upload, pasted, max_bytes=self.m.limits.max_upload_bytes)
+
+    def describe_corpus(self, choice, upload, pasted, kind, vocab_size, preview_text):
+        """Statistics, the coloured preview, and the vocabulary size the estimate needs."""
+        try:
+            corpus = self.corpus(choice, upload, pasted)
+            ds = corpora.dataset(corpus, kind, vocab_size)
+        except Exception as err:  # noqa: BLE001 - the page shows the sentence
+            return problem(err), "", gr.skip()
+        sentence = preview_text or corpora.sample_sentence(corpus.text)
+        return corpora.stats_markdown(ds), preview_html(ds.tokenizer, sentence), ds.tokenizer.vocab_size
+
+    # --- 2. model and training settings ---------------------------------------------------------
+    @staticmethod
+    def apply_preset(name: str):
+        v = preset_values(name)
+        return tuple(v[k] for k in ("architecture", *SLIDERS))
+
+    def estimate(self, vocab_size, preset, model_type, architecture, *sliders):
+        try:
+            req = make_request("char", None, preset, model_type, architecture, *sliders)
+            model_cfg, train_cfg = req.configs(int(vocab_size or 65), self.m.device)
+            n = est.parameters(model_cfg)
+            mem = est.training_memory_bytes(model_cfg, train_cfg.batch_size, train_cfg.optimizer)
+            secs = est.training_seconds(model_cfg, train_cfg.batch_size, train_cfg.max_iters, train_cfg.eval_interval,
+                                        train_cfg.eval_iters, train_cfg.max_seconds, self.m.device)
+        except GPTError as err:
+            return f'<span class="msg-error">{err}</span>'
+        limit = ""
+        if train_cfg.max_seconds and secs >= train_cfg.max_seconds:
+            limit = f" (it stops at the {est.human_seconds(train_cfg.max_seconds)} limit)"
+        over = n > self.m.limits.max_params
+        size = f"**{est.human_count(n)} parameters**" + (" &mdash; over this server's limit" if over else "")
+        return (f"{size} · about **{est.human_bytes(mem)}** of memory to train · about "
+                f"**{est.human_seconds(secs)}** on this machine{limit} · "
+                f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step")
+
+    # --- 3. training ------------------------------------------------------------------------------
+    def start(self, owner, choice, upload, pasted, kind, vocab_size, preset, model_type, architecture, n_layer,
+              n_head, n_embd, block_size, dropout, batch_size, lr, max_iters, max_seconds, shared,
+              request: gr.Request = None):
+        sliders = (n_layer, n_head, n_embd, block_size, dropout, batch_size, lr, max_iters, max_seconds)
+        try:
+            corpus = self.corpus(choice, upload, pasted)
+            req = make_request(kind, vocab_size, preset, model_type, architecture, *sliders, shared=shared)
+            exact = None
+            if kind != "char":  # usually cached by the statistics already; fails here, not in the queue, if offline
+                exact = corpora.dataset(corpus, kind, req.vocab_size).tokenizer.vocab_size
+            job = self.m.start(owner, corpus, req, vocab_size=exact, address=client_address(request))
+        except Exception as err:  # noqa: BLE001
+            return problem(err)
+        pos = self.m.queue_position(job.name)
+        if pos:
+            return say(f"Run **{job.name}** is queued: position {pos} in the queue. It starts when a slot frees up.")
+        return say(f"Run **{job.name}** started. The curve below updates every second.")
+
+    def stop(self, owner):
+        try:
+            job = self.m.stop(owner, self.m.runs.current_run(owner) or "")
+        except Exception as err:  # noqa: BLE001
+            return problem(err)
+        return say(f"Stopping **{job.name}**: it saves its weights and stops within a step.")
+
+    def resume(self, owner, more_iters=None, name=None):
+        try:
+            name = name or self.m.runs.current_run(owner)
+            if not name:
+                return say("You have no run to resume yet.", ok=False)
+            job = self.m.resume(owner, name, int(more_iters) if more_iters else None)
+        except Exception as err:  # noqa: BLE001
+            return problem(err)
+        return say(f"Resuming **{job.name}** from its last checkpoint.")
+
+    def poll(self, owner, last, compared=None):
+        """Timer tick: progress, the live curve, the latest sample and, when the run being watched is
+        among the compared ones, the comparison; each sent only when it changed."""
+        name = self.m.runs.current_run(owner) if owner else None
+        status = None
+        if name:
+            try:
+                status = self.m.runs.status(name, owner)
+            except GPTError:
+                name = None
+        steps = len(self.m.runs.step_losses(name)) if name else 0
+        sig = [name, status and status.state, status and status.step, steps,
+               status and len(status.metrics), status and status.queue_position, status and status.message]
+        same = unchanged(sig, last, 6)
+        if same:
+            return same
+        plot = compare = gr.skip()
+        if not last or last[0] != name or last[3] != steps or last[4] != sig[4]:
+            plot = frames.loss_frame(status.metrics, self.m.runs.step_losses(name)) if name else None
+        if name in (compared or []) and (not last or last[4] != sig[4]):
+            compare = self.compare(owner, compared)
+        active = bool(status and status.active and status.mine)
+        resumable = bool(status and status.mine and not active and status.state != "running elsewhere")
+        sample = status.latest_sample if status else ""
+        return (frames.progress_html(status), plot, sample, gr.update(interactive=active),
+                gr.update(interactive=resumable), compare, sig)
+
+    def first_point(self, owner, last, compared=None, timeout: float = 5.0):
+        """Right after Start: wait (at most `timeout` s) for the run's first evaluation, then draw it,
+        so the first point shows as soon as it exists instead of at the next timer tick."""
+        name = self.m.runs.current_run(owner) if owner else None
+        deadline = time.monotonic() + timeout
+        while name and time.monotonic() < deadline:
+            job = self.m.active_job(owner)  # None once it has finished, stopped or failed
+            if job is None or job.name != name or self.m.queue_position(name) or self.m.runs.metrics(name):
+                break  # over, behind others in the queue, or its first point exists
+            time.sleep(0.05)
+        return self.poll(owner, last, compared)
+
+    def compare_choices(self, owner, selected):
+        return pick_runs(self.m, owner, with_metrics(self.m.runs.list_runs(owner)), selected)
+
+    def compare(self, owner, selected):
+        """val bpc of the selected runs; None when there is nothing to draw (the page clears the plot first,
+        so the legend is rebuilt for the new set of runs)."""
+        out = {}
+        for name in selected or []:
+            if self.m.runs.visible(owner, name):
+                try:
+                    out[name] = self.m.runs.metrics(name)
+                except GPTError:
+                    continue
+        frame = frames.compare_frame(out)
+        return frame if len(frame) else None
+
+    @staticmethod
+    def clear_plot():
+        return None
+
+
+def _data_column(limits) -> dict:
+    gr.Markdown("### Text and tokenizer")
+    c = dict(corpus=gr.Dropdown(CORPUS_CHOICES, value="shakespeare", label="Corpus", elem_id="corpus"))
+    c["upload"] = gr.File(label="Your .txt file (UTF-8)", file_types=[".txt"], type="filepath", visible=False,
+                          elem_id="corpus-upload")
+    c["pasted"] = gr.Textbox(label="Your text", lines=6, visible=False, elem_id="corpus-paste",
+                             placeholder="Paste a few thousand characters or more, then click outside the box.")
+    c["tokenizer"] = gr.Radio(TOKENIZER_CHOICES, value="char", label="Tokenizer", elem_id="tokenizer")
+    c["bpe_vocab"] = gr.Slider(BPE_VOCAB_MIN, BPE_VOCAB_MAX, value=BPE_VOCAB_DEFAULT, step=64,
+                               label="BPE vocabulary size", visible=False, elem_id="bpe-vocab")
+    c["stats"] = gr.Markdown(elem_id="corpus-stats")
+    c["preview_text"] = gr.Textbox(label="How the tokenizer cuts a sentence (type your own, press Enter)",
+                                   placeholder="Empty: the first lines of the corpus", elem_id="preview-text")
+    c["preview"] = gr.HTML(elem_id="token-preview")
+    return c
+
+
+def _model_column(limits) -> dict:
+    v = preset_values(DEFAULT_PRESET)
+    gr.Markdown("### Model and training")
+    c = dict(preset=gr.Dropdown([(f"{k}: {p['about'].split(':')[0]}", k) for k, p in PRESETS.items()],
+                                value=DEFAULT_PRESET, label="Preset", elem_id="preset"))
+    with gr.Row():
+        c["model_type"] = gr.Radio([("GPT", "gpt"), ("Bigram baseline", "bigram")], value="gpt", label="Model",
+                                   elem_id="model-type")
+        c["architecture"] = gr.Radio([("Classic (the lecture's)", "classic"),
+                                      ("Modern (rotary, QK-norm, ReLU²)", "modern")],
+                                     value=v["architecture"], label="Architecture", elem_id="architecture")
+    with gr.Accordion("Shape and training settings", open=False, elem_id="settings"):
+        with gr.Row():
+            n_layer = gr.Slider(1, limits.max_layers, v["n_layer"], step=1, label="Layers", elem_id="n-layer")
+            n_head = gr.Slider(1, 12, v["n_head"], step=1, label="Heads", elem_id="n-head")
+            n_embd = gr.Slider(16, 768, v["n_embd"], step=16, label="Width (n_embd)", elem_id="n-embd")
+        with gr.Row():
+            block_size = gr.Slider(8, limits.max_block_size, v["block_size"], step=8, label="Context (block size)", elem_id="block-size")
+            dropout = gr.Slider(0.0, 0.5, v["dropout"], step=0.05, label="Dropout", elem_id="dropout")
+            batch_size = gr.Slider(1, limits.max_batch_size, v["batch_size"], step=1, label="Batch size", elem_id="batch-size")
+        with gr.Row():
+            lr = gr.Number(v["lr"], label="Learning rate", minimum=1e-5, maximum=1.0, elem_id="lr")
+            max_iters = gr.Slider(10, limits.max_iters, v["max_iters"], step=10, label="Iterations",
+                                  elem_id="max-iters")
+            max_seconds = gr.Slider(0, 1800, v["max_seconds"], step=5, label="Max seconds (0 = none)",
+                                    elem_id="max-seconds")
+    c["sliders"] = [n_layer, n_head, n_embd, block_size, dropout, batch_size, lr, max_iters, max_seconds]
+    c["estimate"] = gr.Markdown(elem_id="estimate")
+    c["share"] = gr.Checkbox(False, label="Share this run with everyone on this server", elem_id="share")
+    return c
+
+
+def _watch_area() -> dict:
+    with gr.Row():
+        c = dict(start=gr.Button("▶ Start training", variant="primary", size="lg", scale=4, elem_id="start-btn"))
+        c["stop"] = gr.Button("■ Stop", variant="stop", interactive=False, scale=1, elem_id="stop-btn")
+        c["resume"] = gr.Button("↻ Resume", interactive=False, scale=1, elem_id="resume-btn")
+    c["msg"] = gr.Markdown(elem_id="train-msg")
+    c["progress"] = gr.HTML(frames.progress_html(None), elem_id="progress")
+    with gr.Row():
+        c["loss_plot"] = gr.LinePlot(None, x="step", y="loss", color="series", color_map=frames.LOSS_COLOURS,
+                                     colors_in_legend=list(frames.LOSS_SERIES), height=340,
+                                     title="Loss (nats per token)", elem_id="loss-plot")
+        with gr.Column():
+            c["compare_plot"] = gr.LinePlot(None, x="step", y="val_bpc", color="run", height=260,
+                                            title="Compare runs: validation bits per character", elem_id="compare-plot")
+            with gr.Row():
+                c["compare_runs"] = gr.Dropdown(multiselect=True, label="Runs to compare", scale=5,
+                                                elem_id="compare-runs")
+                c["compare_refresh"] = gr.Button("↻", scale=0, min_width=40, elem_id="compare-refresh")
+    c["sample"] = gr.Textbox(label="What the model writes at its latest evaluation", lines=4, interactive=False,
+                             elem_id="latest-sample")
+    return c
+
+
+def build_train_tab(page: Page) -> gr.Tab:
+    """Lay out the Train tab, wire it, and record its controls in `page.train` for the other tabs."""
+    h, who = TrainHandlers(page.manager), page.who
+    with gr.Tab("1 · Train", id="train") as tab:
+        with gr.Row():
+            with gr.Column():
+                d = _data_column(page.manager.limits)
+            with gr.Column():
+                m = _model_column(page.manager.limits)
+        w = _watch_area()
+        vocab, last_poll = gr.State(65), gr.State(None)
+    sliders = m["sliders"]
+    page.train = TrainControls(d["corpus"], d["upload"], d["pasted"], d["tokenizer"], d["bpe_vocab"], vocab,
+                               m["preset"], m["model_type"], m["architecture"], sliders, sliders[2])
+
+    corpus_in = [d["corpus"], d["upload"], d["pasted"], d["tokenizer"], d["bpe_vocab"], d["preview_text"]]
+    show_corpus = dict(fn=h.describe_corpus, inputs=corpus_in, outputs=[d["stats"], d["preview"], vocab], **PRIVATE)
+    show_estimate = dict(fn=h.estimate, inputs=[vocab, m["preset"], m["model_type"], m["architecture"], *sliders],
+                         outputs=m["estimate"], **PRIVATE)
+    show_compare = dict(fn=h.compare_choices, inputs=[who, w["compare_runs"]], outputs=w["compare_runs"], **PRIVATE)
+    page.on_load += [show_corpus, show_estimate, show_compare]
+
+    d["corpus"].change(h.corpus_inputs, d["corpus"], [d["upload"], d["pasted"]], **PRIVATE).then(
+        **show_corpus).then(**show_estimate)
+    d["tokenizer"].change(h.vocab_input, d["tokenizer"], d["bpe_vocab"], **PRIVATE).then(**show_corpus).then(
+        **show_estimate)
+    for event in (d["bpe_vocab"].release, d["upload"].upload, d["pasted"].blur, d["preview_text"].submit):
+        event(**show_corpus).then(**show_estimate)
+    m["preset"].input(h.apply_preset, m["preset"], [m["architecture"], *sliders], **PRIVATE)
+    gr.on([c.change for c in (m["preset"], m["model_type"], m["architecture"], *sliders)],
+          trigger_mode="always_last", **show_estimate)
+
+    poll_in = [who, last_poll, w["compare_runs"]]
+    poll_out = [w["progress"], w["loss_plot"], w["sample"], w["stop"], w["resume"], w["compare_plot"], last_poll]
+    w["start"].click(h.start, [who, *corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders,
+                               m["share"]], w["msg"], **PRIVATE).then(
+        h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(**show_compare)
+    w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
+    w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
+    page.timer.tick(h.poll, poll_in, poll_out, **QUIET)
+    w["compare_refresh"].click(**show_compare)
+    w["compare_runs"].change(h.clear_plot, None, w["compare_plot"], **PRIVATE).then(
+        h.compare, [who, w["compare_runs"]], w["compare_plot"], **PRIVATE)
+    return tab

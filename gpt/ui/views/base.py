@@ -1,0 +1,43 @@
+"""What every view of 'See inside the model' shares: the run service, the model cache, opening a run.
+
+Only runs the asker may see (`RunBook.visible`) are ever opened; a run still
+training is opened as a snapshot of its current weights.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ...jobs import JobManager
+from .. import generate as gen
+from ..pickers import pick_run, run_label, sampleable, short_label, with_metrics
+
+
+class View:
+    def __init__(self, manager: JobManager, models: gen.ModelCache | None = None):
+        self.m = manager
+        self.models = models or gen.ModelCache()
+
+    def model_runs(self, owner, current=None) -> dict:
+        """Runs a model can be opened from: a checkpoint on disk, or training now (its snapshot)."""
+        return pick_run(self.m, owner, sampleable(self.m.runs.list_runs(owner)), current, run_label)
+
+    def metric_runs(self, owner, current=None) -> dict:
+        return pick_run(self.m, owner, with_metrics(self.m.runs.list_runs(owner)), current, short_label)
+
+    def _open(self, owner, run) -> gen.Loaded:
+        return gen.open_run(self.m, self.models, owner, run, self.m.device)
+
+    @staticmethod
+    def _at(run: str, loaded: gen.Loaded) -> str:
+        return f"**{run}** " + (f"(still training: its weights at step {loaded.step:,})" if loaded.live
+                                else f"at step {loaded.step:,}")
+
+
+def refresh_button(elem_id: str) -> gr.Button:
+    return gr.Button("↻", scale=0, min_width=40, elem_id=elem_id)
+
+
+def slider_update(count: int, value: int) -> dict:
+    """A 0-based picker sized to the model: 0..count-1."""
+    return gr.update(minimum=0, maximum=max(1, count - 1), value=value, interactive=count > 1)

@@ -1,0 +1,92 @@
+"""Next token: the distribution after a prompt, redrawn as temperature, top-k and top-p move.
+
+The tokens the filters cut are drawn grey; append a chosen token or sample
+one and step forward, one token at a time, as the sampler does.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ... import insight
+from ... import plots as figures
+from ...errors import GPTError
+from ..export import NO_FILE, download, export, png_button
+from ..messages import problem
+from ..page import PRIVATE
+from .base import View, refresh_button
+
+NEXT_TOKEN_PROMPT = "First Citizen:\nBefore we proceed"
+
+
+class NextTokenView(View):
+    def show(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0, note: str = ""):
+        """(bar chart, token dropdown, status, PNG) for what the model may write after `prompt`."""
+        try:
+            loaded = self._open(owner, run)
+            view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
+        except Exception as err:  # noqa: BLE001
+            return None, gr.update(choices=[], value=None), problem(err, toast=False), dict(NO_FILE)
+        fig, png = export(f"next-token-{run}", figures.next_token_figure, view)
+        choices = insight.token_choices(view)
+        kept = int((view.probs > 0).sum())
+        status = " ".join(filter(None, [
+            note, f"{self._at(run, loaded)} reads {len(view.ids)} tokens. {kept:,} of its "
+                  f"{loaded.tokenizer.vocab_size:,} tokens can be drawn; {len(view.cut):,} are cut by top-k / top-p.",
+            *view.notes]))
+        return fig, gr.update(choices=choices, value=choices[0][1] if choices else None), status, download(png)
+
+    def append(self, owner, run, prompt, token, temperature=1.0, top_k=0, top_p=1.0):
+        """Append the chosen token to the prompt, then show the next distribution: (prompt, *show)."""
+        if token is None or token == "":
+            return (gr.skip(), gr.skip(), gr.skip(), problem(GPTError("Choose a token first."), toast=False), gr.skip())
+        try:
+            tok = self._open(owner, run).tokenizer
+            new = insight.step_forward(prompt or "", int(token), tok)
+        except Exception as err:  # noqa: BLE001
+            return (gr.skip(), gr.skip(), gr.skip(), problem(err, toast=False), gr.skip())
+        piece = insight.show_piece(tok.decode([int(token)]))
+        return (new, *self.show(owner, run, new, temperature, top_k, top_p, note=f"Appended '{piece}'."))
+
+    def sample(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0, seed=None):
+        """Draw one token as the sampler would, append it, show the next distribution."""
+        try:
+            loaded = self._open(owner, run)
+            view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
+            token = insight.pick_token(view, seed)
+        except Exception as err:  # noqa: BLE001
+            return (gr.skip(), gr.skip(), gr.skip(), problem(err, toast=False), gr.skip())
+        new = insight.step_forward(prompt or "", token, loaded.tokenizer)
+        note = (f"Sampled '{insight.show_piece(loaded.tokenizer.decode([token]))}' "
+                f"(it had {100 * view.probs[token].item():.1f}%).")
+        return (new, *self.show(owner, run, new, temperature, top_k, top_p, note=note))
+
+
+def build_next_token_view(v: NextTokenView, who) -> tuple[gr.Tab, dict]:
+    with gr.Tab("Next token", id="v-next", elem_id="v-next") as tab:
+        with gr.Row():
+            run = gr.Dropdown(label="Model", scale=5, elem_id="nt-run")
+            refresh = refresh_button("nt-refresh")
+        prompt = gr.Textbox(NEXT_TOKEN_PROMPT, label="Prompt (Shift+Enter to redraw)", lines=2, elem_id="nt-prompt")
+        with gr.Row():
+            temperature = gr.Slider(0, 2, 1.0, step=0.05, label="Temperature (0 = greedy)", elem_id="nt-temperature")
+            top_k = gr.Slider(0, 100, 0, step=1, label="Top-k (0 = off)", elem_id="nt-top-k")
+            top_p = gr.Slider(0.05, 1.0, 1.0, step=0.05, label="Top-p (1 = off)", elem_id="nt-top-p")
+        plot = gr.Plot(show_label=False, elem_id="nt-plot")
+        with gr.Row(equal_height=True):
+            token = gr.Dropdown(label="Top tokens", scale=3, elem_id="nt-token")
+            append = gr.Button("Append this token", scale=1, elem_id="nt-append")
+            sample = gr.Button("Sample one", variant="primary", scale=1, elem_id="nt-sample")
+            png = png_button("nt-png")
+        status = gr.Markdown(elem_id="nt-status")
+
+    knobs = [temperature, top_k, top_p]
+    out = [plot, token, status, png]
+    gr.on([run.change, prompt.submit, *(k.change for k in knobs)], v.show, [who, run, prompt, *knobs], out,
+          trigger_mode="always_last", **PRIVATE)
+    append.click(v.append, [who, run, prompt, token, *knobs], [prompt, *out], **PRIVATE)
+    sample.click(v.sample, [who, run, prompt, *knobs], [prompt, *out], **PRIVATE)
+    show_runs = dict(fn=v.model_runs, inputs=[who, run], outputs=run, **PRIVATE)
+    refresh.click(**show_runs)
+    tab.select(**show_runs)
+    return tab, show_runs
