@@ -11,7 +11,8 @@
 #
 # Needs: a CUDA build of torch in .venv (or on PATH), Tiny Shakespeare in $GPT_DATA_DIR or data/
 # (the GPU machine may have no internet, so nothing is downloaded), gradio + gradio_client for step 4.
-# Every step has its own time limit; a failed step is reported and the next one still runs.
+# Every step has its own time limit (~8 minutes in all when each succeeds, at most ~11); a failed step
+# is reported and the next one still runs, and $OUT/summary.md is written as it goes.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
@@ -56,7 +57,7 @@ train() {  # label, seconds, extra flags...
   local dir="$OUT/$label"
   rm -rf "$dir"
   local t0=$(date +%s)
-  timeout $((secs + 150)) "$PY" -m gpt.train --data shakespeare --tokenizer char --preset medium --dtype bfloat16 \
+  timeout $((secs + 90)) "$PY" -m gpt.train --data shakespeare --tokenizer char --preset medium --dtype bfloat16 \
       --compile --max-seconds "$secs" --max-iters 5000 --eval-interval 250 --eval-iters 40 --sample-tokens 0 \
       --out "$dir" "$@" > "$dir.log" 2>&1
   local rc=$?
@@ -72,7 +73,7 @@ train medium-modern-muon 60 --arch modern --optimizer muon --muon-lr 0.02 --lr 3
 
 say ""
 say "KV-cached sampling on the GPU (medium, fresh weights, 500 new tokens, median of 3):"
-timeout 120 "$PY" - <<'PY' 2>&1 | tee -a "$SUMMARY"
+timeout 90 "$PY" - <<'PY' 2>&1 | tee -a "$SUMMARY"
 import statistics, time, torch
 from gpt.engine import SamplingSettings, generate
 from gpt.model import GPT, GPTConfig, MODEL_PRESETS
@@ -90,8 +91,8 @@ PY
 
 say ""
 say "The app on the GPU:"
-timeout 240 "$PY" bench/first_point.py --preset medium --rounds 3 2>&1 | tail -3 | tee -a "$SUMMARY"
-timeout 300 "$PY" bench/load_test.py --users 20 --requests 3 --tokens 100 --preset medium --time-limit 240 \
+timeout 120 "$PY" bench/first_point.py --preset medium --rounds 3 2>&1 | tail -3 | tee -a "$SUMMARY"
+timeout 180 "$PY" bench/load_test.py --users 20 --requests 3 --tokens 100 --preset medium --time-limit 150 \
     --json "$OUT/load.json" 2>&1 | tail -12 | tee -a "$SUMMARY"
 say ""
 say "done $(date -u +%H:%MZ); everything is in $OUT"
