@@ -5,7 +5,10 @@ A run lives in `<root>/<name>/`:
   config (model, tokenizer, training, corpus, step), so this one file is a
   complete, self-describing checkpoint: it is what a user downloads.
 - `config.json`: the same config, readable by a person.
-- `optimizer.safetensors`: optimizer state, for an exact resume.
+- `optimizer.safetensors`: optimizer state, for an exact resume. While a
+  save is under way the previous one waits as `optimizer.prev.safetensors`,
+  so a kill between the two files still finds the moments of the weights'
+  step (a GPU slice killed at its deadline mid-save resumes exactly).
 - `metrics.jsonl`: one JSON object per evaluation.
 - `status.json`: running / finished / stopped / failed / interrupted.
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 WEIGHTS = "model.safetensors"
 OPTIMIZER = "optimizer.safetensors"
+OPTIMIZER_PREV = "optimizer.prev.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 STATUS = "status.json"
@@ -53,7 +57,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def checkpoints_root() -> Path:
-    return Path(os.environ.get("GPT_CHECKPOINT_DIR", "checkpoints"))
+    """GPT_CHECKPOINT_DIR, else a mounted storage volume's `checkpoints/`, else `checkpoints/` (gpt.storage)."""
+    from .storage import detect
+
+    return detect().root
 
 
 def safe_run_name(name: str) -> str:
@@ -247,11 +254,27 @@ def save_checkpoint(
             tensors.update({f"opt{i}.{k}": v for k, v in t.items()})
             rests.append(rest)
         opt_meta = {"step": str(int(step)), "optimizers": json.dumps(rests)}
+        _keep_matching_optimizer(path)
         atomic_write(path / OPTIMIZER, lambda tmp: save_file(tensors, tmp, metadata=opt_meta))
     meta_json = json.dumps(meta)
     atomic_write(path / WEIGHTS, lambda tmp: save_file(_state_dict(model), tmp, metadata={"gpt_config": meta_json}))
     atomic_write_text(path / CONFIG, json.dumps(meta, indent=2))
+    if (path / OPTIMIZER_PREV).exists():
+        os.unlink(path / OPTIMIZER_PREV)  # the new weights are committed: the old moments are no one's
     return meta
+
+
+def _keep_matching_optimizer(path: Path) -> None:
+    """Before a save: move the optimizer state that matches the weights on disk to optimizer.prev."""
+    current, prev = path / OPTIMIZER, path / OPTIMIZER_PREV
+    if not current.exists():
+        return
+    try:
+        matches = int(_read_header(current)["__metadata__"]["step"]) == int(read_meta(path / WEIGHTS)["step"])
+    except (CheckpointError, OSError, KeyError, ValueError):
+        matches = False
+    if matches or not prev.exists():  # else prev is the match and `current` a save that was cut short
+        os.replace(current, prev)
 
 
 def _read_header(path: Path) -> dict:
@@ -306,8 +329,10 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", with_optimizer
     model.eval()
     ckpt = Checkpoint(model=model, model_config=checked.model_config, tokenizer=checked.tokenizer, meta=checked.meta,
                       path=path)
-    if with_optimizer and path.is_dir() and (path / OPTIMIZER).exists():
-        ckpt.optimizer_state = _load_optimizer(path / OPTIMIZER, ckpt.step)
+    if with_optimizer and path.is_dir():
+        for name in (OPTIMIZER, OPTIMIZER_PREV):  # prev: a save was cut short before its weights
+            if ckpt.optimizer_state is None and (path / name).exists():
+                ckpt.optimizer_state = _load_optimizer(path / name, ckpt.step)
     return ckpt
 
 
@@ -359,6 +384,9 @@ def truncate_metrics(path: str | os.PathLike, max_step: int) -> None:
 
 
 def write_status(path: str | os.PathLike, state: str, message: str = "", **extra) -> None:
+    """Record a run's state; a folder deleted meanwhile is left deleted (never recreated half-empty)."""
+    if not Path(path).is_dir():
+        return
     payload = {"state": state, "message": message, "pid": os.getpid(), "updated": time.time(), **extra}
     atomic_write_text(Path(path) / STATUS, json.dumps(payload))
 

@@ -8,7 +8,8 @@ emulated in software is slower than float32.
 
 Hugging Face ZeroGPU Spaces (SPACES_ZERO_GPU set) lend a GPU only inside
 `@spaces.GPU` calls of a few minutes; a background training thread is not
-one, so there background training uses the CPU (`training_device`).
+one, so there background training uses the CPU (`training_device`), and the
+page trains runs on the GPU in slices instead (`gpt.slices`, `gpt.zerogpu`).
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ from .validate import choice, flag, number, whole
 CONFIG_CEILINGS = dict(vocab_size=2**21, block_size=2**20, n_layer=1024, n_head=1024, n_embd=2**16)
 
 
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu2")
+
+
 @dataclass
 class GPTConfig:
     vocab_size: int = 65
@@ -47,7 +50,7 @@ class GPTConfig:
     bias: bool = True  # biases in Linear and LayerNorm, as in GPT-2
     model_type: str = "gpt"  # 'gpt' or 'bigram'
     pos_emb: str = "learned"  # 'learned' (classic) or 'rope' (rotary)
-    activation: str = "gelu"  # 'gelu' (classic) or 'relu2' (ReLU squared)
+    activation: str = "gelu"  # 'gelu' (classic, exact), 'gelu_tanh' (GPT-2's own approximation) or 'relu2' (ReLU squared)
     qk_norm: bool = False
     tie_weights: bool = True
     causal: bool = True  # False: no mask, an encoder block (it cheats; see docs)
@@ -72,7 +75,7 @@ class GPTConfig:
         choice(self.pos_emb, "pos_emb", ("learned", "rope"))
         if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2:
             raise ConfigError(f"Rotary embeddings need an even head size; n_embd / n_head = {self.n_embd // self.n_head}.")
-        choice(self.activation, "activation", ("gelu", "relu2"))
+        choice(self.activation, "activation", ACTIVATIONS)
 
     @property
     def head_size(self) -> int:
@@ -207,24 +210,26 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
         self.relu2 = config.activation == "relu2"
+        self.gelu = "tanh" if config.activation == "gelu_tanh" else "none"  # GPT-2 was trained with tanh
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.c_fc(x)  # (B, T, 4C)
-        h = F.relu(h).square() if self.relu2 else gelu(h)
+        h = F.relu(h).square() if self.relu2 else gelu(h, self.gelu)
         return dropout_if_training(self.c_proj(h), self.dropout, self.training)  # (B, T, C)
 
 
-def gelu(x: torch.Tensor) -> torch.Tensor:
+def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     """GELU, x * Phi(x) with Phi the standard normal CDF: F.gelu, or the same function as
     `x * ndtr(x)` where no gradient is needed (sampling, evaluation) on a CPU.
 
     Why: on a CPU, F.gelu hands float32 tensors to oneDNN, whose GELU costs ~20-40 us on
     one 512-wide row (token-by-token sampling) against ~2 us for two plain PyTorch
-    kernels; the two agree to ~1e-7. Training keeps F.gelu (one fused backward).
+    kernels; the two agree to ~1e-7. Training keeps F.gelu (one fused backward), and so
+    does the tanh approximation (GPT-2's), which oneDNN does not take.
     """
-    if x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == torch.float32:
+    if approximate == "none" and x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == torch.float32:
         return x * torch.special.ndtr(x)
-    return F.gelu(x)
+    return F.gelu(x, approximate=approximate)
 
 
 class Block(nn.Module):

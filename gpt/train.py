@@ -271,6 +271,7 @@ class Trainer:
             "train_loss": losses["train"],
             "val_loss": losses["val"],
             "val_bpc": bits_per_char(losses["val"], self.dataset.val_chars_per_token),  # compares tokenizers
+            "val_ppl": math.exp(min(losses["val"], 700.0)),  # perplexity: as unsure as a choice among this many tokens
             "lr": lr,
             "tokens_per_sec": tokens_per_sec,
             "elapsed_s": self.elapsed,
@@ -293,6 +294,9 @@ class Trainer:
     def save(self) -> None:
         if self.out_dir is None:
             return
+        if not self.out_dir.is_dir():  # deleted under us: writing would recreate it without its owner file
+            raise TrainingError("The run's folder was deleted while it trained, so training stopped and nothing "
+                                "was written; start the run again.")
         best = min((r["val_loss"] for r in self.metrics), default=None)
         with self._lock:
             if not all(torch.isfinite(p).all() for p in self.model.parameters()):  # never overwrite a good save
@@ -527,7 +531,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
     ap.add_argument("--out", default=None, help="run folder (default checkpoints/<data>-<tokenizer>)")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out")
+    ap.add_argument("--init-from", default=None, metavar="MODEL",
+                    help="fine-tune a transformers GPT-2 folder, a nanoGPT ckpt.pt or 'gpt2' (download) on --data")
     return ap.parse_args(argv)
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    over = {k: getattr(args, k) for k in ("batch_size", "grad_accum", "max_iters", "max_seconds", "lr", "eval_interval",
+                                          "eval_iters", "seed", "warmup_iters", "optimizer", "muon_lr",
+                                          "weight_decay", "device", "dtype", "sample_tokens")}
+    if args.compile:
+        over["compile"] = True
+    return over
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -553,6 +568,21 @@ def main(argv: list[str] | None = None) -> int:
             Limits.from_env().check_run(model_cfg, train_cfg)
             name, text = load_corpus(args.data)
             dataset = Dataset(text, saved.tokenizer, name=name)
+        elif args.init_from:  # nanoGPT's init_from: the imported model, its tokenizer, our training settings
+            from .convert import init_run
+
+            args.data = args.data or "shakespeare"
+            saved = init_run(args.init_from, out, dropout=args.dropout or 0.0)
+            model_cfg = saved.model_config
+            train_cfg = configs_from(args.preset, model_cfg.vocab_size, {}, _train_overrides(args))[1]
+            try:
+                Limits.from_env().check_run(model_cfg, train_cfg)  # GPT-2 124M: raise GPT_MAX_PARAMS to fine-tune it
+            except GPTError:
+                for written in (ckpt.WEIGHTS, ckpt.CONFIG, ckpt.STATUS):  # the import, so the same command can run again
+                    (out / written).unlink(missing_ok=True)
+                raise
+            name, text = load_corpus(args.data)
+            dataset = Dataset(text, saved.tokenizer, name=name)
         else:
             args.data = args.data or "shakespeare"
             dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
@@ -562,12 +592,7 @@ def main(argv: list[str] | None = None) -> int:
                 model_over.update(ARCHITECTURES[args.arch])
             if args.no_mask:
                 model_over["causal"] = False
-            train_over = {k: getattr(args, k) for k in ("batch_size", "grad_accum", "max_iters", "max_seconds", "lr", "eval_interval",
-                                                         "eval_iters", "seed", "warmup_iters", "optimizer", "muon_lr",
-                                                         "weight_decay", "device", "dtype", "sample_tokens")}
-            if args.compile:
-                train_over["compile"] = True
-            model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, train_over)
+            model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, _train_overrides(args))
         info = dataset.info()
         say(f"corpus {dataset.name}: {info.n_chars:,} chars, {info.n_tokens:,} tokens "
               f"({info.n_train:,} train / {info.n_val:,} val), vocab {info.vocab_size:,} [{dataset.tokenizer.name}]")
@@ -581,10 +606,11 @@ def main(argv: list[str] | None = None) -> int:
 
         def on_eval(r):
             tqdm.write(f"step {r['step']:5d} | train {r['train_loss']:.4f} | val {r['val_loss']:.4f} | "
-                       f"val bpc {r['val_bpc']:.3f} | lr {r['lr']:.2e} | {r['tokens_per_sec']:,.0f} tok/s | {r['elapsed_s']:.1f}s")
+                       f"val bpc {r['val_bpc']:.3f} | val ppl {r['val_ppl']:.2f} | lr {r['lr']:.2e} | {r['tokens_per_sec']:,.0f} tok/s | {r['elapsed_s']:.1f}s")
 
         out.mkdir(parents=True, exist_ok=True)  # an unusable --out is a sentence now, not a failed run later
-        trainer = Trainer(model_cfg, train_cfg, dataset, out, resume=args.resume, on_eval=on_eval, on_step=on_step,
+        trainer = Trainer(model_cfg, train_cfg, dataset, out, resume=args.resume or bool(args.init_from),
+                          on_eval=on_eval, on_step=on_step,
                           meta={"corpus": dataset.name, "data_source": args.data})
         bar = tqdm(total=train_cfg.max_iters, initial=trainer.step, unit="step", dynamic_ncols=True, disable=quiet)
         say(f"model: {trainer.n_params:,} parameters (all included), device {trainer.device}, "

@@ -146,3 +146,15 @@ def test_cached_uploads_are_swept_by_age_and_total_size(tmp_path):
     os.utime(new, (now - 60, now - 60))
     assert uploads.sweep(tmp_path, max_total_bytes=1000, now=now) == 2  # the stale one, then the oldest over the cap
     assert not old.exists() and not new.exists() and newer.exists()
+
+
+def test_a_run_folder_deleted_mid_training_is_not_recreated_without_its_owner(tmp_path):
+    import shutil
+
+    m = JobManager(tmp_path / "runs", BIG, device="cpu")
+    job = m.start("alice", addition(), tiny_request(1_000_000))
+    wait_until(lambda: m.runs.live_trainer(job.name) is not None and job.trainer.step > 2, what="training")
+    shutil.rmtree(job.path)  # someone removes it on disk
+    m.wait(job.name, 60)
+    assert job.state == "failed" and "deleted while it trained" in job.error
+    assert not job.path.exists()  # not recreated as an ownerless, public run

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from .. import checkpoint as ckpt
+from .. import corpus as corpora
 from ..errors import CheckpointError, GPTError, TrainingError
 
 APP_FILE = "app.json"
@@ -59,6 +60,15 @@ def app_info(root: Path, name: str) -> dict:
 
 def write_app_info(path: Path, info: dict) -> None:
     ckpt.atomic_write_text(Path(path) / APP_FILE, json.dumps(info, indent=2))
+
+
+def corpus_of(path: Path, info: dict | None = None) -> corpora.Corpus:
+    """The corpus a run was made from: its own corpus.txt (uploaded or pasted), else the named one."""
+    path = Path(path)
+    info = app_info(path.parent, path.name) if info is None else info
+    if info.get("source") == "text" or (path / CORPUS_FILE).exists():
+        return corpora.Corpus(info.get("corpus", "text"), (path / CORPUS_FILE).read_text(encoding="utf-8"), "text")
+    return corpora.load(info.get("source", "shakespeare"))
 
 
 def written_elsewhere(path: Path) -> int | None:

@@ -260,7 +260,7 @@ class JobManager:
             job.message = f"Finished; the next run ({name}) could not start: {err}"
 
     def _cancelled(self, job: Job) -> None:
-        job.state, job.message = "stopped", "Cancelled while waiting in the queue."
+        message = "Cancelled while waiting in the queue."
         if not job.resume and not (job.path / ckpt.WEIGHTS).exists():
             with self._cond:  # nothing was trained: leave no empty folder behind
                 self._jobs.pop(job.name, None)
@@ -268,7 +268,8 @@ class JobManager:
             folders.release_lock(job.path)
             shutil.rmtree(job.path, ignore_errors=True)
         else:
-            ckpt.write_status(job.path, "stopped", job.message, step=(job.resume_train or {}).get("step", 0))
+            ckpt.write_status(job.path, "stopped", message, step=(job.resume_train or {}).get("step", 0))
+        job.state, job.message = "stopped", message  # last: whoever waits on the state finds the folder settled
 
     def _fail(self, job: Job, message: str) -> None:
         job.state, job.error = "failed", message

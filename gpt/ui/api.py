@@ -79,7 +79,10 @@ class Api:
 
     def stop_run(self, run: str, token: str = "") -> dict:
         try:
-            self.m.stop(self._owner(token), run)
+            job = self.m.stop(self._owner(token), run)
+            self.m.wait(run, timeout=0.5) if job.state == "queued" else None  # a queued run is cancelled at once
+            if not (self.m.root / run).is_dir():  # cancelled before it trained: its empty folder is gone
+                return {"name": run, "state": "stopped", "message": "Cancelled while waiting in the queue."}
             return self.m.runs.status(run, self._owner(token)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)

@@ -19,7 +19,7 @@ from ..corpus import BPE_VOCAB_DEFAULT, BPE_VOCAB_MAX, BPE_VOCAB_MIN, CORPUS_CHO
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest
 from ..presets import DEFAULT_PRESET, PRESETS
-from . import frames
+from . import frames, zerogpu
 from .identity import client_address
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
@@ -58,6 +58,7 @@ def make_request(tokenizer, vocab_size, preset, model_type, architecture, n_laye
 class TrainHandlers:
     def __init__(self, manager: JobManager):
         self.m = manager
+        self.read = manager.runs  # what the poll reads; on ZeroGPU the sliced runs' reader (zerogpu.wire)
 
     # --- 1. data and tokenizer ----------------------------------------------------------------
     @staticmethod
@@ -149,10 +150,10 @@ class TrainHandlers:
         status = None
         if name:
             try:
-                status = self.m.runs.status(name, owner)
+                status = self.read.status(name, owner)
             except GPTError:
                 name = None
-        steps = len(self.m.runs.step_losses(name)) if name else 0
+        steps = len(self.read.step_losses(name)) if name else 0
         sig = [name, status and status.state, status and status.step, steps,
                status and len(status.metrics), status and status.queue_position, status and status.message]
         same = unchanged(sig, last, 6)
@@ -160,7 +161,7 @@ class TrainHandlers:
             return same
         plot = compare = gr.skip()
         if not last or last[0] != name or last[3] != steps or last[4] != sig[4]:
-            plot = frames.loss_frame(status.metrics, self.m.runs.step_losses(name)) if name else None
+            plot = frames.loss_frame(status.metrics, self.read.step_losses(name)) if name else None
         if name in (compared or []) and (not last or last[4] != sig[4]):
             compare = self.compare(owner, compared)
         active = bool(status and status.active and status.mine)
@@ -308,11 +309,16 @@ def build_train_tab(page: Page) -> gr.Tab:
 
     poll_in = [who, last_poll, w["compare_runs"]]
     poll_out = [w["progress"], w["loss_plot"], w["sample"], w["stop"], w["resume"], w["compare_plot"], last_poll]
-    w["start"].click(h.start, [who, *corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders,
-                               m["share"]], w["msg"], **PRIVATE).then(
-        h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(**show_compare)
-    w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
-    w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
+    start_in = [*corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders, m["share"]]
+    sliced = zerogpu.wire(page, start=w["start"], stop=w["stop"], resume=w["resume"], message=w["msg"],
+                          start_inputs=start_in, more_iters=sliders[7])
+    if sliced is None:  # everywhere but ZeroGPU: background training, as always
+        w["start"].click(h.start, [who, *start_in], w["msg"], **PRIVATE).then(
+            h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(**show_compare)
+        w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
+        w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
+    else:
+        h.read = sliced
     page.timer.tick(h.poll, poll_in, poll_out, **QUIET)
     w["compare_refresh"].click(**show_compare)
     w["compare_runs"].change(h.clear_plot, None, w["compare_plot"], **PRIVATE).then(
