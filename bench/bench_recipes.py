@@ -47,7 +47,9 @@ def parse_recipe(spec: str) -> tuple[str, str, int | None, dict]:
 
 def build(spec: str):
     from gpt.model import GPTConfig
-    from gpt.train import TrainConfig, Trainer, configs_from, make_dataset
+    from gpt.data import make_dataset
+    from gpt.train import Trainer
+    from gpt.train_config import TrainConfig, configs_from
 
     name, kind, vocab, over = parse_recipe(spec)
     dataset = make_dataset("shakespeare", kind, vocab)
