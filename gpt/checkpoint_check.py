@@ -110,7 +110,7 @@ def _model_config(meta: dict, where: str, limits: "Limits | None") -> GPTConfig:
 
 
 def _under_limits(meta: dict, config: GPTConfig, where: str, limits: "Limits") -> None:
-    from .train import TrainConfig  # train imports checkpoint, which imports this module
+    from .train_config import TrainConfig  # train_config imports model, which this module also needs late
 
     try:
         if "train" in meta:

@@ -24,7 +24,8 @@ from gpt.tokcompare import compare_tokenizers
 from gpt.ui.tokens import token_boxes
 from gpt.model import ARCHITECTURES, MODEL_PRESETS, GPTConfig, build_model, parameter_breakdown
 from gpt.tokenizer import CharTokenizer, build_tokenizer
-from gpt.train import Trainer, configs_from
+from gpt.train import Trainer
+from gpt.train_config import configs_from
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAKESPEARE = [os.path.join(os.environ.get("GPT_DATA_DIR", "data"), "tinyshakespeare.txt"),
@@ -288,6 +289,7 @@ def test_compare_runs_one_line_per_run_and_a_table(runs):
         rec = dict(zip(headers, row))
         assert rec["run"] == s.name and rec["step"] == 20 and rec["status"] == "finished"
         assert rec["val loss"] == round(s.metrics[-1]["val_loss"], 4)
+        assert rec["val ppl"] == round(math.exp(s.metrics[-1]["val_loss"]), 2)
         assert rec["parameters"] == s.n_params == s.meta["n_params"]
         assert rec["tokens/s"] > 0 and rec["wall time (s)"] >= 0
     assert dict(zip(headers, table[0]))["model"] == "bigram"
