@@ -16,6 +16,10 @@ What the "modern" architecture changes, each a `GPTConfig` switch
 `causal=False` drops the mask: every block becomes an encoder block that can
 see the token it must predict (the "why the mask" experiment).
 
+The lecture's ablation ladder (`gpt.ladder`) is this same code with the
+switches `ffn`, `residual`, `attn_proj` and `layernorm`, and two places where
+the video differs: `attn_scale='embd'` (its 1/sqrt(n_embd)) and `init='torch'`.
+
 This module knows nothing about sampling; `gpt.engine` owns generation and
 the KV cache, which the attention layers only read and write.
 """
@@ -36,7 +40,7 @@ from .validate import choice, flag, number, whole
 CONFIG_CEILINGS = dict(vocab_size=2**21, block_size=2**20, n_layer=1024, n_head=1024, n_embd=2**16)
 
 
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu2")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu2", "relu")
 
 
 @dataclass
@@ -50,10 +54,17 @@ class GPTConfig:
     bias: bool = True  # biases in Linear and LayerNorm, as in GPT-2
     model_type: str = "gpt"  # 'gpt' or 'bigram'
     pos_emb: str = "learned"  # 'learned' (classic) or 'rope' (rotary)
-    activation: str = "gelu"  # 'gelu' (classic, exact), 'gelu_tanh' (GPT-2's own approximation) or 'relu2' (ReLU squared)
+    activation: str = "gelu"  # 'gelu' (classic, exact), 'gelu_tanh' (GPT-2's own), 'relu2' (ReLU squared), 'relu'
     qk_norm: bool = False
     tie_weights: bool = True
     causal: bool = True  # False: no mask, an encoder block (it cheats; see docs)
+    # the lecture's ladder: the defaults are the full GPT, each switch takes one piece away
+    ffn: str = "mlp"  # 'mlp' (4x wide, projected back), 'linear' (Linear(C, C) + activation), 'none'
+    residual: bool = True  # x + f(x) around attention and feed-forward; False: x = f(x)
+    attn_proj: bool = True  # the attention's output projection (c_proj)
+    layernorm: bool = True  # ln_1, ln_2 and ln_f; False: identities
+    attn_scale: str = "head"  # 'head': 1/sqrt(head_size); 'embd': the video's 1/sqrt(n_embd)
+    init: str = "gpt2"  # 'gpt2': N(0, 0.02), residual projections by depth; 'torch': PyTorch's defaults
 
     def __post_init__(self):
         self.validate()
@@ -64,7 +75,7 @@ class GPTConfig:
         for name, hi in CONFIG_CEILINGS.items():
             setattr(self, name, whole(getattr(self, name), name, 1, hi))
         self.dropout = number(self.dropout, "dropout", 0.0, 1.0, high_open=True)
-        for name in ("bias", "qk_norm", "tie_weights", "causal"):
+        for name in ("bias", "qk_norm", "tie_weights", "causal", "residual", "attn_proj", "layernorm"):
             flag(getattr(self, name), name)
         choice(self.model_type, "model_type", ("gpt", "bigram"))
         if self.model_type == "gpt" and self.n_embd % self.n_head != 0:
@@ -76,6 +87,9 @@ class GPTConfig:
         if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2:
             raise ConfigError(f"Rotary embeddings need an even head size; n_embd / n_head = {self.n_embd // self.n_head}.")
         choice(self.activation, "activation", ACTIVATIONS)
+        choice(self.ffn, "ffn", ("mlp", "linear", "none"))
+        choice(self.attn_scale, "attn_scale", ("head", "embd"))
+        choice(self.init, "init", ("gpt2", "torch"))
 
     @property
     def head_size(self) -> int:
@@ -149,7 +163,10 @@ class CausalSelfAttention(nn.Module):
         self.layer_idx = layer_idx
         self.n_head = config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v in one matmul
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        # without it (the lecture's first heads) the heads' outputs, side by side, are the output
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias) if config.attn_proj else nn.Identity()
+        width = config.n_embd if config.attn_scale == "embd" else config.head_size
+        self.scale = 1.0 / math.sqrt(width)  # keeps the affinities at unit variance, so softmax stays soft
 
     def qkv(self, x: torch.Tensor, rope: tuple | None = None) -> tuple[torch.Tensor, ...]:
         """Queries, keys and values per head, each (B, nh, T, hs); `rope` is GPT.rotary's tables for x's positions."""
@@ -181,7 +198,7 @@ class CausalSelfAttention(nn.Module):
     def _attend_written_out(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
         """The lecture's attention, step by step, for CPU autocast: PyTorch's fused kernel is slow
         in bf16 there (its backward ~3x float32's). The matmuls run in bf16, the softmax in float32."""
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, Tk) affinities
+        att = (q @ k.transpose(-2, -1)) * self.scale  # (B, nh, T, Tk) affinities
         if self.config.causal and T > 1:  # query i sees keys up to its own position (Tk - T + i)
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
             att = att.masked_fill(~mask, float("-inf"))
@@ -189,33 +206,65 @@ class CausalSelfAttention(nn.Module):
         return att @ v  # (B, nh, T, hs)
 
     def _attend(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
-        """softmax(q k^T / sqrt(hs)) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
+        """softmax(q k^T * scale) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
         if not self.config.causal or T == 1:
             # one new query may look at every cached key; no mask needed
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
         elif k.size(2) == T:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=self.scale)
         else:  # several new queries after a cached prefix: query i sees keys up to pos0 + i
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
         return y
 
 
 class MLP(nn.Module):
-    """Per-position feed-forward: widen 4x, nonlinearity, project back."""
+    """Per-position feed-forward: widen 4x, nonlinearity, project back.
+
+    ffn='linear' is the lecture's first feed-forward: one Linear(C, C) and the
+    nonlinearity, no widening and no projection.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        wide = config.ffn == "mlp"
+        hidden = 4 * config.n_embd if wide else config.n_embd
+        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias) if wide else None
         self.dropout = config.dropout
-        self.relu2 = config.activation == "relu2"
+        self.activation = config.activation
         self.gelu = "tanh" if config.activation == "gelu_tanh" else "none"  # GPT-2 was trained with tanh
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.c_fc(x)  # (B, T, 4C)
-        h = F.relu(h).square() if self.relu2 else F.gelu(h, approximate=self.gelu)
+        h = self.c_fc(x)  # (B, T, 4C), or (B, T, C) for ffn='linear'
+        if self.activation == "relu2":
+            h = F.relu(h).square()
+        elif self.activation == "relu":
+            h = F.relu(h)
+        else:
+            h = gelu(h, self.gelu)
+        if self.c_proj is None:
+            return h
         return dropout_if_training(self.c_proj(h), self.dropout, self.training)  # (B, T, C)
+
+
+def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """GELU, x * Phi(x) with Phi the standard normal CDF: F.gelu, or the same function as
+    `x * ndtr(x)` where no gradient is needed (sampling, evaluation) on a CPU.
+
+    Why: on a CPU, F.gelu hands float32 tensors to oneDNN, whose GELU costs ~20-40 us on
+    one 512-wide row (token-by-token sampling) against ~2 us for two plain PyTorch
+    kernels; the two agree to ~1e-7. Training keeps F.gelu (one fused backward), and so
+    does the tanh approximation (GPT-2's), which oneDNN does not take.
+    """
+    if approximate == "none" and x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == torch.float32:
+        return x * torch.special.ndtr(x)
+    return F.gelu(x, approximate=approximate)
+
+
+def layer_norm(config: GPTConfig) -> nn.Module:
+    """A LayerNorm, or with layernorm=False (the lecture before it adds them) an identity."""
+    return nn.LayerNorm(config.n_embd, bias=config.bias) if config.layernorm else nn.Identity()
 
 
 class Block(nn.Module):
@@ -223,14 +272,18 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig, layer_idx: int):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = layer_norm(config)
         self.attn = CausalSelfAttention(config, layer_idx)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        self.ln_2 = layer_norm(config) if config.ffn != "none" else nn.Identity()
+        self.mlp = MLP(config) if config.ffn != "none" else None
+        self.residual = config.residual
 
     def forward(self, x: torch.Tensor, rope=None, kv_cache=None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), rope, kv_cache)
-        x = x + self.mlp(self.ln_2(x))
+        a = self.attn(self.ln_1(x), rope, kv_cache)
+        x = x + a if self.residual else a  # without the residual, each layer replaces x
+        if self.mlp is not None:
+            m = self.mlp(self.ln_2(x))
+            x = x + m if self.residual else m
         return x
 
 
@@ -244,7 +297,7 @@ class GPT(nn.Module):
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),
                 h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+                ln_f=layer_norm(config),
             )
         )
         if config.pos_emb == "learned":
@@ -256,10 +309,11 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight  # one matrix reads and writes tokens
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith("c_proj.weight"):
-                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if config.init == "gpt2":  # 'torch' keeps PyTorch's defaults, as the video did
+            self.apply(self._init_weights)
+            for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+                if name.endswith("c_proj.weight"):
+                    torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def rotary(self, pos0: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotary cos and sin for positions pos0..pos0+T-1, each (T, 1, 1, hs): they broadcast over
@@ -373,9 +427,12 @@ def count_parameters(config: GPTConfig) -> dict[str, int]:
         b = 1 if config.bias else 0
         parts["token_embedding"] = V * C
         parts["position_embedding"] = T * C if config.pos_emb == "learned" else 0
-        parts["attention"] = L * (C * 3 * C + b * 3 * C + C * C + b * C)  # c_attn, c_proj
-        parts["mlp"] = L * (C * 4 * C + b * 4 * C + 4 * C * C + b * C)  # c_fc, c_proj
-        parts["layernorm"] = (2 * L + 1) * (C + b * C)  # ln_1, ln_2 per block, ln_f
+        proj = C * C + b * C if config.attn_proj else 0
+        parts["attention"] = L * (C * 3 * C + b * 3 * C + proj)  # c_attn, c_proj
+        mlp = {"mlp": C * 4 * C + b * 4 * C + 4 * C * C + b * C, "linear": C * C + b * C, "none": 0}[config.ffn]
+        parts["mlp"] = L * mlp  # c_fc, c_proj ('linear': c_fc only)
+        norms = L * (2 if config.ffn != "none" else 1) + 1 if config.layernorm else 0
+        parts["layernorm"] = norms * (C + b * C)  # ln_1, ln_2 (with an MLP) per block, ln_f
         parts["lm_head"] = 0 if config.tie_weights else V * C
     parts["total"] = sum(parts.values())
     return parts

@@ -46,7 +46,8 @@ from .folder import ACTIVE, CORPUS_FILE
 from .book import RunBook
 from .identity import Signer
 from .request import RunRequest, check_request
-from ..train import TrainConfig, Trainer
+from ..train import Trainer
+from ..train_config import TrainConfig
 from .. import corpus as corpora
 from .. import estimate
 from ..device import training_device
@@ -338,6 +339,8 @@ class JobManager:
                 raise TrainingError(f"Run {name!r} is {job.state}; stop it before deleting it.")
             if self._sampling[name]:
                 raise TrainingError(f"Someone is sampling from {name!r} right now; try again when they finish.")
+            if folders.locked(path):  # a GPU slice (or another process) is writing it
+                raise TrainingError(f"Run {name!r} is being trained right now; stop it before deleting it.")
             self._jobs.pop(name, None)
             self.runs.forget(name)
         shutil.rmtree(path)

@@ -76,11 +76,12 @@ def describe(path: Path, owner: str | None = None) -> RunStatus:
     """What a run folder holds (the live job, if any, is laid over it by the run service)."""
     path = Path(path)
     app = read_json(path / APP_FILE)
-    meta = read_json(path / ckpt.CONFIG)
     has_weights = (path / ckpt.WEIGHTS).exists()
-    if not meta and has_weights:
+    meta = {}
+    if has_weights:  # the weights carry their own config: the commit point, even if config.json lags behind
         with contextlib.suppress(GPTError, OSError, ValueError):
             meta = ckpt.read_meta(path / ckpt.WEIGHTS)
+    meta = meta or read_json(path / ckpt.CONFIG)
     status = ckpt.read_status(path)
     state = status.get("state", "unknown")
     if state in ACTIVE:
