@@ -91,6 +91,7 @@ class RunBook:
         info.fraction = progress.get("fraction", 1.0 if info.state == "finished" else done)
         info.loss = progress.get("loss")
         info.train_loss, info.val_loss, info.val_bpc = last.get("train_loss"), last.get("val_loss"), last.get("val_bpc")
+        info.val_ppl = last.get("val_ppl")
         info.latest_sample = last.get("sample", "")
         info.metrics = [{k: v for k, v in r.items() if k != "sample"} for r in rows]
         info.n_params = trainer.n_params if trainer is not None else info.params

@@ -51,6 +51,7 @@ class RunStatus:
     train_loss: float | None = None
     val_loss: float | None = None
     val_bpc: float | None = None
+    val_ppl: float | None = None  # perplexity: as unsure as a uniform choice among this many tokens
     latest_sample: str = ""
     metrics: list = field(default_factory=list)  # every evaluation row, without its sample text
     n_params: int = 0

@@ -83,11 +83,13 @@ def build_checkpoints_tab(page: Page) -> gr.Tab:
         upload = gr.File(label="Upload a checkpoint (.safetensors only; pickles are refused)",
                          file_types=[".safetensors"], type="filepath", elem_id="ckpt-upload")
         msg = gr.Markdown(elem_id="ckpt-msg")
-        build_exchange_panel(page, run)  # the same run in transformers' and nanoGPT's formats, and back
+        panel = build_exchange_panel(page, run)  # the same run in transformers' and nanoGPT's formats, and back
 
     show_table = dict(fn=h.runs_table, inputs=[who, run], outputs=[table, run], **PRIVATE)
     tab.select(**show_table)
     refresh.click(**show_table)
+    for imported in panel.imported:  # an imported model is a run: list it at once
+        imported.then(**show_table)
     run.change(h.prepare_download, [who, run], download, **PRIVATE)
     delete.click(h.delete, [who, run], [msg, table, run], **PRIVATE)
     more_iters = page.train.sliders[7] if page.train else gr.State(None)

@@ -100,7 +100,8 @@ def progress_html(status: RunStatus | None) -> str:
         if status.loss is not None and state == "running":
             parts.append(f"batch loss {status.loss:.3f}")
         if status.val_loss is not None:
-            parts.append(f"val loss {_fmt(status.val_loss)} ({_fmt(status.val_bpc, '{:.2f}')} bits/char)")
+            ppl = f", perplexity {status.val_ppl:,.1f}" if status.val_ppl is not None else ""
+            parts.append(f"val loss {_fmt(status.val_loss)} ({_fmt(status.val_bpc, '{:.2f}')} bits/char{ppl})")
     message = status.message or ""
     note = f'<div class="run-message state-{html.escape(state)}">{html.escape(message)}</div>' if message else ""
     return (f'<div class="run-progress"><div class="run-line">{" &middot; ".join(parts)}</div>'
