@@ -13,7 +13,8 @@ the context must shrink. Two policies, both exact with or without the cache:
   rebuild the cache from them in one batched forward pass; then go on one
   position per token. The rebuild is paid once every block_size/4 tokens.
 - 'crop': nanoGPT's behaviour, always the last block_size tokens. Past the
-  window the cache must be rebuilt at every step, so it saves nothing there.
+  window every step sees a new first token, so a cache would be rebuilt at
+  every step: there it is skipped, and each step costs what nanoGPT's does.
 """
 
 from __future__ import annotations
@@ -183,8 +184,9 @@ def filtered_probs(
 
 
 def _keep_after_full(block_size: int, window: str) -> int:
+    """How many of the latest tokens the context keeps once it would pass block_size."""
     if window == "crop":
-        return block_size - 1
+        return block_size  # nanoGPT: idx_cond = idx[:, -block_size:] before every token
     if window == "slide":
         return max(1, (3 * block_size) // 4)
     raise SamplingError(f"window must be 'slide' or 'crop', got {window!r}.")
@@ -230,7 +232,7 @@ def generate_stream(
                 if cache is not None:
                     cache.reset()
                     fed = 0
-            if cache is not None:
+            if cache is not None and not (window == "crop" and start > 0):
                 new = torch.tensor([tokens[start + fed :]], device=device)  # (1, T_new): prompt, then 1 token
                 logits, _ = model(new, kv_cache=cache, last_only=True)
                 fed = len(tokens) - start

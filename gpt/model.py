@@ -40,6 +40,9 @@ from .validate import choice, flag, number, whole
 CONFIG_CEILINGS = dict(vocab_size=2**21, block_size=2**20, n_layer=1024, n_head=1024, n_embd=2**16)
 
 
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu2", "relu")
+
+
 @dataclass
 class GPTConfig:
     vocab_size: int = 65
@@ -51,7 +54,7 @@ class GPTConfig:
     bias: bool = True  # biases in Linear and LayerNorm, as in GPT-2
     model_type: str = "gpt"  # 'gpt' or 'bigram'
     pos_emb: str = "learned"  # 'learned' (classic) or 'rope' (rotary)
-    activation: str = "gelu"  # 'gelu' (classic) or 'relu2' (ReLU squared)
+    activation: str = "gelu"  # 'gelu' (classic, exact), 'gelu_tanh' (GPT-2's own), 'relu2' (ReLU squared), 'relu'
     qk_norm: bool = False
     tie_weights: bool = True
     causal: bool = True  # False: no mask, an encoder block (it cheats; see docs)
@@ -83,7 +86,7 @@ class GPTConfig:
         choice(self.pos_emb, "pos_emb", ("learned", "rope"))
         if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2:
             raise ConfigError(f"Rotary embeddings need an even head size; n_embd / n_head = {self.n_embd // self.n_head}.")
-        choice(self.activation, "activation", ("gelu", "relu2", "relu"))
+        choice(self.activation, "activation", ACTIVATIONS)
         choice(self.ffn, "ffn", ("mlp", "linear", "none"))
         choice(self.attn_scale, "attn_scale", ("head", "embd"))
         choice(self.init, "init", ("gpt2", "torch"))
@@ -230,16 +233,33 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias) if wide else None
         self.dropout = config.dropout
         self.activation = config.activation
+        self.gelu = "tanh" if config.activation == "gelu_tanh" else "none"  # GPT-2 was trained with tanh
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.c_fc(x)  # (B, T, 4C), or (B, T, C) for ffn='linear'
         if self.activation == "relu2":
             h = F.relu(h).square()
+        elif self.activation == "relu":
+            h = F.relu(h)
         else:
-            h = F.relu(h) if self.activation == "relu" else F.gelu(h)
+            h = gelu(h, self.gelu)
         if self.c_proj is None:
             return h
         return dropout_if_training(self.c_proj(h), self.dropout, self.training)  # (B, T, C)
+
+
+def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """GELU, x * Phi(x) with Phi the standard normal CDF: F.gelu, or the same function as
+    `x * ndtr(x)` where no gradient is needed (sampling, evaluation) on a CPU.
+
+    Why: on a CPU, F.gelu hands float32 tensors to oneDNN, whose GELU costs ~20-40 us on
+    one 512-wide row (token-by-token sampling) against ~2 us for two plain PyTorch
+    kernels; the two agree to ~1e-7. Training keeps F.gelu (one fused backward), and so
+    does the tanh approximation (GPT-2's), which oneDNN does not take.
+    """
+    if approximate == "none" and x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == torch.float32:
+        return x * torch.special.ndtr(x)
+    return F.gelu(x, approximate=approximate)
 
 
 def layer_norm(config: GPTConfig) -> nn.Module:

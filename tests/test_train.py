@@ -10,7 +10,10 @@ from gpt.data import Dataset
 from gpt.model import GPTConfig
 from gpt.sample import main as sample_main
 from gpt.tokenizer import CharTokenizer
-from gpt.train import TrainConfig, Trainer, configs_from, main as train_main, make_dataset
+from gpt.train import Trainer
+from gpt.train_config import TrainConfig, configs_from
+from gpt.train_cli import main as train_main
+from gpt.data import make_dataset
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32)
 
@@ -36,6 +39,8 @@ def test_real_learning_on_shakespeare_falls_well_below_uniform(shakespeare_text)
     assert first["val_loss"] == pytest.approx(math.log(65), abs=0.5)  # untrained: a uniform guess
     assert last["val_loss"] < 2.8  # a character model that learned letter statistics
     assert last["val_bpc"] == pytest.approx(last["val_loss"] / math.log(2), rel=1e-6)  # 1 char per token
+    assert last["val_ppl"] == pytest.approx(math.exp(last["val_loss"]), rel=1e-9)  # perplexity, per token
+    assert first["val_ppl"] == pytest.approx(65, rel=0.7)  # untrained: about as unsure as 65 equal choices
     assert isinstance(last["sample"], str) and len(last["sample"]) > 0
 
 

@@ -46,7 +46,8 @@ from .folder import ACTIVE, CORPUS_FILE
 from .book import RunBook
 from .identity import Signer
 from .request import RunRequest, check_request
-from ..train import TrainConfig, Trainer
+from ..train import Trainer
+from ..train_config import TrainConfig
 from .. import corpus as corpora
 from .. import estimate
 from ..device import training_device
