@@ -54,6 +54,9 @@ class Figure(_MatplotlibFigure):
             return super().draw(renderer)
 
 
+Figure.__module__ = _MatplotlibFigure.__module__  # gr.Plot knows a matplotlib figure by its module
+
+
 def _projector(fn):
     """Build the figure under the projector style (the artists made now); `Figure.draw` styles the rest."""
 
