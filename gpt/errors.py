@@ -6,7 +6,16 @@ so callers catch one type and print `str(err)` instead of a traceback.
 
 
 class GPTError(ValueError):
-    """A problem with the user's input or files, explained in plain words."""
+    """A problem with the user's input or files, explained in plain words.
+
+    `details`: what a developer or the person running the server needs on top
+    (a URL, an errno, a cache path). The page shows it folded away under the
+    sentence; the CLI prints both.
+    """
+
+    def __init__(self, message: str = "", details: str | None = None):
+        super().__init__(message)
+        self.details = details
 
 
 class ConfigError(GPTError):

@@ -187,6 +187,7 @@ def train_slice(order: SliceOrder) -> SliceResult:
     pacer = Pacer(started + order.budget_s, train_cfg, order.hints)
     steps = StepLog(run)
     trainer = Trainer(model_cfg, train_cfg, dataset, run, resume=resume, meta=order.meta)
+    trainer.write_steps = False  # the StepLog writes steps.jsonl during the slice, for the page to read live
     start_step = trainer.step
     truncate_step_losses(run, start_step)
     _time_saves(trainer, pacer, steps)

@@ -30,10 +30,11 @@ from typing import Callable
 import torch
 
 from . import checkpoint as ckpt
-from . import distributed
+from . import distributed, history
 from .data import Dataset
 from .device import autocast, configure_cpu_threads, detect_device, device_type, enable_tf32, resolve_dtype
 from .engine import SamplingSettings, generate
+from .estimate import human_seconds
 from .errors import ConfigError, GPTError, TrainingError
 from .model import GPTConfig, build_model, flops_per_token, parameter_breakdown
 from .optim import build_optimizers, lr_multiplier, set_lr
@@ -82,6 +83,11 @@ class Trainer:
         self.state = "created"  # created, running, finished, stopped, failed
         self.error: str | None = None
         self.metrics: list[dict] = []
+        self.step_losses: list[tuple[int, float]] = []  # (step, batch loss): the whole curve, resumes included
+        self._steps_saved = 0  # how many of step_losses are in the run folder's steps.jsonl
+        self.write_steps = True  # False where someone else writes steps.jsonl live (a ZeroGPU slice's StepLog)
+        self.end_reason = ""  # once it ended: why, as a sentence ("reached its 2,000 steps")
+        self._stopped_by: str | None = None
         self.progress: dict = {}
         self.step = 0
         self.elapsed = 0.0  # training wall time, carried across resumes
@@ -140,8 +146,8 @@ class Trainer:
                 opt.load_state_dict(state)
         self.step = saved.step
         self.elapsed = float(saved.meta.get("elapsed_s", 0.0))
-        self.metrics = [r for r in ckpt.read_metrics(self.out_dir) if r.get("step", 0) <= self.step]
-        ckpt.truncate_metrics(self.out_dir, self.step)
+        self.metrics, self.step_losses = history.restore(self.out_dir, saved.meta, self.step)
+        self._steps_saved = len(self.step_losses)
         self._last_saved_step = self.step
 
     # --- the pieces of the loop -----------------------------------------------------------
@@ -238,8 +244,13 @@ class Trainer:
             ckpt.save_checkpoint(
                 self.out_dir, self.model, self.model_config, self.tokenizer, self.step, self.optimizers,
                 train=self.config.to_dict(), elapsed_s=self.elapsed, best_val_loss=best,
-                n_params=self.n_params, world_size=self.dist.world_size, **self.extra_meta,
+                n_params=self.n_params, world_size=self.dist.world_size,
+                history=history.embedded(self.metrics, self.step_losses), **self.extra_meta,
             )
+            points = self.step_losses[self._steps_saved:]
+            if self.write_steps:
+                history.append_steps(self.out_dir, points)
+            self._steps_saved += len(points)
         self._last_saved_step = self.step
 
     def _nan_message(self, where: str) -> str:
@@ -273,12 +284,25 @@ class Trainer:
             self.state, self.error = "failed", f"Writing the run folder failed: {ckpt.why_write_failed(err)}."
         except Exception as err:  # noqa: BLE001 - any crash becomes a failed run with its message
             self.state, self.error = "failed", f"{type(err).__name__}: {err}"
+        self.end_reason = self._why_it_ended()
         if self.out_dir is not None:
             try:
-                ckpt.write_status(self.out_dir, self.state, self.error or "", step=self._last_saved_step or 0)
+                ckpt.write_status(self.out_dir, self.state, self.error or "", step=self._last_saved_step or 0,
+                                  end_reason=self.end_reason)
             except GPTError:
                 pass
         return self.state
+
+    def _why_it_ended(self) -> str:
+        cfg = self.config
+        if self.state == "failed":
+            return f"failed: {self.error}"
+        if self.state == "stopped":
+            by = f" by {self._stopped_by}" if self._stopped_by else ""
+            return f"stopped{by} at step {self.step:,}"
+        if self.step >= cfg.max_iters:
+            return f"reached its {cfg.max_iters:,} steps"
+        return f"reached its {human_seconds(cfg.max_seconds)} time limit at step {self.step:,}"
 
     def _loop(self) -> None:
         cfg = self.config
@@ -313,6 +337,8 @@ class Trainer:
                 nan = True
                 continue  # every rank learns of it at the top of the loop, before any update
             self.elapsed += time.perf_counter() - t0
+            if check_every == 1 or self.step % check_every == 0:  # a GPU syncs for it only every 10 steps
+                self.step_losses.append((self.step, loss.item()))
             window_steps += 1
             now = time.perf_counter()
             window_rate = window_steps * tokens_per_step / max(now - window_t, 1e-9)
@@ -382,7 +408,9 @@ class Trainer:
         self._thread.start()
         return self._thread
 
-    def request_stop(self) -> None:
+    def request_stop(self, by: str | None = None) -> None:
+        """Stop at the next step, saving first; `by` ('you') says who asked, in the end reason."""
+        self._stopped_by = by or self._stopped_by
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> None:

@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         state = trainer.run()
         bar.close()
         distributed.cleanup()
-    except GPTError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except GPTError as err:  # the sentence, then the developer's details (a URL, a cache path) when there are any
+        print(f"error: {err}" + (f"\n{err.details}" if err.details else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -109,3 +109,20 @@ def test_train_watch_sample_stop_sample(client, server):
     with pytest.raises(Exception, match="not one this server issued"):
         other.predict(run=run, token=token[:-1] + ("0" if token[-1] != "0" else "1"), api_name="/run_status")
     assert client.predict(run=run, token=token, api_name="/delete_run") == {"deleted": run}
+
+
+
+def test_status_carries_the_whole_history_and_why_the_run_ended(client):
+    st = client.predict(corpus="addition", preset="tiny", max_iters=30, max_seconds=0, api_name="/start_run")
+    run, token = st["name"], st["token"]
+    status = lambda: client.predict(token=token, run=run, api_name="/run_status")  # noqa: E731
+    s = wait_until(lambda: (lambda s: s if s["state"] == "finished" else None)(status()), timeout=120, every=0.3,
+                   what="the run to finish")
+    assert s["end_reason"] == "reached its 30 steps" and s["limit"] == "stops after 30 steps"
+    assert [p[0] for p in s["history"]] == list(range(1, 31)) and s["queue_position"] is None
+    client.predict(token=token, run=run, more_iters=20, api_name="/resume_run")
+    s = wait_until(lambda: (lambda s: s if s["state"] == "finished" and s["step"] == 50 else None)(status()),
+                   timeout=120, every=0.3, what="the resumed run to finish")
+    assert [p[0] for p in s["history"]] == list(range(1, 51))  # one curve across the resume
+    assert s["end_reason"] == "reached its 50 steps"
+    client.predict(token=token, run=run, api_name="/delete_run")

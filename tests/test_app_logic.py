@@ -338,12 +338,17 @@ def test_an_exception_in_the_training_thread_fails_that_run_only(manager, monkey
     finished(manager, "alice")  # the manager goes on serving
 
 
-def test_a_problem_while_preparing_fails_the_run_with_its_sentence(manager):
-    tiny_text = corpora.Corpus("pasted", "abc" * 10, "text")
-    job = manager.start("alice", tiny_text, tiny_request(20))
+def test_a_problem_while_preparing_fails_the_run_with_its_sentence(manager, monkeypatch):
+    text = corpora.Corpus("pasted", "abc" * 100, "text")  # a too-short text is refused at Start (test_classroom)
+
+    def cannot_encode(*a, **k):
+        raise DataError("The corpus 'pasted' could not be encoded.")
+
+    monkeypatch.setattr("gpt.jobs.manager.corpora.dataset", cannot_encode)
+    job = manager.start("alice", text, tiny_request(20))
     manager.wait(job.name, 30)
-    assert job.state == "failed" and "too short" in job.error
-    assert (manager.root / job.name / "corpus.txt").read_text() == "abc" * 10  # pasted text is kept for resume
+    assert job.state == "failed" and job.error == "The corpus 'pasted' could not be encoded."
+    assert (manager.root / job.name / "corpus.txt").read_text() == "abc" * 100  # pasted text is kept for resume
 
 
 def test_runs_left_running_by_a_dead_app_are_interrupted_and_resumable(manager):
@@ -553,7 +558,7 @@ def test_progress_html_for_each_state():
                 step=50, max_iters=100, fraction=0.5, tokens_per_sec=1234.0, eta_s=12, elapsed_s=10,
                 n_params=30000, loss=2.5, val_loss=2.6, val_bpc=3.7, message="", queue_position=None)
     html = plots.progress_html(RunStatus(**base, state="running"))
-    assert "step <b>50</b> / 100" in html and "1,234 tokens/s" in html and "ETA 12 s" in html and "width:50.0%" in html
+    assert "step <b>50</b> / 100" in html and "1,234 tokens/s" in html and "about 12 s left" in html and "width:50.0%" in html
     assert "width:100.0%" in plots.progress_html(RunStatus(**base, state="finished"))
 
 
@@ -583,11 +588,14 @@ def test_preset_and_estimate_handlers(handlers):
     for name in PRESETS:
         assert len(handlers.train.apply_preset(name)) == 10
     assert preset_values("fast")["architecture"] == "modern" and preset_values("fast")["max_seconds"] == 130
-    md = handlers.train.estimate(13, "tiny", "gpt", "classic", *SLIDERS)
+    md, ends = handlers.train.estimate(13, "tiny", "gpt", "classic", *SLIDERS)
     assert "parameters" in md and "memory" in md and "128 tokens per step" in md
-    assert "divisible" in handlers.train.estimate(13, "tiny", "gpt", "classic", 1, 3, 16, 16, 0.0, 8, 3e-3, 20, 0)
-    assert "over this server's limit" in handlers.train.estimate(50_000, "tiny", "gpt", "classic", 12, 12, 768, 512, 0.0,
-                                                           8, 3e-3, 20, 0)
+    assert ends.startswith("Ends after **20 steps**")  # beside Start: the limit that ends the run
+    timed = handlers.train.estimate(13, "tiny", "gpt", "classic", 1, 2, 16, 16, 0.0, 8, 3e-3, 1_000_000, 5)[1]
+    assert timed == "Ends at its **5 s time limit**, before its 1,000,000 steps (whichever comes first)."
+    assert "divisible" in handlers.train.estimate(13, "tiny", "gpt", "classic", 1, 3, 16, 16, 0.0, 8, 3e-3, 20, 0)[0]
+    assert "over this server's limit" in handlers.train.estimate(50_000, "tiny", "gpt", "classic", 12, 12, 768, 512,
+                                                                 0.0, 8, 3e-3, 20, 0)[0]
 
 
 def test_corpus_handlers(handlers):
@@ -598,9 +606,10 @@ def test_corpus_handlers(handlers):
     assert "addition" in stats and 'class="tok"' in html and vocab == 13
     stats, html, vocab = handlers.train.describe_corpus("addition", None, None, "char", 2048, "7+8=15")
     assert html.count('class="tok"') == 6
-    with pytest.warns(UserWarning):
-        stats, html, vocab = handlers.train.describe_corpus("upload", None, None, "char", 2048, "")
-    assert "msg-error" in stats and vocab == {"__type__": "update"}
+    stats, html, vocab = handlers.train.describe_corpus("upload", None, None, "char", 2048, "")
+    assert "msg-error" not in stats and "Choose a .txt file" in stats and vocab == {"__type__": "update"}
+    stats, html, vocab = handlers.train.describe_corpus("paste", None, "", "char", 2048, "")  # nothing typed yet
+    assert stats.startswith("Paste a text above") and "msg-error" not in stats
 
 
 def test_other_corpora_and_tokenizers_through_the_handlers(handlers, tmp_path, monkeypatch):
@@ -615,8 +624,7 @@ def test_other_corpora_and_tokenizers_through_the_handlers(handlers, tmp_path, m
         assert "gpt2" in stats and 'class="tok"' in html
     monkeypatch.setenv("GPT_GPT2_RANKS", str(tmp_path / "missing.tiktoken"))  # as offline: no vocabulary file
     offline_text = "a text never encoded before in this test session. " * 40
-    with pytest.warns(UserWarning):
-        stats, _, _ = handlers.train.describe_corpus("paste", None, offline_text, "gpt2", 2048, "")
+    stats, _, _ = handlers.train.describe_corpus("paste", None, offline_text, "gpt2", 2048, "")  # said once: no toast
     assert "GPT_GPT2_RANKS" in stats
     with pytest.warns(UserWarning):
         msg = handlers.train.start("alice", "paste", None, offline_text, "gpt2", 2048, "tiny", "gpt", "classic", *SLIDERS, False)
@@ -631,7 +639,7 @@ def test_train_handlers_start_poll_refuse_stop(handlers, manager):
     progress, plot, *_ = handlers.train.first_point("alice", None, [name], timeout=60)  # what the page runs after Start
     assert "val loss" in progress and 0 in set(plot[plot["series"] == "val (eval)"]["step"])  # before any tick
     wait_until(lambda: manager.runs.status(name).step > 2, what="steps")
-    progress, plot, sample, stop_btn, resume_btn, compare, sig = handlers.train.poll("alice", None, [name])
+    progress, plot, sample, stop_btn, resume_btn, compare, msg, sig = handlers.train.poll("alice", None, [name])
     assert name in progress and "running" in progress
     assert isinstance(plot, pd.DataFrame) and set(plot["series"]) == set(plots.LOSS_SERIES)
     assert stop_btn["interactive"] and not resume_btn["interactive"]
@@ -644,9 +652,9 @@ def test_train_handlers_start_poll_refuse_stop(handlers, manager):
     assert time.monotonic() - t0 < 30
     assert "Stopping" in handlers.train.stop("alice")
     manager.wait(name, 30)
-    progress, *_, resume_btn, _, sig = handlers.train.poll("alice", sig)
-    assert "stopped" in progress and resume_btn["interactive"]
-    assert handlers.train.poll("alice", sig) == (gr_skip(),) * 6 + (sig,)  # nothing changed: nothing is sent
+    progress, *_, resume_btn, _, msg, sig = handlers.train.poll("alice", sig)
+    assert "stopped" in progress and resume_btn["interactive"] and msg == ""  # the old refusal is gone
+    assert handlers.train.poll("alice", sig) == (gr_skip(),) * 7 + (sig,)  # nothing changed: nothing is sent
     manager.wait(manager.runs.current_run("bob"), 60)
     assert handlers.train.poll("nobody", None)[0] == plots.progress_html(None)
     with pytest.warns(UserWarning):
@@ -677,7 +685,10 @@ def test_generate_and_checkpoint_handlers(handlers, manager, tmp_path):
         msg, *_ = handlers.checkpoints.upload("alice", str(evil))
     assert "never loaded" in msg
     with pytest.warns(UserWarning):
-        msg, *_ = handlers.checkpoints.delete("bob", name)
+        msg, *_ = handlers.checkpoints.delete("bob", name, armed=name)
     assert "only its owner" in msg
-    msg, table, _ = handlers.checkpoints.delete("alice", name)
-    assert "Deleted" in msg and len(table) == 0
+    msg, table, _, armed, button = handlers.checkpoints.delete("alice", name)  # the first click only asks
+    assert f"Delete **{name}** for good?" in msg and "cannot be recovered" in msg and armed == name
+    assert button["value"] == f"Yes, delete {name}" and name in manager.runs.run_names()
+    msg, table, _, armed, button = handlers.checkpoints.delete("alice", name, armed)
+    assert "Deleted" in msg and len(table) == 0 and armed is None and button["value"] == "Delete"

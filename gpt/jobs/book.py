@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import checkpoint as ckpt
+from .. import history
 from ..errors import CheckpointError
 from ..train import Trainer
 from . import folder as folders
@@ -22,15 +23,28 @@ if TYPE_CHECKING:  # the scheduler owns the book; the book only reads it
     from .manager import JobManager
 
 
+HISTORY_POINTS = 1000  # per-step points a status carries; a longer curve is averaged down to this
+
+
+def train_limit(trainer: Trainer | None, saved: float | None) -> float | None:
+    """The time limit the run trains under now (a resume extends the saved one)."""
+    return (trainer.config.max_seconds or None) if trainer is not None else saved
+
+
 class RunBook:
     def __init__(self, root: Path, jobs: "JobManager"):
         self.root = root
         self.jobs = jobs
         self._latest: dict[str, str] = {}  # owner -> the run they started last (what their Train tab shows)
+        self._curves: dict[str, tuple] = {}  # name -> (file signature, (metrics, steps)): a poll reads no file twice
 
     # --- who may see a run ---------------------------------------------------------------------
     def owner_of(self, name: str) -> str | None:
         return folders.app_info(self.root, name).get("owner")
+
+    def source_of(self, name: str) -> str | None:
+        """Where the run's text came from: 'shakespeare', a synthetic task, or 'text' (pasted or uploaded)."""
+        return folders.app_info(self.root, name).get("source")
 
     def visible(self, owner: str, name: str) -> bool:
         info = folders.app_info(self.root, name)
@@ -51,22 +65,41 @@ class RunBook:
         job = self.jobs.job(name)
         return job.trainer if job is not None and job.active else None
 
+    def _curve(self, name: str) -> tuple[list[dict], list[tuple[int, float]]]:
+        """(metrics, steps) from the run folder, read again only when its files change."""
+        path = self.run_path(name)
+        sig = []
+        for file in (ckpt.METRICS, history.STEPS, ckpt.CONFIG):
+            with contextlib.suppress(OSError):
+                st = (path / file).stat()
+                sig.append((file, st.st_mtime_ns, st.st_size))
+        cached = self._curves.get(name)
+        if cached is not None and cached[0] == sig:
+            return cached[1]
+        curve = history.read(path)
+        self._curves[name] = (sig, curve)
+        return curve
+
     def metrics(self, name: str) -> list[dict]:
+        """Every evaluation of the run, from its first step (resumes and uploads included)."""
         trainer = self.live_trainer(name)
         if trainer is not None:
             return list(trainer.metrics)
-        return ckpt.read_metrics(self.run_path(name))
+        return list(self._curve(name)[0])
 
     def step_losses(self, name: str) -> list[tuple[int, float]]:
-        job = self.jobs.job(name)
-        return list(job.step_losses) if job is not None else []
+        """(step, batch loss) of every step: the live trainer's, else the run folder's."""
+        trainer = self.live_trainer(name)
+        if trainer is not None:
+            return list(trainer.step_losses)
+        return list(self._curve(name)[1])
 
     def summary(self, name: str, owner: str | None = None) -> RunStatus:
         """One run as the tables and dropdowns show it: the folder, with the live job laid over it."""
         info = describe(self.run_path(name), owner)
         job = self.jobs.job(name)
         if job is not None and job.active:  # this process knows better than the files
-            info.state, info.message = job.state, job.message
+            info.state, info.message, info.end_reason = job.state, job.message, None
             info.queue_position = self.jobs.queue_position(name)
             if job.trainer is not None:
                 info.step = job.trainer.step
@@ -82,19 +115,23 @@ class RunBook:
         progress = dict(trainer.progress) if trainer is not None else {}
         last = rows[-1] if rows else {}
         step = progress.get("step", info.step or last.get("step", 0))
-        done = min(1.0, step / info.max_iters) if info.max_iters else 0.0
         info.step = step
         info.max_iters = progress.get("max_iters", info.max_iters)
         info.tokens_per_sec = progress.get("tokens_per_sec", last.get("tokens_per_sec", 0.0))
         info.eta_s = progress.get("eta_s") if trainer is not None else None
-        info.elapsed_s = progress.get("elapsed_s", last.get("elapsed_s", 0.0))
-        info.fraction = progress.get("fraction", 1.0 if info.state == "finished" else done)
+        info.elapsed_s = progress.get("elapsed_s", info.elapsed_s or last.get("elapsed_s", 0.0))
+        info.max_seconds = train_limit(trainer, info.max_seconds)
+        done = step / info.max_iters if info.max_iters else 0.0
+        if info.max_seconds:  # the bar follows whichever limit is nearer
+            done = max(done, info.elapsed_s / info.max_seconds)
+        info.fraction = progress.get("fraction", 1.0 if info.state == "finished" else min(1.0, done))
         info.loss = progress.get("loss")
         info.train_loss, info.val_loss, info.val_bpc = last.get("train_loss"), last.get("val_loss"), last.get("val_bpc")
         info.val_ppl = last.get("val_ppl")
         info.latest_sample = last.get("sample", "")
         info.metrics = [{k: v for k, v in r.items() if k != "sample"} for r in rows]
         info.n_params = trainer.n_params if trainer is not None else info.params
+        info.history = [[round(s), round(v, 4)] for s, v in history.downsample(self.step_losses(info.name), HISTORY_POINTS)]
         if info.best_val_loss is None and rows:
             info.best_val_loss = min(r["val_loss"] for r in rows)
         return info

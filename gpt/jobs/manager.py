@@ -69,7 +69,6 @@ class Job:
     message: str = ""
     error: str | None = None
     trainer: Trainer | None = None
-    step_losses: list = field(default_factory=list)  # (step, loss) for every step: the live curve
     created: float = field(default_factory=time.time)
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -297,13 +296,8 @@ class JobManager:
         ckpt.write_status(job.path, "preparing", step=(job.resume_train or {}).get("step", 0))
         ds, model_cfg, train_cfg = self._dataset(job)
         job.message = "Building the model"
-
-        def on_step(p: dict) -> None:
-            if p.get("loss") is not None:
-                job.step_losses.append((p["step"], p["loss"]))
-
         source = CORPUS_FILE if job.corpus.source == "text" else job.corpus.source  # never a server path
-        trainer = Trainer(model_cfg, train_cfg, ds, job.path, resume=job.resume, on_step=on_step,
+        trainer = Trainer(model_cfg, train_cfg, ds, job.path, resume=job.resume,
                           meta={"corpus": job.corpus.name, "data_source": source})
         job.trainer = trainer
         if job.stop_event.is_set():
@@ -314,7 +308,9 @@ class JobManager:
         finally:
             job.trainer = None  # free the model, optimizer and batches; the run lives on disk now
         job.state, job.error = state, trainer.error
-        job.message = {"finished": "Finished.", "stopped": "Stopped; resume it to go on."}.get(state, "")
+        reason = trainer.end_reason[:1].upper() + trainer.end_reason[1:]
+        job.message = {"finished": f"Finished: {trainer.end_reason}.",
+                       "stopped": f"{reason}; resume it to go on."}.get(state, "")
         if trainer.metrics and trainer.metrics[-1].get("tokens_per_sec"):
             estimate.observe(self.device, trainer.flops_per_token * trainer.metrics[-1]["tokens_per_sec"])
 
@@ -326,7 +322,7 @@ class JobManager:
             raise TrainingError(f"Run {name!r} is not training.")
         job.stop_event.set()
         if job.trainer is not None:
-            job.trainer.request_stop()
+            job.trainer.request_stop(by="you")
         with self._cond:
             self._cond.notify_all()
         return job

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from ..data import check_windows, split_sizes
 from ..errors import ConfigError
 from ..model import ARCHITECTURES, GPTConfig
 from ..presets import DEFAULT_PRESET
@@ -80,6 +81,7 @@ def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, d
     """
     if request.tokenizer not in TOKENIZER_KINDS:
         raise ConfigError(f"Tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got {request.tokenizer!r}.")
+    built = vocab_size is not None
     if vocab_size is None:
         if request.tokenizer == "char":
             vocab_size = len(set(corpus.text))
@@ -91,4 +93,14 @@ def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, d
         else:
             vocab_size = GPT2_VOCAB_GUESS
     model_cfg, train_cfg = request.configs(vocab_size, device)
+    if corpus.source == "text":  # a pasted or uploaded text: too short is said now, not once it is queued
+        check_windows(corpus.name, *split_sizes(_token_count(corpus, request, built)), model_cfg.block_size)
     return limits.check_run(model_cfg, train_cfg)  # by arithmetic: nothing is built to check a limit
+
+
+def _token_count(corpus: corpora.Corpus, request: RunRequest, built: bool) -> int:
+    """Tokens in the corpus: exact for characters and for a tokenizer the caller built (it is cached);
+    else the character count, which a byte-level BPE rarely exceeds."""
+    if request.tokenizer != "char" and built:
+        return len(corpora.dataset(corpus, request.tokenizer, request.vocab_size).data)
+    return len(corpus.text)

@@ -9,6 +9,11 @@ is ever shown: `whose` says "yours", "shared" or "shipped" instead.
 what only this process knows (the live job's state, step, queue position)
 over it. A folder whose status says 'running' but whose writer is gone (the
 app was killed) reads as 'interrupted'.
+
+Two fields a person reads first: `limit`, what will end the run (its steps
+or its seconds, whichever comes first), and, once it ended, `end_reason`
+("reached its 2 min 10 s time limit at step 1,527"). `history` is the whole
+per-step curve (downsampled), continuous across stops and resumes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from ..errors import GPTError
+from ..estimate import human_seconds
+from .request import RunRequest
 from .folder import ACTIVE, APP_FILE, read_json, written_elsewhere
 
 
@@ -55,6 +62,26 @@ class RunStatus:
     latest_sample: str = ""
     metrics: list = field(default_factory=list)  # every evaluation row, without its sample text
     n_params: int = 0
+    max_seconds: float | None = None  # the time limit (None: none)
+    history: list = field(default_factory=list)  # [step, batch loss] of every step (downsampled when long)
+    end_reason: str | None = None  # once ended: why, as a sentence
+    request: dict = field(default_factory=dict)  # what the Train tab asked for (restores the form)
+
+    @property
+    def limit(self) -> str:
+        """What ends the run: 'stops at 2,000 steps or 2 min 10 s, whichever comes first'."""
+        steps = f"{self.max_iters:,} steps"
+        if not self.max_seconds:
+            return f"stops after {steps}"
+        return f"stops after {steps} or {human_seconds(self.max_seconds)}, whichever comes first"
+
+    @property
+    def time_bound(self) -> bool:
+        """True when the time limit, not the step count, is the nearer end (what the bar follows)."""
+        if not self.max_seconds:
+            return False
+        steps_done = self.step / self.max_iters if self.max_iters else 0.0
+        return self.elapsed_s / self.max_seconds >= steps_done
 
     @property
     def active(self) -> bool:
@@ -70,7 +97,41 @@ class RunStatus:
         out = asdict(self)
         del out["owner"]
         out["whose"] = self.whose
+        out["limit"] = self.limit
         return out
+
+
+def end_reason(state: str, message: str, status: dict, meta: dict) -> str | None:
+    """Why an ended run ended, as a sentence; None while it is queued or trains."""
+    if state not in ("finished", "stopped", "failed", "interrupted"):
+        return None
+    if status.get("end_reason") and status.get("state") == state:
+        return status["end_reason"]
+    step = int(meta.get("step", 0))
+    if state == "failed":
+        return f"failed: {message}" if message else "failed"
+    if state == "interrupted":
+        return f"interrupted: the app stopped at step {step:,}"
+    if state == "stopped":
+        return message.rstrip(".").lower() if message.startswith("Cancelled") else f"stopped at step {step:,}"
+    train = meta.get("train") or {}
+    if train.get("max_iters") and step >= int(train["max_iters"]):
+        return f"reached its {int(train['max_iters']):,} steps"
+    if train.get("max_seconds"):
+        return f"reached its {human_seconds(train['max_seconds'])} time limit at step {step:,}"
+    return f"finished at step {step:,}"
+
+
+def _limits(meta: dict, request: dict) -> tuple[int, float | None]:
+    """(max_iters, max_seconds): the checkpoint's, else what the request will train with."""
+    train = meta.get("train") or {}
+    if train:
+        return int(train.get("max_iters", 0)), train.get("max_seconds") or None
+    try:
+        _, cfg = RunRequest.from_dict(request).configs(65)
+    except (GPTError, TypeError, KeyError):
+        return 0, None
+    return cfg.max_iters, cfg.max_seconds or None
 
 
 def describe(path: Path, owner: str | None = None) -> RunStatus:
@@ -90,7 +151,9 @@ def describe(path: Path, owner: str | None = None) -> RunStatus:
     elif state == "unknown" and has_weights:
         state = "finished"
     model = meta.get("model") or {}
-    tok = (meta.get("tokenizer") or {}).get("type") or (app.get("request") or {}).get("tokenizer", "?")
+    request = app.get("request") or {}
+    tok = (meta.get("tokenizer") or {}).get("type") or request.get("tokenizer", "?")
+    max_iters, max_seconds = _limits(meta, request)
     return RunStatus(
         name=path.name,
         owner=app.get("owner"),
@@ -102,10 +165,14 @@ def describe(path: Path, owner: str | None = None) -> RunStatus:
         params=int(meta.get("n_params") or 0),
         processes=int(meta.get("world_size") or 1),
         step=int(meta.get("step", 0)),
-        max_iters=int((meta.get("train") or {}).get("max_iters", 0)),
+        max_iters=max_iters,
         best_val_loss=meta.get("best_val_loss"),
         state=state,
         message=status.get("message", ""),
+        elapsed_s=float(meta.get("elapsed_s") or 0.0),
+        max_seconds=max_seconds,
+        end_reason=end_reason(state, status.get("message", ""), status, meta),
+        request=request,
         has_weights=has_weights,
         created=app.get("created", 0),
         updated=(path / ckpt.WEIGHTS).stat().st_mtime if has_weights else app.get("created", 0),

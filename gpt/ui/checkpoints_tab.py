@@ -1,5 +1,8 @@
 """The Checkpoints tab: every run you may see, one file each way (download, upload), delete, resume.
 
+Delete asks first: the first click names the run and says a deleted run
+cannot be recovered; only a second click on the same run deletes it.
+
 The files themselves are `gpt.ui.library`'s business (safetensors only, every
 upload checked before it is kept); this module is the tab and its events.
 """
@@ -16,6 +19,8 @@ from .exchange import build_exchange_panel
 from .messages import problem, say
 from .page import PRIVATE, Page
 from .pickers import run_label
+
+DELETE_LABEL = "Delete"
 
 
 class CheckpointHandlers:
@@ -37,15 +42,26 @@ class CheckpointHandlers:
         except GPTError:
             return gr.update(value=None, interactive=False)
 
-    def delete(self, owner, run):
+    def delete(self, owner, run, armed=None):
+        """(message, table, dropdown, armed, button): the first click arms, the second on the same run deletes."""
+        disarmed = (None, gr.update(value=DELETE_LABEL))
+        if not run:
+            return (say("Choose a run first.", ok=False), *self.runs_table(owner), *disarmed)
+        if armed != run:
+            return (say(f"Delete **{run}** for good? Its weights and curves cannot be recovered afterwards. "
+                        f"Click **Yes, delete {run}** to confirm, or choose another run to keep it."),
+                    gr.skip(), gr.skip(), run, gr.update(value=f"Yes, delete {run}"))
         try:
-            if not run:
-                return (say("Choose a run first.", ok=False), *self.runs_table(owner))
             self.m.delete(owner, run)
             msg = say(f"Deleted **{run}**.")
         except Exception as err:  # noqa: BLE001
             msg = problem(err)
-        return (msg, *self.runs_table(owner))
+        return (msg, *self.runs_table(owner), *disarmed)
+
+    @staticmethod
+    def disarm():
+        """Another run chosen: a Delete click no longer confirms the old one."""
+        return None, gr.update(value=DELETE_LABEL)
 
     def upload(self, owner, file):
         if not file:
@@ -79,10 +95,11 @@ def build_checkpoints_tab(page: Page) -> gr.Tab:
         with gr.Row():
             download = gr.DownloadButton("⬇ Download .safetensors", interactive=False, elem_id="ckpt-download")
             resume = gr.Button("↻ Resume training", elem_id="ckpt-resume")
-            delete = gr.Button("Delete", variant="stop", elem_id="ckpt-delete")
+            delete = gr.Button(DELETE_LABEL, variant="stop", elem_id="ckpt-delete")
         upload = gr.File(label="Upload a checkpoint (.safetensors only; pickles are refused)",
                          file_types=[".safetensors"], type="filepath", elem_id="ckpt-upload")
         msg = gr.Markdown(elem_id="ckpt-msg")
+        armed = gr.State(None)  # the run a first Delete click named
         panel = build_exchange_panel(page, run)  # the same run in transformers' and nanoGPT's formats, and back
 
     show_table = dict(fn=h.runs_table, inputs=[who, run], outputs=[table, run], **PRIVATE)
@@ -91,7 +108,8 @@ def build_checkpoints_tab(page: Page) -> gr.Tab:
     for imported in panel.imported:  # an imported model is a run: list it at once
         imported.then(**show_table)
     run.change(h.prepare_download, [who, run], download, **PRIVATE)
-    delete.click(h.delete, [who, run], [msg, table, run], **PRIVATE)
+    run.input(h.disarm, None, [armed, delete], **PRIVATE)
+    delete.click(h.delete, [who, run, armed], [msg, table, run, armed, delete], **PRIVATE)
     more_iters = page.train.sliders[7] if page.train else gr.State(None)
     resume.click(h.resume, [who, run, more_iters], msg, **PRIVATE)
     upload.upload(h.upload, [who, upload], [msg, table, run], **PRIVATE)

@@ -17,6 +17,7 @@ import html
 
 import pandas as pd
 
+from .. import history
 from ..estimate import human_count, human_seconds
 from ..jobs import RunStatus
 
@@ -32,15 +33,8 @@ STATE_COLOURS = {
 
 
 def downsample(points: list[tuple[int, float]], limit: int = MAX_STEP_POINTS) -> list[tuple[float, float]]:
-    """At most `limit` points: the mean step and loss of equal consecutive buckets."""
-    if len(points) <= limit:
-        return [(float(s), float(v)) for s, v in points]
-    out = []
-    size = len(points) / limit
-    for k in range(limit):
-        chunk = points[int(k * size): int((k + 1) * size)] or [points[min(len(points) - 1, int(k * size))]]
-        out.append((sum(s for s, _ in chunk) / len(chunk), sum(v for _, v in chunk) / len(chunk)))
-    return out
+    """At most `limit` points a plot draws (bucket means: `gpt.history.downsample`)."""
+    return history.downsample(points, limit)
 
 
 def _frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
@@ -72,8 +66,19 @@ def _fmt(x, pattern: str = "{:.3f}") -> str:
     return "-" if x is None else pattern.format(x)
 
 
+def _where(status: RunStatus) -> str:
+    """How far the run is, counted in the limit that will end it (steps or seconds, whichever is nearer)."""
+    if status.time_bound:
+        return (f"<b>{human_seconds(status.elapsed_s)}</b> of its {human_seconds(status.max_seconds)} time limit "
+                f"&middot; step {status.step:,} (at most {status.max_iters:,})")
+    where = f"step <b>{status.step:,}</b> / {status.max_iters:,}"
+    if status.max_seconds:
+        where += f" (or {human_seconds(status.max_seconds)}, whichever comes first)"
+    return where + f" &middot; elapsed {human_seconds(status.elapsed_s)}"
+
+
 def progress_html(status: RunStatus | None) -> str:
-    """A bar and one line of numbers: state, step, tokens/s, ETA, latest losses."""
+    """A bar that follows the limit ending the run, one line of numbers, and why it ended once it did."""
     if not status:
         return ('<div class="run-progress idle">No run yet. Pick a corpus and a tokenizer, then press '
                 '<b>Start training</b>.</div>')
@@ -87,22 +92,22 @@ def progress_html(status: RunStatus | None) -> str:
     if state == "queued" and status.queue_position:
         parts.append(f"position <b>{status.queue_position}</b> in the queue: it starts when a slot frees up")
     else:
-        parts.append(f"step <b>{status.step:,}</b> / {status.max_iters:,}")
+        parts.append(_where(status))
+        if state == "running":
+            parts.append(f"about {human_seconds(status.eta_s)} left")
         if status.tokens_per_sec:
             parts.append(f"{status.tokens_per_sec:,.0f} tokens/s")
-        if state == "running":
-            parts.append(f"ETA {human_seconds(status.eta_s)}")
-        parts.append(f"elapsed {human_seconds(status.elapsed_s)}")
         if status.n_params:
             parts.append(f"{human_count(status.n_params)} parameters")
-        processes = status.processes or 1
-        parts.append(f"{processes} process{'es' if processes > 1 else ''}" + (" (torchrun)" if processes > 1 else ""))
+        if (status.processes or 1) > 1:
+            parts.append(f"{status.processes} processes (torchrun)")
         if status.loss is not None and state == "running":
             parts.append(f"batch loss {status.loss:.3f}")
         if status.val_loss is not None:
             ppl = f", perplexity {status.val_ppl:,.1f}" if status.val_ppl is not None else ""
             parts.append(f"val loss {_fmt(status.val_loss)} ({_fmt(status.val_bpc, '{:.2f}')} bits/char{ppl})")
-    message = status.message or ""
+    reason = status.end_reason or ""
+    message = status.message or (reason[:1].upper() + reason[1:] + "." if reason else "")
     note = f'<div class="run-message state-{html.escape(state)}">{html.escape(message)}</div>' if message else ""
     return (f'<div class="run-progress"><div class="run-line">{" &middot; ".join(parts)}</div>'
             f'<div class="run-bar"><div class="run-fill" style="width:{pct:.1f}%;background:{colour}"></div></div>'

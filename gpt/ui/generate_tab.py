@@ -58,25 +58,28 @@ class GenerateHandlers:
 
 def build_generate_tab(page: Page) -> gr.Tab:
     h, who, lim = GenerateHandlers(page.manager, page.models), page.who, page.manager.limits
-    with gr.Tab("2 · Generate", id="generate") as tab:
-        with gr.Row():
-            run = gr.Dropdown(label="Model (a run; one still training samples its current weights)", scale=5,
-                              elem_id="gen-run")
-            refresh = gr.Button("↻", scale=0, min_width=40, elem_id="gen-refresh")
-        prompt = gr.Textbox(label="Prompt", placeholder="Empty: start from a newline", elem_id="gen-prompt")
-        with gr.Row():
-            temperature = gr.Slider(0, 2, 0.8, step=0.05, label="Temperature (0 = greedy)", elem_id="gen-temperature")
-            top_k = gr.Slider(0, 200, 0, step=1, label="Top-k (0 = off)", elem_id="gen-top-k")
-            top_p = gr.Slider(0.05, 1.0, 1.0, step=0.05, label="Top-p (1 = off)", elem_id="gen-top-p")
-        with gr.Row():
-            max_new = gr.Slider(1, lim.max_new_tokens, min(300, lim.max_new_tokens), step=1, label="Max new tokens",
-                                elem_id="gen-max-new")
-            seed = gr.Number(-1, precision=0, label="Seed (-1 = random)", elem_id="gen-seed")
-        with gr.Row():
-            btn = gr.Button("Generate", variant="primary", scale=4, elem_id="gen-btn")
-            stop = gr.Button("■ Stop", variant="stop", scale=1, elem_id="gen-stop")
-        status = gr.Markdown(elem_id="gen-status")
-        output = gr.Textbox(label="Text", lines=14, interactive=False, elem_id="gen-output")
+    with gr.Tab("2 · Generate", id="generate") as tab, gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=420, elem_id="gen-controls"):  # the text beside the controls
+            with gr.Row():
+                run = gr.Dropdown(label="Model (a run; one still training samples its current weights)", scale=5,
+                                  elem_id="gen-run")
+                refresh = gr.Button("↻", scale=0, min_width=40, elem_id="gen-refresh")
+            prompt = gr.Textbox(label="Prompt", placeholder="Empty: start from a newline", elem_id="gen-prompt")
+            with gr.Row():
+                temperature = gr.Slider(0, 2, 0.8, step=0.05, label="Temperature (0 = greedy)",
+                                        elem_id="gen-temperature")
+                top_k = gr.Slider(0, 200, 0, step=1, label="Top-k (0 = off)", elem_id="gen-top-k")
+                top_p = gr.Slider(0.05, 1.0, 1.0, step=0.05, label="Top-p (1 = off)", elem_id="gen-top-p")
+            with gr.Row():
+                max_new = gr.Slider(1, lim.max_new_tokens, min(300, lim.max_new_tokens), step=1,
+                                    label="Max new tokens", elem_id="gen-max-new")
+                seed = gr.Number(-1, precision=0, label="Seed (-1 = random)", elem_id="gen-seed")
+            with gr.Row():
+                btn = gr.Button("Generate", variant="primary", scale=4, elem_id="gen-btn")
+                stop = gr.Button("■ Stop", variant="stop", scale=1, elem_id="gen-stop")
+            status = gr.Markdown(elem_id="gen-status")
+        with gr.Column(scale=1, min_width=420):
+            output = gr.Textbox(label="Text", lines=16, interactive=False, elem_id="gen-output")
 
     show_runs = dict(fn=h.sample_runs, inputs=[who, run], outputs=run, **PRIVATE)
     page.on_load.append(show_runs)

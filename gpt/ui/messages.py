@@ -41,11 +41,18 @@ def say(message: str, ok: bool = True) -> str:
 
 
 def problem(err: BaseException, toast: bool = True) -> str:
-    """`err` as a red status line (with a toast unless `toast` is False: a view that redraws often)."""
+    """`err` as a red status line (with a toast unless `toast` is False: a view that redraws often).
+
+    A GPTError's `details` (URLs, paths, errno) sit folded under the sentence, for whoever runs the server."""
     text = sentence_of(err)
     if toast:
         gr.Warning(text)
-    return f'<span class="msg-error">{html.escape(text, quote=False)}</span>'
+    line = f'<span class="msg-error">{html.escape(text, quote=False)}</span>'
+    details = getattr(err, "details", None) if isinstance(err, GPTError) else None
+    if details:
+        line += (f'<details class="msg-details"><summary>Details for whoever runs the server</summary>'
+                 f"{html.escape(details, quote=False)}</details>")
+    return line
 
 
 def refuse(err: BaseException):

@@ -27,10 +27,10 @@ def with_metrics(runs: list[RunStatus]) -> list[RunStatus]:
 
 
 def run_label(r: RunStatus) -> str:
+    """A dropdown label that stays true while the dropdown is open: the step only once the run has ended
+    (a live step count would read 'training, step 1,339' long after; the progress line is live instead)."""
     bits = [r.name, r.whose, r.corpus, r.tokenizer]
-    if r.state == "running":
-        bits.append(f"training, step {r.step:,}")
-    elif r.step:
+    if r.step and not r.active:
         bits.append(f"step {r.step:,}")
     return " · ".join(bits)
 

@@ -1,10 +1,11 @@
 """The page's look: every module's CSS in one string for `launch(css=...)`, and the words at the top."""
 
 from .frames import PROGRESS_CSS
+from .projector import PROJECTOR_CSS
 from .tokens import TOKENS_CSS
 from .views import VIEWS_CSS
 
-CSS = TOKENS_CSS + PROGRESS_CSS + VIEWS_CSS + """
+CSS = TOKENS_CSS + PROGRESS_CSS + VIEWS_CSS + PROJECTOR_CSS + """
 #start-btn { font-size: 1.25rem; min-height: 3.2rem; }
 .msg-error { color: #b91c1c; font-weight: 600; }
 """

@@ -26,6 +26,9 @@ from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
 from .pickers import pick_runs, with_metrics
 from .tokens import preview_html
 
+LOSS_UNIT = ('<span title="The loss is in nats per token: the mean of minus the natural log of the probability '
+             'the model gave the true next token. ln(vocabulary size) is pure guessing; 0 is certainty.">'
+             "Loss: lower is better (in nats per token; hover here for what that means).</span>")
 SLIDERS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "batch_size", "lr", "max_iters", "max_seconds")
 
 
@@ -73,12 +76,18 @@ class TrainHandlers:
         return corpora.load(choice, upload, pasted, max_bytes=self.m.limits.max_upload_bytes)
 
     def describe_corpus(self, choice, upload, pasted, kind, vocab_size, preview_text):
-        """Statistics, the coloured preview, and the vocabulary size the estimate needs."""
+        """Statistics, the coloured preview, and the vocabulary size the estimate needs.
+
+        A problem is said once, here (no toast: this line is where the eye is), and goes when the
+        choice changes; an empty paste or upload box is a hint, not an error, until something is in it."""
+        if (choice == "paste" and not pasted) or (choice == "upload" and not upload):
+            what = "Paste a text" if choice == "paste" else "Choose a .txt file"
+            return f"{what} above: a few thousand characters or more.", "", gr.skip()
         try:
             corpus = self.corpus(choice, upload, pasted)
             ds = corpora.dataset(corpus, kind, vocab_size)
         except Exception as err:  # noqa: BLE001 - the page shows the sentence
-            return problem(err), "", gr.skip()
+            return problem(err, toast=False), "", gr.skip()
         sentence = preview_text or corpora.sample_sentence(corpus.text)
         return corpora.stats_markdown(ds), preview_html(ds.tokenizer, sentence), ds.tokenizer.vocab_size
 
@@ -103,15 +112,12 @@ class TrainHandlers:
             secs = est.training_seconds(model_cfg, train_cfg.batch_size, train_cfg.max_iters, train_cfg.eval_interval,
                                         train_cfg.eval_iters, train_cfg.max_seconds, self.m.device)
         except GPTError as err:
-            return f'<span class="msg-error">{err}</span>'
-        limit = ""
-        if train_cfg.max_seconds and secs >= train_cfg.max_seconds:
-            limit = f" (it stops at the {est.human_seconds(train_cfg.max_seconds)} limit)"
+            return problem(err, toast=False), ""
         over = n > self.m.limits.max_params
         size = f"**{est.human_count(n)} parameters**" + (" &mdash; over this server's limit" if over else "")
         return (f"{size} · about **{est.human_bytes(mem)}** of memory to train · about "
-                f"**{est.human_seconds(secs)}** on this machine{limit} · "
-                f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step")
+                f"**{est.human_seconds(secs)}** on this machine · "
+                f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step"), ends_when(train_cfg, secs)
 
     # --- 3. training ------------------------------------------------------------------------------
     def start(self, owner, choice, upload, pasted, kind, vocab_size, preset, model_type, architecture, n_layer,
@@ -131,6 +137,17 @@ class TrainHandlers:
         if pos:
             return say(f"Run **{job.name}** is queued: position {pos} in the queue. It starts when a slot frees up.")
         return say(f"Run **{job.name}** started. The curve below updates every second.")
+
+    def restore_form(self, owner):
+        """After a refresh: the form shows what the run on screen was started with, not the defaults."""
+        name = self.m.runs.current_run(owner) if owner else None
+        try:
+            status = self.m.runs.summary(name, owner) if name else None
+        except GPTError:
+            status = None
+        if status is None or not status.request:
+            return (gr.skip(),) * (6 + len(SLIDERS))
+        return form_values(status.request, self.m.runs.source_of(name))
 
     def stop(self, owner):
         try:
@@ -162,9 +179,11 @@ class TrainHandlers:
         steps = len(self.read.step_losses(name)) if name else 0
         sig = [name, status and status.state, status and status.step, steps,
                status and len(status.metrics), status and status.queue_position, status and status.message]
-        same = unchanged(sig, last, 6)
+        same = unchanged(sig, last, 7)
         if same:
             return same
+        # the line under Start answered the last click; once the run on screen changes state, it is old news
+        msg = "" if last is not None and (last[0] != name or last[1] != sig[1]) else gr.skip()
         plot = compare = gr.skip()
         if not last or last[0] != name or last[3] != steps or last[4] != sig[4]:
             plot = frames.loss_frame(status.metrics, self.read.step_losses(name)) if name else None
@@ -174,7 +193,7 @@ class TrainHandlers:
         resumable = bool(status and status.mine and not active and status.state != "running elsewhere")
         sample = status.latest_sample if status else ""
         return (frames.progress_html(status), plot, sample, gr.update(interactive=active),
-                gr.update(interactive=resumable), compare, sig)
+                gr.update(interactive=resumable), compare, msg, sig)
 
     def first_point(self, owner, last, compared=None, timeout: float = 5.0):
         """Right after Start: wait (at most `timeout` s) for the run's first evaluation, then draw it,
@@ -190,6 +209,12 @@ class TrainHandlers:
 
     def compare_choices(self, owner, selected):
         return pick_runs(self.m, owner, with_metrics(self.m.runs.list_runs(owner)), selected)
+
+    def compare_with_new(self, owner, selected):
+        """After Start: the new run joins the comparison, without a click on refresh."""
+        current = self.m.runs.current_run(owner) if owner else None
+        keep = list(selected or [])
+        return self.compare_choices(owner, keep + [current] if current and current not in keep else keep)
 
     def compare(self, owner, selected):
         """val bpc of the selected runs; None when there is nothing to draw (the page clears the plot first,
@@ -207,6 +232,28 @@ class TrainHandlers:
     @staticmethod
     def clear_plot():
         return None
+
+
+def ends_when(train_cfg, secs: float) -> str:
+    """Beside Start: the limit that will end the run (steps or seconds, whichever comes first)."""
+    steps = f"{train_cfg.max_iters:,} steps"
+    if train_cfg.max_seconds and secs >= train_cfg.max_seconds:
+        return (f"Ends at its **{est.human_seconds(train_cfg.max_seconds)} time limit**, before its {steps} "
+                "(whichever comes first).")
+    limit = f" (or {est.human_seconds(train_cfg.max_seconds)}, whichever comes first)" if train_cfg.max_seconds else ""
+    return f"Ends after **{steps}**{limit}: about {est.human_seconds(secs)}."
+
+
+def form_values(request: dict, source: str | None) -> tuple:
+    """The Train tab's values (corpus, tokenizer, vocabulary, preset, model, architecture, sliders) of a request."""
+    req = RunRequest.from_dict(request)
+    v = preset_values(req.preset if req.preset in PRESETS else DEFAULT_PRESET)
+    v.update({k: getattr(req, k) for k in ("architecture", *SLIDERS) if getattr(req, k) is not None})
+    v["max_seconds"] = v["max_seconds"] or 0
+    named = {c for _, c in CORPUS_CHOICES}
+    corpus = source if source in named else gr.skip()  # a pasted or uploaded text is not put back
+    return (corpus, req.tokenizer, req.vocab_size or BPE_VOCAB_DEFAULT, req.preset, req.model_type,
+            *(v[k] for k in ("architecture", *SLIDERS)))
 
 
 def _data_column(limits) -> dict:
@@ -260,16 +307,17 @@ def _model_column(limits) -> dict:
 
 
 def _watch_area() -> dict:
-    with gr.Row():
-        c = dict(start=gr.Button("▶ Start training", variant="primary", size="lg", scale=4, elem_id="start-btn"))
+    with gr.Row(elem_id="start-row"):
+        c = dict(start=gr.Button("▶ Start training", variant="primary", size="lg", scale=3, elem_id="start-btn"))
         c["stop"] = gr.Button("■ Stop", variant="stop", interactive=False, scale=1, elem_id="stop-btn")
         c["resume"] = gr.Button("↻ Resume", interactive=False, scale=1, elem_id="resume-btn")
+        c["ends"] = gr.Markdown(elem_id="ends-when")
     c["msg"] = gr.Markdown(elem_id="train-msg")
     c["progress"] = gr.HTML(frames.progress_html(None), elem_id="progress")
     with gr.Row():
         c["loss_plot"] = gr.LinePlot(None, x="step", y="loss", color="series", color_map=frames.LOSS_COLOURS,
                                      colors_in_legend=list(frames.LOSS_SERIES), height=340,
-                                     title="Loss (nats per token)", elem_id="loss-plot")
+                                     title="Loss (lower is better)", elem_id="loss-plot")
         with gr.Column():
             c["compare_plot"] = gr.LinePlot(None, x="step", y="val_bpc", color="run", height=260,
                                             title="Compare runs: validation bits per character", elem_id="compare-plot")
@@ -277,6 +325,7 @@ def _watch_area() -> dict:
                 c["compare_runs"] = gr.Dropdown(multiselect=True, label="Runs to compare", scale=5,
                                                 elem_id="compare-runs")
                 c["compare_refresh"] = gr.Button("↻", scale=0, min_width=40, elem_id="compare-refresh")
+    gr.Markdown(LOSS_UNIT, elem_id="loss-unit")
     c["sample"] = gr.Textbox(label="What the model writes at its latest evaluation", lines=4, interactive=False,
                              elem_id="latest-sample")
     return c
@@ -285,13 +334,14 @@ def _watch_area() -> dict:
 def build_train_tab(page: Page) -> gr.Tab:
     """Lay out the Train tab, wire it, and record its controls in `page.train` for the other tabs."""
     h, who = TrainHandlers(page.manager), page.who
-    with gr.Tab("1 · Train", id="train") as tab:
-        with gr.Row():
+    with gr.Tab("1 · Train", id="train", elem_id="train-tab") as tab:
+        with gr.Row(elem_id="train-settings"):
             with gr.Column():
                 d = _data_column(page.manager.limits)
             with gr.Column():
                 m = _model_column(page.manager.limits)
-        w = _watch_area()
+        with gr.Column(elem_id="watch-area"):  # the projector view puts it first (gpt.ui.projector)
+            w = _watch_area()
         vocab, last_poll = gr.State(65), gr.State(None)
     sliders = m["sliders"]
     page.train = TrainControls(d["corpus"], d["upload"], d["pasted"], d["tokenizer"], d["bpe_vocab"], vocab,
@@ -300,15 +350,20 @@ def build_train_tab(page: Page) -> gr.Tab:
     corpus_in = [d["corpus"], d["upload"], d["pasted"], d["tokenizer"], d["bpe_vocab"], d["preview_text"]]
     show_corpus = dict(fn=h.describe_corpus, inputs=corpus_in, outputs=[d["stats"], d["preview"], vocab], **PRIVATE)
     show_estimate = dict(fn=h.estimate, inputs=[vocab, m["preset"], m["model_type"], m["architecture"], *sliders],
-                         outputs=m["estimate"], **PRIVATE)
+                         outputs=[m["estimate"], w["ends"]], **PRIVATE)
     show_compare = dict(fn=h.compare_choices, inputs=[who, w["compare_runs"]], outputs=w["compare_runs"], **PRIVATE)
-    page.on_load += [show_corpus, show_estimate, show_compare]
+    form = [d["corpus"], d["tokenizer"], d["bpe_vocab"], m["preset"], m["model_type"], m["architecture"], *sliders]
+    restore = dict(fn=h.restore_form, inputs=who, outputs=form, **PRIVATE)
+    page.on_load += [restore, show_corpus, show_estimate, show_compare]
 
     d["corpus"].change(h.corpus_inputs, d["corpus"], [d["upload"], d["pasted"]], **PRIVATE).then(
         **show_corpus).then(**show_estimate)
     d["tokenizer"].change(h.vocab_input, d["tokenizer"], d["bpe_vocab"], **PRIVATE).then(**show_corpus).then(
         **show_estimate)
-    for event in (d["bpe_vocab"].release, d["upload"].upload, d["pasted"].blur, d["preview_text"].submit):
+    d["tokenizer"].input(lambda: "", None, w["msg"], **PRIVATE)  # an old refusal is about the old tokenizer
+    # a vocabulary size dragged, or typed then Enter: only the latest is built (a BPE per size is ~1 s)
+    d["bpe_vocab"].change(trigger_mode="always_last", **show_corpus).then(**show_estimate)
+    for event in (d["upload"].upload, d["pasted"].blur, d["preview_text"].submit):
         event(**show_corpus).then(**show_estimate)
     m["preset"].input(h.apply_preset, m["preset"], [m["architecture"], *sliders], **PRIVATE)
     m["preset"].input(h.tokenizer_for_preset, m["preset"], [d["tokenizer"], d["bpe_vocab"]], **PRIVATE)
@@ -316,13 +371,15 @@ def build_train_tab(page: Page) -> gr.Tab:
           trigger_mode="always_last", **show_estimate)
 
     poll_in = [who, last_poll, w["compare_runs"]]
-    poll_out = [w["progress"], w["loss_plot"], w["sample"], w["stop"], w["resume"], w["compare_plot"], last_poll]
+    poll_out = [w["progress"], w["loss_plot"], w["sample"], w["stop"], w["resume"], w["compare_plot"], w["msg"],
+                last_poll]
     start_in = [*corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders, m["share"]]
     sliced = zerogpu.wire(page, start=w["start"], stop=w["stop"], resume=w["resume"], message=w["msg"],
                           start_inputs=start_in, more_iters=sliders[7])
     if sliced is None:  # everywhere but ZeroGPU: background training, as always
         w["start"].click(h.start, [who, *start_in], w["msg"], **PRIVATE).then(
-            h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(**show_compare)
+            h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(
+            h.compare_with_new, [who, w["compare_runs"]], w["compare_runs"], **PRIVATE)
         w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
         w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
     else:

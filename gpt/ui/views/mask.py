@@ -27,6 +27,13 @@ from .base import View
 MASK_STEPS = 300  # per run of the experiment (GPT_MASK_STEPS overrides)
 MASK_RUN = re.compile(r"^why-mask-(\d+)-(masked|unmasked)$")
 WAITING = "starts when the masked run finishes"
+LOOK_AT = ("**What to look at:** the unmasked model's training loss falls far lower, yet its text is garbage: "
+           "it learned to copy the next character, which does not exist yet when it writes.")
+
+
+def shown(sample: str) -> str:
+    """A sample without its leading blank lines, so the first words are in the box, not below its fold."""
+    return re.sub(r"^(?:[ \t]*\n)+", "", sample or "")
 
 
 class MaskView(View):
@@ -97,7 +104,7 @@ class MaskView(View):
         if done and "masked" in curves and "unmasked" in curves:
             status += (f". Final training loss: {experiment.final_train_loss('masked'):.2f} with the mask, "
                        f"{experiment.final_train_loss('unmasked'):.2f} without.")
-        return (fig, samples.get("masked", ""), samples.get("unmasked", ""), status, download(png),
+        return (fig, shown(samples.get("masked", "")), shown(samples.get("unmasked", "")), status, download(png),
                 gr.Timer(active=not done), sig)
 
 
@@ -108,6 +115,7 @@ def build_mask_view(v: MaskView, who) -> tuple[gr.Tab, gr.Timer]:
                             elem_id="mask-btn")
             png = png_button("mask-png")
         status = gr.Markdown(elem_id="mask-status")
+        gr.Markdown(LOOK_AT, elem_id="mask-look")
         with gr.Row():
             plot = gr.Plot(show_label=False, scale=3, elem_id="mask-plot")
             gr.Markdown(insight.MASK_EXPLANATION, elem_id="mask-explanation")
