@@ -11,12 +11,17 @@ ask for. Each limit is an environment variable:
 - GPT_MAX_UPLOAD_MB        largest uploaded corpus or checkpoint (default 50,
                            the same variable `gpt.data` reads)
 - GPT_MAX_NEW_TOKENS       longest sample (default 2,000)
+- GPT_MAX_RUN_SECONDS      training time of one run, in seconds: a longer
+                           time limit (or none) is cut to it (default 0: none)
+
+The teacher's page replaces three of them live (`JobManager.set_limits`):
+`with_class_limits` checks what the teacher typed and returns new Limits.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .device import training_device
 from .errors import ConfigError
@@ -43,6 +48,7 @@ class Limits:
     max_batch_size: int = 256
     max_upload_mb: int = 50
     max_new_tokens: int = 2_000
+    max_run_seconds: int = 0  # 0: no class-wide time limit per run
 
     @classmethod
     def from_env(cls, env=None) -> "Limits":
@@ -55,6 +61,7 @@ class Limits:
             max_batch_size=_env_int(env, "GPT_MAX_BATCH_SIZE", cls.max_batch_size),
             max_upload_mb=_env_int(env, "GPT_MAX_UPLOAD_MB", cls.max_upload_mb),
             max_new_tokens=_env_int(env, "GPT_MAX_NEW_TOKENS", cls.max_new_tokens),
+            max_run_seconds=_env_int(env, "GPT_MAX_RUN_SECONDS", 0, minimum=0),
         )
 
     @property
@@ -87,3 +94,24 @@ class Limits:
                 f"{what} is {n_bytes / 2**20:.1f} MB, over this server's limit of {self.max_upload_mb} MB "
                 "(GPT_MAX_UPLOAD_MB); use a smaller file."
             )
+
+    def cap_seconds(self, max_seconds: float | None) -> float | None:
+        """A run's time limit under the class's: the smaller of the two (None: no limit at all)."""
+        if not self.max_run_seconds:
+            return max_seconds
+        return min(float(max_seconds), float(self.max_run_seconds)) if max_seconds else float(self.max_run_seconds)
+
+    def with_class_limits(self, run_seconds, concurrent_jobs, max_params) -> "Limits":
+        """The teacher's three levers, checked: a sentence naming the field for a bad value."""
+        def whole(value, field: str, minimum: int) -> int:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{field} must be a number, got {value!r}.") from None
+            if number != number or number < minimum or number != int(number) or number > 10**12:
+                raise ConfigError(f"{field} must be a whole number of at least {minimum}, got {value!r}.")
+            return int(number)
+
+        return replace(self, max_run_seconds=whole(run_seconds, "Time per run (seconds)", 0),
+                       max_concurrent_jobs=whole(concurrent_jobs, "Runs at the same time", 1),
+                       max_params=whole(max_params, "Largest model (parameters)", 1))

@@ -16,6 +16,7 @@ from .. import checkpoint as ckpt
 from ..errors import CheckpointError
 from ..train import Trainer
 from . import folder as folders
+from .queue_eta import starts_in
 from .status import RunStatus, describe
 
 if TYPE_CHECKING:  # the scheduler owns the book; the book only reads it
@@ -68,6 +69,8 @@ class RunBook:
         if job is not None and job.active:  # this process knows better than the files
             info.state, info.message = job.state, job.message
             info.queue_position = self.jobs.queue_position(name)
+            if job.state == "queued":
+                info.starts_in_s = starts_in(self.jobs, name)
             if job.trainer is not None:
                 info.step = job.trainer.step
         elif job is not None and info.state == job.state:
@@ -87,6 +90,8 @@ class RunBook:
         info.max_iters = progress.get("max_iters", info.max_iters)
         info.tokens_per_sec = progress.get("tokens_per_sec", last.get("tokens_per_sec", 0.0))
         info.eta_s = progress.get("eta_s") if trainer is not None else None
+        if info.state == "queued":
+            info.eta_s = info.starts_in_s  # a queued run's ETA is when it starts (the API's promise)
         info.elapsed_s = progress.get("elapsed_s", last.get("elapsed_s", 0.0))
         info.fraction = progress.get("fraction", 1.0 if info.state == "finished" else done)
         info.loss = progress.get("loss")

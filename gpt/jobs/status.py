@@ -42,6 +42,7 @@ class RunStatus:
     created: float
     updated: float
     queue_position: int | None = None
+    starts_in_s: float | None = None  # queued: estimated seconds until it starts (gpt.jobs.queue_eta); eta_s too
     # progress: filled by RunBook.status for one run
     tokens_per_sec: float = 0.0
     eta_s: float | None = None
@@ -54,6 +55,7 @@ class RunStatus:
     latest_sample: str = ""
     metrics: list = field(default_factory=list)  # every evaluation row, without its sample text
     n_params: int = 0
+    label: str = ""  # the owner's display name as app.json keeps it (the teacher's page: gpt.jobs.labels)
 
     @property
     def active(self) -> bool:
@@ -67,7 +69,7 @@ class RunStatus:
 
     def to_json(self) -> dict:
         out = asdict(self)
-        del out["owner"]
+        del out["owner"], out["label"]  # the teacher's page shows names; the API keeps its shape
         out["whose"] = self.whose
         return out
 
@@ -107,4 +109,5 @@ def describe(path: Path, owner: str | None = None) -> RunStatus:
         has_weights=has_weights,
         created=app.get("created", 0),
         updated=(path / ckpt.WEIGHTS).stat().st_mtime if has_weights else app.get("created", 0),
+        label=str(app.get("label") or ""),
     )

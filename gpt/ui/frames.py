@@ -72,6 +72,13 @@ def _fmt(x, pattern: str = "{:.3f}") -> str:
     return "-" if x is None else pattern.format(x)
 
 
+def queue_wait(starts_in_s: float | None) -> str:
+    """When a queued run should start, from the runs ahead of it (gpt.jobs.queue_eta)."""
+    if starts_in_s is None:
+        return "it starts when a slot frees up"
+    return f'<span class="queue-eta">starts in about <b>{human_seconds(starts_in_s)}</b></span>'
+
+
 def progress_html(status: RunStatus | None) -> str:
     """A bar and one line of numbers: state, step, tokens/s, ETA, latest losses."""
     if not status:
@@ -85,7 +92,7 @@ def progress_html(status: RunStatus | None) -> str:
     parts = [f'<b>{html.escape(status.name)}</b>',
              f'<span class="run-state" style="background:{colour}">{html.escape(state)}</span>']
     if state == "queued" and status.queue_position:
-        parts.append(f"position <b>{status.queue_position}</b> in the queue: it starts when a slot frees up")
+        parts.append(f"position <b>{status.queue_position}</b> in the queue: {queue_wait(status.starts_in_s)}")
     else:
         parts.append(f"step <b>{status.step:,}</b> / {status.max_iters:,}")
         if status.tokens_per_sec:
