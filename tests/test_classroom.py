@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import pytest
 
 from gpt.errors import ConfigError, TrainingError
-from gpt.jobs import JobManager
 from gpt.jobs import folder as folders
 from gpt.jobs.board import best_within, challenge_board
 from gpt.jobs.labels import LABELS_FILE, Labels, check_label
@@ -23,16 +22,9 @@ from gpt.limits import Limits
 from gpt.ui import frames
 
 from helpers_app import addition, tiny_request, wait_until
+from helpers_class import manager, training  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
-ONE = Limits(max_concurrent_jobs=1, max_params=5_000_000, max_iters=1_000_000)
-
-
-@pytest.fixture
-def manager(tmp_path):
-    m = JobManager(tmp_path / "runs", ONE, device="cpu")
-    yield m
-    m.shutdown()
 
 
 # --- the estimate's arithmetic ------------------------------------------------------------------
@@ -91,8 +83,7 @@ def test_raising_the_concurrent_runs_starts_a_queued_run_at_once(manager):
 
 
 def test_lowering_the_time_per_run_ends_a_running_run(manager):
-    a = manager.start("alice", addition(), tiny_request(1_000_000))
-    wait_until(lambda: a.trainer is not None and a.trainer.step > 2, what="alice trains")
+    a = training(manager, "alice")
     manager.set_limits(manager.limits.with_class_limits(1, 1, manager.limits.max_params))
     manager.wait(a.name, 30)
     assert a.state == "finished"  # it reached the class's time, then saved: not stopped, not failed
@@ -117,8 +108,7 @@ def test_class_limits_name_the_field_of_a_bad_value():
 
 
 def test_the_teacher_may_stop_and_delete_any_run_and_a_student_may_not(manager):
-    a = manager.start("alice", addition(), tiny_request(1_000_000))
-    wait_until(lambda: a.trainer is not None and a.trainer.step > 2, what="alice trains")
+    a = training(manager, "alice")
     with pytest.raises(TrainingError, match="belongs to someone else"):
         manager.stop("bob", a.name)
     with pytest.raises(TrainingError, match="belongs to someone else"):
