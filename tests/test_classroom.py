@@ -17,7 +17,7 @@ from gpt.jobs import folder as folders
 from gpt.jobs.board import best_within, challenge_board
 from gpt.jobs.labels import LABELS_FILE, Labels, check_label
 from gpt.jobs.manager import TEACHER
-from gpt.jobs.queue_eta import PREPARE_S, planned_seconds, start_times
+from gpt.jobs.queue_eta import PREPARE_S, measured_pace, planned_seconds, start_times
 from gpt.limits import Limits
 from gpt.ui import frames
 
@@ -50,6 +50,20 @@ def test_the_class_time_per_run_cuts_the_planned_time():
     assert planned_seconds(job, Limits(max_run_seconds=60), "cpu") == PREPARE_S + 60
     job = SimpleNamespace(plan=(500.0, 130.0, 100.0))  # resumed: 100 of its 130 s are spent
     assert planned_seconds(job, Limits(), "cpu") == PREPARE_S + 30
+
+
+def test_the_pace_measured_now_scales_the_estimate():
+    from gpt import estimate
+    from gpt.model import GPTConfig
+
+    cfg = GPTConfig(vocab_size=13, n_layer=1, n_head=2, n_embd=16, block_size=16)
+    estimated = estimate.step_seconds(cfg, 8, "cpu")
+    trainer = SimpleNamespace(progress={"tokens_per_sec": 8 * 16 / (2 * estimated)},  # twice as slow as estimated
+                              config=SimpleNamespace(batch_size=8), model_config=cfg)
+    assert measured_pace([SimpleNamespace(trainer=trainer)], "cpu") == pytest.approx(2.0)
+    assert measured_pace([SimpleNamespace(trainer=None)], "cpu") == 1.0
+    job = SimpleNamespace(plan=(PREPARE_S + 100.0, None, 0.0))
+    assert planned_seconds(job, Limits(), "cpu", pace=0.5) == PREPARE_S + 50.0
 
 
 # --- the live queue --------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ The estimate plays the queue forward:
   steps over the tokens/s it measures, cut at its time limit);
 - a run preparing, or waiting, takes its whole planned time:
   `gpt.estimate.training_seconds` of its shape (which learns this machine's
-  speed from the runs that finished), cut at its time limit and the class's
-  (`Limits.max_run_seconds`), plus a few seconds to build the model;
+  speed from the runs that finished), scaled by how far off that estimate
+  is for the runs training now (their measured tokens/s), cut at its time
+  limit and the class's (`Limits.max_run_seconds`), plus a few seconds to
+  build the model;
 - each waiting run, first come first served, takes the first slot to free.
 
 `start_times` is the pure part (numbers in, numbers out) the tests drive
@@ -74,12 +76,12 @@ def _configs(job: "Job", device: str) -> tuple[GPTConfig, TrainConfig, int, floa
     return model_cfg, train_cfg, 0, 0.0
 
 
-def planned_seconds(job: "Job", limits: "Limits", device: str) -> float:
+def planned_seconds(job: "Job", limits: "Limits", device: str, pace: float = 1.0) -> float:
     """The whole time a job should take from its start, under today's limits.
 
     The shape's estimate is worked out once (`job.plan`: seconds, the run's own
-    time limit, seconds it had trained before); the limits are applied each
-    time, since the teacher may change them.
+    time limit, seconds it had trained before); `pace` (see `measured_pace`)
+    and the limits are applied each time, since both change.
     """
     if job.plan is None:
         try:
@@ -91,19 +93,38 @@ def planned_seconds(job: "Job", limits: "Limits", device: str) -> float:
         except (GPTError, OSError, KeyError, ValueError, TypeError):
             job.plan = (UNKNOWN_RUN_S, None, 0.0)
     seconds, own_limit, elapsed = job.plan
+    seconds = PREPARE_S + (seconds - PREPARE_S) * pace
     limit = limits.cap_seconds(own_limit)
     return min(seconds, PREPARE_S + max(0.0, limit - elapsed)) if limit else seconds
 
 
-def remaining_seconds(job: "Job", limits: "Limits", device: str) -> float:
+def measured_pace(running: list["Job"], device: str) -> float:
+    """Measured over estimated seconds per step of the runs training now: how far off the estimate is here.
+
+    The estimate starts from a matmul benchmark, which misjudges tiny models
+    (their steps are all overhead) and a machine that other students' runs
+    keep busy; the runs training right now show the real pace. 1.0 when
+    nothing has been measured yet.
+    """
+    ratios = []
+    for job in running:
+        trainer = job.trainer
+        tokens_per_sec = dict(trainer.progress).get("tokens_per_sec") if trainer is not None else None
+        if tokens_per_sec:
+            measured = trainer.config.batch_size * trainer.model_config.block_size / tokens_per_sec
+            ratios.append(measured / estimate.step_seconds(trainer.model_config, trainer.config.batch_size, device))
+    return min(20.0, max(0.05, sum(ratios) / len(ratios))) if ratios else 1.0
+
+
+def remaining_seconds(job: "Job", limits: "Limits", device: str, pace: float = 1.0) -> float:
     """Seconds until a job that holds a slot gives it back."""
     trainer = job.trainer
     if trainer is None:  # preparing: about all of it is ahead
-        return planned_seconds(job, limits, device)
+        return planned_seconds(job, limits, device, pace)
     progress = dict(trainer.progress)
     eta = progress.get("eta_s")
     if eta is None:  # no speed measured yet
-        return max(0.0, planned_seconds(job, limits, device) - PREPARE_S)
+        return max(0.0, planned_seconds(job, limits, device, pace) - PREPARE_S)
     return max(0.0, float(eta))
 
 
@@ -116,7 +137,8 @@ def starts_in(manager: "JobManager", name: str) -> float | None:
     limits, device = manager.limits, manager.device
     ahead = waiting[: names.index(name) + 1]
     with contextlib.suppress(IndexError):
-        busy = [remaining_seconds(j, limits, device) for j in running]
-        durations = [planned_seconds(j, limits, device) for j in ahead]
+        pace = measured_pace(running, device)
+        busy = [remaining_seconds(j, limits, device, pace) for j in running]
+        durations = [planned_seconds(j, limits, device, pace) for j in ahead]
         return round(start_times(busy, slots, durations)[-1], 1)
     return None  # pragma: no cover

@@ -100,10 +100,11 @@ def runs_html(manager: JobManager) -> tuple[str, list[str]]:
         rows.append(
             f'<tr data-run="{html.escape(s.name)}">' + _cell(s.name) + _cell(manager.labels.display(s.owner, s.label))
             + f'<td><span class="state" style="background:{colour}">{html.escape(s.state)}</span></td>'
-            + _cell(f"{s.step:,} / {s.max_iters:,}", True)
+            + _cell(f"{s.step:,} / {s.max_iters:,}" if s.max_iters else "-", True)
             + _cell("-" if s.val_bpc is None else f"{s.val_bpc:.3f}", True)
-            + _cell(human_seconds(s.elapsed_s), True) + _cell(f"{s.tokens_per_sec:,.0f}", True)
-            + _cell(human_count(s.params or s.n_params), True) + _cell(queue)
+            + _cell(human_seconds(s.elapsed_s) if s.elapsed_s else "-", True)
+            + _cell(f"{s.tokens_per_sec:,.0f}" if s.tokens_per_sec else "-", True)
+            + _cell(human_count(s.params or s.n_params) if s.params or s.n_params else "-", True) + _cell(queue)
             + _cell("yes" if s.shared else "no") + "</tr>")
     head = ["Run", "Student", "State", "Step", "Bits/char", "Elapsed", "Tokens/s", "Parameters", "Queue", "Shared"]
     return _table(head, rows, "No runs on this server yet.", "teacher-runs"), names
