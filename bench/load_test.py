@@ -116,12 +116,13 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
     try:
         result["startup_s"] = wait_http(url, startup_timeout)
         trainer = Client(url, verbose=False)
-        run_name = trainer.predict(corpus=train_corpus, preset=train_preset, max_iters=TRAIN_ITERS,
-                                   max_seconds=time_limit + 60, api_name="/start_run")["name"]
+        started = trainer.predict(corpus=train_corpus, preset=train_preset, max_iters=TRAIN_ITERS,
+                                  max_seconds=time_limit + 60, api_name="/start_run")
+        run_name, token = started["name"], started["token"]
         deadline = time.time() + 30
-        while trainer.predict(run=run_name, api_name="/run_status").get("step", 0) < 1 and time.time() < deadline:
+        while trainer.predict(run=run_name, token=token, api_name="/run_status").get("step", 0) < 1 and time.time() < deadline:
             time.sleep(0.5)
-        step_before = trainer.predict(run=run_name, api_name="/run_status").get("step", 0)
+        step_before = trainer.predict(run=run_name, token=token, api_name="/run_status").get("step", 0)
 
         def user(i: int) -> list[tuple[float, str | None]]:
             c = Client(url, verbose=False)
@@ -147,8 +148,8 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
         samples = [s for f in done for s in f.result()]
         errors = [e for _, e in samples if e] + [f"{len(pending)} users did not finish in {time_limit} s"] * bool(pending)
         lat = [t for t, e in samples if not e]
-        status = trainer.predict(run=run_name, api_name="/run_status")
-        trainer.predict(run=run_name, api_name="/stop_run")
+        status = trainer.predict(run=run_name, token=token, api_name="/run_status")
+        trainer.predict(run=run_name, token=token, api_name="/stop_run")
         result.update(
             completed=len(lat), errors=errors[:5], n_errors=len(errors), wall_s=wall,
             p50_s=percentile(lat, 50) if lat else None, p90_s=percentile(lat, 90) if lat else None,

@@ -1,12 +1,29 @@
 """gpt: learn how a GPT works by building one.
 
 The package holds every decision; `app.py` only wires it to a web page.
-Modules, one idea each:
+
+Where things are:
+
+    the tokenizer       gpt/tokenizer.py   CharTokenizer (BPE: gpt/bpe.py BPETokenizer)
+    get_batch           gpt/data.py        Dataset.get_batch
+    attention           gpt/model.py       CausalSelfAttention
+    the block           gpt/model.py       Block
+    the training step   gpt/train.py       Trainer.train_step
+    sampling            gpt/engine.py      sample_next_token, generate_stream
+    the KV cache        gpt/engine.py      KVCache
+    the run queue       gpt/jobs/manager.py  JobManager (and gpt/jobs/book.py RunBook)
+    the page            app.py             build_demo, one tab per gpt/ui/*_tab.py
+
+Layers point down (docs/architecture.md): core (everything below but `jobs`
+and `ui`) -> `jobs` (the run service) -> `ui` (the only Gradio importer) ->
+app.py. Modules, one idea each:
 
 - `errors`      the error types the UI and CLI show as a sentence
+- `validate`    one value's type and range at the boundary (`whole`, `number`, `text`, `choice`, `flag`)
 - `device`      picks cuda > mps > cpu, autocast, thread count
 - `tokenizer`   the shared tokenizer interface and the character tokenizer
 - `bpe`         GPT-2 BPE through tiktoken (compact vocabulary) and BPE trained here
+- `bpe_spec`    a trained BPE's description checked before tiktoken sees it; tiktoken's panics caught
 - `tokcompare`  tokenizers side by side: pieces, counts, bits per character
 - `data`        corpora, encoding once, the 90/10 split, `get_batch`
 - `model`       `GPTConfig`, `BigramLanguageModel`, `GPT`
@@ -18,12 +35,14 @@ Modules, one idea each:
 - `limits`      what one server allows a single request (GPT_MAX_* variables)
 - `presets`     named recipes: a model shape plus its training settings
 - `checkpoint`  run folders: safetensors weights, config.json, metrics.jsonl
+- `checkpoint_check` a checkpoint's config, limits and shapes, checked before its weights are read
+- `safetensors_header` a safetensors header read by hand, every entry checked
 - `train`       the training loop, in the foreground or a background thread
 - `distributed` data parallelism under torchrun
 - `jobs`        the run service: queue, workers, run requests, run folders (no Gradio)
 - `insight`     what the model does inside: attention, next token, anatomy
 - `plots`       matplotlib figures for the insight views
-- `ui`          the web app's logic (the only place besides app.py that knows Gradio)
+- `ui`          the web page: one module per tab and per view (the only package besides app.py that knows Gradio)
 """
 
 __version__ = "0.1.0"

@@ -35,6 +35,7 @@ from typing import Callable
 
 import tiktoken
 
+from .bpe_spec import check_trained_spec, guarded
 from .errors import TokenizerError
 from .tokenizer import Tokenizer
 
@@ -65,6 +66,7 @@ PRETRAINED = {
                        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
                        special={"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
 }
+TRAINED_PATTERNS = (GPT4_PATTERN, R50K_PATTERN, CL100K_PATTERN, O200K_PATTERN)  # the only ones a spec may name
 BPE_VOCAB_RANGE = (256, 16_384)
 DEFAULT_BPE_VOCAB = 2_048
 DOWNLOAD_TIMEOUT_S = 12.0  # give up when no byte has arrived for this long
@@ -232,7 +234,7 @@ class BPETokenizer(Tokenizer):
         return (self.full_vocab_size - self.vocab_size) * n_embd
 
     def encode(self, text: str) -> list[int]:
-        ids = self.enc.encode_ordinary(text)
+        ids = guarded(self.enc.encode_ordinary, text)
         if self._to_compact is None:
             return ids
         get, unk = self._to_compact.get, self.unk_id
@@ -261,7 +263,7 @@ class BPETokenizer(Tokenizer):
     def pieces(self, text: str) -> list[tuple[str, int]]:
         """(piece, id) per token; an unseen token shows its own text with the fallback id."""
         out = []
-        for full in self.enc.encode_ordinary(text):
+        for full in guarded(self.enc.encode_ordinary, text):
             piece = self.enc.decode_single_token_bytes(full).decode("utf-8", errors="replace")
             out.append((piece, full if self._to_compact is None else self._to_compact.get(full, self.unk_id)))
         return out
@@ -271,7 +273,7 @@ class BPETokenizer(Tokenizer):
         if self._to_compact is None:
             return []
         unseen = {}
-        for full in self.enc.encode_ordinary(text):
+        for full in guarded(self.enc.encode_ordinary, text):
             if full not in self._to_compact:
                 unseen.setdefault(full, self.enc.decode_single_token_bytes(full).decode("utf-8", errors="replace"))
         return list(unseen.values())
@@ -320,7 +322,7 @@ def _encoding_from_tokens(pattern: str, tokens: list[bytes]) -> tiktoken.Encodin
     ranks.update((tok, 256 + k) for k, tok in enumerate(tokens))
     if len(ranks) != 256 + len(tokens):
         raise TokenizerError("The trained BPE description repeats a token; it is damaged.")
-    return tiktoken.Encoding(name="bpe", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
+    return guarded(tiktoken.Encoding, name="bpe", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
 
 
 def train(text: str, vocab_size: int | None = None, progress: Progress | None = None) -> BPETokenizer:
@@ -383,17 +385,17 @@ def from_spec(spec: dict) -> Tokenizer:
         raise TokenizerError("The tokenizer description's 'kept_ids' must be a list of token ids.")
     if kind in PRETRAINED:
         enc = load_encoding(kind)
-        if kept is not None and (not kept or kept != sorted(set(kept)) or kept[-1] >= enc.n_vocab):
+        if kept is not None and (not kept or len(kept) > enc.n_vocab or kept != sorted(set(kept))
+                                 or kept[0] < 0 or kept[-1] >= enc.n_vocab):
             raise TokenizerError(f"The tokenizer description's 'kept_ids' are not distinct sorted {kind} ids.")
         return BPETokenizer(enc, {"type": kind}, kept)
     if kind == "bpe":
-        try:
-            pattern, tokens = spec["pattern"], [base64.b64decode(t, validate=True) for t in spec["tokens"]]
-            source = {"type": "bpe", "pattern": pattern, "tokens": list(spec["tokens"])}
-            enc = _encoding_from_tokens(pattern, tokens)
-        except (KeyError, TypeError, ValueError) as err:
-            raise TokenizerError(f"The trained BPE description is damaged ({err!s}).") from None
-        return BPETokenizer(enc, source, kept)
+        pattern, tokens = check_trained_spec(spec, TRAINED_PATTERNS, BPE_VOCAB_RANGE[1] - 256)
+        if kept is not None and (len(kept) > len(tokens) + 256 or kept != sorted(set(kept))
+                                 or (kept and not 0 <= kept[0] <= kept[-1] < len(tokens) + 256)):
+            raise TokenizerError("The tokenizer description's 'kept_ids' are not distinct sorted token ids.")
+        source = {"type": "bpe", "pattern": pattern, "tokens": list(spec["tokens"])}
+        return BPETokenizer(_encoding_from_tokens(pattern, tokens), source, kept)
     raise TokenizerError(f"Unknown tokenizer type {kind!r} in the tokenizer description.")
 
 

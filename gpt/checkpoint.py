@@ -5,7 +5,10 @@ A run lives in `<root>/<name>/`:
   config (model, tokenizer, training, corpus, step), so this one file is a
   complete, self-describing checkpoint: it is what a user downloads.
 - `config.json`: the same config, readable by a person.
-- `optimizer.safetensors`: optimizer state, for an exact resume.
+- `optimizer.safetensors`: optimizer state, for an exact resume. While a
+  save is under way the previous one waits as `optimizer.prev.safetensors`,
+  so a kill between the two files still finds the moments of the weights'
+  step (a GPU slice killed at its deadline mid-save resumes exactly).
 - `metrics.jsonl`: one JSON object per evaluation.
 - `status.json`: running / finished / stopped / failed / interrupted.
 
@@ -19,34 +22,45 @@ Nothing here ever unpickles: safetensors and JSON only.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
-import struct
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .checkpoint_check import FORMAT_VERSION, check_checkpoint, parse_meta
 from .errors import CheckpointError
 from .model import GPTConfig, build_model
-from .tokenizer import Tokenizer, tokenizer_from_spec
+from .safetensors_header import MAX_HEADER_BYTES, read_header
+from .tokenizer import Tokenizer
 
-FORMAT_VERSION = 1
+if TYPE_CHECKING:  # pragma: no cover
+    from .limits import Limits
+
 WEIGHTS = "model.safetensors"
 OPTIMIZER = "optimizer.safetensors"
+OPTIMIZER_PREV = "optimizer.prev.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 STATUS = "status.json"
+TEMP_SUFFIX = ".tmp"
+_STALE_RE = re.compile(r"\.[^/]+\.[A-Za-z0-9_]+\.tmp|\.tmp[A-Za-z0-9]{6}")  # ours | safetensors' own
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def checkpoints_root() -> Path:
-    return Path(os.environ.get("GPT_CHECKPOINT_DIR", "checkpoints"))
+    """GPT_CHECKPOINT_DIR, else a mounted storage volume's `checkpoints/`, else `checkpoints/` (gpt.storage)."""
+    from .storage import detect
+
+    return detect().root
 
 
 def safe_run_name(name: str) -> str:
@@ -81,14 +95,17 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), fsync it, then rename over `path`. The old file survives any crash."""
+    """Call write(tmp_path), fsync it, then rename over `path`. The old file survives any crash.
+
+    A full disk or a read-only folder is a CheckpointError that names the file, never its folder
+    (safetensors reports a full disk as SafetensorError, not OSError)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         os.close(fd)
     except OSError as err:
-        raise CheckpointError(f"Cannot write to {path.parent}: {err.strerror or err}. The previous checkpoint is unchanged.") from None
+        raise CheckpointError(f"Cannot save {path.name}: {why_write_failed(err)}. The previous checkpoint is unchanged.") from None
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp (and safetensors) make 0600; a checkpoint is meant to be shared and served
@@ -96,21 +113,59 @@ def atomic_write(path: Path, write) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except (OSError, SafetensorError) as err:
+        _unlink_quietly(tmp)
         raise CheckpointError(
-            f"Saving {path.name} failed: {err.strerror or err} (disk full or folder not writable?). "
-            "The previous checkpoint is unchanged."
+            f"Saving {path.name} failed: {why_write_failed(err)}. The previous checkpoint is unchanged."
         ) from None
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink_quietly(tmp)
         raise
+
+
+def why_write_failed(err: BaseException) -> str:
+    """Why a write failed, in words, without the server path an OSError carries."""
+    errno_ = getattr(err, "errno", None)
+    if errno_ == errno.ENOSPC or "No space left" in str(err):
+        return "the disk is full (No space left on device)"
+    if errno_ in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in str(err) or "Read-only" in str(err):
+        return "the checkpoints folder is not writable"
+    return getattr(err, "strerror", None) or "the disk refused the write (disk full or folder not writable?)"
+
+
+def _unlink_quietly(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def clean_stale_temp_files(root: str | os.PathLike | None = None, older_than_s: float = 60.0) -> list[str]:
+    """Delete the temporary files a killed save left in the run folders under `root`; returns their names.
+
+    Our saves write `.<name>.<random>.tmp` and rename it, and safetensors (0.5 and later) itself
+    writes `.tmp<6 random>` and renames that onto ours; a kill -9 mid-save leaves either behind
+    (28 MB for a medium model). Call this at start-up. Files younger than `older_than_s` may
+    belong to a save in progress in another process (a CLI run) and are kept."""
+    root = Path(root) if root is not None else checkpoints_root()
+    removed, now = [], time.time()
+    try:
+        folders = [root, *(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())]
+    except OSError:
+        return removed
+    for folder in folders:
+        try:
+            candidates = [p for p in folder.glob(".*") if _STALE_RE.fullmatch(p.name)]
+        except OSError:
+            continue
+        for tmp in candidates:
+            try:
+                if tmp.is_file() and not tmp.is_symlink() and now - tmp.stat().st_mtime >= older_than_s:
+                    tmp.unlink()
+                    removed.append(tmp.name)
+            except OSError:
+                continue
+    return removed
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -199,130 +254,104 @@ def save_checkpoint(
             tensors.update({f"opt{i}.{k}": v for k, v in t.items()})
             rests.append(rest)
         opt_meta = {"step": str(int(step)), "optimizers": json.dumps(rests)}
+        _keep_matching_optimizer(path)
         atomic_write(path / OPTIMIZER, lambda tmp: save_file(tensors, tmp, metadata=opt_meta))
     meta_json = json.dumps(meta)
     atomic_write(path / WEIGHTS, lambda tmp: save_file(_state_dict(model), tmp, metadata={"gpt_config": meta_json}))
     atomic_write_text(path / CONFIG, json.dumps(meta, indent=2))
+    if (path / OPTIMIZER_PREV).exists():
+        os.unlink(path / OPTIMIZER_PREV)  # the new weights are committed: the old moments are no one's
     return meta
 
 
+def _keep_matching_optimizer(path: Path) -> None:
+    """Before a save: move the optimizer state that matches the weights on disk to optimizer.prev."""
+    current, prev = path / OPTIMIZER, path / OPTIMIZER_PREV
+    if not current.exists():
+        return
+    try:
+        matches = int(_read_header(current)["__metadata__"]["step"]) == int(read_meta(path / WEIGHTS)["step"])
+    except (CheckpointError, OSError, KeyError, ValueError):
+        matches = False
+    if matches or not prev.exists():  # else prev is the match and `current` a save that was cut short
+        os.replace(current, prev)
+
+
 def _read_header(path: Path) -> dict:
-    """The safetensors JSON header, read by hand so a broken file gets a clear message."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise CheckpointError(f"{path.name} is truncated ({size} bytes); it is not a complete safetensors file.")
-        (n,) = struct.unpack("<Q", head)
-        if head[:2] == b"\x80\x02" or head[:1] == b"PK" or n > 100_000_000 or n + 8 > size:
-            raise CheckpointError(
-                f"{path.name} is not a safetensors file (a pickle or zip from torch.save, or a truncated file). "
-                "Only safetensors checkpoints are accepted; pickles are never loaded because they can run code."
-            )
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise CheckpointError(f"{path.name} has a corrupt header; it is not a valid safetensors file.") from None
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    if 8 + n + end > size:
-        raise CheckpointError(f"{path.name} is truncated: it needs {8 + n + end} bytes but has {size}.")
-    return header
+    """The safetensors JSON header, every entry checked (gpt.safetensors_header)."""
+    return read_header(path)
 
 
 def read_meta(weights_path: Path) -> dict:
-    header = _read_header(weights_path)
-    raw = (header.get("__metadata__") or {}).get("gpt_config")
-    if raw is None:
-        raise CheckpointError(f"{weights_path.name} has no embedded gpt config; it was not written by this project.")
-    return json.loads(raw)
+    """The config embedded in a model.safetensors, its top-level fields checked."""
+    header = read_header(weights_path)
+    return parse_meta(header["__metadata__"].get("gpt_config"), Path(weights_path).name)
 
 
-def _check_version(meta: dict, where: str) -> None:
-    version = meta.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{where} uses checkpoint format version {version}, newer than this program's {FORMAT_VERSION}. "
-            "Update the app to load it."
-        )
+def _config_json(folder: Path, step: int):
+    """A run folder's config.json when it is a regular file of the weights' step, else None."""
+    path = folder / CONFIG
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_HEADER_BYTES:
+            return None
+        on_disk = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None  # a torn or odd config.json: the weights carry their own copy
+    return on_disk if isinstance(on_disk, dict) and on_disk.get("step") == step else None
 
 
-def load_checkpoint(path: str | os.PathLike, device: str = "cpu", with_optimizer: bool = False) -> Checkpoint:
-    """Load a run folder (or a lone model.safetensors) with clear errors for anything wrong."""
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu", with_optimizer: bool = False,
+                    limits: "Limits | None" = None) -> Checkpoint:
+    """Load a run folder (or a lone model.safetensors) with clear errors for anything wrong.
+
+    Everything the file promises is checked before its weights are read (gpt.checkpoint_check);
+    give the server's `limits` for anything a user uploaded or downloaded."""
     path = Path(path)
     weights = path / WEIGHTS if path.is_dir() else path
     if not weights.exists():
-        raise CheckpointError(f"No checkpoint at {path}: {WEIGHTS} is missing.")
+        raise CheckpointError(f"No checkpoint at {path.name}: {WEIGHTS} is missing.")
     embedded = read_meta(weights)
-    meta = embedded
-    config_path = weights.parent / CONFIG
-    if path.is_dir() and config_path.exists():
-        try:
-            on_disk = json.loads(config_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            on_disk = None  # a torn config.json: the weights carry their own copy
-        if isinstance(on_disk, dict) and on_disk.get("step") == embedded.get("step"):
-            meta = on_disk
-    _check_version(meta, str(path))
-    try:
-        model_config = GPTConfig.from_dict(meta["model"])
-        tokenizer = tokenizer_from_spec(meta["tokenizer"])
-    except KeyError as err:
-        raise CheckpointError(f"{path} is missing the '{err.args[0]}' setting in its config.") from None
-    if tokenizer.vocab_size != model_config.vocab_size:
-        raise CheckpointError(
-            f"{path}: the tokenizer has {tokenizer.vocab_size} tokens but the model expects {model_config.vocab_size}; "
-            "config and weights do not belong together."
-        )
+    on_disk = _config_json(weights.parent, embedded["step"]) if path.is_dir() else None
+    checked = check_checkpoint(weights, limits, meta=on_disk)
     try:
         tensors = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{weights.name} could not be read ({err}); the file is corrupt.") from None
-    model = build_model(model_config)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in tensors and not _is_tied_alias(model, k)]
-    unexpected = [k for k in tensors if k not in expected]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: the weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})."
-        )
-    for k, v in tensors.items():
-        if tuple(v.shape) != tuple(expected[k].shape):
-            raise CheckpointError(
-                f"{path}: weight '{k}' has shape {tuple(v.shape)} but the config implies {tuple(expected[k].shape)} "
-                "(a vocabulary size or width that does not match the weights)."
-            )
+        raise CheckpointError(f"{weights.name} could not be read ({str(err)[:200]}); the file is corrupt.") from None
     broken = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:
         raise CheckpointError(
-            f"{path}: weight '{broken[0]}' holds NaN or infinite values; the file is corrupt. "
+            f"{weights.name}: weight '{broken[0]}' holds NaN or infinite values; the file is corrupt. "
             "Use an earlier checkpoint or train again."
         )
+    model = build_model(checked.model_config)
     model.load_state_dict(tensors, strict=False)
     model.to(device)
     model.eval()
-    ckpt = Checkpoint(model=model, model_config=model_config, tokenizer=tokenizer, meta=meta, path=path)
-    if with_optimizer and path.is_dir() and (path / OPTIMIZER).exists():
-        ckpt.optimizer_state = _load_optimizer(path / OPTIMIZER, ckpt.step)
+    ckpt = Checkpoint(model=model, model_config=checked.model_config, tokenizer=checked.tokenizer, meta=checked.meta,
+                      path=path)
+    if with_optimizer and path.is_dir():
+        for name in (OPTIMIZER, OPTIMIZER_PREV):  # prev: a save was cut short before its weights
+            if ckpt.optimizer_state is None and (path / name).exists():
+                ckpt.optimizer_state = _load_optimizer(path / name, ckpt.step)
     return ckpt
 
 
-def _is_tied_alias(model: torch.nn.Module, key: str) -> bool:
-    return key == "lm_head.weight" and getattr(model.config, "tie_weights", False) and model.config.model_type == "gpt"
-
-
 def _load_optimizer(path: Path, step: int) -> list[dict] | None:
-    header = _read_header(path)
-    meta = header.get("__metadata__") or {}
-    if int(meta.get("step", -1)) != step:
-        return None  # a crash between the two saves: resume with fresh optimizer moments
-    tensors = load_file(str(path), device="cpu")
-    rests = json.loads(meta["optimizers"])
-    out = []
-    for i, rest in enumerate(rests):
-        prefix = f"opt{i}."
-        mine = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        out.append(_unflatten_optimizer(mine, rest))
-    return out
+    """The optimizer state saved with `step`; None (fresh moments) if it is of another step or damaged."""
+    try:
+        meta = read_header(path)["__metadata__"]
+        if meta.get("step") != str(step):
+            return None  # a crash between the two saves: resume with fresh optimizer moments
+        tensors = load_file(str(path), device="cpu")
+        rests = json.loads(meta["optimizers"])
+        out = []
+        for i, rest in enumerate(rests):
+            prefix = f"opt{i}."
+            mine = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            out.append(_unflatten_optimizer(mine, rest))
+        return out
+    except (CheckpointError, SafetensorError, OSError, KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 # --- metrics and status ------------------------------------------------------------------
@@ -355,6 +384,9 @@ def truncate_metrics(path: str | os.PathLike, max_step: int) -> None:
 
 
 def write_status(path: str | os.PathLike, state: str, message: str = "", **extra) -> None:
+    """Record a run's state; a folder deleted meanwhile is left deleted (never recreated half-empty)."""
+    if not Path(path).is_dir():
+        return
     payload = {"state": state, "message": message, "pid": os.getpid(), "updated": time.time(), **extra}
     atomic_write_text(Path(path) / STATUS, json.dumps(payload))
 

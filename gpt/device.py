@@ -8,7 +8,8 @@ emulated in software is slower than float32.
 
 Hugging Face ZeroGPU Spaces (SPACES_ZERO_GPU set) lend a GPU only inside
 `@spaces.GPU` calls of a few minutes; a background training thread is not
-one, so there background training uses the CPU (`training_device`).
+one, so there background training uses the CPU (`training_device`), and the
+page trains runs on the GPU in slices instead (`gpt.slices`, `gpt.zerogpu`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 
 import torch
 
@@ -28,13 +30,17 @@ def detect_device(requested: str = "auto") -> str:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return "mps"
         return "cpu"
+    from .errors import ConfigError
+
+    if not isinstance(requested, str) or not re.fullmatch(r"cpu|mps|cuda(:\d{1,2})?", requested):
+        raise ConfigError(f"Device {str(requested)[:30]!r} is not one this program knows: use auto, cpu, cuda, "
+                          "cuda:N or mps.")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        from .errors import ConfigError
-
         raise ConfigError(f"Device '{requested}' was requested but CUDA is not available here; use --device cpu or auto.")
+    if requested.startswith("cuda:") and int(requested[5:]) >= torch.cuda.device_count():
+        raise ConfigError(f"Device '{requested}' was requested but this machine has {torch.cuda.device_count()} GPU(s); "
+                          "GPUs are numbered from cuda:0.")
     if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        from .errors import ConfigError
-
         raise ConfigError("Device 'mps' was requested but Apple MPS is not available here; use --device cpu or auto.")
     return requested
 

@@ -13,7 +13,8 @@ the context must shrink. Two policies, both exact with or without the cache:
   rebuild the cache from them in one batched forward pass; then go on one
   position per token. The rebuild is paid once every block_size/4 tokens.
 - 'crop': nanoGPT's behaviour, always the last block_size tokens. Past the
-  window the cache must be rebuilt at every step, so it saves nothing there.
+  window every step sees a new first token, so a cache would be rebuilt at
+  every step: there it is skipped, and each step costs what nanoGPT's does.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import torch
 import torch.nn as nn
 
 from .errors import SamplingError
+from .validate import INT64_MAX, is_whole, shown
 
 MAX_NEW_TOKENS_CAP = 10_000
+MAX_TEMPERATURE = 100.0  # softmax(logits / 100) is all but uniform already; 1e26 is a mistake, not a wish
 
 
 @dataclass
@@ -40,29 +43,60 @@ class SamplingSettings:
     top_p: float | None = None
     seed: int | None = None
 
+    @classmethod
+    def from_values(cls, max_new_tokens, temperature, top_k=None, top_p=None, seed=None) -> "SamplingSettings":
+        """Settings from the page's sliders, the API's JSON or the CLI's flags, with their one convention:
+        top_k 0 (or None) is off, top_p 1 (or None) is off, a negative seed (or None) is a fresh random
+        sample. Types are checked here; call `validate` for the ranges."""
+        if top_k is not None and is_whole(top_k) and top_k < 0:
+            raise SamplingError(f"Top-k must be 0 (off) or a whole number of at least 1, got {top_k}.")
+        if top_k is not None and not is_whole(top_k):
+            raise SamplingError(f"Top-k must be a whole number, got {shown(top_k)}; 0 turns top-k off, "
+                                "40 keeps the 40 likeliest tokens.")
+        if seed is not None and not is_whole(seed):
+            raise SamplingError(f"The seed must be a whole number, got {shown(seed)}; use -1 for a random sample.")
+        return cls(max_new_tokens=max_new_tokens, temperature=temperature, top_k=None if not top_k else int(top_k),
+                   top_p=None if top_p is None or (is_whole(top_p) and top_p == 1) else top_p,
+                   seed=None if seed is None or seed < 0 else int(seed))
+
     def validate(self, vocab_size: int, max_new_tokens_cap: int = MAX_NEW_TOKENS_CAP) -> list[str]:
-        """Raise SamplingError for impossible settings; clamp harmless ones and say so."""
+        """Every field's type and range, once: raise SamplingError for impossible settings, clamp top-k
+        above the vocabulary and say so. Fields come back in their proper types."""
         notes: list[str] = []
         t = self.temperature
-        if t is None or not isinstance(t, (int, float)) or math.isnan(t) or math.isinf(t):
-            raise SamplingError(f"Temperature must be a number, got {t!r}. Use 0 for greedy, 0.8 for lively text.")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise SamplingError(f"Temperature must be a number, got {shown(t)}. Use 0 for greedy, 0.8 for lively text.")
         if t < 0:
             raise SamplingError(f"Temperature must be 0 or more, got {t}. 0 means greedy (always the likeliest token).")
+        if t > MAX_TEMPERATURE:
+            raise SamplingError(f"Temperature must be at most {MAX_TEMPERATURE:g}, got {t:g}; above about 2 every "
+                                "token is nearly equally likely and the text is noise.")
+        self.temperature = float(t)
         if self.top_k is not None:
-            if int(self.top_k) != self.top_k or self.top_k < 1:
-                raise SamplingError(f"top-k must be a whole number of at least 1 (or empty for no limit), got {self.top_k}.")
+            if not is_whole(self.top_k) or self.top_k < 1:
+                raise SamplingError(f"top-k must be a whole number of at least 1 (or empty for no limit), "
+                                    f"got {shown(self.top_k)}.")
+            self.top_k = int(self.top_k)
             if self.top_k > vocab_size:
                 notes.append(f"top-k {self.top_k} is above the vocabulary size {vocab_size}; using {vocab_size} (no filtering).")
                 self.top_k = vocab_size
         if self.top_p is not None:
             p = self.top_p
-            if not isinstance(p, (int, float)) or math.isnan(p) or not (0.0 < p <= 1.0):
-                raise SamplingError(f"top-p must be in (0, 1], got {p}. 1 keeps every token; 0.9 keeps the likeliest 90% of mass.")
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not (0.0 < p <= 1.0):  # NaN fails too
+                raise SamplingError(f"top-p must be in (0, 1], got {shown(p)}. 1 keeps every token; "
+                                    "0.9 keeps the likeliest 90% of mass.")
+            self.top_p = float(p)
         n = self.max_new_tokens
-        if n is None or int(n) != n or n < 1:
-            raise SamplingError(f"Maximum new tokens must be a whole number of at least 1, got {n!r}.")
+        if not is_whole(n) or n < 1:
+            raise SamplingError(f"Maximum new tokens must be a whole number of at least 1, got {shown(n)}.")
         if n > max_new_tokens_cap:
-            raise SamplingError(f"Maximum new tokens is {n}, above this server's cap of {max_new_tokens_cap}.")
+            raise SamplingError(f"Maximum new tokens is {n:,}, above this server's cap of {max_new_tokens_cap:,} "
+                                f"(GPT_MAX_NEW_TOKENS); ask for {max_new_tokens_cap:,} or fewer.")
+        self.max_new_tokens = int(n)
+        if self.seed is not None:
+            if not is_whole(self.seed) or not 0 <= self.seed <= INT64_MAX:
+                raise SamplingError(f"The seed must be a whole number from 0 to 2**63 - 1, got {shown(self.seed)}.")
+            self.seed = int(self.seed)
         return notes
 
 
@@ -150,8 +184,9 @@ def filtered_probs(
 
 
 def _keep_after_full(block_size: int, window: str) -> int:
+    """How many of the latest tokens the context keeps once it would pass block_size."""
     if window == "crop":
-        return block_size - 1
+        return block_size  # nanoGPT: idx_cond = idx[:, -block_size:] before every token
     if window == "slide":
         return max(1, (3 * block_size) // 4)
     raise SamplingError(f"window must be 'slide' or 'crop', got {window!r}.")
@@ -197,7 +232,7 @@ def generate_stream(
                 if cache is not None:
                     cache.reset()
                     fed = 0
-            if cache is not None:
+            if cache is not None and not (window == "crop" and start > 0):
                 new = torch.tensor([tokens[start + fed :]], device=device)  # (1, T_new): prompt, then 1 token
                 logits, _ = model(new, kv_cache=cache, last_only=True)
                 fed = len(tokens) - start

@@ -31,3 +31,7 @@ class SamplingError(GPTError):
 
 class TrainingError(GPTError):
     """A training run that had to stop (NaN loss, a second writer, ...)."""
+
+
+class ConvertError(CheckpointError):
+    """A model that cannot cross to or from another format (transformers, nanoGPT), with what is missing."""

@@ -1,7 +1,7 @@
 """How big, how hungry and how long: a run's cost before it starts.
 
 Three numbers the page updates as the sliders move:
-- parameters, counted exactly on the meta device (no memory allocated);
+- parameters, counted exactly by arithmetic (`gpt.model.count_parameters`: nothing is built);
 - memory to train, in fp32: weights, gradients and optimizer moments
   (4 + 4 + 8 bytes per parameter with AdamW; Muon keeps one moment on the
   hidden matrices), the activations autograd keeps for the backward pass,

@@ -16,6 +16,10 @@ What the "modern" architecture changes, each a `GPTConfig` switch
 `causal=False` drops the mask: every block becomes an encoder block that can
 see the token it must predict (the "why the mask" experiment).
 
+The lecture's ablation ladder (`gpt.ladder`) is this same code with the
+switches `ffn`, `residual`, `attn_proj` and `layernorm`, and two places where
+the video differs: `attn_scale='embd'` (its 1/sqrt(n_embd)) and `init='torch'`.
+
 This module knows nothing about sampling; `gpt.engine` owns generation and
 the KV cache, which the attention layers only read and write.
 """
@@ -30,6 +34,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ConfigError
+from .validate import choice, flag, number, whole
+
+# Sanity ceilings on a config's sizes, whatever the server allows (vocab: every Unicode character fits).
+CONFIG_CEILINGS = dict(vocab_size=2**21, block_size=2**20, n_layer=1024, n_head=1024, n_embd=2**16)
+
+
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu2", "relu")
 
 
 @dataclass
@@ -43,34 +54,42 @@ class GPTConfig:
     bias: bool = True  # biases in Linear and LayerNorm, as in GPT-2
     model_type: str = "gpt"  # 'gpt' or 'bigram'
     pos_emb: str = "learned"  # 'learned' (classic) or 'rope' (rotary)
-    activation: str = "gelu"  # 'gelu' (classic) or 'relu2' (ReLU squared)
+    activation: str = "gelu"  # 'gelu' (classic, exact), 'gelu_tanh' (GPT-2's own), 'relu2' (ReLU squared), 'relu'
     qk_norm: bool = False
     tie_weights: bool = True
     causal: bool = True  # False: no mask, an encoder block (it cheats; see docs)
+    # the lecture's ladder: the defaults are the full GPT, each switch takes one piece away
+    ffn: str = "mlp"  # 'mlp' (4x wide, projected back), 'linear' (Linear(C, C) + activation), 'none'
+    residual: bool = True  # x + f(x) around attention and feed-forward; False: x = f(x)
+    attn_proj: bool = True  # the attention's output projection (c_proj)
+    layernorm: bool = True  # ln_1, ln_2 and ln_f; False: identities
+    attn_scale: str = "head"  # 'head': 1/sqrt(head_size); 'embd': the video's 1/sqrt(n_embd)
+    init: str = "gpt2"  # 'gpt2': N(0, 0.02), residual projections by depth; 'torch': PyTorch's defaults
 
     def __post_init__(self):
         self.validate()
 
     def validate(self) -> None:
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name} must be a positive whole number, got {value!r}.")
-        if not (0.0 <= float(self.dropout) < 1.0) or math.isnan(float(self.dropout)):
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        if self.model_type not in ("gpt", "bigram"):
-            raise ConfigError(f"model_type must be 'gpt' or 'bigram', got {self.model_type!r}.")
+        """Types and ranges, each refusal a sentence naming the field. The ceilings are sanity, not
+        a server's limits (those are `gpt.limits`): no one trains 2,000 layers or a 2M-token context."""
+        for name, hi in CONFIG_CEILINGS.items():
+            setattr(self, name, whole(getattr(self, name), name, 1, hi))
+        self.dropout = number(self.dropout, "dropout", 0.0, 1.0, high_open=True)
+        for name in ("bias", "qk_norm", "tie_weights", "causal", "residual", "attn_proj", "layernorm"):
+            flag(getattr(self, name), name)
+        choice(self.model_type, "model_type", ("gpt", "bigram"))
         if self.model_type == "gpt" and self.n_embd % self.n_head != 0:
             raise ConfigError(
                 f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}) so each head gets "
                 f"n_embd / n_head dimensions; try n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}."
             )
-        if self.pos_emb not in ("learned", "rope"):
-            raise ConfigError(f"pos_emb must be 'learned' or 'rope', got {self.pos_emb!r}.")
+        choice(self.pos_emb, "pos_emb", ("learned", "rope"))
         if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2:
             raise ConfigError(f"Rotary embeddings need an even head size; n_embd / n_head = {self.n_embd // self.n_head}.")
-        if self.activation not in ("gelu", "relu2"):
-            raise ConfigError(f"activation must be 'gelu' or 'relu2', got {self.activation!r}.")
+        choice(self.activation, "activation", ACTIVATIONS)
+        choice(self.ffn, "ffn", ("mlp", "linear", "none"))
+        choice(self.attn_scale, "attn_scale", ("head", "embd"))
+        choice(self.init, "init", ("gpt2", "torch"))
 
     @property
     def head_size(self) -> int:
@@ -82,9 +101,11 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
         known = {f.name for f in fields(cls)}
+        if not isinstance(d, dict):
+            raise ConfigError(f"The model settings must be a JSON object, got {type(d).__name__}.")
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"Unknown model settings: {', '.join(sorted(unknown))}.")
+            raise ConfigError(f"Unknown model settings: {', '.join(sorted(map(str, unknown)))[:200]}.")
         return cls(**d)
 
 
@@ -142,7 +163,10 @@ class CausalSelfAttention(nn.Module):
         self.layer_idx = layer_idx
         self.n_head = config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v in one matmul
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        # without it (the lecture's first heads) the heads' outputs, side by side, are the output
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias) if config.attn_proj else nn.Identity()
+        width = config.n_embd if config.attn_scale == "embd" else config.head_size
+        self.scale = 1.0 / math.sqrt(width)  # keeps the affinities at unit variance, so softmax stays soft
 
     def qkv(self, x: torch.Tensor, rope: tuple | None = None) -> tuple[torch.Tensor, ...]:
         """Queries, keys and values per head, each (B, nh, T, hs); `rope` is GPT.rotary's tables for x's positions."""
@@ -174,7 +198,7 @@ class CausalSelfAttention(nn.Module):
     def _attend_written_out(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
         """The lecture's attention, step by step, for CPU autocast: PyTorch's fused kernel is slow
         in bf16 there (its backward ~3x float32's). The matmuls run in bf16, the softmax in float32."""
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, Tk) affinities
+        att = (q @ k.transpose(-2, -1)) * self.scale  # (B, nh, T, Tk) affinities
         if self.config.causal and T > 1:  # query i sees keys up to its own position (Tk - T + i)
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
             att = att.masked_fill(~mask, float("-inf"))
@@ -182,32 +206,51 @@ class CausalSelfAttention(nn.Module):
         return att @ v  # (B, nh, T, hs)
 
     def _attend(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
-        """softmax(q k^T / sqrt(hs)) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
+        """softmax(q k^T * scale) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
         if not self.config.causal or T == 1:
             # one new query may look at every cached key; no mask needed
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
         elif k.size(2) == T:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=self.scale)
         else:  # several new queries after a cached prefix: query i sees keys up to pos0 + i
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
         return y
 
 
 class MLP(nn.Module):
-    """Per-position feed-forward: widen 4x, nonlinearity, project back."""
+    """Per-position feed-forward: widen 4x, nonlinearity, project back.
+
+    ffn='linear' is the lecture's first feed-forward: one Linear(C, C) and the
+    nonlinearity, no widening and no projection.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        wide = config.ffn == "mlp"
+        hidden = 4 * config.n_embd if wide else config.n_embd
+        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias) if wide else None
         self.dropout = config.dropout
-        self.relu2 = config.activation == "relu2"
+        self.activation = config.activation
+        self.gelu = "tanh" if config.activation == "gelu_tanh" else "none"  # GPT-2 was trained with tanh
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.c_fc(x)  # (B, T, 4C)
-        h = F.relu(h).square() if self.relu2 else F.gelu(h)
+        h = self.c_fc(x)  # (B, T, 4C), or (B, T, C) for ffn='linear'
+        if self.activation == "relu2":
+            h = F.relu(h).square()
+        elif self.activation == "relu":
+            h = F.relu(h)
+        else:
+            h = F.gelu(h, approximate=self.gelu)
+        if self.c_proj is None:
+            return h
         return dropout_if_training(self.c_proj(h), self.dropout, self.training)  # (B, T, C)
+
+
+def layer_norm(config: GPTConfig) -> nn.Module:
+    """A LayerNorm, or with layernorm=False (the lecture before it adds them) an identity."""
+    return nn.LayerNorm(config.n_embd, bias=config.bias) if config.layernorm else nn.Identity()
 
 
 class Block(nn.Module):
@@ -215,14 +258,18 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig, layer_idx: int):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = layer_norm(config)
         self.attn = CausalSelfAttention(config, layer_idx)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        self.ln_2 = layer_norm(config) if config.ffn != "none" else nn.Identity()
+        self.mlp = MLP(config) if config.ffn != "none" else None
+        self.residual = config.residual
 
     def forward(self, x: torch.Tensor, rope=None, kv_cache=None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), rope, kv_cache)
-        x = x + self.mlp(self.ln_2(x))
+        a = self.attn(self.ln_1(x), rope, kv_cache)
+        x = x + a if self.residual else a  # without the residual, each layer replaces x
+        if self.mlp is not None:
+            m = self.mlp(self.ln_2(x))
+            x = x + m if self.residual else m
         return x
 
 
@@ -236,7 +283,7 @@ class GPT(nn.Module):
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),
                 h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+                ln_f=layer_norm(config),
             )
         )
         if config.pos_emb == "learned":
@@ -248,10 +295,11 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight  # one matrix reads and writes tokens
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith("c_proj.weight"):
-                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if config.init == "gpt2":  # 'torch' keeps PyTorch's defaults, as the video did
+            self.apply(self._init_weights)
+            for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+                if name.endswith("c_proj.weight"):
+                    torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def rotary(self, pos0: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotary cos and sin for positions pos0..pos0+T-1, each (T, 1, 1, hs): they broadcast over
@@ -355,9 +403,25 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
 
 
 def count_parameters(config: GPTConfig) -> dict[str, int]:
-    """parameter_breakdown for a config, without allocating real weights."""
-    with torch.device("meta"):
-        return parameter_breakdown(build_model(config))
+    """parameter_breakdown(build_model(config)), by arithmetic: nothing is built, so a limit on
+    10**30 layers is checked in microseconds. tests/test_model.py checks it equals the real count."""
+    V, T, L, C = config.vocab_size, config.block_size, config.n_layer, config.n_embd
+    parts = dict(token_embedding=0, position_embedding=0, attention=0, mlp=0, layernorm=0, lm_head=0)
+    if config.model_type == "bigram":
+        parts["token_embedding"] = V * V
+    else:
+        b = 1 if config.bias else 0
+        parts["token_embedding"] = V * C
+        parts["position_embedding"] = T * C if config.pos_emb == "learned" else 0
+        proj = C * C + b * C if config.attn_proj else 0
+        parts["attention"] = L * (C * 3 * C + b * 3 * C + proj)  # c_attn, c_proj
+        mlp = {"mlp": C * 4 * C + b * 4 * C + 4 * C * C + b * C, "linear": C * C + b * C, "none": 0}[config.ffn]
+        parts["mlp"] = L * mlp  # c_fc, c_proj ('linear': c_fc only)
+        norms = L * (2 if config.ffn != "none" else 1) + 1 if config.layernorm else 0
+        parts["layernorm"] = norms * (C + b * C)  # ln_1, ln_2 (with an MLP) per block, ln_f
+        parts["lm_head"] = 0 if config.tie_weights else V * C
+    parts["total"] = sum(parts.values())
+    return parts
 
 
 def flops_per_token(config: GPTConfig, n_params: int) -> float:

@@ -172,8 +172,17 @@ def warm_up_in_background() -> threading.Thread:
     """
 
     def build_one() -> None:
-        param = torch.nn.Parameter(torch.zeros(1))
-        torch.optim.AdamW([param], foreach=True).step()
+        # Hold the interpreter's import lock while torch imports its optimizer machinery: a first import of
+        # torch._dynamo racing an import on the main thread crashed the process once (SIGSEGV); with the lock
+        # the main thread's imports wait for it instead.
+        import _imp
+
+        _imp.acquire_lock()
+        try:
+            param = torch.nn.Parameter(torch.zeros(1))
+            torch.optim.AdamW([param], foreach=True).step()
+        finally:
+            _imp.release_lock()
 
     thread = threading.Thread(target=build_one, name="optimizer-warm-up", daemon=True)
     thread.start()

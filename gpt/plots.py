@@ -297,3 +297,24 @@ def save_figure(fig: Figure, path: str | os.PathLike | None = None, dpi: int = 1
     path = Path(path)
     path.write_bytes(figure_png(fig, dpi))
     return path
+
+
+# --- the lesson ----------------------------------------------------------------------------
+
+
+@_projector
+def weights_figure(weights, title: str = "wei: how much each position takes from each earlier one") -> Figure:
+    """A (T, T) weight matrix of the lesson (the averaging trick, one head); the future greyed out."""
+    w = np.asarray(weights, dtype=float)
+    fig = Figure(figsize=(7, 6), layout="constrained")
+    ax = fig.add_subplot()
+    image = _attention_image(ax, w, causal=True)
+    for i in range(w.shape[0]):
+        for j in range(i + 1):
+            ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center", fontsize=10,
+                    color="white" if w[i, j] > 0.6 else "black")
+    ax.set_xlabel("earlier position (key)")
+    ax.set_ylabel("position (query)")
+    ax.set_title(title, fontsize=15)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig

@@ -12,13 +12,14 @@ Run it: `python -m gpt.sample --checkpoint checkpoints/shakespeare-char --prompt
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Iterator
 
 import torch
 
 from .engine import SamplingSettings, generate_stream
-from .errors import GPTError, SamplingError
+from .errors import GPTError
 from .tokenizer import Tokenizer
 
 
@@ -125,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         if device == "cpu":
             configure_cpu_threads()
         ck = load_checkpoint(args.checkpoint, device=device)
-        top_k = None if args.top_k == 0 else args.top_k  # 0 is 'off', as on the page and in the API
-        settings = SamplingSettings(args.max_new_tokens, args.temperature, top_k, args.top_p, args.seed)
+        # the page's and the API's convention: top-k 0 is off, a negative seed is random
+        settings = SamplingSettings.from_values(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
         notes = settings.validate(ck.tokenizer.vocab_size)
         ids, prompt_notes = prompt_to_ids(ck.tokenizer, args.prompt, ck.model_config.block_size)
         for note in notes + prompt_notes:
@@ -136,8 +137,18 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
-    except (GPTError, SamplingError) as err:
+        sys.stdout.flush()
+    except GPTError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `| head` closed the pipe: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    except OSError as err:
+        print(f"error: {err.strerror or err}.", file=sys.stderr)
         return 2
     return 0
 

@@ -21,6 +21,9 @@ from typing import Callable
 from .errors import TokenizerError
 
 
+MAX_CHAR_VOCAB = 0x110000  # every Unicode code point
+
+
 class Tokenizer:
     """The shared interface. Subclasses set `name` and implement the methods."""
 
@@ -102,7 +105,11 @@ def tokenizer_from_spec(spec: dict) -> Tokenizer:
         raise TokenizerError("The tokenizer description is missing or has no 'type'.")
     kind = spec["type"]
     if kind == "char":
-        return CharTokenizer(list(spec["chars"]))
+        chars = spec.get("chars")
+        if not isinstance(chars, str) or len(chars) > MAX_CHAR_VOCAB:
+            raise TokenizerError("The character tokenizer's description must hold its characters as one text "
+                                 f"of at most {MAX_CHAR_VOCAB:,}; it is damaged.")
+        return CharTokenizer(list(chars))
     from . import bpe  # BPE tokenizers need tiktoken; import only when asked
 
     return bpe.from_spec(spec)

@@ -33,15 +33,26 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed
-from .data import Dataset, check_text, load_corpus
+from .data import SYNTHETIC, Dataset, check_text, load_corpus
 from .device import autocast, configure_cpu_threads, detect_device, device_type, enable_tf32, resolve_dtype
-from .engine import SamplingSettings, generate
-from .errors import ConfigError, GPTError, TrainingError
+from .engine import MAX_NEW_TOKENS_CAP, SamplingSettings, generate
+from .errors import ConfigError, DataError, GPTError, TrainingError
+from .limits import Limits
 from .model import GPTConfig, build_model, flops_per_token, parameter_breakdown
 from .optim import build_optimizers, lr_multiplier, set_lr
 from .presets import DEFAULT_PRESET, preset
 from .tokcompare import bits_per_char
 from .tokenizer import Tokenizer, build_tokenizer
+from .validate import choice, flag, number, text, whole
+
+
+# Sane ranges, not a server's limits: (field, lowest, highest[, lowest excluded])
+TRAIN_WHOLE_RANGES = [("batch_size", 1, 2**20), ("max_iters", 1, 10**9), ("eval_interval", 1, 10**9),
+                      ("eval_iters", 1, 10**5), ("grad_accum", 1, 2**10), ("warmup_iters", 0, 10**9),
+                      ("seed", 0, 2**40), ("sample_tokens", 0, MAX_NEW_TOKENS_CAP)]
+TRAIN_NUMBER_RANGES = [("lr", 0, 1e12, True), ("min_lr_ratio", 0, 1, False), ("weight_decay", 0, 10, False),
+                       ("beta1", 0, 1, False), ("beta2", 0, 1, False), ("grad_clip", 0, 1e6, False),
+                       ("muon_lr", 0, 1e12, True)]
 
 
 @dataclass
@@ -72,24 +83,27 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters", "grad_accum"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ConfigError(f"{name} must be a positive whole number, got {v!r}.")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"The learning rate must be a positive number, got {self.lr!r}.")
-        if self.max_seconds is not None and not (self.max_seconds > 0):
-            raise ConfigError(f"max_seconds must be positive, got {self.max_seconds!r}.")
-        if self.optimizer not in ("adamw", "muon"):
-            raise ConfigError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}.")
-        if self.warmup_iters < 0 or self.sample_tokens < 0:
-            raise ConfigError("warmup_iters and sample_tokens cannot be negative.")
+        """Types and sane ranges, each refusal naming the field; a server's own limits are `gpt.limits`."""
+        for name, lo, hi in TRAIN_WHOLE_RANGES:
+            setattr(self, name, whole(getattr(self, name), name, lo, hi))
+        for name, lo, hi, low_open in TRAIN_NUMBER_RANGES:
+            label = "The learning rate" if name == "lr" else name
+            setattr(self, name, number(getattr(self, name), label, lo, hi, low_open=low_open))
+        if self.max_seconds is not None:
+            self.max_seconds = number(self.max_seconds, "max_seconds", 0, 10**8, low_open=True)
+        choice(self.optimizer, "optimizer", ("adamw", "muon"))
+        choice(self.dtype, "dtype", ("auto", "float32", "bfloat16", "float16"))
+        text(self.device, "device", 32)
+        flag(self.compile, "compile")
+        text(self.sample_prompt, "sample_prompt", 10_000)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"The training settings must be a JSON object, got {type(d).__name__}.")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -228,7 +242,7 @@ class Trainer:
         # token by token on a CPU, bf16 casts cost more than they save (~2x slower): float32 there
         dtype = torch.float32 if device_type(self.device) == "cpu" else self.dtype
         with autocast(self.device, dtype):
-            out = generate(self.model, ids, settings)
+            out = generate(self.model, ids, settings, should_stop=self._stop.is_set)  # Stop ends a long sample too
         return self.tokenizer.decode(ids + out) if self.config.sample_prompt else self.tokenizer.decode(out)
 
     def _progress_fraction(self) -> float:
@@ -257,6 +271,7 @@ class Trainer:
             "train_loss": losses["train"],
             "val_loss": losses["val"],
             "val_bpc": bits_per_char(losses["val"], self.dataset.val_chars_per_token),  # compares tokenizers
+            "val_ppl": math.exp(min(losses["val"], 700.0)),  # perplexity: as unsure as a choice among this many tokens
             "lr": lr,
             "tokens_per_sec": tokens_per_sec,
             "elapsed_s": self.elapsed,
@@ -279,6 +294,9 @@ class Trainer:
     def save(self) -> None:
         if self.out_dir is None:
             return
+        if not self.out_dir.is_dir():  # deleted under us: writing would recreate it without its owner file
+            raise TrainingError("The run's folder was deleted while it trained, so training stopped and nothing "
+                                "was written; start the run again.")
         best = min((r["val_loss"] for r in self.metrics), default=None)
         with self._lock:
             if not all(torch.isfinite(p).all() for p in self.model.parameters()):  # never overwrite a good save
@@ -305,15 +323,20 @@ class Trainer:
     def run(self) -> str:
         """Train until max_iters, max_seconds or a stop request. Returns the final state."""
         self.state = "running"
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.write_status(self.out_dir, "running", step=self.step)
         try:
+            if self.out_dir is not None:
+                try:
+                    self.out_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise TrainingError(f"Cannot make the run folder {self.out_dir.name}: {ckpt.why_write_failed(err)}.") from None
+                ckpt.write_status(self.out_dir, "running", step=self.step)
             self._loop()
             if self.state == "running":
                 self.state = "finished"
         except GPTError as err:
             self.state, self.error = "failed", str(err)
+        except OSError as err:  # metrics or status in a folder gone read-only: no server path in the message
+            self.state, self.error = "failed", f"Writing the run folder failed: {ckpt.why_write_failed(err)}."
         except Exception as err:  # noqa: BLE001 - any crash becomes a failed run with its message
             self.state, self.error = "failed", f"{type(err).__name__}: {err}"
         if self.out_dir is not None:
@@ -472,9 +495,25 @@ def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train
     return GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
 
 
+def resume_source(data_flag: str | None, meta: dict) -> str:
+    """The corpus a resumed run reads: the one named on the command line, else a built-in one.
+
+    A checkpoint can come from anyone; if its `data_source` chose the file, a downloaded checkpoint
+    could make this program read any file on the machine into a model (and its samples)."""
+    if data_flag:
+        return data_flag
+    saved = meta.get("data_source")
+    if saved == "shakespeare" or saved in SYNTHETIC:
+        return saved
+    name = str(meta.get("corpus") or "a text file")[:40]
+    raise DataError(f"This run was trained on {name!r}, a text file: name it again with --data FILE to resume. "
+                    "A checkpoint never chooses which file is read.")
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m gpt.train", description="Train a small GPT from scratch.")
-    ap.add_argument("--data", default="shakespeare", help="'shakespeare', a synthetic task (addition, reverse, counting), or a UTF-8 file")
+    ap.add_argument("--data", default=None, help="'shakespeare' (default), a synthetic task (addition, reverse, counting), "
+                    "or a UTF-8 file; with --resume, a file corpus must be named again")
     ap.add_argument("--tokenizer", default="char", help="char, gpt2, bpe (also cl100k_base, o200k_base)")
     ap.add_argument("--vocab-size", type=int, default=None, help="vocabulary size for --tokenizer bpe (256..16384)")
     ap.add_argument("--preset", default=DEFAULT_PRESET, help="tiny, small, medium, fast (default)")
@@ -492,7 +531,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
     ap.add_argument("--out", default=None, help="run folder (default checkpoints/<data>-<tokenizer>)")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out")
+    ap.add_argument("--init-from", default=None, metavar="MODEL",
+                    help="fine-tune a transformers GPT-2 folder, a nanoGPT ckpt.pt or 'gpt2' (download) on --data")
     return ap.parse_args(argv)
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    over = {k: getattr(args, k) for k in ("batch_size", "grad_accum", "max_iters", "max_seconds", "lr", "eval_interval",
+                                          "eval_iters", "seed", "warmup_iters", "optimizer", "muon_lr",
+                                          "weight_decay", "device", "dtype", "sample_tokens")}
+    if args.compile:
+        over["compile"] = True
+    return over
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -504,15 +554,36 @@ def main(argv: list[str] | None = None) -> int:
     quiet = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 talks
     say = (lambda *a, **k: None) if quiet else print
     try:
-        out = Path(args.out or f"checkpoints/{Path(args.data).stem}-{args.tokenizer}")
+        out = Path(args.out or f"checkpoints/{Path(args.data or 'shakespeare').stem}-{args.tokenizer}")
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder; give a run folder.")
         if args.resume:
             saved = ckpt.load_checkpoint(out)
-            name, text = load_corpus(saved.meta.get("data_source", args.data))
-            dataset = Dataset(text, saved.tokenizer, name=name)
+            args.data = resume_source(args.data, saved.meta)
             model_cfg = saved.model_config
             train_over = {k: getattr(args, k) for k in ("max_iters", "max_seconds") if getattr(args, k) is not None}
             train_cfg = TrainConfig.from_dict({**saved.meta.get("train", {}), **train_over})
+            # a checkpoint can come from anyone: the batch and sizes it asks for meet the GPT_MAX_* limits
+            Limits.from_env().check_run(model_cfg, train_cfg)
+            name, text = load_corpus(args.data)
+            dataset = Dataset(text, saved.tokenizer, name=name)
+        elif args.init_from:  # nanoGPT's init_from: the imported model, its tokenizer, our training settings
+            from .convert import init_run
+
+            args.data = args.data or "shakespeare"
+            saved = init_run(args.init_from, out, dropout=args.dropout or 0.0)
+            model_cfg = saved.model_config
+            train_cfg = configs_from(args.preset, model_cfg.vocab_size, {}, _train_overrides(args))[1]
+            try:
+                Limits.from_env().check_run(model_cfg, train_cfg)  # GPT-2 124M: raise GPT_MAX_PARAMS to fine-tune it
+            except GPTError:
+                for written in (ckpt.WEIGHTS, ckpt.CONFIG, ckpt.STATUS):  # the import, so the same command can run again
+                    (out / written).unlink(missing_ok=True)
+                raise
+            name, text = load_corpus(args.data)
+            dataset = Dataset(text, saved.tokenizer, name=name)
         else:
+            args.data = args.data or "shakespeare"
             dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
                                    progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
             model_over = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout", "model_type")}
@@ -520,16 +591,11 @@ def main(argv: list[str] | None = None) -> int:
                 model_over.update(ARCHITECTURES[args.arch])
             if args.no_mask:
                 model_over["causal"] = False
-            train_over = {k: getattr(args, k) for k in ("batch_size", "grad_accum", "max_iters", "max_seconds", "lr", "eval_interval",
-                                                         "eval_iters", "seed", "warmup_iters", "optimizer", "muon_lr",
-                                                         "weight_decay", "device", "dtype", "sample_tokens")}
-            if args.compile:
-                train_over["compile"] = True
-            model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, train_over)
+            model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, _train_overrides(args))
         info = dataset.info()
         say(f"corpus {dataset.name}: {info.n_chars:,} chars, {info.n_tokens:,} tokens "
               f"({info.n_train:,} train / {info.n_val:,} val), vocab {info.vocab_size:,} [{dataset.tokenizer.name}]")
-        bar = tqdm(total=train_cfg.max_iters, unit="step", dynamic_ncols=True, disable=quiet)
+        bar = None  # made once the trainer exists, so an error before it is a clean line
 
         def on_step(p):
             bar.n = p["step"]
@@ -539,11 +605,13 @@ def main(argv: list[str] | None = None) -> int:
 
         def on_eval(r):
             tqdm.write(f"step {r['step']:5d} | train {r['train_loss']:.4f} | val {r['val_loss']:.4f} | "
-                       f"val bpc {r['val_bpc']:.3f} | lr {r['lr']:.2e} | {r['tokens_per_sec']:,.0f} tok/s | {r['elapsed_s']:.1f}s")
+                       f"val bpc {r['val_bpc']:.3f} | val ppl {r['val_ppl']:.2f} | lr {r['lr']:.2e} | {r['tokens_per_sec']:,.0f} tok/s | {r['elapsed_s']:.1f}s")
 
-        trainer = Trainer(model_cfg, train_cfg, dataset, out, resume=args.resume, on_eval=on_eval, on_step=on_step,
+        out.mkdir(parents=True, exist_ok=True)  # an unusable --out is a sentence now, not a failed run later
+        trainer = Trainer(model_cfg, train_cfg, dataset, out, resume=args.resume or bool(args.init_from),
+                          on_eval=on_eval, on_step=on_step,
                           meta={"corpus": dataset.name, "data_source": args.data})
-        bar.n = trainer.step
+        bar = tqdm(total=train_cfg.max_iters, initial=trainer.step, unit="step", dynamic_ncols=True, disable=quiet)
         say(f"model: {trainer.n_params:,} parameters (all included), device {trainer.device}, "
             f"{trainer.dist.world_size} process(es), run folder {out}")
         state = trainer.run()
@@ -555,6 +623,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the run folder cannot be made or written (read-only, a path through a file, ...)
+        print(f"error: cannot use the run folder {args.out or 'checkpoints/'}: {err.strerror or err}.", file=sys.stderr)
+        return 2
     if state == "failed":
         print(f"error: {trainer.error}", file=sys.stderr)
         return 1

@@ -69,36 +69,36 @@ def test_the_shipped_run_can_be_sampled_at_once(client):
 
 def test_train_watch_sample_stop_sample(client, server):
     st = client.predict(corpus="addition", preset="tiny", max_iters=20_000, api_name="/start_run")
-    run = st["name"]
+    run, token = st["name"], st["token"]  # the token is who this client is from now on
     assert st["state"] in ("queued", "preparing", "running") and st["mine"]
 
     def evaluated_twice():
-        s = client.predict(run=run, api_name="/run_status")
+        s = client.predict(token=token, run=run, api_name="/run_status")
         assert s["state"] != "failed", s["message"]
         return s if s["state"] == "running" and len(s["metrics"]) >= 2 else None
 
     s = wait_until(evaluated_twice, timeout=120, every=0.5, what="two evaluations")
     assert s["step"] > 0 and s["tokens_per_sec"] > 0 and s["val_loss"] < s["metrics"][0]["val_loss"]
     with pytest.raises(Exception, match="already have a run"):
-        client.predict(corpus="addition", preset="tiny", api_name="/start_run")
+        client.predict(token=token, corpus="addition", preset="tiny", api_name="/start_run")
 
-    mid = client.predict(run=run, prompt="1", max_new_tokens=20, api_name="/generate")  # from the live weights
+    mid = client.predict(token=token, run=run, prompt="1", max_new_tokens=20, api_name="/generate")  # from the live weights
     assert mid.startswith("1") and len(mid) == 21
 
-    job = client.submit(run=run, prompt="2", max_new_tokens=60, api_name="/generate")
+    job = client.submit(token=token, run=run, prompt="2", max_new_tokens=60, api_name="/generate")
     job.result()
     outputs = job.outputs()
     assert outputs[0] == "2" and outputs[-1].startswith("2") and len(outputs[-1]) == 61  # streamed, growing
 
-    st = client.predict(run=run, api_name="/stop_run")
+    st = client.predict(token=token, run=run, api_name="/stop_run")
     s = wait_until(lambda: (lambda s: s if s["state"] == "stopped" else None)(
-        client.predict(run=run, api_name="/run_status")), timeout=60, every=0.3, what="the run to stop")
+        client.predict(token=token, run=run, api_name="/run_status")), timeout=60, every=0.3, what="the run to stop")
     assert s["step"] >= s["metrics"][-1]["step"]
-    a = client.predict(run=run, prompt="3", max_new_tokens=30, seed=5, api_name="/generate")
-    b = client.predict(run=run, prompt="3", max_new_tokens=30, seed=5, api_name="/generate")
+    a = client.predict(token=token, run=run, prompt="3", max_new_tokens=30, seed=5, api_name="/generate")
+    b = client.predict(token=token, run=run, prompt="3", max_new_tokens=30, seed=5, api_name="/generate")
     assert a == b and a.startswith("3")
     with pytest.raises(Exception, match="never saw"):
-        client.predict(run=run, prompt="hello", api_name="/generate")
+        client.predict(token=token, run=run, prompt="hello", api_name="/generate")
 
     other = gradio_client.Client(server, verbose=False)  # another person
     assert run not in {r["name"] for r in other.predict(api_name="/list_runs")}
@@ -106,4 +106,6 @@ def test_train_watch_sample_stop_sample(client, server):
         other.predict(run=run, api_name="/run_status")
     with pytest.raises(Exception, match="only its owner"):
         other.predict(run="shakespeare-char", api_name="/delete_run")
-    assert client.predict(run=run, api_name="/delete_run") == {"deleted": run}
+    with pytest.raises(Exception, match="not one this server issued"):
+        other.predict(run=run, token=token[:-1] + ("0" if token[-1] != "0" else "1"), api_name="/run_status")
+    assert client.predict(run=run, token=token, api_name="/delete_run") == {"deleted": run}

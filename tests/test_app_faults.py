@@ -71,8 +71,11 @@ def app(tmp_path):
     a.stop()
 
 
+TOKEN = {}  # run -> the token of the person who started it (the API's identity)
+
+
 def status(client, run: str) -> dict:
-    return client.predict(run=run, api_name="/run_status")
+    return client.predict(run=run, token=TOKEN[run], api_name="/run_status")
 
 
 def saved_step(path: Path) -> int:
@@ -82,18 +85,18 @@ def saved_step(path: Path) -> int:
 def check_recovered(client, run: str, path: Path) -> int:
     """After a restart: listed as interrupted at its checkpoint, which loads and samples. Returns that step."""
     step = ckpt.load_checkpoint(path).step  # whole: weights and config of one save
-    row = {r["name"]: r for r in client.predict(api_name="/list_runs")}[run]
+    row = {r["name"]: r for r in client.predict(token=TOKEN[run], api_name="/list_runs")}[run]
     assert row["state"] == "interrupted" and row["step"] == step, row
     assert f"last checkpoint at step {step}" in row["message"] and "Resume" in row["message"]
     assert not list(path.glob(".*.tmp"))  # the half-written file of a cut save is cleared away
-    text = client.predict(run=run, prompt="1", max_new_tokens=20, seed=1, api_name="/generate")
+    text = client.predict(run=run, prompt="1", max_new_tokens=20, seed=1, token=TOKEN[run], api_name="/generate")
     assert text.startswith("1") and len(text) == 21
     return step
 
 
 def resume_from(client, run: str, step: int) -> None:
     """/resume_run continues from `step`: the same curve, no step trained twice."""
-    st = client.predict(run=run, api_name="/resume_run")
+    st = client.predict(run=run, token=TOKEN[run], api_name="/resume_run")
     assert st["state"] in ACTIVE and st["step"] >= step, st  # from the checkpoint, not from 0
     s = wait_until(lambda: (lambda s: s if s["step"] > step else None)(status(client, run)), timeout=60,
                    what="the resumed run to take steps")
@@ -116,13 +119,15 @@ def test_sigkill_during_training_and_during_a_save_loses_nothing(app):
     app.start()
     client = gradio_client.Client(app.url, verbose=False)
     # 300 steps of the tiny preset: an evaluation and a save every 30 steps, about one a second here
-    run = client.predict(corpus="addition", preset="tiny", max_iters=300, max_seconds=0, api_name="/start_run")["name"]
+    st = client.predict(corpus="addition", preset="tiny", max_iters=300, max_seconds=0, api_name="/start_run")
+    run = st["name"]
+    TOKEN[run] = st["token"]
     path = app.root / run
     wait_until(lambda: len(status(client, run)["metrics"]) >= 2, timeout=60, what="a checkpoint after step 0")
 
     app.kill()  # 1. in the middle of training
     app.start()
-    step = check_recovered(client, run, path)  # the same client: the same API session, so still the owner
+    step = check_recovered(client, run, path)  # the same token after a restart: still the owner
     assert step >= 30
     resume_from(client, run, step)
 
@@ -135,7 +140,7 @@ def test_sigkill_during_training_and_during_a_save_loses_nothing(app):
         resume_from(client, run, step)
     assert cut, "three kills all missed the save"
     resume_from(client, run, step)
-    client.predict(run=run, api_name="/stop_run")
+    client.predict(run=run, token=TOKEN[run], api_name="/stop_run")
     final = wait_until(lambda: (lambda s: s if s["state"] not in ACTIVE else None)(status(client, run)), timeout=60,
                        what="the run to stop")
     assert final["state"] == "stopped" and saved_step(path) == final["step"] > step

@@ -132,3 +132,23 @@ def test_bigram_generates_without_cache():
     model = build_model(GPTConfig(vocab_size=11, block_size=8, model_type="bigram"))
     out = generate(model, [1], SamplingSettings(max_new_tokens=30, temperature=1.0, seed=0))
     assert len(out) == 30 and all(0 <= t < 11 for t in out)
+
+
+def crop_reference(model, prompt: list[int], n: int) -> list[int]:
+    """nanoGPT's generate, written out: before every token the context is the last block_size tokens."""
+    tokens = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            ctx = torch.tensor([tokens[-model.config.block_size:]])  # idx[:, -block_size:]
+            logits, _ = model(ctx)
+            tokens.append(int(logits[0, -1].argmax()))
+    return tokens[len(prompt):]
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_crop_keeps_the_last_block_size_tokens_like_nanogpt(use_cache):
+    model = sharp_model(block_size=16)
+    settings = SamplingSettings(max_new_tokens=60, temperature=0)  # past the window for 44 tokens
+    reference = crop_reference(model, [1, 2, 3], 60)
+    assert len(set(reference)) >= 3
+    assert generate(model, [1, 2, 3], settings, use_cache=use_cache, window="crop") == reference

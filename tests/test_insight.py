@@ -288,6 +288,7 @@ def test_compare_runs_one_line_per_run_and_a_table(runs):
         rec = dict(zip(headers, row))
         assert rec["run"] == s.name and rec["step"] == 20 and rec["status"] == "finished"
         assert rec["val loss"] == round(s.metrics[-1]["val_loss"], 4)
+        assert rec["val ppl"] == round(math.exp(s.metrics[-1]["val_loss"]), 2)
         assert rec["parameters"] == s.n_params == s.meta["n_params"]
         assert rec["tokens/s"] > 0 and rec["wall time (s)"] >= 0
     assert dict(zip(headers, table[0]))["model"] == "bigram"

@@ -333,7 +333,7 @@ def test_corrupt_mismatched_and_newer_checkpoints_are_refused_at_upload(handlers
     cases = {
         "truncated": (blob[: len(blob) // 2], "truncated"),
         "header": (blob[:8] + b"{broken" + blob[15:], "corrupt header"),
-        "offsets": (with_header(lambda h: h[first].update(data_offsets=[0, 3])), "could not be read"),
+        "offsets": (with_header(lambda h: h[first].update(data_offsets=[0, 3])), "bytes of data but its shape"),
         "nan": (bytes(nan_payload), "NaN or infinite values"),
         "vocab": (with_meta(grow_vocab), "does not match the weights|shape"),
         "newer": (with_meta(lambda m: m.update(format_version=ckpt.FORMAT_VERSION + 1)), "newer than this program"),
@@ -433,15 +433,15 @@ def refused(call, **kw) -> str:
     return text
 
 
-def ended(client, run: str, stop: bool = False, timeout: float = 60) -> dict:
+def ended(client, run: str, token: str, stop: bool = False, timeout: float = 60) -> dict:
     """Wait until `run` is no longer queued, preparing or running (asking it to stop first if `stop`)."""
     if stop:
         try:
-            client.predict(run=run, api_name="/stop_run")
+            client.predict(run=run, token=token, api_name="/stop_run")
         except Exception:  # noqa: BLE001 - it ended meanwhile
             pass
     return wait_until(lambda: (lambda s: s if s["state"] not in ("queued", "preparing", "running") else None)(
-        client.predict(run=run, api_name="/run_status")), timeout=timeout, every=0.2, what=f"{run} to end")
+        client.predict(run=run, token=token, api_name="/run_status")), timeout=timeout, every=0.2, what=f"{run} to end")
 
 
 def test_client_bad_corpora(client, app):
@@ -451,7 +451,7 @@ def test_client_bad_corpora(client, app):
     assert "over the 1 MB limit" in refused(start, text="ab\n" * 400_000)
     assert "Unknown corpus" in refused(start, corpus="wikipedia")
     st = start(text="abc" * 10)  # too short: refused once the tokenizer has counted it, with the sentence
-    final = ended(client, st["name"])
+    final = ended(client, st["name"], st["token"])
     assert final["state"] == "failed" and "too short" in final["message"] and "block size" in final["message"]
 
 
@@ -492,7 +492,7 @@ def test_client_sampling_values(client, app):
     assert "at least 1" in refused(gen_, max_new_tokens=0)
     # NaN cannot be written in JSON by gradio_client; a hand-made request can, and gets a sentence too
     for values in ([float("nan"), 0, 1.0], [0.8, 0, float("nan")]):
-        assert "must" in raw_call(app[1], "generate", ["shared-run", "1", 12, values[0], values[1], values[2], 1])
+        assert "must" in raw_call(app[1], "generate", ["shared-run", "1", 12, values[0], values[1], values[2], 1, ""])
 
 
 def raw_call(url: str, api: str, data: list) -> str:
@@ -532,11 +532,12 @@ def test_client_model_settings(client):
 
 def test_client_nan_learning_rate(client):
     st = client.predict(corpus="addition", preset="tiny", max_iters=2000, lr=1e6, api_name="/start_run")
-    final = ended(client, st["name"])
+    final = ended(client, st["name"], st["token"])
     assert final["state"] == "failed" and "NaN" in final["message"] and "learning rate" in final["message"]
     assert "last good checkpoint (step 0) is kept" in final["message"]
-    assert client.predict(run=st["name"], prompt="1", max_new_tokens=5, api_name="/generate").startswith("1")
-    client.predict(run=st["name"], api_name="/delete_run")
+    assert client.predict(run=st["name"], prompt="1", max_new_tokens=5, token=st["token"],
+                          api_name="/generate").startswith("1")
+    client.predict(run=st["name"], token=st["token"], api_name="/delete_run")
 
 
 BAD_NAMES = ["../x", "/etc/passwd", "naïve", "run\n", ""]  # every other bad name: test_checkpoint.py
@@ -572,7 +573,9 @@ def test_client_a_config_json_that_does_not_fit_its_weights(client, app):
 
 def test_client_one_run_per_person_a_queue_and_no_deleting_busy_runs(client, app):
     alice, bob = client, type(client)(app[1], verbose=False)  # two people
-    clicks = [alice.submit(corpus="addition", preset="tiny", max_iters=20_000, max_seconds=0, api_name="/start_run")
+    ta = alice.predict(api_name="/new_token")  # who alice is, before she double-clicks
+    clicks = [alice.submit(corpus="addition", preset="tiny", max_iters=20_000, max_seconds=0, token=ta,
+                           api_name="/start_run")
               for _ in range(2)]  # two at the same moment
     outcomes = []
     for job in clicks:
@@ -583,32 +586,33 @@ def test_client_one_run_per_person_a_queue_and_no_deleting_busy_runs(client, app
     started = [o for o in outcomes if isinstance(o, dict)]
     assert len(started) == 1 and "already have a run" in str(next(o for o in outcomes if o not in started))
     a = started[0]
-    wait_until(lambda: alice.predict(run=a["name"], api_name="/run_status")["step"] > 0, timeout=60, what="training")
-    assert "already have a run" in refused(alice.predict, corpus="addition", preset="tiny", api_name="/start_run")
+    wait_until(lambda: alice.predict(token=ta, run=a["name"], api_name="/run_status")["step"] > 0, timeout=60, what="training")
+    assert "already have a run" in refused(alice.predict, token=ta, corpus="addition", preset="tiny", api_name="/start_run")
     b = bob.predict(corpus="addition", preset="tiny", max_iters=20, api_name="/start_run")
+    tb = b["token"]
     assert b["state"] == "queued" and b["queue_position"] == 1  # over the server-wide limit: it waits its turn
-    assert "stop it before deleting" in refused(alice.predict, run=a["name"], api_name="/delete_run")
-    assert "only its owner" in refused(bob.predict, run=a["name"], api_name="/delete_run")
-    assert "stop it before deleting" in refused(bob.predict, run=b["name"], api_name="/delete_run")
+    assert "stop it before deleting" in refused(alice.predict, token=ta, run=a["name"], api_name="/delete_run")
+    assert "only its owner" in refused(bob.predict, token=tb, run=a["name"], api_name="/delete_run")
+    assert "stop it before deleting" in refused(bob.predict, token=tb, run=b["name"], api_name="/delete_run")
     assert ".writer.lock" in os.listdir(app[0].manager.root / a["name"])  # one writer, this app
-    assert ended(alice, a["name"], stop=True)["state"] == "stopped"
-    assert ended(bob, b["name"])["state"] == "finished"  # its turn came once the slot was free
+    assert ended(alice, a["name"], ta, stop=True)["state"] == "stopped"
+    assert ended(bob, b["name"], tb)["state"] == "finished"  # its turn came once the slot was free
 
-    job = alice.submit(run=a["name"], prompt="1", max_new_tokens=5_000, temperature=1.0, api_name="/generate")
+    job = alice.submit(token=ta, run=a["name"], prompt="1", max_new_tokens=5_000, temperature=1.0, api_name="/generate")
     wait_until(lambda: len(job.outputs()) >= 2 or job.done(), timeout=30, what="the sample to stream")
-    assert "sampling" in refused(alice.predict, run=a["name"], api_name="/delete_run")  # 5,000 tokens take seconds
+    assert "sampling" in refused(alice.predict, token=ta, run=a["name"], api_name="/delete_run")  # 5,000 tokens take seconds
     assert not job.done()
     job.cancel()
 
     def deleted():
         try:
-            return alice.predict(run=a["name"], api_name="/delete_run") == {"deleted": a["name"]}
+            return alice.predict(token=ta, run=a["name"], api_name="/delete_run") == {"deleted": a["name"]}
         except Exception as err:  # noqa: BLE001 - still sampling until the cancelled stream closes
             assert "sampling" in str(err)
             return False
 
     wait_until(deleted, timeout=30, every=0.2, what="the run to be deletable")
-    assert bob.predict(run=b["name"], api_name="/delete_run") == {"deleted": b["name"]}
+    assert bob.predict(token=tb, run=b["name"], api_name="/delete_run") == {"deleted": b["name"]}
 
 
 def test_client_an_exception_in_a_training_thread(client, app, monkeypatch):
@@ -617,11 +621,11 @@ def test_client_an_exception_in_a_training_thread(client, app, monkeypatch):
 
     monkeypatch.setattr(Trainer, "_loop", boom)
     st = client.predict(corpus="addition", preset="tiny", max_iters=50, api_name="/start_run")
-    final = ended(client, st["name"])
+    final = ended(client, st["name"], st["token"])
     assert final["state"] == "failed" and final["message"] == "RuntimeError: the training thread fell over"
     monkeypatch.undo()
-    row = {r["name"]: r for r in client.predict(api_name="/list_runs")}[st["name"]]
+    row = {r["name"]: r for r in client.predict(token=st["token"], api_name="/list_runs")}[st["name"]]
     assert row["state"] == "failed" and "fell over" in row["message"]
     assert client.predict(run="shared-run", prompt="1", max_new_tokens=5, api_name="/generate").startswith("1")
     again = client.predict(corpus="addition", preset="tiny", max_iters=20, api_name="/start_run")
-    assert ended(client, again["name"])["state"] == "finished"  # the app goes on serving
+    assert ended(client, again["name"], again["token"])["state"] == "finished"  # the app goes on serving

@@ -36,6 +36,8 @@ def test_real_learning_on_shakespeare_falls_well_below_uniform(shakespeare_text)
     assert first["val_loss"] == pytest.approx(math.log(65), abs=0.5)  # untrained: a uniform guess
     assert last["val_loss"] < 2.8  # a character model that learned letter statistics
     assert last["val_bpc"] == pytest.approx(last["val_loss"] / math.log(2), rel=1e-6)  # 1 char per token
+    assert last["val_ppl"] == pytest.approx(math.exp(last["val_loss"]), rel=1e-9)  # perplexity, per token
+    assert first["val_ppl"] == pytest.approx(65, rel=0.7)  # untrained: about as unsure as 65 equal choices
     assert isinstance(last["sample"], str) and len(last["sample"]) > 0
 
 

@@ -95,8 +95,9 @@ def shape_trace(config: GPTConfig, batch_size: int | None = None, seq_len: int |
         block.attn.qkv = _traced_qkv(block.attn.qkv, p, add, i)  # a method, not a module: no hook sees q, k, v
         block.attn.register_forward_hook(hook(p + "attn", "heads concatenated, projected back (c_proj)", i))
         block.ln_2.register_forward_hook(hook(p + "ln_2", "LayerNorm before the MLP", i))
-        block.mlp.c_fc.register_forward_hook(hook(p + "mlp.c_fc", "the MLP widens every position 4x", i))
-        block.mlp.register_forward_hook(hook(p + "mlp", "and projects back", i))
+        if block.mlp is not None:  # ffn='none', a ladder rung, has no MLP
+            block.mlp.c_fc.register_forward_hook(hook(p + "mlp.c_fc", "the MLP widens every position 4x", i))
+            block.mlp.register_forward_hook(hook(p + "mlp", "and projects back", i))
         block.register_forward_hook(hook(p[:-1], "block output: x + attn(...) + mlp(...)", i))
     tr.ln_f.register_forward_hook(hook("ln_f", "final LayerNorm"))
     model.lm_head.register_forward_hook(hook("lm_head", "logits: a score for every vocabulary entry"))

@@ -74,7 +74,7 @@ def attention_pass(model: torch.nn.Module, idx: torch.Tensor) -> tuple[torch.Ten
         for block in tr.h:
             h = block.ln_1(x)
             q, k, v = block.attn.qkv(h, rope)  # each (B, nh, T, hs)
-            scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.size(-1))  # (B, nh, T, T)
+            scores = (q @ k.transpose(-2, -1)).float() * block.attn.scale  # (B, nh, T, T)
             if cfg.causal:
                 scores = scores.masked_fill(~allowed, float("-inf"))  # the future gets exactly 0 weight
             att = torch.softmax(scores, dim=-1)

@@ -6,6 +6,8 @@ Everything here reads what `gpt.train.Trainer` wrote: the metrics rows
 
 from __future__ import annotations
 
+import math
+
 import csv
 import html
 import io
@@ -85,10 +87,17 @@ def _num(v, digits: int = 4) -> float | None:
     return None if v is None else round(float(v), digits)
 
 
+def _perplexity(row: dict) -> float | None:
+    """exp(val loss per token); rows written before val_ppl existed get it from their loss."""
+    if row.get("val_ppl") is not None:
+        return row["val_ppl"]
+    return math.exp(min(row["val_loss"], 700.0)) if row.get("val_loss") is not None else None
+
+
 def runs_table(runs: list[RunSummary]) -> tuple[list[str], list[list]]:
     """(headers, rows): final and best losses, parameters, speed and wall time per run."""
     headers = ["run", "model", "tokenizer", "parameters", "step", "train loss", "val loss", "best val loss",
-               "val bpc", "tokens/s", "wall time (s)", "status"]
+               "val bpc", "val ppl", "tokens/s", "wall time (s)", "status"]
     out = []
     for run in runs:
         last = run.metrics[-1] if run.metrics else {}
@@ -96,7 +105,7 @@ def runs_table(runs: list[RunSummary]) -> tuple[list[str], list[list]]:
         out.append([run.name, _describe_model(run.meta), (run.meta.get("tokenizer") or {}).get("type", "?"), run.n_params,
                     last.get("step"), _num(last.get("train_loss")), _num(last.get("val_loss")),
                     _num(min((r["val_loss"] for r in run.metrics), default=None)), _num(last.get("val_bpc")),
-                    round(sum(speeds) / len(speeds)) if speeds else None, _num(last.get("elapsed_s"), 1),
+                    _num(_perplexity(last), 2), round(sum(speeds) / len(speeds)) if speeds else None, _num(last.get("elapsed_s"), 1),
                     run.status.get("state", "unknown")])
     return headers, out
 

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from .. import checkpoint as ckpt
+from .. import corpus as corpora
 from ..errors import CheckpointError, GPTError, TrainingError
 
 APP_FILE = "app.json"
@@ -61,6 +62,15 @@ def write_app_info(path: Path, info: dict) -> None:
     ckpt.atomic_write_text(Path(path) / APP_FILE, json.dumps(info, indent=2))
 
 
+def corpus_of(path: Path, info: dict | None = None) -> corpora.Corpus:
+    """The corpus a run was made from: its own corpus.txt (uploaded or pasted), else the named one."""
+    path = Path(path)
+    info = app_info(path.parent, path.name) if info is None else info
+    if info.get("source") == "text" or (path / CORPUS_FILE).exists():
+        return corpora.Corpus(info.get("corpus", "text"), (path / CORPUS_FILE).read_text(encoding="utf-8"), "text")
+    return corpora.load(info.get("source", "shakespeare"))
+
+
 def written_elsewhere(path: Path) -> int | None:
     """The pid of another live process training this folder (the CLI, another app), else None."""
     status = ckpt.read_status(path)
@@ -70,23 +80,48 @@ def written_elsewhere(path: Path) -> int | None:
     return None
 
 
+USED_NAMES = ".used-names"  # every run name ever given out here, one per line: a name is never given twice
+
+
+def used_names(root: Path) -> set[str]:
+    try:
+        return set(Path(root, USED_NAMES).read_text(encoding="utf-8").split())
+    except OSError:
+        return set()
+
+
+def _take(root: Path, name: str) -> Path | None:
+    """Create the folder `name` if that name was never given out; None if it was or exists."""
+    path = ckpt.run_dir(name, root)
+    if name in used_names(root):
+        return None
+    try:
+        path.mkdir()  # atomic: two requests never get the same folder
+    except FileExistsError:
+        return None
+    with open(Path(root, USED_NAMES), "a", encoding="utf-8") as ledger:  # O_APPEND: one short line, whole
+        ledger.write(name + "\n")
+    return path
+
+
 def new_folder(root: Path, base: str, name: str | None = None) -> Path:
-    """Create the folder of a new run: `name`, or the first free `base-1`, `base-2`, ..."""
+    """Create the folder of a new run: `name`, or `base-k` with k past every number `base` ever had.
+
+    A name is never given twice, even after its run was deleted: a page or a
+    client that still remembers it must never find someone else's run there.
+    """
     if name:
-        path = ckpt.run_dir(name, root)
-        try:
-            path.mkdir()
-        except FileExistsError:
-            raise CheckpointError(f"A run named {name!r} exists already; choose another name or resume it.") from None
+        path = _take(root, name)
+        if path is None:
+            raise CheckpointError(f"A run named {name!r} exists or existed here; choose another name.")
         return path
     base = "".join(c if c.isalnum() or c in "-_" else "-" for c in base)[:48].strip("-") or "run"
-    for k in range(1, 10_000):
-        path = ckpt.run_dir(f"{base}-{k}", root)
-        try:
-            path.mkdir()  # atomic: two requests never get the same folder
+    taken = used_names(root) | {p.name for p in Path(root).iterdir()}
+    numbers = [int(n[len(base) + 1:]) for n in taken if n.startswith(base + "-") and n[len(base) + 1:].isdigit()]
+    for k in range(max(numbers, default=0) + 1, max(numbers, default=0) + 10_000):
+        path = _take(root, f"{base}-{k}")
+        if path is not None:
             return path
-        except FileExistsError:
-            continue
     raise CheckpointError("Could not find a free run name; delete some runs.")  # pragma: no cover
 
 

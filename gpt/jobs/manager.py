@@ -39,11 +39,13 @@ from pathlib import Path
 from .. import checkpoint as ckpt
 from . import folder as folders
 from ..data import Dataset
+from ..checkpoint_check import check_checkpoint
 from ..errors import GPTError, TrainingError
 from ..model import GPTConfig
 from .folder import ACTIVE, CORPUS_FILE
 from .book import RunBook
 from .labels import Labels
+from .identity import Signer
 from .request import RunRequest, check_request
 from ..train import TrainConfig, Trainer
 from .. import corpus as corpora
@@ -77,6 +79,7 @@ class Job:
     then: list = field(default_factory=list)  # (corpus, request, name) to start, in turn, once this one finishes
     plan: tuple | None = None  # (seconds, own time limit, seconds trained before): gpt.jobs.queue_eta's estimate
     own_max_seconds: float | None = None  # the run's time limit before the class's cut it (set_limits may lift it)
+    address: str | None = None  # the network address that asked for it (per-address queue bound)
 
     @property
     def active(self) -> bool:
@@ -97,7 +100,9 @@ class JobManager:
         self._closing = False
         self.runs = RunBook(self.root, self)
         self.labels = Labels(self.root)  # display names, for the teacher's page and the class board
+        self.identity = Signer(self.root)
         folders.mark_interrupted(self.root, set())  # runs left 'running' by a process that is gone
+        ckpt.clean_stale_temp_files(self.root)  # half-written saves of a process that was killed
 
     # --- who may touch a run ----------------------------------------------------------------
     def _check_owner(self, owner: str, name: str, action: str) -> Path:
@@ -124,17 +129,30 @@ class JobManager:
             raise TrainingError(f"You already have a run in progress ({job.name!r}, {job.state}). Stop it or let it "
                                 "finish before starting another: one run per person keeps the queue fair.")
 
+    def _refuse_crowding(self, address: str | None) -> None:
+        """Bound the queue for everyone and per network address, whatever identities the asker makes up."""
+        if len(self._waiting) >= self.limits.max_queue:
+            raise TrainingError(f"The queue is full ({len(self._waiting)} runs waiting, GPT_MAX_QUEUE); "
+                                "try again when some have finished.")
+        if address is not None:
+            mine = sum(1 for j in self._jobs.values() if j.active and j.address == address)
+            if mine >= self.limits.max_runs_per_address:
+                raise TrainingError(f"{mine} runs from your network address are queued or training "
+                                    f"(GPT_MAX_RUNS_PER_ADDRESS); wait for one to finish.")
+
     def start(self, owner: str, corpus: corpora.Corpus, request: RunRequest, name: str | None = None,
-              vocab_size: int | None = None, then: list | None = None) -> Job:
+              vocab_size: int | None = None, then: list | None = None, address: str | None = None) -> Job:
         """Queue a new run; returns at once. Raises a GPTError with a sentence when refused.
 
         `then`: (corpus, request, name) runs of the same owner to start one after another, each once the
         one before it finishes (an experiment of several runs still trains one run per person at a time).
+        `address`: the asker's network address, for the per-address bound.
         """
         if not owner:
             raise TrainingError("The page has not finished loading; try again in a second.")
         with self._cond:
             self._refuse_second(owner)
+            self._refuse_crowding(address)
         check_request(corpus, request, self.limits, self.device, vocab_size)
         path = folders.new_folder(self.root, f"{corpus.name}-{request.tokenizer}", name)
         try:
@@ -143,9 +161,10 @@ class JobManager:
             folders.write_app_info(path, {"owner": owner, "shared": bool(request.shared), "created": time.time(),
                                           "corpus": corpus.name, "source": corpus.source, "request": request.to_dict()})
             ckpt.write_status(path, "queued")
-            job = Job(path.name, owner, path, corpus, request, then=list(then or []))
+            job = Job(path.name, owner, path, corpus, request, then=list(then or []), address=address)
             with self._cond:
                 self._refuse_second(owner)  # a double click that raced us here
+                self._refuse_crowding(address)
                 self._acquire_lock(path)
                 self._enqueue(job)
         except BaseException:
@@ -171,8 +190,8 @@ class JobManager:
         has_weights = (path / ckpt.WEIGHTS).exists()
         resume_train = None
         if has_weights:
-            meta = ckpt.read_meta(path / ckpt.WEIGHTS)
-            resume_train = self._resume_settings(meta, more_iters)
+            checked = check_checkpoint(path / ckpt.WEIGHTS, self.limits)  # an uploaded config is held to the limits
+            resume_train = self._resume_settings(checked.meta, checked.model_config, more_iters)
         job = Job(name, owner, path, corpus, request, resume=has_weights, resume_train=resume_train)
         with self._cond:
             self._refuse_second(owner)
@@ -181,7 +200,7 @@ class JobManager:
             self._enqueue(job)
         return job
 
-    def _resume_settings(self, meta: dict, more_iters: int | None) -> dict:
+    def _resume_settings(self, meta: dict, model_config: GPTConfig, more_iters: int | None) -> dict:
         train = dict(meta.get("train") or {})
         step = int(meta.get("step", 0))
         elapsed = float(meta.get("elapsed_s", 0.0))
@@ -194,8 +213,8 @@ class JobManager:
                 max_iters = step + more
             if max_seconds:
                 max_seconds = elapsed + float(max_seconds)
-        self.limits.check_iters(max_iters)
         train.update(max_iters=max_iters, max_seconds=max_seconds, device=self.device)
+        self.limits.check_run(model_config, TrainConfig.from_dict(train))  # every limit, as for a new run
         return {"train": train, "step": step}
 
     def _enqueue(self, job: Job) -> None:
@@ -245,12 +264,12 @@ class JobManager:
     def _start_next(self, job: Job) -> None:
         (corpus, request, name), *rest = job.then
         try:
-            self.start(job.owner, corpus, request, name=name, then=rest)
+            self.start(job.owner, corpus, request, name=name, then=rest, address=job.address)
         except GPTError as err:
             job.message = f"Finished; the next run ({name}) could not start: {err}"
 
     def _cancelled(self, job: Job) -> None:
-        job.state, job.message = "stopped", "Cancelled while waiting in the queue."
+        message = "Cancelled while waiting in the queue."
         if not job.resume and not (job.path / ckpt.WEIGHTS).exists():
             with self._cond:  # nothing was trained: leave no empty folder behind
                 self._jobs.pop(job.name, None)
@@ -258,7 +277,8 @@ class JobManager:
             folders.release_lock(job.path)
             shutil.rmtree(job.path, ignore_errors=True)
         else:
-            ckpt.write_status(job.path, "stopped", job.message, step=(job.resume_train or {}).get("step", 0))
+            ckpt.write_status(job.path, "stopped", message, step=(job.resume_train or {}).get("step", 0))
+        job.state, job.message = "stopped", message  # last: whoever waits on the state finds the folder settled
 
     def _fail(self, job: Job, message: str) -> None:
         job.state, job.error = "failed", message
@@ -267,7 +287,7 @@ class JobManager:
 
     def _dataset(self, job: Job) -> tuple[Dataset, GPTConfig, TrainConfig]:
         if job.resume:
-            saved = ckpt.load_checkpoint(job.path, device="cpu")
+            saved = ckpt.load_checkpoint(job.path, device="cpu", limits=self.limits)
             ds = Dataset(job.corpus.text, saved.tokenizer, name=job.corpus.name)
             return ds, saved.model_config, TrainConfig.from_dict(job.resume_train["train"])
         req = job.request
@@ -277,7 +297,7 @@ class JobManager:
 
         ds = corpora.dataset(job.corpus, req.tokenizer, req.vocab_size, progress=progress)
         model_cfg, train_cfg = req.configs(ds.tokenizer.vocab_size, self.device)
-        self.limits.check_params(estimate.parameters(model_cfg))  # exact, now the vocabulary is known
+        self.limits.check_run(model_cfg, train_cfg)  # exact, now the vocabulary is known
         return ds, model_cfg, train_cfg
 
     def _prepare_and_train(self, job: Job) -> None:
@@ -292,7 +312,7 @@ class JobManager:
             if p.get("loss") is not None:
                 job.step_losses.append((p["step"], p["loss"]))
 
-        source = str(job.path / CORPUS_FILE) if job.corpus.source == "text" else job.corpus.source
+        source = CORPUS_FILE if job.corpus.source == "text" else job.corpus.source  # never a server path
         trainer = Trainer(model_cfg, train_cfg, ds, job.path, resume=job.resume, on_step=on_step,
                           meta={"corpus": job.corpus.name, "data_source": source})
         job.trainer = trainer

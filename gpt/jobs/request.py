@@ -17,7 +17,7 @@ from ..presets import DEFAULT_PRESET
 from ..tokenizer import TOKENIZER_KINDS
 from ..train import TrainConfig, configs_from
 from .. import corpus as corpora
-from .. import estimate
+from .. import ladder
 from ..limits import Limits
 
 GPT2_VOCAB_GUESS = 12_000  # a compact GPT-2 vocabulary of a mid-sized corpus; checked exactly once built
@@ -44,9 +44,12 @@ class RunRequest:
     seed: int | None = None
     shared: bool = False
     causal: bool = True  # False drops the causal mask (the 'why the mask' experiment)
+    rung: int | None = None  # a rung of the lecture's ablation ladder (gpt.ladder): its settings, not the preset's
 
     def configs(self, vocab_size: int, device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
         """The model and training configs (the preset merged with what was asked), ConfigError if impossible."""
+        if self.rung is not None:
+            return ladder.configs(self.rung, vocab_size, device, seed=self.seed)
         model = {"model_type": self.model_type, "causal": self.causal}
         if self.architecture:
             if self.architecture not in ARCHITECTURES:
@@ -88,8 +91,4 @@ def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, d
         else:
             vocab_size = GPT2_VOCAB_GUESS
     model_cfg, train_cfg = request.configs(vocab_size, device)
-    n_params = estimate.parameters(model_cfg)
-    limits.check_params(n_params)
-    limits.check_iters(train_cfg.max_iters)
-    limits.check_batch(train_cfg.batch_size)
-    return n_params
+    return limits.check_run(model_cfg, train_cfg)  # by arithmetic: nothing is built to check a limit

@@ -4,13 +4,17 @@ Plain JSON types in and out, so a notebook or a test can drive the server:
 
     from gradio_client import Client
     c = Client("http://127.0.0.1:7860/")
-    run = c.predict(corpus="addition", preset="tiny", max_iters=200, api_name="/start_run")["name"]
-    c.predict(run=run, api_name="/run_status")          # state, step, losses, metric rows
-    c.predict(run=run, prompt="12+", api_name="/generate")
+    st = c.predict(corpus="addition", preset="tiny", max_iters=200, api_name="/start_run")
+    run, token = st["name"], st["token"]               # the token is who you are: keep it to yourself
+    c.predict(run=run, token=token, api_name="/run_status")   # state, step, losses, metric rows
+    c.predict(run=run, prompt="12+", token=token, api_name="/generate")
 
-An API client is one person per `Client` (its session); it sees its own runs
-and the shared ones, like a browser does. Refusals raise `gr.Error` with the
-same sentence the page would show.
+Who is asking is the `token` argument: `/start_run` without one makes a new
+person and returns their token; every later call passes it to see, stop,
+resume or delete that person's private runs. Without a token a call sees
+the shared runs only. A token is signed by the server (`gpt.jobs.identity`),
+so it cannot be forged, and no response carries anyone's owner id.
+Refusals raise `gr.Error` with the same sentence the page would show.
 """
 
 from __future__ import annotations
@@ -22,13 +26,10 @@ import gradio as gr
 from .. import corpus as corpora
 from ..errors import GPTError
 from . import generate as gen
+from .identity import client_address
 from .messages import refuse
 from .page import Page
 from .train_tab import make_request
-
-
-def _owner(request: gr.Request | None) -> str:
-    return f"api-{request.session_hash}" if request is not None and request.session_hash else ""
 
 
 def _or_none(value):
@@ -41,68 +42,81 @@ class Api:
         self.m = page.manager
         self.models = page.models
 
+    def _owner(self, token) -> str:
+        """The owner a token stands for; '' (anonymous: shared runs only) without one."""
+        return self.m.identity.require(token) if token else ""
+
     def start_run(self, corpus: str = "addition", tokenizer: str = "char", preset: str = "tiny", max_iters: int = 0,
                   max_seconds: float = -1, text: str = "", vocab_size: int = 0, model_type: str = "gpt",
                   architecture: str = "", name: str = "", n_layer: int = 0, n_head: int = 0, n_embd: int = 0,
-                  block_size: int = 0, batch_size: int = 0, lr: float = 0, request: gr.Request = None) -> dict:
+                  block_size: int = 0, batch_size: int = 0, lr: float = 0, token: str = "",
+                  request: gr.Request = None) -> dict:
         """Queue a training run; corpus is 'shakespeare', 'addition', 'reverse', 'counting' or 'text' (then give text).
         max_iters, the shape (n_layer, n_head, n_embd, block_size), batch_size and lr: 0 keeps the preset's value
-        (as the page's sliders start at it); max_seconds -1 keeps the preset's, 0 means no time limit."""
+        (as the page's sliders start at it); max_seconds -1 keeps the preset's, 0 means no time limit.
+        Returns the run's status and `token`: pass it to every later call (empty token: a new person)."""
         try:
+            owner = self._owner(token) or self.m.identity.owner(self.m.identity.issue())
             source = corpora.load("paste" if corpus == "text" else corpus, pasted=text,
                                   max_bytes=self.m.limits.max_upload_bytes)
             req = make_request(tokenizer, _or_none(vocab_size), preset, model_type, architecture or None,
                                *map(_or_none, (n_layer, n_head, n_embd, block_size)), None,
                                *map(_or_none, (batch_size, lr, max_iters)), None)
             req.max_seconds = None if max_seconds < 0 else max_seconds  # -1: the preset's; 0: no limit
-            job = self.m.start(_owner(request), source, req, name=name or None)
-            return self.m.runs.status(job.name, _owner(request)).to_json()
+            job = self.m.start(owner, source, req, name=name or None, address=client_address(request))
+            return {**self.m.runs.status(job.name, owner).to_json(), "token": self.m.identity.issue(owner)}
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
-    def run_status(self, run: str, request: gr.Request = None) -> dict:
+    def run_status(self, run: str, token: str = "") -> dict:
         """State, step, tokens/s, ETA, latest losses and every evaluation row of one run."""
         try:
-            if not self.m.runs.visible(_owner(request), run):
+            if not self.m.runs.visible(self._owner(token), run):
                 raise GPTError(f"There is no run named {run!r}.")
-            return self.m.runs.status(run, _owner(request)).to_json()
+            return self.m.runs.status(run, self._owner(token)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
-    def stop_run(self, run: str, request: gr.Request = None) -> dict:
+    def stop_run(self, run: str, token: str = "") -> dict:
         try:
-            self.m.stop(_owner(request), run)
-            return self.m.runs.status(run, _owner(request)).to_json()
+            job = self.m.stop(self._owner(token), run)
+            self.m.wait(run, timeout=0.5) if job.state == "queued" else None  # a queued run is cancelled at once
+            if not (self.m.root / run).is_dir():  # cancelled before it trained: its empty folder is gone
+                return {"name": run, "state": "stopped", "message": "Cancelled while waiting in the queue."}
+            return self.m.runs.status(run, self._owner(token)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
-    def resume_run(self, run: str, more_iters: int = 0, request: gr.Request = None) -> dict:
+    def resume_run(self, run: str, more_iters: int = 0, token: str = "") -> dict:
         try:
-            self.m.resume(_owner(request), run, more_iters or None)
-            return self.m.runs.status(run, _owner(request)).to_json()
+            self.m.resume(self._owner(token), run, more_iters or None)
+            return self.m.runs.status(run, self._owner(token)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
-    def delete_run(self, run: str, request: gr.Request = None) -> dict:
+    def delete_run(self, run: str, token: str = "") -> dict:
         try:
-            self.m.delete(_owner(request), run)
+            self.m.delete(self._owner(token), run)
             return {"deleted": run}
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
-    def list_runs(self, request: gr.Request = None) -> list[dict]:
+    def list_runs(self, token: str = "") -> list[dict]:
         """Every run this session may see: its own and the shared ones."""
-        return [r.to_json() for r in self.m.runs.list_runs(_owner(request))]
+        try:
+            return [r.to_json() for r in self.m.runs.list_runs(self._owner(token))]
+        except Exception as err:  # noqa: BLE001
+            refuse(err)
 
     def generate(self, run: str, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
-                 top_k: int = 0, top_p: float = 1.0, seed: int = -1, request: gr.Request = None) -> Iterator[str]:
+                 top_k: int = 0, top_p: float = 1.0, seed: int = -1, token: str = "") -> Iterator[str]:
         """Stream the text so far (prompt included); the last value is the whole sample.
         As on the page: temperature 0 is greedy, top_k 0 and top_p 1 are off, seed -1 is random; other values out
         of range (a negative temperature or top-k, top-p outside (0, 1], more tokens than GPT_MAX_NEW_TOKENS)
         are refused with a sentence."""
         req = gen.SampleRequest(run, prompt, max_new_tokens, temperature, top_k, top_p, seed)
         try:
-            loaded = gen.open_run(self.m, self.models, _owner(request), run, self.m.device)
+            loaded = gen.open_run(self.m, self.models, self._owner(token), run, self.m.device)
             prepared = gen.prepare(loaded, req, self.m.limits.max_new_tokens)
         except Exception as err:  # noqa: BLE001
             refuse(err)
@@ -112,8 +126,12 @@ class Api:
             except Exception as err:  # noqa: BLE001 - a sentence, not a traceback, even mid-stream
                 refuse(err)
 
+    def new_token(self) -> str:
+        """A token for a new person, to pass to /start_run (e.g. before two starts at the same moment)."""
+        return self.m.identity.issue()
+
     def endpoints(self) -> dict:
-        return {"start_run": self.start_run, "run_status": self.run_status, "stop_run": self.stop_run,
+        return {"new_token": self.new_token, "start_run": self.start_run, "run_status": self.run_status, "stop_run": self.stop_run,
                 "resume_run": self.resume_run, "delete_run": self.delete_run, "list_runs": self.list_runs,
                 "generate": self.generate}
 

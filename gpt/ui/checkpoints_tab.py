@@ -12,6 +12,7 @@ import pandas as pd
 from ..errors import GPTError
 from ..jobs import JobManager
 from . import library
+from .exchange import build_exchange_panel
 from .messages import problem, say
 from .page import PRIVATE, Page
 from .pickers import run_label
@@ -82,6 +83,7 @@ def build_checkpoints_tab(page: Page) -> gr.Tab:
         upload = gr.File(label="Upload a checkpoint (.safetensors only; pickles are refused)",
                          file_types=[".safetensors"], type="filepath", elem_id="ckpt-upload")
         msg = gr.Markdown(elem_id="ckpt-msg")
+        build_exchange_panel(page, run)  # the same run in transformers' and nanoGPT's formats, and back
 
     show_table = dict(fn=h.runs_table, inputs=[who, run], outputs=[table, run], **PRIVATE)
     tab.select(**show_table)

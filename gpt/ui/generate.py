@@ -14,7 +14,6 @@ of a UTF-8 character from a byte-level BPE.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +25,7 @@ import torch
 from .. import checkpoint as ckpt
 from ..engine import SamplingSettings
 from ..errors import CheckpointError, SamplingError
+from ..validate import text
 from ..jobs import JobManager
 from ..sample import prompt_to_ids, stream_text
 from ..tokenizer import Tokenizer
@@ -48,23 +48,7 @@ class SampleRequest:
     seed: int | None = None  # None or negative: a fresh random sample each time
 
     def settings(self) -> SamplingSettings:
-        top_k = _whole(self.top_k, "Top-k", "0 turns top-k off; 40 keeps the 40 likeliest tokens")
-        if top_k is not None and top_k < 0:
-            raise SamplingError(f"Top-k must be 0 (off) or a whole number of at least 1, got {top_k}.")
-        top_p = None if self.top_p is None or self.top_p == 1 else self.top_p  # out of (0, 1]: refused by validate
-        seed = _whole(self.seed, "The seed", "use -1 for a random sample")
-        n = _whole(self.max_new_tokens, "Maximum new tokens", "ask for 1 or more")
-        return SamplingSettings(max_new_tokens=n, temperature=self.temperature, top_k=top_k or None, top_p=top_p,
-                                seed=seed if seed is not None and seed >= 0 else None)
-
-
-def _whole(value, what: str, hint: str) -> int | None:
-    """A whole number from a slider or JSON (300.0 is fine, 2.5 or NaN is not); None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
-        raise SamplingError(f"{what} must be a whole number, got {value!r}; {hint}.")
-    return int(value)
+        return SamplingSettings.from_values(self.max_new_tokens, self.temperature, self.top_k, self.top_p, self.seed)
 
 
 @dataclass
@@ -128,15 +112,8 @@ class Prepared:
 
 def prepare(loaded: Loaded, req: SampleRequest, max_new_tokens_cap: int) -> Prepared:
     """Check settings and prompt, and encode the prompt once, before the first token. Raises GPTError."""
-    if not isinstance(req.prompt, str):
-        raise SamplingError(f"The prompt must be text, got {type(req.prompt).__name__}.")
-    if len(req.prompt) > MAX_PROMPT_CHARS:
-        raise SamplingError(f"The prompt is {len(req.prompt):,} characters; give at most {MAX_PROMPT_CHARS:,} "
-                            f"(the model reads only its last {loaded.model.config.block_size} tokens anyway).")
+    text(req.prompt, "The prompt", MAX_PROMPT_CHARS, error=SamplingError)  # the model reads its last block_size tokens
     settings = req.settings()
-    if settings.max_new_tokens is not None and settings.max_new_tokens > max_new_tokens_cap:
-        raise SamplingError(f"Maximum new tokens is {settings.max_new_tokens:,}, above this server's cap of "
-                            f"{max_new_tokens_cap:,} (GPT_MAX_NEW_TOKENS); ask for {max_new_tokens_cap:,} or fewer.")
     notes = settings.validate(loaded.tokenizer.vocab_size, max_new_tokens_cap)
     ids, prompt_notes = prompt_to_ids(loaded.tokenizer, req.prompt, loaded.model.config.block_size)
     if loaded.live:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from .. import checkpoint as ckpt
+from ..data import SYNTHETIC
 from ..errors import CheckpointError
 from ..jobs import folder as folders
 from ..jobs.folder import write_app_info
@@ -71,7 +72,8 @@ def import_checkpoint(manager: JobManager, owner: str, file_path: str, original_
         raise CheckpointError(f"{shown} is not a .safetensors file. Only safetensors checkpoints are accepted: "
                               "pickles (.pt, .pth, .bin, .ckpt) can run code when loaded, so they are never opened.")
     manager.limits.check_upload(src.stat().st_size, shown)
-    loaded = ckpt.load_checkpoint(src, device="cpu")  # header, config, tokenizer and every shape checked; no pickle
+    # header, config, limits, tokenizer and every shape checked before anything is allocated; no pickle
+    loaded = ckpt.load_checkpoint(src, device="cpu", limits=manager.limits)
     meta = dict(loaded.meta)
     base = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(shown).stem).strip("-_")[:40] or "uploaded"
     path = folders.new_folder(manager.root, base)
@@ -81,12 +83,17 @@ def import_checkpoint(manager: JobManager, owner: str, file_path: str, original_
             meta["n_params"] = sum(p.numel() for p in {id(p): p for p in loaded.model.parameters()}.values())
         ckpt.atomic_write_text(path / ckpt.CONFIG, json.dumps(meta, indent=2))
         write_app_info(path, {"owner": owner, "shared": False, "corpus": meta.get("corpus", "uploaded"),
-                              "uploaded_from": shown, "created": time.time(), "source": meta.get("data_source", "")})
+                              "uploaded_from": shown, "created": time.time(), "source": _builtin(meta.get("data_source"))})
         ckpt.write_status(path, "finished", f"Uploaded from {shown}.", step=loaded.step)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
     return path.name
+
+
+def _builtin(source) -> str:
+    """A corpus an uploaded checkpoint names, kept only if it is one of ours: never a path to read."""
+    return source if source == "shakespeare" or source in SYNTHETIC else ""
 
 
 def download_file(manager: JobManager, owner: str, name: str) -> str:

@@ -49,5 +49,7 @@ def problem(err: BaseException, toast: bool = True) -> str:
 
 
 def refuse(err: BaseException):
-    """Raise `err` to an API client as a gr.Error carrying its sentence."""
-    raise gr.Error(sentence_of(err)) from None
+    """Raise `err` to an API client as a gr.Error carrying its sentence; the log gets one line, no traceback."""
+    text = sentence_of(err)
+    log.info("refused: %s", text[:300])
+    raise gr.Error(text, print_exception=False) from None

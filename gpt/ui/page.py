@@ -8,7 +8,6 @@ tab's choices (corpus, tokenizer, shape) from `page.train`.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -38,16 +37,11 @@ class TrainControls:
 class Page:
     manager: JobManager
     models: ModelCache
-    who: gr.Component  # its value is the asker's owner id: the first input of most events
+    who: gr.Component  # an events' input: the asker's owner id, checked by the server (gpt.ui.identity)
     timer: gr.Timer | None = None  # the page's one-second clock: live progress polls on its tick
     train: TrainControls | None = None  # set once the Train tab is built
     tabs: list = field(default_factory=list)  # every top-level gr.Tab, so a tab can pause its timers elsewhere
     on_load: list = field(default_factory=list)  # events (dicts for .then) to run once the page has its id
-
-    @staticmethod
-    def browser_id(current: str | None) -> str:
-        """The id a browser keeps in its localStorage: made once, then the same across refreshes and tabs."""
-        return current or uuid.uuid4().hex
 
 
 PRIVATE = dict(api_visibility="private")  # the page's own events: not part of the client API

@@ -26,6 +26,15 @@ def describe_runtime(limits: Limits) -> str:
     return f"Training runs on the **{device.upper()}**; {at_once}."
 
 
+def runtime_line(limits: Limits) -> str:
+    """The line at the top of the page: where training runs (GPU slices on ZeroGPU), and whether runs survive."""
+    from ..zerogpu import zero_gpu_mode
+    from .zerogpu import describe_slices, storage_note
+
+    runtime = describe_slices() if zero_gpu_mode() else describe_runtime(limits)
+    return f"{runtime} {storage_note()}".strip()
+
+
 def browser_secret(root) -> str:
     """The key gr.BrowserState encrypts its id with, kept across restarts so people keep their runs.
 

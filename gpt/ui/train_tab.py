@@ -19,7 +19,8 @@ from ..corpus import BPE_VOCAB_DEFAULT, BPE_VOCAB_MAX, BPE_VOCAB_MIN, CORPUS_CHO
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest
 from ..presets import DEFAULT_PRESET, PRESETS
-from . import frames
+from . import frames, zerogpu
+from .identity import client_address
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
 from .pickers import pick_runs, with_metrics
@@ -57,6 +58,7 @@ def make_request(tokenizer, vocab_size, preset, model_type, architecture, n_laye
 class TrainHandlers:
     def __init__(self, manager: JobManager):
         self.m = manager
+        self.read = manager.runs  # what the poll reads; on ZeroGPU the sliced runs' reader (zerogpu.wire)
 
     # --- 1. data and tokenizer ----------------------------------------------------------------
     @staticmethod
@@ -106,15 +108,17 @@ class TrainHandlers:
                 f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step")
 
     # --- 3. training ------------------------------------------------------------------------------
-    def start(self, owner, choice, upload, pasted, kind, vocab_size, preset, model_type, architecture, *rest):
-        *sliders, shared = rest
+    def start(self, owner, choice, upload, pasted, kind, vocab_size, preset, model_type, architecture, n_layer,
+              n_head, n_embd, block_size, dropout, batch_size, lr, max_iters, max_seconds, shared,
+              request: gr.Request = None):
+        sliders = (n_layer, n_head, n_embd, block_size, dropout, batch_size, lr, max_iters, max_seconds)
         try:
             corpus = self.corpus(choice, upload, pasted)
             req = make_request(kind, vocab_size, preset, model_type, architecture, *sliders, shared=shared)
             exact = None
             if kind != "char":  # usually cached by the statistics already; fails here, not in the queue, if offline
                 exact = corpora.dataset(corpus, kind, req.vocab_size).tokenizer.vocab_size
-            job = self.m.start(owner, corpus, req, vocab_size=exact)
+            job = self.m.start(owner, corpus, req, vocab_size=exact, address=client_address(request))
         except Exception as err:  # noqa: BLE001
             return problem(err)
         pos = self.m.queue_position(job.name)
@@ -146,10 +150,10 @@ class TrainHandlers:
         status = None
         if name:
             try:
-                status = self.m.runs.status(name, owner)
+                status = self.read.status(name, owner)
             except GPTError:
                 name = None
-        steps = len(self.m.runs.step_losses(name)) if name else 0
+        steps = len(self.read.step_losses(name)) if name else 0
         sig = [name, status and status.state, status and status.step, steps,
                status and len(status.metrics), status and status.queue_position, status and status.message,
                status and status.starts_in_s]
@@ -158,7 +162,7 @@ class TrainHandlers:
             return same
         plot = compare = gr.skip()
         if not last or last[0] != name or last[3] != steps or last[4] != sig[4]:
-            plot = frames.loss_frame(status.metrics, self.m.runs.step_losses(name)) if name else None
+            plot = frames.loss_frame(status.metrics, self.read.step_losses(name)) if name else None
         if name in (compared or []) and (not last or last[4] != sig[4]):
             compare = self.compare(owner, compared)
         active = bool(status and status.active and status.mine)
@@ -230,13 +234,13 @@ def _model_column(limits) -> dict:
                                      value=v["architecture"], label="Architecture", elem_id="architecture")
     with gr.Accordion("Shape and training settings", open=False, elem_id="settings"):
         with gr.Row():
-            n_layer = gr.Slider(1, 12, v["n_layer"], step=1, label="Layers", elem_id="n-layer")
+            n_layer = gr.Slider(1, limits.max_layers, v["n_layer"], step=1, label="Layers", elem_id="n-layer")
             n_head = gr.Slider(1, 12, v["n_head"], step=1, label="Heads", elem_id="n-head")
             n_embd = gr.Slider(16, 768, v["n_embd"], step=16, label="Width (n_embd)", elem_id="n-embd")
         with gr.Row():
-            block_size = gr.Slider(8, 512, v["block_size"], step=8, label="Context (block size)", elem_id="block-size")
+            block_size = gr.Slider(8, limits.max_block_size, v["block_size"], step=8, label="Context (block size)", elem_id="block-size")
             dropout = gr.Slider(0.0, 0.5, v["dropout"], step=0.05, label="Dropout", elem_id="dropout")
-            batch_size = gr.Slider(1, 128, v["batch_size"], step=1, label="Batch size", elem_id="batch-size")
+            batch_size = gr.Slider(1, limits.max_batch_size, v["batch_size"], step=1, label="Batch size", elem_id="batch-size")
         with gr.Row():
             lr = gr.Number(v["lr"], label="Learning rate", minimum=1e-5, maximum=1.0, elem_id="lr")
             max_iters = gr.Slider(10, limits.max_iters, v["max_iters"], step=10, label="Iterations",
@@ -306,11 +310,16 @@ def build_train_tab(page: Page) -> gr.Tab:
 
     poll_in = [who, last_poll, w["compare_runs"]]
     poll_out = [w["progress"], w["loss_plot"], w["sample"], w["stop"], w["resume"], w["compare_plot"], last_poll]
-    w["start"].click(h.start, [who, *corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders,
-                               m["share"]], w["msg"], **PRIVATE).then(
-        h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(**show_compare)
-    w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
-    w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
+    start_in = [*corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders, m["share"]]
+    sliced = zerogpu.wire(page, start=w["start"], stop=w["stop"], resume=w["resume"], message=w["msg"],
+                          start_inputs=start_in, more_iters=sliders[7])
+    if sliced is None:  # everywhere but ZeroGPU: background training, as always
+        w["start"].click(h.start, [who, *start_in], w["msg"], **PRIVATE).then(
+            h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(**show_compare)
+        w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
+        w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
+    else:
+        h.read = sliced
     page.timer.tick(h.poll, poll_in, poll_out, **QUIET)
     w["compare_refresh"].click(**show_compare)
     w["compare_runs"].change(h.clear_plot, None, w["compare_plot"], **PRIVATE).then(

@@ -17,6 +17,7 @@ from ... import insight
 from ... import plots as figures
 from ...errors import GPTError
 from ...jobs import RunRequest
+from ...jobs import folder as folders
 from ...jobs.folder import ACTIVE
 from ..export import NO_FILE, download, export, png_button
 from ..messages import problem
@@ -46,7 +47,7 @@ class MaskView(View):
         """Queue the masked run, then the unmasked one after it: (status, timer update)."""
         try:
             corpus = corpora.load(self.corpus)
-            ks = [int(m.group(1)) for n in self.m.runs.run_names() if (m := MASK_RUN.match(n))]
+            ks = [int(m.group(1)) for n in folders.used_names(self.m.root) if (m := MASK_RUN.match(n))]
             k = max(ks, default=0) + 1
             masked, unmasked = f"why-mask-{k}-masked", f"why-mask-{k}-unmasked"
 

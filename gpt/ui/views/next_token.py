@@ -24,8 +24,7 @@ class NextTokenView(View):
         """(bar chart, token dropdown, status, PNG) for what the model may write after `prompt`."""
         try:
             loaded = self._open(owner, run)
-            view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", float(temperature),
-                                           int(top_k or 0), float(top_p) if top_p is not None else None)
+            view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
         except Exception as err:  # noqa: BLE001
             return None, gr.update(choices=[], value=None), problem(err, toast=False), dict(NO_FILE)
         fig, png = export(f"next-token-{run}", figures.next_token_figure, view)
@@ -53,8 +52,7 @@ class NextTokenView(View):
         """Draw one token as the sampler would, append it, show the next distribution."""
         try:
             loaded = self._open(owner, run)
-            view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", float(temperature),
-                                           int(top_k or 0), float(top_p) if top_p is not None else None)
+            view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
             token = insight.pick_token(view, seed)
         except Exception as err:  # noqa: BLE001
             return (gr.skip(), gr.skip(), gr.skip(), problem(err, toast=False), gr.skip())

@@ -1,0 +1,228 @@
+"""A run folder as a Hugging Face transformers GPT-2 folder, and back.
+
+`run_to_hf` writes what `AutoModelForCausalLM.from_pretrained` and
+`AutoTokenizer.from_pretrained` load with no custom code:
+- config.json: a GPT2Config with our sizes; n_positions = n_ctx = block size
+  (llama.cpp's converter reads n_ctx); activation "gelu" (exact erf, our
+  classic MLP's F.gelu) or "gelu_new" (the tanh form, for GPT-2's own weights);
+- model.safetensors: GPT-2's names and Conv1D layout (gpt.convert.layout);
+- generation_config.json, tokenizer.json (gpt.convert.hf_tokenizer),
+  tokenizer_config.json, and a README.md model card.
+
+A model without biases exports with zero biases (GPT-2 always has them):
+the same function. A compact GPT-2 vocabulary exports with GPT-2's own
+50,257 ids: each used token's row moves to its GPT-2 id and every other row
+is a copy of the fallback row, which is what our model reads for a token its
+corpus never had. So every id the corpus uses gets exactly our logit; the
+fallback's probability is spread over the copies, which matters only to text
+the model was never trained on.
+
+`hf_to_run` reads a local GPT-2-shaped folder (one we exported, or GPT-2
+saved by `save_pretrained`) into a normal run folder. Only safetensors are
+read; pytorch_model.bin is a pickle and is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .. import checkpoint as ckpt
+from ..bpe import BPETokenizer
+from ..errors import ConvertError
+from ..model import GPTConfig, build_model, parameter_breakdown
+from ..tokenizer import Tokenizer, tokenizer_from_spec
+from . import hf_tokenizer
+from .layout import check_gpt2_shape, gpt2_to_ours, load_into, ours_to_gpt2
+
+ACTIVATION_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
+HF_TO_ACTIVATION = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh"}
+
+
+def _expand_compact(state: dict[str, torch.Tensor], tok: Tokenizer, tied: bool) -> dict[str, torch.Tensor]:
+    """Rows of a compact vocabulary moved to their full ids; unused ids get the fallback row (see above)."""
+    if not (isinstance(tok, BPETokenizer) and tok.compact):
+        return state
+    full = torch.tensor(tok.kept, dtype=torch.long)
+    out = dict(state)
+    for key in ["transformer.wte.weight"] + ([] if tied else ["lm_head.weight"]):
+        rows = state[key]  # (compact vocab, C), the last row is the fallback
+        table = rows[tok.unk_id].repeat(tok.full_vocab_size, 1)  # (full vocab, C)
+        table[full] = rows[: len(tok.kept)]
+        out[key] = table
+    return out
+
+
+def hf_config(config: GPTConfig, vocab_size: int, tokenizer: Tokenizer) -> dict:
+    eos = 50256 if tokenizer.name == "gpt2" else None
+    return {
+        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": vocab_size,
+        "n_positions": config.block_size, "n_ctx": config.block_size, "n_embd": config.n_embd,
+        "n_layer": config.n_layer, "n_head": config.n_head, "n_inner": None,
+        "activation_function": ACTIVATION_TO_HF[config.activation], "layer_norm_epsilon": 1e-5,
+        "resid_pdrop": config.dropout, "embd_pdrop": config.dropout, "attn_pdrop": config.dropout,
+        "initializer_range": 0.02, "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False,
+        "reorder_and_upcast_attn": False, "use_cache": True, "tie_word_embeddings": config.tie_weights,
+        "bos_token_id": eos, "eos_token_id": eos, "dtype": "float32",
+        "gpt_tokenizer": tokenizer.spec(),  # our own reading of tokenizer.json, exact on import
+    }
+
+
+def model_card(run: ckpt.Checkpoint, n_params: int) -> str:
+    meta, c = run.meta, run.model_config
+    best = meta.get("best_val_loss")
+    rows = ckpt.read_metrics(run.path) if run.path and run.path.is_dir() else []
+    bpc = next((r.get("val_bpc") for r in reversed(rows) if r.get("val_bpc") is not None), None)
+    train = meta.get("train") or {}
+    figures = [f"- steps: {run.step:,}"]
+    if isinstance(best, (int, float)):
+        figures.append(f"- best validation loss: {best:.4f} nats per token (perplexity {math.exp(best):.2f})")
+    if bpc is not None:
+        figures.append(f"- validation bits per character: {bpc:.3f}")
+    return f"""---
+library_name: transformers
+pipeline_tag: text-generation
+tags: [gpt2, from-scratch, lets-build-gpt]
+---
+
+# {run.path.name if run.path else 'gpt'}
+
+A {n_params:,}-parameter GPT trained from scratch with the "Build a GPT" app (Karpathy's
+*Let's build GPT*): {c.n_layer} layers, {c.n_head} heads, width {c.n_embd}, context {c.block_size} tokens,
+GPT-2's architecture (learned positions, pre-LayerNorm, GELU MLP, tied LM head).
+
+- data: {meta.get('corpus', 'unknown')}
+- tokenizer: {run.tokenizer.describe()}{' (exported with its full vocabulary; see the project README)' if isinstance(run.tokenizer, BPETokenizer) and run.tokenizer.compact else ''}
+- training: optimizer {train.get('optimizer', '?')}, learning rate {train.get('lr', '?')}, batch {train.get('batch_size', '?')} x {c.block_size} tokens
+{chr(10).join(figures)}
+
+## Load it
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained("PATH")
+tok = AutoTokenizer.from_pretrained("PATH")
+ids = tok("ROMEO:", return_tensors="pt").input_ids
+print(tok.decode(model.generate(ids, max_new_tokens=100, do_sample=True, top_k=40)[0]))
+```
+
+Keep prompt plus new tokens within {c.block_size} tokens: the model has no position beyond.
+"""
+
+
+def _write_json(path: Path, data: dict) -> None:
+    ckpt.atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def run_to_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write the run at `run_dir` as a transformers GPT-2 folder `out_dir`; returns out_dir."""
+    run = ckpt.load_checkpoint(run_dir, device="cpu")
+    config = run.model_config
+    check_gpt2_shape(config, "transformers' GPT-2", allow_untied=True)
+    tok = run.tokenizer
+    state = {k: v for k, v in run.model.state_dict().items()}
+    if not config.bias:  # GPT-2 always has biases; zeros are the same function
+        for name, p in list(state.items()):
+            if name.endswith(".weight") and not name.startswith(("transformer.wte", "transformer.wpe", "lm_head")):
+                state[name[: -len("weight")] + "bias"] = torch.zeros(p.shape[0])  # Linear (out,) or LayerNorm (C,)
+    state = _expand_compact(state, tok, config.tie_weights)
+    weights = ours_to_gpt2(state, tied=config.tie_weights)
+    exported = hf_tokenizer.exported_tokenizer(tok)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_write(out / "model.safetensors", lambda tmp: save_file(weights, tmp, metadata={"format": "pt"}))
+    _write_json(out / "config.json", hf_config(config, exported.vocab_size, exported))
+    eos = 50256 if exported.name == "gpt2" else None
+    _write_json(out / "generation_config.json", {"bos_token_id": eos, "eos_token_id": eos, "pad_token_id": eos,
+                                                  "do_sample": True, "temperature": 0.8, "top_k": 40,
+                                                  })
+    _write_json(out / "tokenizer.json", hf_tokenizer.tokenizer_json(tok))
+    _write_json(out / "tokenizer_config.json", hf_tokenizer.tokenizer_config(exported, config.block_size))
+    ckpt.atomic_write_text(out / "README.md", model_card(run, parameter_breakdown(run.model)["total"]))
+    return out
+
+
+def _read_config(src: Path) -> dict:
+    try:
+        data = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConvertError(f"{src.name} has no config.json; it is not a transformers model folder.") from None
+    except (OSError, ValueError):
+        raise ConvertError(f"{src.name}/config.json is not valid JSON.") from None
+    if not isinstance(data, dict) or data.get("model_type") != "gpt2":
+        raise ConvertError(f"{src.name}/config.json describes a {data.get('model_type')!r} model; only GPT-2 "
+                           "(model_type 'gpt2') folders import.")
+    return data
+
+
+def config_from_hf(data: dict) -> GPTConfig:
+    """Our GPTConfig for a GPT2Config dict, refusing the switches our blocks do not have."""
+    act = data.get("activation_function", "gelu_new")
+    n_embd = int(data.get("n_embd", 768))
+    if act not in HF_TO_ACTIVATION:
+        raise ConvertError(f"config.json's activation_function {act!r} is not GELU; only GPT-2's GELU imports.")
+    if data.get("n_inner") not in (None, 4 * n_embd):
+        raise ConvertError(f"config.json's n_inner {data['n_inner']} is not 4 x n_embd ({4 * n_embd}).")
+    if abs(float(data.get("layer_norm_epsilon", 1e-5)) - 1e-5) > 1e-12:
+        raise ConvertError("config.json's layer_norm_epsilon is not 1e-5, the only one our LayerNorm uses.")
+    if data.get("scale_attn_by_inverse_layer_idx") or data.get("add_cross_attention") or not data.get("scale_attn_weights", True):
+        raise ConvertError("config.json changes GPT-2's attention scaling or adds cross-attention; it cannot import.")
+    return GPTConfig(vocab_size=int(data.get("vocab_size", 50257)), block_size=int(data.get("n_positions", 1024)),
+                     n_layer=int(data.get("n_layer", 12)), n_head=int(data.get("n_head", 12)), n_embd=n_embd,
+                     dropout=0.0, bias=True, activation=HF_TO_ACTIVATION[act],
+                     tie_weights=bool(data.get("tie_word_embeddings", True)))
+
+
+def _tokenizer_of(src: Path, data: dict) -> Tokenizer:
+    if isinstance(data.get("gpt_tokenizer"), dict):
+        return tokenizer_from_spec(data["gpt_tokenizer"])
+    path = src / "tokenizer.json"
+    if path.exists():
+        try:
+            return hf_tokenizer.tokenizer_from_json(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError as err:
+            if isinstance(err, ConvertError):
+                raise
+            raise ConvertError(f"{src.name}/tokenizer.json is not valid JSON.") from None
+    return tokenizer_from_spec({"type": "gpt2", "kept_ids": None})  # GPT-2's vocab.json + merges.txt
+
+
+def load_hf(src_dir: str | Path, dropout: float = 0.0) -> tuple[torch.nn.Module, GPTConfig, Tokenizer]:
+    """Model, config and tokenizer of a local transformers GPT-2 folder, checked."""
+    src = Path(src_dir)
+    if not src.is_dir():
+        raise ConvertError(f"{src.name} is not a folder; give the transformers model folder (config.json, model.safetensors).")
+    data = _read_config(src)
+    config = config_from_hf(data)
+    config.dropout = float(dropout)
+    weights = src / "model.safetensors"
+    if not weights.exists():
+        other = "pytorch_model.bin is a pickle, never loaded here; " if (src / "pytorch_model.bin").exists() else ""
+        raise ConvertError(f"{src.name} has no model.safetensors; {other}save it with save_pretrained(safe_serialization=True).")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ConvertError(f"{src.name}/model.safetensors could not be read ({err}); the file is damaged.") from None
+    tok = _tokenizer_of(src, data)
+    if tok.vocab_size != config.vocab_size:
+        raise ConvertError(f"{src.name}: the tokenizer has {tok.vocab_size:,} tokens but config.json says "
+                           f"vocab_size {config.vocab_size:,}.")
+    model = build_model(config)
+    load_into(model, gpt2_to_ours(state), f"{src.name}/model.safetensors")
+    return model.eval(), config, tok
+
+
+def hf_to_run(src_dir: str | Path, out_dir: str | Path, dropout: float = 0.0, **meta) -> Path:
+    """A transformers GPT-2 folder as the run folder `out_dir` (samples, resumes, fine-tunes)."""
+    model, config, tok = load_hf(src_dir, dropout)
+    n = parameter_breakdown(model)["total"]
+    out = Path(out_dir)
+    ckpt.save_checkpoint(out, model, config, tok, step=0, n_params=n, corpus=meta.pop("corpus", "imported"),
+                         imported_from={"format": "transformers", "name": Path(src_dir).name}, **meta)
+    ckpt.write_status(out, "finished", f"Imported from the transformers folder {Path(src_dir).name}.", step=0)
+    return out

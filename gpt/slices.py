@@ -1,0 +1,250 @@
+"""One slice of a training run: from the last checkpoint until a time budget is nearly spent.
+
+On a ZeroGPU Space the GPU is lent for one function call of a minute or so
+(`gpt.zerogpu`), so a run trains as a chain of calls to `train_slice`. Each
+one loads the run folder's last checkpoint (weights, optimizer state, step:
+`Trainer(resume=True)` is exact), trains, stops itself before its budget runs
+out, saves atomically and returns a `SliceResult`. The next slice goes on from
+there, so a run trained in slices equals, weight for weight, one trained in
+one go (same seed, same batches; dropout aside, whose random numbers are not
+checkpointed).
+
+What crosses into a slice is a `SliceOrder` and what comes out a
+`SliceResult`: plain numbers, strings and dicts, picklable, nothing CUDA.
+Everything else travels through the run folder: the checkpoint, the
+metrics rows, `steps.jsonl` (the loss of each step, for the live curve) and
+`stop.request` (a Stop click during a slice).
+
+If the slice is killed at its deadline anyway (a step slower than foreseen),
+what it saved is whole (`gpt.checkpoint` writes atomically) and the next slice
+retrains only the steps since that save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from .data import Dataset
+from .model import GPTConfig
+from .optim import lr_multiplier
+from .tokenizer import tokenizer_from_spec
+from .train import TrainConfig, Trainer
+
+STEPS = "steps.jsonl"  # [step, loss] per line: the per-step curve, written by slices
+STOP_REQUEST = "stop.request"  # made by the app when Stop is clicked during a slice
+
+
+@dataclass(frozen=True)
+class SliceOrder:
+    """Everything a slice needs, as plain data (it is pickled into the GPU process)."""
+
+    run_dir: str
+    budget_s: float  # train until this many seconds after the slice starts, save included
+    model: dict  # GPTConfig.to_dict()
+    train: dict  # TrainConfig.to_dict()
+    tokenizer: dict  # Tokenizer.spec()
+    text: str  # the corpus
+    corpus_name: str
+    meta: dict = field(default_factory=dict)  # extra checkpoint metadata (corpus, data_source)
+    hints: dict = field(default_factory=dict)  # costs the last slice measured: step_s, eval_s, save_s
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """What a slice did, as plain data: nothing CUDA comes back out."""
+
+    state: str  # 'paused' (budget spent, more to train), 'finished', 'stopped' (Stop clicked), 'failed'
+    step: int  # the step of the checkpoint on disk now
+    start_step: int
+    max_iters: int
+    seconds: float  # how long the slice ran
+    device: str
+    error: str = ""
+    hints: dict = field(default_factory=dict)
+
+
+class Pacer:
+    """Says, after each step, whether the next step (and the save after it) still fits before the deadline.
+
+    It measures what it can (a step, an evaluation, a save) and keeps a step's
+    worth of slack on top; `hints` carry the previous slice's measurements.
+    """
+
+    def __init__(self, deadline: float, cfg: TrainConfig, hints: dict | None = None, clock=time.monotonic):
+        hints = hints or {}
+        self.deadline, self.cfg, self.clock = deadline, cfg, clock
+        self.step_s = float(hints.get("step_s", 0.0))
+        self.eval_s = hints.get("eval_s")
+        self.save_s = float(hints.get("save_s", 0.2))
+        self._mark = clock()
+        self._eval_from: float | None = None
+
+    def _evaluates(self, step: int) -> bool:
+        return step % self.cfg.eval_interval == 0 or step >= self.cfg.max_iters
+
+    def _eval_cost(self) -> float:
+        if self.eval_s is not None:
+            return float(self.eval_s)
+        return 2 * self.cfg.eval_iters * self.step_s + self.save_s + 0.5  # forward-only batches, a sample
+
+    def after_step(self, step: int) -> bool:
+        """Called after step `step`; True means: stop now (after this step's evaluation, if it has one)."""
+        now = self.clock()
+        took = now - self._mark
+        self.step_s = took if not self.step_s else max(took, 0.8 * self.step_s + 0.2 * took)
+        self._mark = now
+        committed = 0.0
+        if self._evaluates(step):
+            self._eval_from = now
+            committed = self._eval_cost()
+        upcoming = 2 * self.step_s + (self._eval_cost() if self._evaluates(step + 1) else 0.0) + self.save_s
+        return now + committed + upcoming > self.deadline
+
+    def evaluated(self) -> None:
+        now = self.clock()
+        if self._eval_from is not None:
+            self.eval_s = max(float(self.eval_s or 0.0), now - self._eval_from)
+            self._eval_from = None
+        self._mark = now
+
+    def saved(self, seconds: float) -> None:
+        self.save_s = max(self.save_s * 0.5, seconds)
+
+    def hints(self) -> dict:
+        return {"step_s": self.step_s, "eval_s": self.eval_s, "save_s": self.save_s}
+
+
+# --- the per-step curve ---------------------------------------------------------------------------
+
+
+class StepLog:
+    """Appends each step's loss to `steps.jsonl`, flushed before every save so a kill leaves no gap."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / STEPS
+        self._rows: list[str] = []
+        self._flushed = time.monotonic()
+
+    def add(self, step: int, loss: float | None) -> None:
+        if loss is not None:
+            self._rows.append(json.dumps([int(step), float(loss)]) + "\n")
+        if time.monotonic() - self._flushed > 0.5:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("".join(self._rows))
+            self._rows.clear()
+        self._flushed = time.monotonic()
+
+
+def read_step_losses(run_dir: str | os.PathLike) -> list[tuple[int, float]]:
+    """Every (step, loss) a slice wrote; a torn last line (a kill mid-write) is skipped."""
+    path = Path(run_dir) / STEPS
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            step, loss = json.loads(line)
+            out.append((int(step), float(loss)))
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+def truncate_step_losses(run_dir: str | os.PathLike, max_step: int) -> None:
+    """Drop the steps after the checkpoint (a killed slice trained them, but they were never saved)."""
+    rows = [r for r in read_step_losses(run_dir) if r[0] <= max_step]
+    ckpt.atomic_write_text(Path(run_dir) / STEPS, "".join(json.dumps(list(r)) + "\n" for r in rows))
+
+
+# --- the slice -----------------------------------------------------------------------------------
+
+
+def train_slice(order: SliceOrder) -> SliceResult:
+    """Train the run in `order.run_dir` from its last checkpoint until `order.budget_s` is nearly spent.
+
+    1) rebuild the dataset and the trainer (resuming when a checkpoint exists);
+    2) repair what a killed slice may have left: steps and metrics past the checkpoint;
+    3) train, stopping when the pacer says the next step would not fit, or on a Stop click;
+    4) return what happened, as plain data.
+    """
+    started = time.monotonic()
+    run = Path(order.run_dir)
+    model_cfg, train_cfg = GPTConfig.from_dict(order.model), TrainConfig.from_dict(order.train)
+    dataset = Dataset(order.text, tokenizer_from_spec(order.tokenizer), name=order.corpus_name)
+    resume = (run / ckpt.WEIGHTS).exists()
+    if not resume:
+        ckpt.truncate_metrics(run, -1)  # a first slice killed before its first save leaves nothing
+    pacer = Pacer(started + order.budget_s, train_cfg, order.hints)
+    steps = StepLog(run)
+    trainer = Trainer(model_cfg, train_cfg, dataset, run, resume=resume, meta=order.meta)
+    start_step = trainer.step
+    truncate_step_losses(run, start_step)
+    _time_saves(trainer, pacer, steps)
+    stopped_by_user = False
+
+    def on_step(p: dict) -> None:
+        nonlocal stopped_by_user
+        steps.add(p["step"], p.get("loss"))
+        if (run / STOP_REQUEST).exists():
+            stopped_by_user = True
+            trainer.request_stop()
+        elif pacer.after_step(p["step"]):
+            trainer.request_stop()
+
+    trainer.on_step = on_step
+    trainer.on_eval = lambda row: pacer.evaluated()
+    if resume:
+        _fill_missing_row(trainer)
+    state = trainer.run()
+    steps.flush()
+    if state == "stopped":
+        state = "stopped" if stopped_by_user else "paused"
+    return SliceResult(
+        state=state, step=saved_step(run), start_step=start_step, max_iters=train_cfg.max_iters,
+        seconds=time.monotonic() - started, device=str(trainer.device), error=trainer.error or "",
+        hints=pacer.hints(),
+    )
+
+
+def _time_saves(trainer: Trainer, pacer: Pacer, steps: StepLog) -> None:
+    """Flush the step log before every save and measure how long saving takes (for the pacer)."""
+    save = trainer.save
+
+    def timed_save() -> None:
+        steps.flush()
+        t0 = time.monotonic()
+        save()
+        pacer.saved(time.monotonic() - t0)
+
+    trainer.save = timed_save
+
+
+def _fill_missing_row(trainer: Trainer) -> None:
+    """A slice killed between saving an evaluation's checkpoint and appending its metrics row loses the
+    row; evaluating the same weights again writes it, so the curve keeps every point."""
+    step, cfg = trainer.step, trainer.config
+    if step % cfg.eval_interval and step < cfg.max_iters:
+        return
+    if any(r.get("step") == step for r in trainer.metrics):
+        return
+    fraction = step / cfg.max_iters
+    if cfg.max_seconds:
+        fraction = max(fraction, trainer.elapsed / cfg.max_seconds)
+    trainer.evaluate_and_save(cfg.lr * lr_multiplier(step, cfg.warmup_iters, fraction, cfg.min_lr_ratio), 0.0)
+
+
+def saved_step(run_dir: str | os.PathLike) -> int:
+    """The step of the run folder's checkpoint (0 before its first save)."""
+    try:
+        return int(ckpt.read_meta(Path(run_dir) / ckpt.WEIGHTS).get("step", 0))
+    except (OSError, ValueError):
+        return 0

@@ -1,0 +1,197 @@
+"""The Lesson tab: the lecture's steps on the Train tab's text, and the ablation ladder from one button.
+
+`LessonHandlers` computes what each event shows (plain values in, values out;
+testable without a browser) from `gpt.lesson`, whose steps carry their own
+code (read with `inspect`), output and notes. `build_lesson_tab(page)` lays
+the tab out. The corpus and tokenizer are the Train tab's (`page.train`), so
+what a student picked there is what the lesson runs on.
+
+The ladder's rungs are normal runs of the run service, queued one after
+another for the person who asked (`JobManager.start(..., then=...)`): each
+has its live curve, its checkpoint to sample and its row in Compare runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import pandas as pd
+
+from .. import corpus as corpora
+from .. import insight, ladder, lesson
+from .. import plots as figures
+from ..errors import GPTError
+from ..jobs import JobManager, RunRequest, check_request
+from .messages import problem, say
+from .page import PRIVATE, QUIET, Page, unchanged
+
+STEP_CHOICES = [(title, name) for name, title, _ in lesson.steps()]
+LADDER_CHOICES = [("Rungs 1-6 (about 2-7 minutes on a 2-core CPU)", "1-6"),
+                  ("Rungs 1-7 (7 on a CPU: the fast preset, 2 more minutes)", "1-7")]
+TABLE_COLUMNS = ["rung", "change", "state", "step", "val loss", "lecture", "parameters"]
+PREFIX = "ladder-"
+
+
+class LessonHandlers:
+    def __init__(self, manager: JobManager):
+        self.m = manager
+
+    def _lesson(self, choice, upload, pasted, kind, bpe_vocab, seed, block_size, batch_size) -> lesson.Lesson:
+        settings = lesson.Settings(seed=int(seed), block_size=int(block_size), batch_size=int(batch_size))
+        corpus = corpora.load(choice, upload, pasted, max_bytes=self.m.limits.max_upload_bytes)
+        vocab = int(bpe_vocab) if kind == "bpe" and bpe_vocab else None
+        return lesson.Lesson(corpus, corpora.dataset(corpus, kind, vocab), settings)
+
+    def show(self, choice, upload, pasted, kind, bpe_vocab, step, seed, block_size, batch_size):
+        """(heading, why, code, output, lecture note, weights plot) of one step on the chosen text."""
+        try:
+            ls = self._lesson(choice, upload, pasted, kind, bpe_vocab, seed, block_size, batch_size)
+            s = lesson.run(ls, step or "data")
+        except Exception as err:  # noqa: BLE001 - the page shows the sentence
+            return problem(err, toast=False), "", "", "", "", gr.update(value=None, visible=False)
+        heading = f"### {s.title}\n*on **{ls.corpus.name}** with **{ls.dataset.tokenizer.describe()}***"
+        plot = gr.update(value=figures.weights_figure(s.matrix), visible=True) if s.matrix is not None else \
+            gr.update(value=None, visible=False)
+        return heading, s.why, s.code, s.output, f"**The lecture.** {s.lecture}", plot
+
+    @staticmethod
+    def next_step(step):
+        names = list(lesson.STEP_NAMES)
+        return names[min(names.index(step) + 1, len(names) - 1)] if step in names else names[0]
+
+    # --- the ladder -------------------------------------------------------------------------
+    def start_ladder(self, owner, choice, upload, pasted, kind, bpe_vocab, rungs):
+        """Queue the rungs as runs of `owner`, one after another; returns (message, the planned run names)."""
+        try:
+            numbers = ladder.parse_rungs(rungs or "1-6")
+            corpus = corpora.load(choice, upload, pasted, max_bytes=self.m.limits.max_upload_bytes)
+            vocab = int(bpe_vocab) if kind == "bpe" and bpe_vocab else None
+            exact = corpora.dataset(corpus, kind, vocab).tokenizer.vocab_size
+            stamp = time.strftime("%m%d-%H%M%S")
+            plan = [(corpus, RunRequest(tokenizer=kind, vocab_size=vocab, rung=n),
+                     f"{PREFIX}{corpus.name}-{kind}-{stamp}-rung{n}") for n in numbers]
+            for _, request, _ in plan:  # refuse before anything is queued, not halfway up the ladder
+                check_request(corpus, request, self.m.limits, self.m.device, exact)
+            (c, request, name), *rest = plan
+            self.m.start(owner, c, request, name=name, vocab_size=exact, then=rest)
+        except Exception as err:  # noqa: BLE001
+            return problem(err), gr.skip()
+        return say(f"The ladder is queued: {len(plan)} runs, one after another. The curves below fill in "
+                   "as each rung trains."), [name for _, _, name in plan]
+
+    def _planned(self, owner, names) -> list[str]:
+        """The names to show: the ones this page queued, else the asker's latest ladder (after a refresh)."""
+        if names:
+            return list(names)
+        mine = [r for r in self.m.runs.list_runs(owner) if r.mine and r.name.startswith(PREFIX)] if owner else []
+        if not mine:
+            return []
+        latest = max(mine, key=lambda r: r.created).name.rsplit("-rung", 1)[0]
+        return sorted((r.name for r in mine if r.name.startswith(latest + "-rung")), key=_rung_of)
+
+    def ladder_view(self, owner, names):
+        """(figure of the validation curves, table, status line, the names shown) of a ladder's runs."""
+        runs, rows = [], []
+        planned = self._planned(owner, names)
+        for name in planned:
+            number = _rung_of(name)
+            r = ladder.rung(number, self.m.device)
+            state, metrics, params = "waiting", [], None
+            try:
+                summary = self.m.runs.summary(name, owner)
+                state, params = summary.state, summary.params or None
+                metrics = self.m.runs.metrics(name)
+            except GPTError:
+                pass  # not created yet: it starts when the rung before it finishes
+            last = metrics[-1] if metrics else {}
+            rows.append([number, r.change, state, last.get("step", 0),
+                         round(last["val_loss"], 3) if "val_loss" in last else None, r.lecture_val_loss, params])
+            if metrics:
+                runs.append(insight.RunSummary(f"rung {number}", None, {}, metrics, {"state": state}))
+        if not rows:
+            return None, None, "Press the button to train the ladder on this text.", []
+        fig = figures.runs_figure(runs, "step", "val_loss") if runs else None
+        done = sum(1 for row in rows if row[2] == "finished")
+        return fig, pd.DataFrame(rows, columns=TABLE_COLUMNS), f"{done} of {len(rows)} rungs finished.", planned
+
+    def poll(self, owner, names, last):
+        """Timer tick: redraw only when a rung gained a point or changed state; nothing to do without a ladder."""
+        if not names:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
+        sig = []
+        for name in names:
+            try:
+                s = self.m.runs.summary(name, owner)
+                sig.append((name, s.state, s.step))
+            except GPTError:
+                sig.append((name, "waiting", 0))
+        same = unchanged(sig, last, 4)
+        if same:
+            return same
+        return (*self.ladder_view(owner, names), sig)
+
+
+def _rung_of(name: str) -> int:
+    return int(name.rsplit("-rung", 1)[1])
+
+
+def _step_panel() -> dict:
+    c = dict(heading=gr.Markdown(elem_id="lesson-heading"), why=gr.Markdown(elem_id="lesson-why"))
+    with gr.Row():
+        with gr.Column():
+            c["code"] = gr.Code(language="python", label="The code that ran (from the package, via inspect)",
+                                interactive=False, max_lines=40, elem_id="lesson-code")
+        with gr.Column():
+            c["output"] = gr.Code(language=None, label="What it printed", interactive=False, max_lines=40,
+                                  elem_id="lesson-output")
+            c["plot"] = gr.Plot(show_label=False, visible=False, elem_id="lesson-plot")
+    c["lecture"] = gr.Markdown(elem_id="lesson-lecture")
+    return c
+
+
+def _ladder_area() -> dict:
+    gr.Markdown("### Train the ladder\nEach rung adds one idea to the last and pays for it in validation loss. "
+                "Every rung is a normal run: it trains in the queue, samples in Generate and shows in Compare runs.")
+    with gr.Row():
+        c = dict(rungs=gr.Dropdown(LADDER_CHOICES, value="1-6", label="Rungs", scale=2, elem_id="ladder-rungs"))
+        c["start"] = gr.Button("▶ Train the ladder", variant="primary", scale=1, elem_id="ladder-btn")
+    c["msg"] = gr.Markdown(elem_id="ladder-msg")
+    c["status"] = gr.Markdown(elem_id="ladder-status")
+    c["plot"] = gr.Plot(show_label=False, elem_id="ladder-plot")
+    c["table"] = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, wrap=True, elem_id="ladder-table")
+    return c
+
+
+def build_lesson_tab(page: Page) -> gr.Tab:
+    """The Lesson tab, reading the Train tab's corpus and tokenizer (build it after build_train_tab)."""
+    if page.train is None:
+        raise RuntimeError("build_lesson_tab needs the Train tab's controls: call build_train_tab(page) first.")
+    h, t = LessonHandlers(page.manager), page.train
+    with gr.Tab("Lesson", id="lesson", elem_id="lesson-tab") as tab:
+        gr.Markdown("The lecture *Let's build GPT: from scratch, in code, spelled out*, step by step, on the text and "
+                    "tokenizer chosen in the Train tab. Change a setting and the numbers follow.")
+        with gr.Row():
+            step = gr.Radio(STEP_CHOICES, value="data", label="Step", scale=4, elem_id="lesson-step")
+            with gr.Column(scale=1, min_width=220):
+                seed = gr.Number(1337, label="seed", precision=0, elem_id="lesson-seed")
+                block = gr.Slider(1, 64, 8, step=1, label="block_size", elem_id="lesson-block")
+                batch = gr.Slider(1, 32, 4, step=1, label="batch_size", elem_id="lesson-batch")
+        nxt = gr.Button("Next step →", size="sm", elem_id="lesson-next")
+        p = _step_panel()
+        lad = _ladder_area()
+        names, last = gr.State([]), gr.State(None)
+    inputs = [t.corpus, t.upload, t.pasted, t.tokenizer, t.bpe_vocab, step, seed, block, batch]
+    outputs = [p["heading"], p["why"], p["code"], p["output"], p["lecture"], p["plot"]]
+    show = dict(fn=h.show, inputs=inputs, outputs=outputs, show_progress="minimal", **PRIVATE)
+    view = dict(fn=h.ladder_view, inputs=[page.who, names],
+                outputs=[lad["plot"], lad["table"], lad["status"], names], **PRIVATE)
+    tab.select(**show).then(**view)  # the Train tab's choices are read whenever the tab is opened, not followed
+    gr.on([step.change, seed.submit, block.release, batch.release], trigger_mode="always_last", **show)
+    nxt.click(h.next_step, step, step, **PRIVATE)
+    lad["start"].click(h.start_ladder, [page.who, *inputs[:5], lad["rungs"]], [lad["msg"], names], **PRIVATE).then(
+        **view)
+    if page.timer is not None:
+        page.timer.tick(h.poll, [page.who, names, last], [lad["plot"], lad["table"], lad["status"], names, last],
+                        **QUIET)
+    return tab

@@ -1,0 +1,83 @@
+"""The real page on a ZeroGPU Space (GPT_ZEROGPU=1, the stand-in's GPU processes), in a browser.
+
+Start a tiny run on the addition task; it trains in slices of 3 s, the
+progress line names the slice and its GPU seconds left, the loss curve grows
+across slices, and the run finishes. Skipped until the Train tab wires the
+slices in (`gpt.ui.zerogpu.wire`), and without Chromium (as the other
+browser tests).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gpt.slices import train_slice
+from gpt.zerogpu import SliceSettings, StandIn
+from helpers_app import launch_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+pytestmark = pytest.mark.timeout(420)
+
+if "zerogpu.wire" not in (Path(__file__).resolve().parent.parent / "gpt" / "ui" / "train_tab.py").read_text():
+    pytest.skip("the Train tab does not wire the GPU slices in yet", allow_module_level=True)
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI", "").lower() == "true":
+        raise RuntimeError(f"{CHROMIUM} is missing; install it with apt-get install -y chromium")
+    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def wait_text(page, elem_id: str, needle: str, timeout: float = 60_000) -> None:
+    page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
+                           arg=[elem_id, needle], timeout=timeout)
+
+
+def set_number(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    for _ in range(10):
+        box.fill(str(value))
+        box.press("Tab")
+        page.wait_for_timeout(400)
+        if page.evaluate("(id) => document.querySelector(`#${id} input[type=range]`).value", elem_id) == str(value):
+            return
+    raise AssertionError(f"{elem_id} did not keep the value {value}")
+
+
+def test_a_run_on_zerogpu_trains_in_slices_on_the_page(tmp_path, monkeypatch):
+    from gpt.ui import zerogpu as page_part
+
+    monkeypatch.setenv("GPT_ZEROGPU", "1")
+    monkeypatch.setattr(page_part, "SETTINGS", SliceSettings(3.0, 1.0))  # GPT_ZEROGPU_SLICE_S=3, ..._MARGIN_S=1
+    monkeypatch.setattr(page_part, "train_on_gpu", StandIn(train_slice, 3.0))
+    demo, url = launch_app(tmp_path)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            wait_text(page, "runtime", "ZeroGPU Space")
+            page.click("#corpus input")
+            page.get_by_role("option", name="Synthetic: addition (37+45=82)").click()
+            wait_text(page, "corpus-stats", "addition")
+            page.click("#settings .label-wrap")
+            page.click("#preset input")
+            page.get_by_role("option", name="tiny", exact=False).first.click()
+            page.wait_for_function("document.querySelector('#n-embd input[type=number]').value == '32'")
+            set_number(page, "max-iters", 1500)
+            page.click("#start-btn")
+            wait_text(page, "train-msg", "trains on the GPU in slices of 3 s")
+            wait_text(page, "progress", "s of GPU left in this slice")
+            wait_text(page, "progress", "GPU slice 2, ", timeout=90_000)
+            wait_text(page, "progress", "finished", timeout=180_000)
+            browser.close()
+    finally:
+        demo.close()
+        demo.manager.shutdown()
+    name = demo.manager.runs.list_runs(None)[0].name
+    steps = [s for s, _ in page_part.SlicedRuns(demo.manager, None).step_losses(name)]
+    assert steps == list(range(1, 1501))

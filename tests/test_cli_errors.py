@@ -1,0 +1,119 @@
+"""Issue 13, findings 4 and 14: the CLIs answer every bad flag, file or checkpoint with one `error:` line
+and exit code 2, never a traceback; and `--resume` never reads a file the user did not name."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpt import checkpoint as ckpt
+from gpt.model import GPTConfig, build_model
+from gpt.sample import main as sample_main
+from gpt.tokenizer import CharTokenizer
+from gpt.train import main as train_main
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--preset", "tiny", "--max-iters", "2", "--eval-interval", "1", "--eval-iters", "1", "--block-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "good"
+    assert train_main(["--data", "addition", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def one_error_line(capsys, code, expected_rc=2):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == expected_rc and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--device", "quantum"], "Device 'quantum' is not one this program knows"),
+    (["--seed", str(10**30)], "seed must be a whole number from 0 to 2\\*\\*63 - 1"),
+    (["--temperature", "1e26"], "Temperature must be at most 100"),
+    (["--temperature", "nan"], "Temperature must be a number"),
+    (["--top-k", "-5"], "Top-k must be 0 \\(off\\)"),
+    (["--top-p", "2"], "top-p must be in"),
+    (["--max-new-tokens", "0"], "at least 1"),
+])
+def test_sample_cli_bad_flags_are_one_line(good, capsys, flags, match):
+    line = one_error_line(capsys, sample_main(["--checkpoint", str(good), *flags]))
+    assert __import__("re").search(match, line), line
+
+
+def test_sample_cli_bad_checkpoints_are_one_line(tmp_path, good, capsys):
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint at all")
+    (tmp_path / "folder.safetensors").mkdir()
+    for target, match in [(tmp_path / "missing", "No checkpoint at missing"),
+                          (tmp_path / "junk.safetensors", "not a safetensors file"),
+                          (tmp_path / "folder.safetensors", "model.safetensors is missing")]:
+        assert match in one_error_line(capsys, sample_main(["--checkpoint", str(target)]))
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--device", "quantum"], "Device 'quantum'"),
+    (["--dtype", "int8"], "dtype must be one of"),
+    (["--seed", str(10**30)], "seed must be at most"),
+    (["--max-seconds", "nan"], "max_seconds must be a positive number"),
+    (["--lr", "inf"], "learning rate must be a positive number"),
+])
+def test_train_cli_bad_flags_are_one_line(tmp_path, capsys, flags, match):
+    line = one_error_line(capsys, train_main(["--data", "addition", *TINY, "--out", str(tmp_path / "r"), *flags]))
+    assert match in line, line
+
+
+def test_train_cli_unusable_run_folders_are_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    line = one_error_line(capsys, train_main(["--data", "addition", *TINY, "--out", str(tmp_path / "afile")]))
+    assert "is a file, not a folder" in line
+    line = one_error_line(capsys, train_main(["--data", "addition", *TINY, "--out", str(tmp_path / "afile" / "run")]))
+    assert "cannot use the run folder" in line
+
+
+def test_resume_never_reads_a_file_the_checkpoint_names(tmp_path, capsys):
+    # a downloaded checkpoint whose data_source named a secret file: its text came back in a sample
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the password is hunter2\n" * 200)
+    tok = CharTokenizer.from_text(secret.read_text())
+    cfg = GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=1, n_embd=8, block_size=8)
+    run = tmp_path / "downloaded"
+    ckpt.save_checkpoint(run, build_model(cfg), cfg, tok, step=1, data_source=str(secret), corpus="notes",
+                         train={"batch_size": 4, "max_iters": 2, "eval_interval": 1, "eval_iters": 1})
+    secret.chmod(0o644)
+    before = secret.stat().st_atime_ns
+    line = one_error_line(capsys, train_main(["--resume", "--out", str(run), "--max-iters", "3"]))
+    assert "name it again with --data FILE" in line and str(secret) not in line
+    assert ckpt.load_checkpoint(run).step == 1  # nothing trained
+    os.utime(secret, ns=(before, secret.stat().st_mtime_ns))
+    assert train_main(["--resume", "--data", str(secret), "--out", str(run), "--max-iters", "2"]) == 0  # named: fine
+
+
+def test_resume_of_a_built_in_corpus_needs_no_data_flag(good, capsys):
+    assert train_main(["--resume", "--out", str(good), "--max-iters", "3"]) == 0
+
+
+def _cli(*args, timeout=60):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+def test_a_fifo_checkpoint_is_refused_not_waited_on(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / ckpt.WEIGHTS)
+    done = _cli("gpt.sample", "--checkpoint", str(run))
+    assert done.returncode == 2 and "not a regular file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sampling_into_a_closed_pipe_is_quiet(good):
+    code = ("import sys; from gpt.sample import main; sys.stdout.close = lambda: None; "
+            "import io, os; r, w = os.pipe(); os.close(r); os.dup2(w, 1); sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", code, "--checkpoint", str(good), "--max-new-tokens", "200"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

@@ -1,0 +1,113 @@
+"""The exchange panel in a real browser: download a run for transformers and nanoGPT, upload nanoGPT files,
+read the refusals.
+
+app.py does not call `build_exchange_panel` yet, so the panel is mounted the
+way the Checkpoints tab will mount it, in a small gr.Blocks page of its own.
+Playwright drives Debian's Chromium (never `playwright install`); elements
+are found by elem_id and the page is never waited on for 'network idle'.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers_app import free_port
+from helpers_convert import random_run
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = pytest.mark.timeout(240)
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI", "").lower() == "true":
+        raise RuntimeError(f"{CHROMIUM} is missing; install it with apt-get install -y chromium")
+    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    import gradio as gr
+
+    from gpt.jobs import JobManager
+    from gpt.jobs import folder as folders
+    from gpt.limits import Limits
+    from gpt.ui.exchange import build_exchange_panel
+    from gpt.ui.generate import ModelCache
+    from gpt.ui.page import Page
+
+    root = tmp_path_factory.mktemp("runs")
+    manager = JobManager(root, Limits(), device="cpu")
+    random_run(root / "mine")
+    folders.write_app_info(root / "mine", {"owner": "alice", "shared": False})
+    random_run(root / "modern", pos_emb="rope", qk_norm=True, activation="relu2", tie_weights=False, bias=False)
+    with gr.Blocks() as demo:
+        who = gr.State("alice")  # the app's BrowserState holds the asker's id the same way
+        page = Page(manager=manager, models=ModelCache(), who=who)
+        with gr.Tab("Checkpoints"):
+            build_exchange_panel(page)
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", manager
+    manager.shutdown()
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(served):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.set_default_timeout(60_000)
+        page.goto(served[0])
+        yield page
+        browser.close()
+
+
+def wait_text(page, elem_id: str, needle: str) -> None:
+    page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
+                           arg=[elem_id, needle])
+
+
+def choose_run(page, name: str) -> None:
+    page.click("#exchange-run input")  # its focus event fills the choices with the runs the asker may see
+    page.get_by_role("option", name=name, exact=False).first.click()
+
+
+def downloaded(page, elem_id: str) -> tuple[str, bytes]:
+    page.wait_for_function("(id) => { const b = document.querySelector(`#${id}`);"
+                           " return b && !b.disabled && !b.querySelector('button[disabled]'); }", arg=elem_id)
+    with page.expect_download() as info:
+        page.click(f"#{elem_id}")
+    return info.value.suggested_filename, Path(info.value.path()).read_bytes()
+
+
+def test_download_each_format_then_upload_the_nanogpt_files_back(page, served, tmp_path):
+    choose_run(page, "mine")
+    name, data = downloaded(page, "export-hf")
+    assert name == "mine-transformers.zip"
+    assert "mine-transformers/config.json" in zipfile.ZipFile(io.BytesIO(data)).namelist()
+    name, data = downloaded(page, "export-nanogpt")
+    files = zipfile.ZipFile(io.BytesIO(data))
+    assert name == "mine-nanoGPT.zip" and sorted(files.namelist()) == ["mine-nanoGPT/ckpt.pt", "mine-nanoGPT/meta.pkl"]
+    files.extractall(tmp_path)
+
+    page.set_input_files("#import-upload input[type=file]",
+                         [str(tmp_path / "mine-nanoGPT" / "ckpt.pt"), str(tmp_path / "mine-nanoGPT" / "meta.pkl")])
+    wait_text(page, "exchange-msg", "Imported as")
+    imported = page.locator("#exchange-msg").inner_text().split("Imported as ")[1].split(":")[0].strip()
+    assert served[1].runs.visible("alice", imported) and not served[1].runs.visible("bob", imported)
+
+
+def test_a_modern_run_and_gpt2_get_plain_refusals(page):
+    choose_run(page, "modern")
+    wait_text(page, "exchange-msg", "cannot express")
+    assert "rotary position embeddings" in page.locator("#exchange-msg").inner_text()
+    page.click("#start-gpt2")
+    wait_text(page, "exchange-msg", "124M parameters, over this server's limit of 25M")

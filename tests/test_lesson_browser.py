@@ -1,0 +1,148 @@
+"""The Lesson tab in a real browser: the lecture's steps on Shakespeare and on an uploaded text, and the ladder.
+
+Until app.py mounts the Lesson tab, the page here is the Train tab and the
+Lesson tab on one `Page`, built as app.py builds its tabs. Playwright drives
+Debian's Chromium; elements are found by elem_id and the page is never
+waited on for 'network idle' (the one-second timer keeps it busy).
+Screenshots at 1366x768 and 1920x1080 go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from helpers_app import ROOT, free_port
+from test_app_browser import ARGS, CHROMIUM, sync_api  # Debian's Chromium, or skipped as that module is
+
+SHOTS = ROOT / "docs" / "screenshots"
+pytestmark = pytest.mark.timeout(300)
+
+
+def lesson_page(manager):
+    """app.py's page if it mounts the Lesson tab, else the Train and Lesson tabs on one Page."""
+    import gradio as gr
+
+    import app
+    from gpt.ui.generate import ModelCache
+    from gpt.ui.lesson_tab import build_lesson_tab
+    from gpt.ui.page import PRIVATE, Page
+    from gpt.ui.train_tab import build_train_tab
+
+    if "build_lesson_tab" in Path(app.__file__).read_text():
+        return app.build_demo(manager)
+    with gr.Blocks(title="Build a GPT") as demo:
+        who = gr.BrowserState("", storage_key="gpt-browser-id")
+        page = Page(manager, ModelCache(), who, timer=gr.Timer(1.0))
+        with gr.Tabs():
+            page.tabs += [build_train_tab(page), build_lesson_tab(page)]
+        load = demo.load(page.browser_id, who, who, **PRIVATE)
+        for event in page.on_load:
+            load = load.then(**event)
+    demo.manager = manager
+    return demo
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    import app
+    from gpt import ladder
+    from gpt.jobs import JobManager
+
+    saved = dict(ladder.RUNGS)
+    for n in range(1, 7):  # the real ladder takes minutes: rungs of 60 steps show the same page
+        short = dict(max_iters=60, eval_interval=20, eval_iters=2, sample_tokens=0)
+        ladder.RUNGS[n] = dataclasses.replace(ladder.RUNGS[n], train={**ladder.RUNGS[n].train, **short})
+    demo = lesson_page(JobManager(tmp_path_factory.mktemp("runs"), device="cpu"))
+    port = free_port()
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.manager.shutdown()
+    demo.close()
+    ladder.RUNGS.update(saved)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_lesson(browser, url, width=1366, height=768):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(90_000)
+    page.goto(url)
+    page.wait_for_selector("#corpus-stats")
+    page.get_by_role("tab", name="Lesson").click()
+    wait_text(page, "lesson-output", "length of dataset in characters")
+    return page
+
+
+def wait_text(page, elem_id: str, needle: str, timeout: float = 90_000) -> None:
+    page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
+                           arg=[elem_id, needle], timeout=timeout)
+
+
+def wait_plot(page, elem_id: str) -> None:
+    """Until the gr.Plot shows its matplotlib figure (an image, PNG or WebP)."""
+    page.wait_for_function("(id) => (document.querySelector(`#${id} img`)?.getAttribute('src') || '')"
+                           ".startsWith('data:image/')", arg=elem_id)
+
+
+def pick_step(page, title: str) -> None:
+    page.locator("#lesson-step").get_by_text(title).click()
+
+
+def test_the_lectures_steps_on_shakespeare(browser, url, shakespeare_text):
+    page = open_lesson(browser, url)
+    wait_text(page, "lesson-output", "1115394")
+    wait_text(page, "lesson-lecture", "Yours match")
+    pick_step(page, "5. Chunks and batches")
+    wait_text(page, "lesson-output", "[25, 17, 27, 10,  0, 21,  1, 54]")
+    assert "def first_block" in page.locator("#lesson-code").inner_text()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=SHOTS / "lesson-1366.png")
+    pick_step(page, "7. The mathematical trick of self-attention")
+    wait_plot(page, "lesson-plot")
+    wait_text(page, "lesson-output", "allclose")
+    page.click("#lesson-next")
+    wait_text(page, "lesson-heading", "8. One head")
+    wait_text(page, "lesson-output", "0.1574, 0.8426")
+    page.close()
+    wide = open_lesson(browser, url, 1920, 1080)
+    pick_step(wide, "6. The bigram model")
+    wait_text(wide, "lesson-output", "loss at initialisation: 4.8786")
+    wide.wait_for_timeout(1500)  # the code box finishes its highlighting
+    wide.screenshot(path=SHOTS / "lesson-1920.png")
+    wide.close()
+
+
+def test_an_uploaded_text_and_the_ladder(browser, url, tmp_path):
+    text = tmp_path / "sonnet.txt"
+    text.write_text("Shall I compare thee to a summer's day? Thou art more lovely and more temperate.\n" * 150)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.set_default_timeout(90_000)
+    page.goto(url)
+    page.wait_for_selector("#corpus-stats")
+    page.click("#corpus input")
+    page.get_by_role("option", name="Upload a .txt file").click()
+    page.locator("#corpus-upload input[type=file]").set_input_files(str(text))
+    wait_text(page, "corpus-stats", "sonnet")
+    page.get_by_role("tab", name="Lesson").click()
+    wait_text(page, "lesson-heading", "sonnet")
+    pick_step(page, "5. Chunks and batches")
+    wait_text(page, "lesson-lecture", "holds on Tiny Shakespeare + characters")
+    pick_step(page, "9. The ablation ladder")
+    page.click("#ladder-btn")
+    wait_text(page, "ladder-msg", "The ladder is queued")
+    wait_text(page, "ladder-status", "6 of 6 rungs finished", timeout=240_000)
+    wait_plot(page, "ladder-plot")
+    assert "finished" in page.locator("#ladder-table").inner_text()
+    page.locator("#ladder-table").scroll_into_view_if_needed()
+    page.screenshot(path=SHOTS / "lesson-ladder-1366.png", full_page=True)
+    page.close()
