@@ -22,7 +22,7 @@ from helpers_class import TOKEN, launch_class_app
 from test_app_browser import ARGS, CHROMIUM, SHOTS, set_number, text, wait_text
 
 sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.timeout(420)
+pytestmark = pytest.mark.timeout(600)
 DOCS_SHOTS = SHOTS.parent.parent / "docs" / "screenshots"
 ITERS = [20_000, 60, 120, 240, 480]  # the first trains until the teacher stops it
 
