@@ -24,6 +24,7 @@ from gpt.ui.checkpoints_tab import build_checkpoints_tab
 from gpt.ui.generate import ModelCache
 from gpt.ui.generate_tab import build_generate_tab
 from gpt.ui.identity import Identity
+from gpt.ui.lesson_tab import build_lesson_tab
 from gpt.ui.page import PRIVATE, Page
 from gpt.ui.runtime import browser_secret, runtime_line
 from gpt.ui.theme import CSS, INTRO
@@ -44,7 +45,8 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         gr.Markdown(runtime_line(manager.limits), elem_id="runtime")
         with gr.Tabs():
-            page.tabs += [build_train_tab(page), build_generate_tab(page), build_checkpoints_tab(page)]
+            page.tabs += [build_train_tab(page), build_lesson_tab(page), build_generate_tab(page),
+                          build_checkpoints_tab(page)]
             build_views_tab(page)
         load = demo.load(who.sign_in, who, who, **PRIVATE)
         for event in page.on_load:

@@ -84,7 +84,9 @@ def throughput(args: argparse.Namespace) -> None:
     import torch
 
     from gpt import checkpoint as ckpt
-    from gpt.train import TrainConfig, Trainer, configs_from, make_dataset
+    from gpt.train import Trainer
+    from gpt.train_config import TrainConfig, configs_from
+    from gpt.data import make_dataset
 
     dataset = make_dataset("shakespeare", "char")
     bursts, per_burst = args.repeats, args.steps

@@ -37,7 +37,9 @@ app.py. Modules, one idea each:
 - `checkpoint`  run folders: safetensors weights, config.json, metrics.jsonl
 - `checkpoint_check` a checkpoint's config, limits and shapes, checked before its weights are read
 - `safetensors_header` a safetensors header read by hand, every entry checked
-- `train`       the training loop, in the foreground or a background thread
+- `train`       the training loop (`Trainer.train_step`), in the foreground or a background thread
+- `train_config` `TrainConfig` and the one preset merge, `configs_from`
+- `train_cli`   `python -m gpt.train`
 - `distributed` data parallelism under torchrun
 - `jobs`        the run service: queue, workers, run requests, run folders (no Gradio)
 - `insight`     what the model does inside: attention, next token, anatomy

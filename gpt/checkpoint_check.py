@@ -21,6 +21,7 @@ first, in this order, each step cheap:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FORMAT_VERSION = 1
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
+_LAYER_RE = re.compile(r"transformer\.h\.(\d{1,6})\.")
 MAX_BUFFER_BYTES = 2**30  # rotary tables are built, not read: bound what a config makes us allocate
 
 
@@ -108,7 +110,7 @@ def _model_config(meta: dict, where: str, limits: "Limits | None") -> GPTConfig:
 
 
 def _under_limits(meta: dict, config: GPTConfig, where: str, limits: "Limits") -> None:
-    from .train import TrainConfig  # train imports checkpoint, which imports this module
+    from .train_config import TrainConfig  # train_config imports model, which this module also needs late
 
     try:
         if "train" in meta:
@@ -155,6 +157,11 @@ def expected_shapes(config: GPTConfig) -> tuple[dict[str, tuple[int, ...]], set[
 
 def _check_tensors(header: dict, config: GPTConfig, where: str) -> None:
     found = tensor_shapes(header)
+    if config.model_type == "gpt":  # before building even on the meta device: its cost grows with n_layer
+        layers = {m.group(1) for k in found if (m := _LAYER_RE.match(k))}
+        if len(layers) != config.n_layer:
+            raise CheckpointError(f"{where}: the config says {config.n_layer:,} layers but the weights hold "
+                                  f"{len(layers):,}; config and weights do not belong together.")
     expected, optional = expected_shapes(config)
     missing = [k for k in expected if k not in found and k not in optional]
     unexpected = [k for k in found if k not in expected]

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .errors import DataError
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, build_tokenizer
 
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -215,3 +215,15 @@ class Dataset:
         offsets = ix.to(device)[:, None] + torch.arange(block_size + 1, device=device)  # (B, T+1)
         chunk = data[offsets]  # one vectorised gather instead of B slices
         return chunk[:, :-1], chunk[:, 1:]
+
+
+def make_dataset(source: str, tokenizer_kind: str = "char", vocab_size: int | None = None, text: str | None = None,
+                 progress=None) -> Dataset:
+    """Load a corpus by name (or take `text`) and encode it with a new tokenizer."""
+    if text is None:
+        name, text = load_corpus(source)
+    else:
+        name = source
+        check_text(text, "The pasted text")
+    tok = build_tokenizer(tokenizer_kind, text, vocab_size=vocab_size, progress=progress)
+    return Dataset(text, tok, name=name)

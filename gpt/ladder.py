@@ -38,7 +38,8 @@ from .device import detect_device, device_type
 from .errors import ConfigError, GPTError
 from .model import GPTConfig, parameter_breakdown
 from .presets import preset
-from .train import TrainConfig, Trainer
+from .train import Trainer
+from .train_config import TrainConfig
 
 TARGET_MARGIN = 0.07  # the bar: each rung within this of the lecture's figure
 
@@ -161,7 +162,7 @@ def write(out: Path, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from .train import make_dataset
+    from .data import make_dataset
 
     ap = argparse.ArgumentParser(prog="python -m gpt.ladder", description="Train the lecture's ablation ladder.")
     ap.add_argument("--out", default="runs/ladder", help="folder for ladder.md, ladder.json and one run per rung")

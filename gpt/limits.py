@@ -47,7 +47,7 @@ from .errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import GPTConfig
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
 
 def _env_int(env, name: str, default: int, minimum: int = 1) -> int:

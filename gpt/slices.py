@@ -33,7 +33,8 @@ from .data import Dataset
 from .model import GPTConfig
 from .optim import lr_multiplier
 from .tokenizer import tokenizer_from_spec
-from .train import TrainConfig, Trainer
+from .train import Trainer
+from .train_config import TrainConfig
 
 STEPS = "steps.jsonl"  # [step, loss] per line: the per-step curve, written by slices
 STOP_REQUEST = "stop.request"  # made by the app when Stop is clicked during a slice

@@ -13,19 +13,17 @@ What a run guarantees:
 - a NaN or infinite loss stops the run with a clear error and keeps the
   last good checkpoint untouched.
 
-Run it: `python -m gpt.train --data shakespeare --tokenizer char --preset small`.
+Run it: `python -m gpt.train --data shakespeare --tokenizer char --preset small` (the CLI: `gpt.train_cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -33,79 +31,15 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed
-from .data import SYNTHETIC, Dataset, check_text, load_corpus
+from .data import Dataset
 from .device import autocast, configure_cpu_threads, detect_device, device_type, enable_tf32, resolve_dtype
-from .engine import MAX_NEW_TOKENS_CAP, SamplingSettings, generate
-from .errors import ConfigError, DataError, GPTError, TrainingError
-from .limits import Limits
+from .engine import SamplingSettings, generate
+from .errors import ConfigError, GPTError, TrainingError
 from .model import GPTConfig, build_model, flops_per_token, parameter_breakdown
 from .optim import build_optimizers, lr_multiplier, set_lr
-from .presets import DEFAULT_PRESET, preset
 from .tokcompare import bits_per_char
-from .tokenizer import Tokenizer, build_tokenizer
-from .validate import choice, flag, number, text, whole
-
-
-# Sane ranges, not a server's limits: (field, lowest, highest[, lowest excluded])
-TRAIN_WHOLE_RANGES = [("batch_size", 1, 2**20), ("max_iters", 1, 10**9), ("eval_interval", 1, 10**9),
-                      ("eval_iters", 1, 10**5), ("grad_accum", 1, 2**10), ("warmup_iters", 0, 10**9),
-                      ("seed", 0, 2**40), ("sample_tokens", 0, MAX_NEW_TOKENS_CAP)]
-TRAIN_NUMBER_RANGES = [("lr", 0, 1e12, True), ("min_lr_ratio", 0, 1, False), ("weight_decay", 0, 10, False),
-                       ("beta1", 0, 1, False), ("beta2", 0, 1, False), ("grad_clip", 0, 1e6, False),
-                       ("muon_lr", 0, 1e12, True)]
-
-
-@dataclass
-class TrainConfig:
-    batch_size: int = 12
-    max_iters: int = 2000
-    max_seconds: float | None = None  # stop (with a final eval and save) after this much training time
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup_iters: int = 100
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    grad_accum: int = 1  # micro-batches per step: same effective batch in less memory
-    optimizer: str = "adamw"  # 'adamw' or 'muon' (hidden matrices on Muon, the rest on AdamW)
-    muon_lr: float = 0.02
-    eval_interval: int = 250
-    eval_iters: int = 20
-    device: str = "auto"
-    dtype: str = "auto"  # 'auto': bf16 on CUDA GPUs that have it, else float32
-    compile: bool = False
-    seed: int = 1337
-    sample_prompt: str = ""  # sample shown at every evaluation ('' = a start token)
-    sample_tokens: int = 120  # 0 turns the per-eval sample off
-
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self) -> None:
-        """Types and sane ranges, each refusal naming the field; a server's own limits are `gpt.limits`."""
-        for name, lo, hi in TRAIN_WHOLE_RANGES:
-            setattr(self, name, whole(getattr(self, name), name, lo, hi))
-        for name, lo, hi, low_open in TRAIN_NUMBER_RANGES:
-            label = "The learning rate" if name == "lr" else name
-            setattr(self, name, number(getattr(self, name), label, lo, hi, low_open=low_open))
-        if self.max_seconds is not None:
-            self.max_seconds = number(self.max_seconds, "max_seconds", 0, 10**8, low_open=True)
-        choice(self.optimizer, "optimizer", ("adamw", "muon"))
-        choice(self.dtype, "dtype", ("auto", "float32", "bfloat16", "float16"))
-        text(self.device, "device", 32)
-        flag(self.compile, "compile")
-        text(self.sample_prompt, "sample_prompt", 10_000)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        if not isinstance(d, dict):
-            raise ConfigError(f"The training settings must be a JSON object, got {type(d).__name__}.")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+from .tokenizer import Tokenizer
+from .train_config import TrainConfig
 
 
 def peak_flops(device: str) -> float | None:
@@ -467,174 +401,7 @@ class Trainer:
         return copy.eval()
 
 
-# --- building a run from names -------------------------------------------------------------
+if __name__ == "__main__":  # `python -m gpt.train`, as nanoGPT's train.py is run
+    from .train_cli import main
 
-
-def make_dataset(source: str, tokenizer_kind: str = "char", vocab_size: int | None = None, text: str | None = None,
-                 progress=None) -> Dataset:
-    """Load a corpus by name (or take `text`) and encode it with a new tokenizer."""
-    if text is None:
-        name, text = load_corpus(source)
-    else:
-        name = source
-        check_text(text, "The pasted text")
-    tok = build_tokenizer(tokenizer_kind, text, vocab_size=vocab_size, progress=progress)
-    return Dataset(text, tok, name=name)
-
-
-def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train_overrides: dict) -> tuple[GPTConfig, TrainConfig]:
-    """A preset merged with overrides: the one place a recipe becomes configs (the CLI, the app, the API).
-
-    An override of None keeps the preset's value; max_seconds 0 means no time limit.
-    """
-    p = preset(preset_name)
-    model_kw = {**p["model"], **{k: v for k, v in model_overrides.items() if v is not None}, "vocab_size": vocab_size}
-    train_kw = {**TrainConfig().to_dict(), **p["train"], **{k: v for k, v in train_overrides.items() if v is not None}}
-    if train_kw.get("max_seconds") == 0:
-        train_kw["max_seconds"] = None
-    return GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
-
-
-def resume_source(data_flag: str | None, meta: dict) -> str:
-    """The corpus a resumed run reads: the one named on the command line, else a built-in one.
-
-    A checkpoint can come from anyone; if its `data_source` chose the file, a downloaded checkpoint
-    could make this program read any file on the machine into a model (and its samples)."""
-    if data_flag:
-        return data_flag
-    saved = meta.get("data_source")
-    if saved == "shakespeare" or saved in SYNTHETIC:
-        return saved
-    name = str(meta.get("corpus") or "a text file")[:40]
-    raise DataError(f"This run was trained on {name!r}, a text file: name it again with --data FILE to resume. "
-                    "A checkpoint never chooses which file is read.")
-
-
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m gpt.train", description="Train a small GPT from scratch.")
-    ap.add_argument("--data", default=None, help="'shakespeare' (default), a synthetic task (addition, reverse, counting), "
-                    "or a UTF-8 file; with --resume, a file corpus must be named again")
-    ap.add_argument("--tokenizer", default="char", help="char, gpt2, bpe (also cl100k_base, o200k_base)")
-    ap.add_argument("--vocab-size", type=int, default=None, help="vocabulary size for --tokenizer bpe (256..16384)")
-    ap.add_argument("--preset", default=DEFAULT_PRESET, help="tiny, small, medium, fast (default)")
-    ap.add_argument("--model", dest="model_type", choices=["gpt", "bigram"], default=None)
-    ap.add_argument("--arch", choices=["classic", "modern"], default=None, help="classic = the lecture's GPT")
-    for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size", "--max-iters", "--grad-accum",
-                 "--eval-interval", "--eval-iters", "--seed", "--warmup-iters", "--sample-tokens"):
-        ap.add_argument(flag, type=int, default=None)
-    for flag in ("--dropout", "--lr", "--max-seconds", "--muon-lr", "--weight-decay"):
-        ap.add_argument(flag, type=float, default=None)
-    ap.add_argument("--optimizer", choices=["adamw", "muon"], default=None)
-    ap.add_argument("--no-mask", action="store_true", help="drop the causal mask (an encoder: it cheats)")
-    ap.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
-    ap.add_argument("--dtype", default=None, help="auto, float32, bfloat16")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
-    ap.add_argument("--out", default=None, help="run folder (default checkpoints/<data>-<tokenizer>)")
-    ap.add_argument("--resume", action="store_true", help="continue the run in --out")
-    ap.add_argument("--init-from", default=None, metavar="MODEL",
-                    help="fine-tune a transformers GPT-2 folder, a nanoGPT ckpt.pt or 'gpt2' (download) on --data")
-    return ap.parse_args(argv)
-
-
-def _train_overrides(args: argparse.Namespace) -> dict:
-    over = {k: getattr(args, k) for k in ("batch_size", "grad_accum", "max_iters", "max_seconds", "lr", "eval_interval",
-                                          "eval_iters", "seed", "warmup_iters", "optimizer", "muon_lr",
-                                          "weight_decay", "device", "dtype", "sample_tokens")}
-    if args.compile:
-        over["compile"] = True
-    return over
-
-
-def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
-
-    from .model import ARCHITECTURES
-
-    args = _parse_args(argv)
-    quiet = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 talks
-    say = (lambda *a, **k: None) if quiet else print
-    try:
-        out = Path(args.out or f"checkpoints/{Path(args.data or 'shakespeare').stem}-{args.tokenizer}")
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"--out {out} is a file, not a folder; give a run folder.")
-        if args.resume:
-            saved = ckpt.load_checkpoint(out)
-            args.data = resume_source(args.data, saved.meta)
-            model_cfg = saved.model_config
-            train_over = {k: getattr(args, k) for k in ("max_iters", "max_seconds") if getattr(args, k) is not None}
-            train_cfg = TrainConfig.from_dict({**saved.meta.get("train", {}), **train_over})
-            # a checkpoint can come from anyone: the batch and sizes it asks for meet the GPT_MAX_* limits
-            Limits.from_env().check_run(model_cfg, train_cfg)
-            name, text = load_corpus(args.data)
-            dataset = Dataset(text, saved.tokenizer, name=name)
-        elif args.init_from:  # nanoGPT's init_from: the imported model, its tokenizer, our training settings
-            from .convert import init_run
-
-            args.data = args.data or "shakespeare"
-            saved = init_run(args.init_from, out, dropout=args.dropout or 0.0)
-            model_cfg = saved.model_config
-            train_cfg = configs_from(args.preset, model_cfg.vocab_size, {}, _train_overrides(args))[1]
-            try:
-                Limits.from_env().check_run(model_cfg, train_cfg)  # GPT-2 124M: raise GPT_MAX_PARAMS to fine-tune it
-            except GPTError:
-                for written in (ckpt.WEIGHTS, ckpt.CONFIG, ckpt.STATUS):  # the import, so the same command can run again
-                    (out / written).unlink(missing_ok=True)
-                raise
-            name, text = load_corpus(args.data)
-            dataset = Dataset(text, saved.tokenizer, name=name)
-        else:
-            args.data = args.data or "shakespeare"
-            dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
-                                   progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
-            model_over = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout", "model_type")}
-            if args.arch:
-                model_over.update(ARCHITECTURES[args.arch])
-            if args.no_mask:
-                model_over["causal"] = False
-            model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, _train_overrides(args))
-        info = dataset.info()
-        say(f"corpus {dataset.name}: {info.n_chars:,} chars, {info.n_tokens:,} tokens "
-              f"({info.n_train:,} train / {info.n_val:,} val), vocab {info.vocab_size:,} [{dataset.tokenizer.name}]")
-        bar = None  # made once the trainer exists, so an error before it is a clean line
-
-        def on_step(p):
-            bar.n = p["step"]
-            bar.set_postfix(loss=f"{p['loss']:.3f}" if p["loss"] is not None else "-", tok_s=f"{p['tokens_per_sec']:.0f}",
-                            refresh=False)
-            bar.refresh() if p["step"] % 10 == 0 else None
-
-        def on_eval(r):
-            tqdm.write(f"step {r['step']:5d} | train {r['train_loss']:.4f} | val {r['val_loss']:.4f} | "
-                       f"val bpc {r['val_bpc']:.3f} | val ppl {r['val_ppl']:.2f} | lr {r['lr']:.2e} | {r['tokens_per_sec']:,.0f} tok/s | {r['elapsed_s']:.1f}s")
-
-        out.mkdir(parents=True, exist_ok=True)  # an unusable --out is a sentence now, not a failed run later
-        trainer = Trainer(model_cfg, train_cfg, dataset, out, resume=args.resume or bool(args.init_from),
-                          on_eval=on_eval, on_step=on_step,
-                          meta={"corpus": dataset.name, "data_source": args.data})
-        bar = tqdm(total=train_cfg.max_iters, initial=trainer.step, unit="step", dynamic_ncols=True, disable=quiet)
-        say(f"model: {trainer.n_params:,} parameters (all included), device {trainer.device}, "
-            f"{trainer.dist.world_size} process(es), run folder {out}")
-        state = trainer.run()
-        bar.close()
-        distributed.cleanup()
-    except GPTError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except OSError as err:  # the run folder cannot be made or written (read-only, a path through a file, ...)
-        print(f"error: cannot use the run folder {args.out or 'checkpoints/'}: {err.strerror or err}.", file=sys.stderr)
-        return 2
-    if state == "failed":
-        print(f"error: {trainer.error}", file=sys.stderr)
-        return 1
-    if quiet:
-        return 0
-    best = min(r["val_loss"] for r in trainer.metrics)
-    print(f"done: step {trainer.step}, best val loss {best:.4f}, {trainer.elapsed:.1f}s; checkpoint in {out}")
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

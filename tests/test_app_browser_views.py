@@ -44,7 +44,9 @@ sync_api = pytest.importorskip("playwright.sync_api")
 def make_shipped_run(root: Path, name: str = "shakespeare-char", max_iters: int = 200) -> None:
     """What helpers_app.make_shipped_run makes (a run with no owner, as the CLI writes it), trained in
     this process: no second Python and torch to start. Tiny Shakespeare when at hand, else addition."""
-    from gpt.train import Trainer, configs_from, make_dataset
+    from gpt.train import Trainer
+    from gpt.train_config import configs_from
+    from gpt.data import make_dataset
 
     source = "shakespeare" if shakespeare_available() else "addition"
     ds = make_dataset(source, "char")

@@ -28,7 +28,7 @@ from gpt.jobs import folder as folders
 from gpt import corpus as corpora
 from gpt import estimate as est
 from gpt.ui import generate as gen
-from gpt.ui import frames as plots, library, runtime
+from gpt.ui import frames as plots, library, pickers, runtime
 from gpt import device as devices
 from gpt.limits import Limits
 from gpt.ui.tokens import preview_html
@@ -481,8 +481,8 @@ def test_table_rows_and_labels(manager):
     rows = library.table_rows(runs)
     assert rows[0][:4] == [name, "yours", "addition", "char (13)"] and rows[0][-1] == "finished"
     assert len(rows[0]) == len(library.TABLE_HEADERS)
-    assert library.sampleable(runs) == runs
-    assert library.run_label(runs[0]).startswith(f"{name} · yours")
+    assert pickers.sampleable(runs) == runs
+    assert pickers.run_label(runs[0]).startswith(f"{name} · yours")
 
 
 # --- sampling ---------------------------------------------------------------------------------
@@ -660,7 +660,7 @@ def gr_skip():
 def test_generate_and_checkpoint_handlers(handlers, manager, tmp_path):
     name = finished(manager, "alice", max_iters=10)
     runs = handlers.generate.sample_runs("alice")
-    assert runs["value"] == name and (library.run_label(manager.runs.summary(name, "alice")), name) in runs["choices"]
+    assert runs["value"] == name and (pickers.run_label(manager.runs.summary(name, "alice")), name) in runs["choices"]
     out = list(handlers.generate.generate("alice", name, "1+", 20, 0.8, 5, 0.9, 3))
     assert out[-1][0].startswith("1+") and "Done" in out[-1][1]
     with pytest.warns(UserWarning):

@@ -43,7 +43,7 @@ def test_too_short_corpus_names_the_split_and_sizes():
 
 @pytest.mark.parametrize("text, message", [("", "empty"), ("   \n\t ", "only whitespace")])
 def test_empty_and_blank_corpora_are_refused(text, message):
-    from gpt.train import make_dataset as build
+    from gpt.data import make_dataset as build
 
     with pytest.raises(DataError, match=message):
         build("pasted", "char", text=text)

@@ -92,7 +92,7 @@ def test_an_uploaded_config_over_the_limits_is_refused_before_anything_is_built(
 ])
 def test_without_limits_the_loader_still_allocates_only_what_the_file_holds(weights, change):
     # the CLI loads the user's own files without a server's limits: the shapes must still match the file
-    refused_quickly(lambda: ckpt.load_checkpoint(with_meta(weights, change)), "n_layer|block_size|shape|missing|rotary")
+    refused_quickly(lambda: ckpt.load_checkpoint(with_meta(weights, change)), "n_layer|block_size|shape|missing|rotary|layers")
 
 
 def test_a_checkpoint_within_the_limits_loads(weights):

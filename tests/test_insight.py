@@ -24,7 +24,8 @@ from gpt.tokcompare import compare_tokenizers
 from gpt.ui.tokens import token_boxes
 from gpt.model import ARCHITECTURES, MODEL_PRESETS, GPTConfig, build_model, parameter_breakdown
 from gpt.tokenizer import CharTokenizer, build_tokenizer
-from gpt.train import Trainer, configs_from
+from gpt.train import Trainer
+from gpt.train_config import configs_from
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAKESPEARE = [os.path.join(os.environ.get("GPT_DATA_DIR", "data"), "tinyshakespeare.txt"),

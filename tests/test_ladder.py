@@ -13,7 +13,7 @@ from gpt.engine import KVCache
 from gpt.errors import ConfigError
 from gpt.jobs.request import RunRequest
 from gpt.model import ARCHITECTURES, GPT, MODEL_PRESETS, GPTConfig, build_model, count_parameters, parameter_breakdown
-from gpt.train import make_dataset
+from gpt.data import make_dataset
 
 C = 32  # the ladder's width
 

@@ -22,27 +22,10 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def lesson_page(manager):
-    """app.py's page if it mounts the Lesson tab, else the Train and Lesson tabs on one Page."""
-    import gradio as gr
-
+    """app.py's page, which mounts the Lesson tab."""
     import app
-    from gpt.ui.generate import ModelCache
-    from gpt.ui.lesson_tab import build_lesson_tab
-    from gpt.ui.page import PRIVATE, Page
-    from gpt.ui.train_tab import build_train_tab
 
-    if "build_lesson_tab" in Path(app.__file__).read_text():
-        return app.build_demo(manager)
-    with gr.Blocks(title="Build a GPT") as demo:
-        who = gr.BrowserState("", storage_key="gpt-browser-id")
-        page = Page(manager, ModelCache(), who, timer=gr.Timer(1.0))
-        with gr.Tabs():
-            page.tabs += [build_train_tab(page), build_lesson_tab(page)]
-        load = demo.load(page.browser_id, who, who, **PRIVATE)
-        for event in page.on_load:
-            load = load.then(**event)
-    demo.manager = manager
-    return demo
+    return app.build_demo(manager)
 
 
 @pytest.fixture(scope="module")

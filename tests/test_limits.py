@@ -9,7 +9,7 @@ from gpt import model as model_module
 from gpt.errors import ConfigError
 from gpt.limits import Limits
 from gpt.model import GPTConfig
-from gpt.train import TrainConfig
+from gpt.train_config import TrainConfig
 
 
 @pytest.fixture
@@ -106,7 +106,8 @@ def test_each_limit_comes_from_its_environment_variable():
 
 def test_stop_ends_the_sample_shown_at_an_evaluation_at_once():
     # sample_tokens=1e9 with eval_interval=1 made a run nobody could stop: the sample never looked at Stop
-    from gpt.train import Trainer, make_dataset
+    from gpt.train import Trainer
+    from gpt.data import make_dataset
 
     ds = make_dataset("addition")
     cfg = GPTConfig(vocab_size=ds.tokenizer.vocab_size, n_layer=1, n_head=1, n_embd=8, block_size=16)

@@ -19,10 +19,21 @@ def _switches():
     for f in fields(GPTConfig):
         if f.type in ("bool", bool):
             out[f.name] = st.booleans()
-    out["pos_emb"] = st.sampled_from(["learned", "rope"])
-    out["activation"] = st.sampled_from(["gelu", "relu2"])
-    out["model_type"] = st.sampled_from(["gpt", "gpt", "gpt", "bigram"])
+    choices = dict(pos_emb=["learned", "rope"], activation=["gelu", "relu2", "relu"], model_type=["gpt"] * 3 + ["bigram"],
+                   ffn=["mlp", "linear", "none"], attn_scale=["head", "embd"], init=["gpt2", "torch"])
+    names = {f.name for f in fields(GPTConfig)}
+    for name, options in choices.items():
+        if name in names:
+            out[name] = st.sampled_from([o for o in options if _accepted(name, o)])
     return out
+
+
+def _accepted(name, value) -> bool:
+    try:
+        GPTConfig(**{name: value})
+        return True
+    except ConfigError:
+        return False
 
 
 @st.composite

@@ -17,7 +17,8 @@ from gpt.model import ARCHITECTURES, MODEL_PRESETS, GPTConfig, build_model
 from gpt.optim import Muon, build_optimizers, lr_multiplier, orthogonalise
 from gpt.presets import DEFAULT_PRESET, PRESETS, preset
 from gpt.tokenizer import CharTokenizer
-from gpt.train import TrainConfig, Trainer, configs_from
+from gpt.train import Trainer
+from gpt.train_config import TrainConfig, configs_from
 
 ROOT = Path(__file__).resolve().parent.parent
 

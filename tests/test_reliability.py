@@ -36,7 +36,8 @@ from gpt.model import GPTConfig, build_model
 from gpt.jobs.folder import mark_interrupted
 from gpt.jobs import JobManager
 from gpt.tokenizer import CharTokenizer
-from gpt.train import TrainConfig, Trainer
+from gpt.train import Trainer
+from gpt.train_config import TrainConfig
 from gpt.ui import generate as gen
 from gpt.ui import frames as plots
 from gpt.limits import Limits

@@ -250,3 +250,18 @@ def test_the_page_piece_in_a_browser_trains_in_slices_and_shows_the_slice_line(m
         demo.close()
     name = manager.runs.current_run("student")
     assert h.runs.record(name)["slices"] >= 2
+
+
+def test_a_slice_holds_the_folders_writer_lock_so_others_can_see_it_is_busy(manager):
+    from gpt.jobs import folder as folders
+
+    seen = {}
+
+    def look(order):
+        seen["locked"] = folders.locked(Path(order.run_dir))
+        raise SliceKilled("cut off")
+
+    h = SliceHandlers(manager, look, SHORT)
+    name = h.runs.begin("me", addition(), tiny_request(100))
+    h.runs.run_slice("me", name)
+    assert seen["locked"] and not folders.locked(manager.runs.run_path(name))

@@ -23,7 +23,8 @@ from gpt.presets import DEFAULT_PRESET
 from gpt.slices import STOP_REQUEST, Pacer, SliceOrder, SliceResult, read_step_losses, saved_step, train_slice
 from gpt.data import Dataset
 from gpt.tokenizer import CharTokenizer
-from gpt.train import Trainer, configs_from
+from gpt.train import Trainer
+from gpt.train_config import configs_from
 from gpt.zerogpu import SliceKilled, StandIn
 
 pytestmark = pytest.mark.timeout(600)

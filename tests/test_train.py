@@ -10,7 +10,10 @@ from gpt.data import Dataset
 from gpt.model import GPTConfig
 from gpt.sample import main as sample_main
 from gpt.tokenizer import CharTokenizer
-from gpt.train import TrainConfig, Trainer, configs_from, main as train_main, make_dataset
+from gpt.train import Trainer
+from gpt.train_config import TrainConfig, configs_from
+from gpt.train_cli import main as train_main
+from gpt.data import make_dataset
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32)
 

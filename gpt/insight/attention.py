@@ -8,7 +8,6 @@ and keys, and check that those weights rebuild the layer's real output.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch

@@ -42,9 +42,7 @@ def next_token_view(model: torch.nn.Module, tokenizer: Tokenizer, prompt: str, t
     Temperature 0 is greedy: all mass on the argmax, as in `sample_next_token`.
     A top_k of 0 and a top_p of 1 mean "off" (what an empty UI field sends).
     """
-    top_k = None if not top_k else int(top_k)
-    top_p = None if top_p is None or top_p >= 1 else float(top_p)
-    settings = SamplingSettings(max_new_tokens=1, temperature=temperature, top_k=top_k, top_p=top_p)
+    settings = SamplingSettings.from_values(1, temperature, top_k, top_p)  # the page's convention, types checked
     notes = settings.validate(tokenizer.vocab_size)  # SamplingError for impossible values
     idx = prompt_tensor(model, tokenizer, prompt)
     was_training = model.training

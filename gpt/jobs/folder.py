@@ -161,6 +161,14 @@ def acquire_lock(path: Path, busy_here: bool = False) -> None:
     raise TrainingError(f"Could not lock run {path.name!r}; try again.")  # pragma: no cover
 
 
+def locked(path: Path) -> bool:
+    """True while a live process holds the folder's writer lock (a run training here, a GPU slice, ...)."""
+    try:
+        return pid_alive(((Path(path) / LOCK_FILE).read_text(encoding="utf-8")).strip())
+    except OSError:
+        return False
+
+
 def release_lock(path: Path) -> None:
     lock = Path(path) / LOCK_FILE
     with contextlib.suppress(OSError):

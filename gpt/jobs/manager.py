@@ -47,7 +47,8 @@ from .book import RunBook
 from .labels import Labels
 from .identity import Signer
 from .request import RunRequest, check_request
-from ..train import TrainConfig, Trainer
+from ..train import Trainer
+from ..train_config import TrainConfig
 from .. import corpus as corpora
 from .. import estimate
 from ..device import training_device

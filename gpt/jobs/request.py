@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..model import ARCHITECTURES, GPTConfig
 from ..presets import DEFAULT_PRESET
 from ..tokenizer import TOKENIZER_KINDS
-from ..train import TrainConfig, configs_from
+from ..train_config import TrainConfig, configs_from
 from .. import corpus as corpora
 from .. import ladder
 from ..limits import Limits

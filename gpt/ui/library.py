@@ -43,25 +43,6 @@ def table_rows(runs: list[RunStatus]) -> list[list]:
     return rows
 
 
-def sampleable(runs: list[RunStatus]) -> list[RunStatus]:
-    """Runs that can be sampled: a checkpoint on disk, or training right now."""
-    return [r for r in runs if r.has_weights or r.state == "running"]
-
-
-def run_label(r: RunStatus) -> str:
-    bits = [r.name, r.whose, r.corpus, r.tokenizer]
-    if r.state == "running":
-        bits.append(f"training, step {r.step:,}")
-    elif r.step:
-        bits.append(f"step {r.step:,}")
-    return " · ".join(bits)
-
-
-def short_label(r: RunStatus) -> str:
-    """A label that does not go stale while the run trains (for the comparison picker)."""
-    return " · ".join([r.name, r.whose, r.corpus, r.tokenizer])
-
-
 def import_checkpoint(manager: JobManager, owner: str, file_path: str, original_name: str | None = None) -> str:
     """Validate an uploaded checkpoint and make it a run of `owner`. Returns the run name."""
     if not owner:

@@ -1,0 +1,91 @@
+"""The training settings of a run, checked field by field, and the one place a preset becomes configs.
+
+`TrainConfig` is what `gpt.train.Trainer` needs besides the model's `GPTConfig`;
+`configs_from` merges a named preset (`gpt.presets`) with overrides, for the
+CLI, the app and the API alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .engine import MAX_NEW_TOKENS_CAP
+from .errors import ConfigError
+from .model import GPTConfig
+from .presets import preset
+from .validate import choice, flag, number, text, whole
+
+
+# Sane ranges, not a server's limits: (field, lowest, highest[, lowest excluded])
+TRAIN_WHOLE_RANGES = [("batch_size", 1, 2**20), ("max_iters", 1, 10**9), ("eval_interval", 1, 10**9),
+                      ("eval_iters", 1, 10**5), ("grad_accum", 1, 2**10), ("warmup_iters", 0, 10**9),
+                      ("seed", 0, 2**40), ("sample_tokens", 0, MAX_NEW_TOKENS_CAP)]
+TRAIN_NUMBER_RANGES = [("lr", 0, 1e12, True), ("min_lr_ratio", 0, 1, False), ("weight_decay", 0, 10, False),
+                       ("beta1", 0, 1, False), ("beta2", 0, 1, False), ("grad_clip", 0, 1e6, False),
+                       ("muon_lr", 0, 1e12, True)]
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 12
+    max_iters: int = 2000
+    max_seconds: float | None = None  # stop (with a final eval and save) after this much training time
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_iters: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    grad_accum: int = 1  # micro-batches per step: same effective batch in less memory
+    optimizer: str = "adamw"  # 'adamw' or 'muon' (hidden matrices on Muon, the rest on AdamW)
+    muon_lr: float = 0.02
+    eval_interval: int = 250
+    eval_iters: int = 20
+    device: str = "auto"
+    dtype: str = "auto"  # 'auto': bf16 on CUDA GPUs that have it, else float32
+    compile: bool = False
+    seed: int = 1337
+    sample_prompt: str = ""  # sample shown at every evaluation ('' = a start token)
+    sample_tokens: int = 120  # 0 turns the per-eval sample off
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Types and sane ranges, each refusal naming the field; a server's own limits are `gpt.limits`."""
+        for name, lo, hi in TRAIN_WHOLE_RANGES:
+            setattr(self, name, whole(getattr(self, name), name, lo, hi))
+        for name, lo, hi, low_open in TRAIN_NUMBER_RANGES:
+            label = "The learning rate" if name == "lr" else name
+            setattr(self, name, number(getattr(self, name), label, lo, hi, low_open=low_open))
+        if self.max_seconds is not None:
+            self.max_seconds = number(self.max_seconds, "max_seconds", 0, 10**8, low_open=True)
+        choice(self.optimizer, "optimizer", ("adamw", "muon"))
+        choice(self.dtype, "dtype", ("auto", "float32", "bfloat16", "float16"))
+        text(self.device, "device", 32)
+        flag(self.compile, "compile")
+        text(self.sample_prompt, "sample_prompt", 10_000)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"The training settings must be a JSON object, got {type(d).__name__}.")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train_overrides: dict) -> tuple[GPTConfig, TrainConfig]:
+    """A preset merged with overrides: the one place a recipe becomes configs (the CLI, the app, the API).
+
+    An override of None keeps the preset's value; max_seconds 0 means no time limit.
+    """
+    p = preset(preset_name)
+    model_kw = {**p["model"], **{k: v for k, v in model_overrides.items() if v is not None}, "vocab_size": vocab_size}
+    train_kw = {**TrainConfig().to_dict(), **p["train"], **{k: v for k, v in train_overrides.items() if v is not None}}
+    if train_kw.get("max_seconds") == 0:
+        train_kw["max_seconds"] = None
+    return GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
