@@ -28,7 +28,7 @@ from ..errors import ConvertError, GPTError
 from ..jobs import JobManager
 from ..jobs import folder as folders
 from ..jobs.folder import write_app_info
-from .library import run_label
+from .pickers import run_label
 from .messages import problem, say
 from .page import PRIVATE, Page
 
