@@ -19,7 +19,7 @@ import re
 import pytest
 
 from helpers_class import TOKEN, launch_class_app
-from test_app_browser import ARGS, CHROMIUM, SHOTS, set_number, text, wait_text
+from test_app_browser import ARGS, CHROMIUM, SHOTS, pick_addition_and_tiny, set_number, text, wait_text
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.timeout(600)
@@ -58,13 +58,7 @@ def ask_for_a_run(page, name: str, iters: int) -> None:
     box.fill(name)
     box.press("Enter")
     wait_text(page, "display-name-msg", "Saved")
-    page.click("#corpus input")
-    page.get_by_role("option", name="Synthetic: addition (37+45=82)").click()
-    wait_text(page, "corpus-stats", "addition")
-    page.click("#settings .label-wrap")
-    page.click("#preset input")
-    page.get_by_role("option", name="tiny", exact=False).first.click()
-    page.wait_for_function("document.querySelector('#n-embd input[type=number]').value == '32'")
+    pick_addition_and_tiny(page)
     set_number(page, "max-iters", iters)
     page.locator("#share input").check()
     page.click("#start-btn")
