@@ -49,6 +49,7 @@ class RunStatus:
     created: float
     updated: float
     queue_position: int | None = None
+    starts_in_s: float | None = None  # queued: estimated seconds until it starts (gpt.jobs.queue_eta); eta_s too
     # progress: filled by RunBook.status for one run
     tokens_per_sec: float = 0.0
     eta_s: float | None = None
@@ -66,6 +67,7 @@ class RunStatus:
     history: list = field(default_factory=list)  # [step, batch loss] of every step (downsampled when long)
     end_reason: str | None = None  # once ended: why, as a sentence
     request: dict = field(default_factory=dict)  # what the Train tab asked for (restores the form)
+    label: str = ""  # the owner's display name as app.json keeps it (the teacher's page: gpt.jobs.labels)
 
     @property
     def limit(self) -> str:
@@ -95,7 +97,7 @@ class RunStatus:
 
     def to_json(self) -> dict:
         out = asdict(self)
-        del out["owner"]
+        del out["owner"], out["label"]  # the teacher's page shows names; the API keeps its shape
         out["whose"] = self.whose
         out["limit"] = self.limit
         return out
@@ -176,4 +178,5 @@ def describe(path: Path, owner: str | None = None) -> RunStatus:
         has_weights=has_weights,
         created=app.get("created", 0),
         updated=(path / ckpt.WEIGHTS).stat().st_mtime if has_weights else app.get("created", 0),
+        label=str(app.get("label") or ""),
     )

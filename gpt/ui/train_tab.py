@@ -178,7 +178,8 @@ class TrainHandlers:
                 name = None
         steps = len(self.read.step_losses(name)) if name else 0
         sig = [name, status and status.state, status and status.step, steps,
-               status and len(status.metrics), status and status.queue_position, status and status.message]
+               status and len(status.metrics), status and status.queue_position, status and status.message,
+               status and status.starts_in_s]
         same = unchanged(sig, last, 7)
         if same:
             return same
