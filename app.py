@@ -25,9 +25,11 @@ from gpt.ui.generate import ModelCache
 from gpt.ui.generate_tab import build_generate_tab
 from gpt.ui.identity import Identity
 from gpt.ui.lesson_tab import build_lesson_tab
+from gpt.ui.name_field import build_name_field
 from gpt.ui.page import PRIVATE, Page
 from gpt.ui.projector import build_projector_toggle
 from gpt.ui.runtime import browser_secret, runtime_line
+from gpt.ui.teacher import build_teacher_page
 from gpt.ui.theme import CSS, INTRO
 from gpt.ui.train_tab import build_train_tab
 from gpt.ui.uploads import keep_swept
@@ -46,6 +48,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         build_projector_toggle(page)
         gr.Markdown(INTRO, elem_id="intro")
         gr.Markdown(runtime_line(manager.limits), elem_id="runtime")
+        build_name_field(page)  # a display name for the class board (adds to page.on_load)
         with gr.Tabs():
             page.tabs += [build_train_tab(page), build_lesson_tab(page), build_generate_tab(page),
                           build_checkpoints_tab(page)]
@@ -53,6 +56,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         load = demo.load(who.sign_in, who, who, **PRIVATE)
         for event in page.on_load:
             load = load.then(**event)
+    build_teacher_page(demo, manager)  # /teacher, only when GPT_TEACHER_TOKEN is set
     demo.manager = manager  # tests and scripts reach the run service through the demo
     return demo
 

@@ -1,6 +1,6 @@
 """Training benchmarks: time to quality and throughput, each printed as a markdown table row.
 
-    python bench/bench_train.py quality                 # the default preset via the CLI, 3 runs, median
+    python bench/bench_train.py quality                 # the default preset (and its tokenizer) via the CLI, 3 runs
     python bench/bench_train.py quality --runs 5 -- --preset small --max-iters 2000 --dropout 0
     python bench/bench_train.py throughput              # nanoGPT's CPU shape: small preset, batch 12, float32
     python bench/bench_train.py throughput --dtype bfloat16 --threads 1
@@ -45,8 +45,8 @@ def cpu_note() -> str:
 
 
 def quality(args: argparse.Namespace, extra: list[str]) -> None:
-    cli = ["--data", "shakespeare", "--tokenizer", "char", *extra]
-    losses, walls, steps, cpus, loads, procs = [], [], [], [], [], []
+    cli = ["--data", "shakespeare", *extra]  # the preset's tokenizer unless extra names one
+    losses, bpcs, walls, steps, cpus, loads, procs = [], [], [], [], [], [], []
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as out:
             cmd = [sys.executable, "-m", "gpt.train", *cli, "--out", out]
@@ -60,19 +60,20 @@ def quality(args: argparse.Namespace, extra: list[str]) -> None:
             rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines() if line.strip()]
             last = rows[-1]
             losses.append(last["val_loss"])
+            bpcs.append(last["val_bpc"])
             walls.append(last["elapsed_s"])
             steps.append(last["step"])
             cpus.append((after.children_user + after.children_system) - (before.children_user + before.children_system))
             loads.append((l0, load()))
-            print(f"  run {i + 1}: val {last['val_loss']:.4f} at step {last['step']} in {last['elapsed_s']:.1f}s of training "
+            print(f"  run {i + 1}: val {last['val_loss']:.4f} ({last['val_bpc']:.4f} bpc) at step {last['step']} in {last['elapsed_s']:.1f}s of training "
                   f"({procs[-1]:.1f}s for the whole command, cpu {cpus[-1]:.0f}s, load {l0:.2f}->{loads[-1][1]:.2f})",
                   file=sys.stderr)
     med = statistics.median
     shown = "python -m gpt.train " + " ".join(shlex.quote(c) for c in cli)
-    print("| figure | command | median | runs (val) | load (1-min) |")
+    print("| figure | command | median | runs (val bpc) | load (1-min) |")
     print("|---|---|---|---|---|")
-    print(f"| val loss / training s / whole command s / steps | `{shown}` | {med(losses):.4f} / {med(walls):.1f} s / "
-          f"{med(procs):.1f} s / {med(steps):.0f} | {', '.join(f'{v:.3f}' for v in losses)} | "
+    print(f"| val bpc / val loss / training s / whole command s / steps | `{shown}` | {med(bpcs):.4f} / {med(losses):.4f} / "
+          f"{med(walls):.1f} s / {med(procs):.1f} s / {med(steps):.0f} | {', '.join(f'{v:.3f}' for v in bpcs)} | "
           f"{min(min(x) for x in loads):.1f}-{max(max(x) for x in loads):.1f} |")
 
 

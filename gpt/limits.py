@@ -24,17 +24,22 @@ ask for. Each limit is an environment variable:
                            optimizer moments and activations, the logits included;
                            default 4,096, which the medium preset fits)
 - GPT_MAX_EVAL_ITERS       batches per evaluation (default 200, the medium preset's)
+- GPT_MAX_RUN_SECONDS      training time of one run, in seconds: a longer
+                           time limit (or none) is cut to it (default 0: none)
 
 The same limits hold for the page, the API, resumed runs and uploaded
 checkpoints: `check_model` and `check_train` (both in `check_run`) are the
 one place a run's shape is held against them, and they count by arithmetic,
 so 10**30 layers are refused in microseconds; no model is built to check.
+
+The teacher's page replaces three of them live (`JobManager.set_limits`):
+`with_class_limits` checks what the teacher typed and returns new Limits.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .device import training_device
@@ -66,6 +71,7 @@ class Limits:
     max_batch_size: int = 256
     max_upload_mb: int = 50
     max_new_tokens: int = 2_000
+    max_run_seconds: int = 0  # 0: no class-wide time limit per run
     max_queue: int = 60  # runs waiting at once, everyone together: a flood of fresh identities cannot hold the queue
     max_runs_per_address: int = 40  # queued or training from one network address (a classroom shares one)
     max_layers: int = 12
@@ -85,6 +91,7 @@ class Limits:
             max_batch_size=_env_int(env, "GPT_MAX_BATCH_SIZE", cls.max_batch_size),
             max_upload_mb=_env_int(env, "GPT_MAX_UPLOAD_MB", cls.max_upload_mb),
             max_new_tokens=_env_int(env, "GPT_MAX_NEW_TOKENS", cls.max_new_tokens),
+            max_run_seconds=_env_int(env, "GPT_MAX_RUN_SECONDS", 0, minimum=0),
             max_queue=_env_int(env, "GPT_MAX_QUEUE", cls.max_queue),
             max_runs_per_address=_env_int(env, "GPT_MAX_RUNS_PER_ADDRESS", cls.max_runs_per_address),
             max_layers=_env_int(env, "GPT_MAX_LAYERS", cls.max_layers),
@@ -179,3 +186,24 @@ class Limits:
                 f"{what} is {n_bytes / 2**20:.1f} MB, over this server's limit of {self.max_upload_mb} MB "
                 "(GPT_MAX_UPLOAD_MB); use a smaller file."
             )
+
+    def cap_seconds(self, max_seconds: float | None) -> float | None:
+        """A run's time limit under the class's: the smaller of the two (None: no limit at all)."""
+        if not self.max_run_seconds:
+            return max_seconds
+        return min(float(max_seconds), float(self.max_run_seconds)) if max_seconds else float(self.max_run_seconds)
+
+    def with_class_limits(self, run_seconds, concurrent_jobs, max_params) -> "Limits":
+        """The teacher's three levers, checked: a sentence naming the field for a bad value."""
+        def whole(value, field: str, minimum: int) -> int:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{field} must be a number, got {value!r}.") from None
+            if number != number or number < minimum or number != int(number) or number > 10**12:
+                raise ConfigError(f"{field} must be a whole number of at least {minimum}, got {value!r}.")
+            return int(number)
+
+        return replace(self, max_run_seconds=whole(run_seconds, "Time per run (seconds)", 0),
+                       max_concurrent_jobs=whole(concurrent_jobs, "Runs at the same time", 1),
+                       max_params=whole(max_params, "Largest model (parameters)", 1))

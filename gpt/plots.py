@@ -13,6 +13,7 @@ import functools
 import io
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import matplotlib
@@ -20,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure as _MatplotlibFigure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from .insight import AttentionMaps, MaskExperiment, NextTokenView, RunSummary, parameter_rows, show_piece  # noqa: E402
@@ -34,18 +35,35 @@ PROJECTOR = {
 BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#c8c8c8"
 MASKED = "#d9d9d9"  # cells the causal mask removes
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# rc_context sets matplotlib's global rcParams: one styled build or render at a time across threads
+_STYLE_LOCK = threading.RLock()
+
+
+class Figure(_MatplotlibFigure):
+    """A matplotlib Figure that draws under the projector style, whoever renders it
+    (`figure_png`, or gr.Plot given the figure itself).
+
+    Artists matplotlib makes lazily at draw time (ticks, colorbar labels, the
+    constrained layout) get the large fonts too, and the figure is drawn once,
+    when it is rendered: drawing it at build time as well doubled the cost of
+    every view (~40% of a figure's time).
+    """
+
+    def draw(self, renderer):
+        with _STYLE_LOCK, matplotlib.rc_context(PROJECTOR):
+            return super().draw(renderer)
+
+
+Figure.__module__ = _MatplotlibFigure.__module__  # gr.Plot knows a matplotlib figure by its module
 
 
 def _projector(fn):
-    """Build the figure under the projector style. The final draw creates every lazy artist
-    (ticks, constrained layout) inside the style too, not later at save time."""
+    """Build the figure under the projector style (the artists made now); `Figure.draw` styles the rest."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs) -> Figure:
-        with matplotlib.rc_context(PROJECTOR):
-            fig = fn(*args, **kwargs)
-            fig.draw_without_rendering()
-        return fig
+        with _STYLE_LOCK, matplotlib.rc_context(PROJECTOR):
+            return fn(*args, **kwargs)
 
     return wrapper
 
@@ -104,31 +122,54 @@ def attention_figure(maps: AttentionMaps, layer: int = 0, head: int = 0) -> Figu
     return fig
 
 
-@_projector
-def attention_grid_figure(maps: AttentionMaps) -> Figure:
-    """Every layer (rows) and head (columns) at once: spot the heads that do something distinct."""
+def attention_mosaic(maps: AttentionMaps, gap: int = 1) -> np.ndarray:
+    """Every head's (T, T) map tiled in one array: layers down, heads across, `gap` NaN cells
+    between tiles, the masked future NaN too. (n_layer * (T + gap) - gap, n_head * (T + gap) - gap)."""
     n_layer, n_head, T, _ = maps.weights.shape
-    cell = 3.2 if n_head <= 4 else 2.6
-    fig = Figure(figsize=(cell * n_head + 1.2, cell * n_layer + 0.8), layout="constrained")
-    axes = fig.subplots(n_layer, n_head, squeeze=False)
-    labels = T <= 16
+    step = T + gap
+    mosaic = np.full((n_layer * step - gap, n_head * step - gap), np.nan)
+    future = np.triu(np.ones((T, T), dtype=bool), 1) if maps.causal else np.zeros((T, T), dtype=bool)
+    weights = maps.weights.numpy()
     for layer in range(n_layer):
         for head in range(n_head):
-            ax = axes[layer, head]
-            im = _attention_image(ax, maps.weights[layer, head].numpy(), maps.causal)
-            ax.set_title(f"layer {layer} · head {head}", fontsize=14)
-            if labels:
-                _token_ticks(ax, maps.pieces, fontsize=10)
-                if head:
-                    ax.set_yticklabels([])
-                if layer < n_layer - 1:
-                    ax.set_xticklabels([])
-            else:
-                ax.set_xticks([])
-                ax.set_yticks([])
-    fig.colorbar(im, ax=axes, shrink=0.6, label="attention weight")
-    fig.suptitle("Rows: the token that looks. Columns: the token looked at." + ("" if maps.causal else " (no mask)"),
-                 fontsize=16)
+            mosaic[layer * step : layer * step + T, head * step : head * step + T] = np.where(
+                future, np.nan, weights[layer, head])
+    return mosaic
+
+
+@_projector
+def attention_grid_figure(maps: AttentionMaps) -> Figure:
+    """Every layer (rows) and head (columns) at once: spot the heads that do something distinct.
+
+    One image of all the tiles (`attention_mosaic`), not a subplot per head:
+    16 small axes with their ticks took ~2 s to lay out and draw on a busy
+    2-core machine; one axes takes a tenth of that. Token labels live in the
+    single-head heatmap; here the axes name the layers and heads.
+    """
+    n_layer, n_head, T, _ = maps.weights.shape
+    mosaic = attention_mosaic(maps)
+    rgba = matplotlib.colormaps["Blues"](np.nan_to_num(mosaic, nan=0.0))  # (rows, cols, 4)
+    future = np.isnan(mosaic)
+    gaps = np.zeros_like(future)
+    gaps[T :: T + 1, :] = True
+    gaps[:, T :: T + 1] = True
+    rgba[future] = matplotlib.colors.to_rgba(MASKED)
+    rgba[gaps] = (1.0, 1.0, 1.0, 1.0)
+    cell = 3.2 if n_head <= 4 else 2.6
+    fig = Figure(figsize=(cell * n_head + 2.2, cell * n_layer + 1.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(rgba, interpolation="nearest")
+    centres = [(T - 1) / 2 + i * (T + 1) for i in range(max(n_layer, n_head))]
+    ax.set_xticks(centres[:n_head], [f"head {h}" for h in range(n_head)])
+    ax.set_yticks(centres[:n_layer], [f"layer {layer}" for layer in range(n_layer)])
+    ax.tick_params(length=0)
+    ax.xaxis.set_ticks_position("top")
+    for side in ax.spines.values():
+        side.set_visible(False)
+    colours = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0.0, 1.0), matplotlib.colormaps["Blues"])
+    fig.colorbar(colours, ax=ax, shrink=0.6, label="attention weight")
+    fig.suptitle("In each tile, rows: the token that looks; columns: the token looked at."
+                 + ("" if maps.causal else " (no mask)"), fontsize=16)
     return fig
 
 
@@ -281,9 +322,13 @@ def mask_figure(experiment: MaskExperiment) -> Figure:
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes."""
+    """The figure as PNG bytes.
+
+    zlib level 1: these flat-coloured figures compress ~25% less than at the
+    default level 6 but ~3x faster (a 1,300 x 1,100 heatmap: 0.2 s against 0.55 s).
+    """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white", pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 

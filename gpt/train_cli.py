@@ -19,7 +19,7 @@ from . import distributed
 from .data import SYNTHETIC, Dataset, load_corpus, make_dataset
 from .errors import ConfigError, DataError, GPTError
 from .limits import Limits
-from .presets import DEFAULT_PRESET
+from .presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
 from .train import Trainer
 from .train_config import TrainConfig, configs_from
 
@@ -43,9 +43,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m gpt.train", description="Train a small GPT from scratch.")
     ap.add_argument("--data", default=None, help="'shakespeare' (default), a synthetic task (addition, reverse, counting), "
                     "or a UTF-8 file; with --resume, a file corpus must be named again")
-    ap.add_argument("--tokenizer", default="char", help="char, gpt2, bpe (also cl100k_base, o200k_base)")
+    ap.add_argument("--tokenizer", default=None, help="char, gpt2, bpe (also cl100k_base, o200k_base); default: the preset's")
     ap.add_argument("--vocab-size", type=int, default=None, help="vocabulary size for --tokenizer bpe (256..16384)")
-    ap.add_argument("--preset", default=DEFAULT_PRESET, help="tiny, small, medium, fast (default)")
+    ap.add_argument("--preset", default=DEFAULT_PRESET, help=f"{', '.join(PRESETS)} (default {DEFAULT_PRESET})")
     ap.add_argument("--model", dest="model_type", choices=["gpt", "bigram"], default=None)
     ap.add_argument("--arch", choices=["classic", "modern"], default=None, help="classic = the lecture's GPT")
     for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size", "--max-iters", "--grad-accum",
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from .model import ARCHITECTURES
 
     args = _parse_args(argv)
+    args.tokenizer, args.vocab_size = preset_tokenizer(args.preset, args.tokenizer, args.vocab_size)
     quiet = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 talks
     say = (lambda *a, **k: None) if quiet else print
     try:

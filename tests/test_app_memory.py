@@ -78,4 +78,5 @@ def test_absurd_runs_are_refused_by_the_server_in_seconds_without_growing_it(ser
         assert _status(proc.pid, "VmRSS") < idle + OVER_IDLE, name
     peak = _status(proc.pid, "VmHWM")  # the kernel's high-water mark since the server started
     assert peak < idle + OVER_IDLE, f"peak {peak / 2**20:.0f} MB, idle {idle / 2**20:.0f} MB"
-    assert client.predict(api_name="/list_runs") == []  # nothing was queued or made
+    runs = client.predict(api_name="/list_runs")  # a shipped run may be listed; none of these was queued
+    assert not [r for r in runs if r["state"] in ("queued", "preparing", "running")], runs

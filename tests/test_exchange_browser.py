@@ -1,8 +1,8 @@
 """The exchange panel in a real browser: download a run for transformers and nanoGPT, upload nanoGPT files,
 read the refusals.
 
-app.py does not call `build_exchange_panel` yet, so the panel is mounted the
-way the Checkpoints tab will mount it, in a small gr.Blocks page of its own.
+Twice: in a small gr.Blocks page that mounts the panel alone (with its own run
+picker), and in the app itself, where the Checkpoints tab shares its run picker.
 Playwright drives Debian's Chromium (never `playwright install`); elements
 are found by elem_id and the page is never waited on for 'network idle'.
 """
@@ -60,14 +60,25 @@ def served(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(served):
-    with sync_api.sync_playwright() as p:
+def browser():
+    with sync_api.sync_playwright() as p:  # one per module: Playwright's sync API does not nest
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        page.set_default_timeout(60_000)
-        page.goto(served[0])
-        yield page
+        yield browser
         browser.close()
+
+
+def new_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(served, browser):
+    page = new_page(browser, served[0])
+    yield page
+    page.close()
 
 
 def wait_text(page, elem_id: str, needle: str) -> None:
@@ -76,8 +87,16 @@ def wait_text(page, elem_id: str, needle: str) -> None:
 
 
 def choose_run(page, name: str) -> None:
-    page.click("#exchange-run input")  # its focus event fills the choices with the runs the asker may see
-    page.get_by_role("option", name=name, exact=False).first.click()
+    """Open the picker (its focus event fills the choices with the runs the asker may see) and pick `name`."""
+    box = page.locator("#exchange-run input")
+    for _ in range(5):
+        page.mouse.click(5, 5)  # leave the picker first, so the next click opens it afresh
+        box.click()
+        page.get_by_role("option", name=name, exact=False).first.click()
+        page.wait_for_timeout(500)
+        if box.input_value().startswith(name):
+            return
+    raise AssertionError(f"the run picker did not keep {name!r}")
 
 
 def downloaded(page, elem_id: str) -> tuple[str, bytes]:
@@ -111,3 +130,28 @@ def test_a_modern_run_and_gpt2_get_plain_refusals(page):
     assert "rotary position embeddings" in page.locator("#exchange-msg").inner_text()
     page.click("#start-gpt2")
     wait_text(page, "exchange-msg", "124M parameters, over this server's limit of 25M")
+
+
+def test_in_the_app_the_checkpoints_tab_exports_and_imports(browser, tmp_path_factory, tmp_path):
+    from helpers_app import launch_app
+
+    root = tmp_path_factory.mktemp("app-runs")
+    random_run(root / "shipped")  # no owner file: a run everyone sees, like the shipped one
+    demo, url = launch_app(root)
+    try:
+        page = new_page(browser, url)
+        page.get_by_role("tab", name="3 · Checkpoints").click()
+        wait_text(page, "runs-table", "shipped")
+        name, _ = downloaded(page, "export-hf")
+        assert name == "shipped-transformers.zip"
+        name, data = downloaded(page, "export-nanogpt")
+        zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
+        page.set_input_files("#import-upload input[type=file]", [str(tmp_path / "shipped-nanoGPT" / "ckpt.pt"),
+                                                                 str(tmp_path / "shipped-nanoGPT" / "meta.pkl")])
+        wait_text(page, "exchange-msg", "Imported as")
+        page.click("#start-gpt2")
+        wait_text(page, "exchange-msg", "over this server's limit")
+        page.close()
+    finally:
+        demo.manager.shutdown()
+        demo.close()

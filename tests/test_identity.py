@@ -158,3 +158,18 @@ def test_a_run_folder_deleted_mid_training_is_not_recreated_without_its_owner(tm
     m.wait(job.name, 60)
     assert job.state == "failed" and "deleted while it trained" in job.error
     assert not job.path.exists()  # not recreated as an ownerless, public run
+
+
+def test_start_run_fields_of_the_wrong_type_get_a_sentence_naming_the_field():
+    import inspect
+
+    from gpt.errors import ConfigError
+    from gpt.ui.api import Api, _check_start
+
+    base = {k: v.default for k, v in inspect.signature(Api.start_run).parameters.items() if k not in ("self", "request")}
+    for bad, field in ((dict(n_layer="abc"), "n_layer"), (dict(corpus=[1]), "corpus"), (dict(max_seconds="abc"),
+                       "max_seconds"), (dict(max_iters=float("nan")), "max_iters"), (dict(name=5), "name"),
+                       (dict(batch_size=1e30), "batch_size"), (dict(text={"a": 1}), "text")):
+        with pytest.raises(ConfigError, match=field):
+            _check_start({**base, **bad})
+    _check_start(base)  # the defaults pass

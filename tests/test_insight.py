@@ -8,6 +8,7 @@ import io
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -132,7 +133,12 @@ def test_attention_figures_blank_the_future_and_label_tokens(tok):
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [show_piece(p) for p in maps.pieces]
     assert "⏎" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
     grid = plots.attention_grid_figure(maps)
-    assert sum(len(ax.images) for ax in grid.axes) == 2 * 2
+    mosaic = plots.attention_mosaic(maps)  # 2 layers x 2 heads, one blank cell between tiles
+    assert mosaic.shape == (2 * T + 1, 2 * T + 1)
+    tile = mosaic[T + 1 :, : T]  # layer 1, head 0
+    assert np.allclose(np.nan_to_num(tile), maps.head(1, 0).numpy() * ~future)
+    assert np.isnan(tile[future]).all() and np.isnan(mosaic[T]).all()  # the future and the gaps are blank
+    assert grid.axes[0].images[0].get_array().shape[:2] == mosaic.shape  # every head in one image
     with pytest.raises(GPTError, match="layer in 0..1"):
         maps.head(2, 0)
     assert len(strongest_links(maps, 0, 0)) == T

@@ -61,6 +61,8 @@ def open_lesson(browser, url, width=1366, height=768):
     page.set_default_timeout(90_000)
     page.goto(url)
     page.wait_for_selector("#corpus-stats")
+    page.locator("#tokenizer").get_by_text("Characters").click()  # the lecture's tokenizer (the page's default is BPE)
+    wait_text(page, "corpus-stats", "char (65 tokens)")
     page.get_by_role("tab", name="Lesson").click()
     wait_text(page, "lesson-output", "length of dataset in characters")
     return page

@@ -15,7 +15,7 @@ from gpt.data import Dataset, addition_corpus
 from gpt.engine import SamplingSettings, generate
 from gpt.model import ARCHITECTURES, MODEL_PRESETS, GPTConfig, build_model
 from gpt.optim import Muon, build_optimizers, lr_multiplier, orthogonalise
-from gpt.presets import DEFAULT_PRESET, PRESETS, preset
+from gpt.presets import DEFAULT_PRESET, PRESETS, preset, preset_tokenizer
 from gpt.tokenizer import CharTokenizer
 from gpt.train import Trainer
 from gpt.train_config import TrainConfig, configs_from
@@ -231,10 +231,18 @@ def test_every_preset_builds_valid_configs():
     for name in PRESETS:
         model_cfg, train_cfg = configs_from(name, 65, {}, {})
         assert model_cfg.vocab_size == 65 and train_cfg.max_iters > 0
-    assert DEFAULT_PRESET == "fast"
+    assert DEFAULT_PRESET == "two-minutes"
     assert preset("small")["model"] == MODEL_PRESETS["small"]  # nanoGPT's CPU shape, unchanged
-    fast_model, fast_train = configs_from("fast", 65, {}, {})
-    assert fast_train.max_seconds and fast_train.max_seconds <= 135  # the time-to-quality budget
+    for name, budget in (("fast", 135), ("two-minutes", 135), ("ten-minutes", 600)):
+        _, train_cfg = configs_from(name, 65, {}, {})
+        assert train_cfg.max_seconds and train_cfg.max_seconds <= budget  # the time-to-quality budgets
+
+
+def test_a_preset_brings_its_tokenizer_unless_one_is_asked_for():
+    assert preset_tokenizer("two-minutes") == ("bpe", 512)
+    assert preset_tokenizer("two-minutes", "char") == ("char", None)  # the preset's vocabulary size goes with it
+    assert preset_tokenizer("two-minutes", "bpe", 1024) == ("bpe", 1024)
+    assert preset_tokenizer("fast") == ("char", None) and preset_tokenizer("no-such-preset") == ("char", None)
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():

@@ -7,6 +7,9 @@ Uses the core (`gpt.*`) and knows nothing of Gradio.
 - `manager`  the scheduler: the queue and the worker threads (`JobManager`)
 - `book`     what runs there are and how they are doing (`JobManager.runs`)
 - `status`   `RunStatus`, the typed record every answer is
+- `queue_eta` when a queued run should start, from the runs ahead of it
+- `labels`   display names (`JobManager.labels`): what the teacher's page calls a student
+- `board`    the class challenge: best validation bits per character within a training time
 """
 
 from .book import RunBook

@@ -17,6 +17,7 @@ from .. import history
 from ..errors import CheckpointError
 from ..train import Trainer
 from . import folder as folders
+from .queue_eta import starts_in
 from .status import RunStatus, describe
 
 if TYPE_CHECKING:  # the scheduler owns the book; the book only reads it
@@ -101,6 +102,8 @@ class RunBook:
         if job is not None and job.active:  # this process knows better than the files
             info.state, info.message, info.end_reason = job.state, job.message, None
             info.queue_position = self.jobs.queue_position(name)
+            if job.state == "queued":
+                info.starts_in_s = starts_in(self.jobs, name)
             if job.trainer is not None:
                 info.step = job.trainer.step
         elif job is not None and info.state == job.state:
@@ -119,6 +122,8 @@ class RunBook:
         info.max_iters = progress.get("max_iters", info.max_iters)
         info.tokens_per_sec = progress.get("tokens_per_sec", last.get("tokens_per_sec", 0.0))
         info.eta_s = progress.get("eta_s") if trainer is not None else None
+        if info.state == "queued":
+            info.eta_s = info.starts_in_s  # a queued run's ETA is when it starts (the API's promise)
         info.elapsed_s = progress.get("elapsed_s", info.elapsed_s or last.get("elapsed_s", 0.0))
         info.max_seconds = train_limit(trainer, info.max_seconds)
         done = step / info.max_iters if info.max_iters else 0.0
@@ -127,6 +132,7 @@ class RunBook:
         info.fraction = progress.get("fraction", 1.0 if info.state == "finished" else min(1.0, done))
         info.loss = progress.get("loss")
         info.train_loss, info.val_loss, info.val_bpc = last.get("train_loss"), last.get("val_loss"), last.get("val_bpc")
+        info.val_ppl = last.get("val_ppl")
         info.latest_sample = last.get("sample", "")
         info.metrics = [{k: v for k, v in r.items() if k != "sample"} for r in rows]
         info.n_params = trainer.n_params if trainer is not None else info.params

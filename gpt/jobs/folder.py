@@ -196,3 +196,11 @@ def mark_interrupted(root: Path, live: set[str]) -> list[str]:
                           f"(last checkpoint at step {step}). Resume it to continue.", step=step)
         found.append(path.name)
     return found
+
+
+def update_app_info(path: Path, **changes) -> dict:
+    """Change some keys of a run's app.json (the teacher shares a run, a student names themself)."""
+    info = read_json(Path(path) / APP_FILE)
+    info.update(changes)
+    write_app_info(path, info)
+    return info

@@ -44,6 +44,7 @@ from ..errors import GPTError, TrainingError
 from ..model import GPTConfig
 from .folder import ACTIVE, CORPUS_FILE
 from .book import RunBook
+from .labels import Labels
 from .identity import Signer
 from .request import RunRequest, check_request
 from ..train import Trainer
@@ -52,6 +53,9 @@ from .. import corpus as corpora
 from .. import estimate
 from ..device import training_device
 from ..limits import Limits
+
+
+TEACHER = object()  # the owner argument of the teacher's page: no string a client sends is ever this object
 
 
 @dataclass
@@ -73,6 +77,8 @@ class Job:
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     then: list = field(default_factory=list)  # (corpus, request, name) to start, in turn, once this one finishes
+    plan: tuple | None = None  # (seconds, own time limit, seconds trained before): gpt.jobs.queue_eta's estimate
+    own_max_seconds: float | None = None  # the run's time limit before the class's cut it (set_limits may lift it)
     address: str | None = None  # the network address that asked for it (per-address queue bound)
 
     @property
@@ -93,6 +99,7 @@ class JobManager:
         self._sampling: Counter = Counter()
         self._closing = False
         self.runs = RunBook(self.root, self)
+        self.labels = Labels(self.root)  # display names, for the teacher's page and the class board
         self.identity = Signer(self.root)
         folders.mark_interrupted(self.root, set())  # runs left 'running' by a process that is gone
         ckpt.clean_stale_temp_files(self.root)  # half-written saves of a process that was killed
@@ -100,6 +107,8 @@ class JobManager:
     # --- who may touch a run ----------------------------------------------------------------
     def _check_owner(self, owner: str, name: str, action: str) -> Path:
         path = self.runs.run_path(name)
+        if owner is TEACHER:  # the teacher's page, once its token checked out
+            return path
         run_owner = self.runs.owner_of(name)
         if run_owner != owner or not owner:
             who = "ships with the app" if run_owner is None else "belongs to someone else"
@@ -295,6 +304,8 @@ class JobManager:
         job.state, job.message = "preparing", "Encoding the corpus" if job.request.tokenizer != "bpe" else "Training the BPE tokenizer"
         ckpt.write_status(job.path, "preparing", step=(job.resume_train or {}).get("step", 0))
         ds, model_cfg, train_cfg = self._dataset(job)
+        job.own_max_seconds = train_cfg.max_seconds
+        train_cfg.max_seconds = self.limits.cap_seconds(train_cfg.max_seconds)  # the class's time per run
         job.message = "Building the model"
         source = CORPUS_FILE if job.corpus.source == "text" else job.corpus.source  # never a server path
         trainer = Trainer(model_cfg, train_cfg, ds, job.path, resume=job.resume,
@@ -335,6 +346,8 @@ class JobManager:
                 raise TrainingError(f"Run {name!r} is {job.state}; stop it before deleting it.")
             if self._sampling[name]:
                 raise TrainingError(f"Someone is sampling from {name!r} right now; try again when they finish.")
+            if folders.locked(path):  # a GPU slice (or another process) is writing it
+                raise TrainingError(f"Run {name!r} is being trained right now; stop it before deleting it.")
             self._jobs.pop(name, None)
             self.runs.forget(name)
         shutil.rmtree(path)
@@ -373,6 +386,24 @@ class JobManager:
     # --- what only this process knows (RunBook reads it) ------------------------------------------
     def job(self, name: str) -> Job | None:
         return self._jobs.get(name)
+
+    def queue_snapshot(self) -> tuple[list[Job], list[Job], int]:
+        """The runs holding a slot, the runs waiting (in order) and the slots: what a queue estimate needs."""
+        with self._cond:
+            running = [j for j in self._jobs.values() if j.state in ("preparing", "running")]
+            return running, list(self._waiting), self.limits.max_concurrent_jobs
+
+    def set_limits(self, limits: Limits) -> None:
+        """Replace the class's limits live (the teacher's page): the queue wakes, running runs get the new
+        time per run. A run over a lowered limit of concurrent runs finishes; no new one starts until
+        fewer run than the limit."""
+        with self._cond:
+            self.limits = limits
+            for job in self._jobs.values():
+                trainer = job.trainer
+                if trainer is not None and job.state == "running":
+                    trainer.config.max_seconds = limits.cap_seconds(job.own_max_seconds)
+            self._cond.notify_all()
 
     def queue_position(self, name: str) -> int | None:
         """Where a run waits in the queue; None if it does not have to wait (it starts now, or runs)."""

@@ -49,6 +49,7 @@ class RunStatus:
     created: float
     updated: float
     queue_position: int | None = None
+    starts_in_s: float | None = None  # queued: estimated seconds until it starts (gpt.jobs.queue_eta); eta_s too
     # progress: filled by RunBook.status for one run
     tokens_per_sec: float = 0.0
     eta_s: float | None = None
@@ -58,6 +59,7 @@ class RunStatus:
     train_loss: float | None = None
     val_loss: float | None = None
     val_bpc: float | None = None
+    val_ppl: float | None = None  # perplexity: as unsure as a uniform choice among this many tokens
     latest_sample: str = ""
     metrics: list = field(default_factory=list)  # every evaluation row, without its sample text
     n_params: int = 0
@@ -65,6 +67,7 @@ class RunStatus:
     history: list = field(default_factory=list)  # [step, batch loss] of every step (downsampled when long)
     end_reason: str | None = None  # once ended: why, as a sentence
     request: dict = field(default_factory=dict)  # what the Train tab asked for (restores the form)
+    label: str = ""  # the owner's display name as app.json keeps it (the teacher's page: gpt.jobs.labels)
 
     @property
     def limit(self) -> str:
@@ -94,7 +97,7 @@ class RunStatus:
 
     def to_json(self) -> dict:
         out = asdict(self)
-        del out["owner"]
+        del out["owner"], out["label"]  # the teacher's page shows names; the API keeps its shape
         out["whose"] = self.whose
         out["limit"] = self.limit
         return out
@@ -137,11 +140,12 @@ def describe(path: Path, owner: str | None = None) -> RunStatus:
     """What a run folder holds (the live job, if any, is laid over it by the run service)."""
     path = Path(path)
     app = read_json(path / APP_FILE)
-    meta = read_json(path / ckpt.CONFIG)
     has_weights = (path / ckpt.WEIGHTS).exists()
-    if not meta and has_weights:
+    meta = {}
+    if has_weights:  # the weights carry their own config: the commit point, even if config.json lags behind
         with contextlib.suppress(GPTError, OSError, ValueError):
             meta = ckpt.read_meta(path / ckpt.WEIGHTS)
+    meta = meta or read_json(path / ckpt.CONFIG)
     status = ckpt.read_status(path)
     state = status.get("state", "unknown")
     if state in ACTIVE:
@@ -174,4 +178,5 @@ def describe(path: Path, owner: str | None = None) -> RunStatus:
         has_weights=has_weights,
         created=app.get("created", 0),
         updated=(path / ckpt.WEIGHTS).stat().st_mtime if has_weights else app.get("created", 0),
+        label=str(app.get("label") or ""),
     )

@@ -26,10 +26,23 @@ import gradio as gr
 from .. import corpus as corpora
 from ..errors import GPTError
 from . import generate as gen
+from ..validate import number, text, whole
 from .identity import client_address
 from .messages import refuse
 from .page import Page
 from .train_tab import make_request
+
+
+def _check_start(given: dict) -> None:
+    """Every /start_run field's type and range, once, at the boundary: a sentence naming the field."""
+    text(given["corpus"], "corpus", 32)
+    text(given["text"], "text", 10**9)
+    for field in ("tokenizer", "preset", "model_type", "architecture", "name", "token"):
+        text(given[field], field, 200)
+    for field in ("max_iters", "vocab_size", "n_layer", "n_head", "n_embd", "block_size", "batch_size"):
+        whole(given[field], field, -10**9, 10**9, hint="(0 keeps the preset's value)")  # signs: later, precisely
+    number(given["max_seconds"], "max_seconds", -1, 10**7, hint="(-1 keeps the preset's, 0 means no time limit)")
+    number(given["lr"], "lr", -10, 10, hint="(0 keeps the preset's value)")
 
 
 def _or_none(value):
@@ -56,6 +69,7 @@ class Api:
         (as the page's sliders start at it); max_seconds -1 keeps the preset's, 0 means no time limit.
         Returns the run's status and `token`: pass it to every later call (empty token: a new person)."""
         try:
+            _check_start(locals())
             owner = self._owner(token) or self.m.identity.owner(self.m.identity.issue())
             source = corpora.load("paste" if corpus == "text" else corpus, pasted=text,
                                   max_bytes=self.m.limits.max_upload_bytes)

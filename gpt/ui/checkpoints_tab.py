@@ -100,11 +100,13 @@ def build_checkpoints_tab(page: Page) -> gr.Tab:
                          file_types=[".safetensors"], type="filepath", elem_id="ckpt-upload")
         msg = gr.Markdown(elem_id="ckpt-msg")
         armed = gr.State(None)  # the run a first Delete click named
-        build_exchange_panel(page, run)  # the same run in transformers' and nanoGPT's formats, and back
+        panel = build_exchange_panel(page, run)  # the same run in transformers' and nanoGPT's formats, and back
 
     show_table = dict(fn=h.runs_table, inputs=[who, run], outputs=[table, run], **PRIVATE)
     tab.select(**show_table)
     refresh.click(**show_table)
+    for imported in panel.imported:  # an imported model is a run: list it at once
+        imported.then(**show_table)
     run.change(h.prepare_download, [who, run], download, **PRIVATE)
     run.input(h.disarm, None, [armed, delete], **PRIVATE)
     delete.click(h.delete, [who, run, armed], [msg, table, run, armed, delete], **PRIVATE)

@@ -1,8 +1,8 @@
 """The Checkpoints tab's exchange panel: a run out to transformers or nanoGPT, a model in, GPT-2 to start from.
 
 Plain handlers first (each testable without a browser), then one layout
-function, `build_exchange_panel(page)`, that `app.py` calls inside the
-Checkpoints tab's `with gr.Tab(...)` block. The conversions themselves are
+function, `build_exchange_panel(page, run)`, that `gpt.ui.checkpoints_tab`
+calls inside the tab's `with gr.Tab(...)` block, sharing its run picker. The conversions themselves are
 `gpt.convert`; here is only who may do what and where the files go:
 - a download is prepared for a run the asker may see, once per saved step;
 - an upload (a transformers folder as .zip, nanoGPT's ckpt.pt with its
@@ -147,8 +147,10 @@ class ExchangeHandlers:
     def run_choices(self, owner, current=None):
         runs = [r for r in self.m.runs.list_runs(owner) if r.has_weights]
         names = [r.name for r in runs]
-        return gr.update(choices=[(run_label(r), r.name) for r in runs],
-                         value=current if current in names else (names[0] if names else None))
+        choices = [(run_label(r), r.name) for r in runs]
+        if current in names:  # leave the value alone: the person may be choosing another run right now
+            return gr.update(choices=choices)
+        return gr.update(choices=choices, value=names[0] if names else None)
 
     def prepare(self, owner, name):
         """Both downloads for the chosen run; a format that cannot hold it says why instead."""

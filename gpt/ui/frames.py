@@ -77,6 +77,13 @@ def _where(status: RunStatus) -> str:
     return where + f" &middot; elapsed {human_seconds(status.elapsed_s)}"
 
 
+def queue_wait(starts_in_s: float | None) -> str:
+    """When a queued run should start, from the runs ahead of it (gpt.jobs.queue_eta)."""
+    if starts_in_s is None:
+        return "it starts when a slot frees up"
+    return f'<span class="queue-eta">starts in about <b>{human_seconds(starts_in_s)}</b></span>'
+
+
 def progress_html(status: RunStatus | None) -> str:
     """A bar that follows the limit ending the run, one line of numbers, and why it ended once it did."""
     if not status:
@@ -90,7 +97,7 @@ def progress_html(status: RunStatus | None) -> str:
     parts = [f'<b>{html.escape(status.name)}</b>',
              f'<span class="run-state" style="background:{colour}">{html.escape(state)}</span>']
     if state == "queued" and status.queue_position:
-        parts.append(f"position <b>{status.queue_position}</b> in the queue: it starts when a slot frees up")
+        parts.append(f"position <b>{status.queue_position}</b> in the queue: {queue_wait(status.starts_in_s)}")
     else:
         parts.append(_where(status))
         if state == "running":
@@ -104,7 +111,8 @@ def progress_html(status: RunStatus | None) -> str:
         if status.loss is not None and state == "running":
             parts.append(f"batch loss {status.loss:.3f}")
         if status.val_loss is not None:
-            parts.append(f"val loss {_fmt(status.val_loss)} ({_fmt(status.val_bpc, '{:.2f}')} bits/char)")
+            ppl = f", perplexity {status.val_ppl:,.1f}" if status.val_ppl is not None else ""
+            parts.append(f"val loss {_fmt(status.val_loss)} ({_fmt(status.val_bpc, '{:.2f}')} bits/char{ppl})")
     reason = status.end_reason or ""
     message = status.message or (reason[:1].upper() + reason[1:] + "." if reason else "")
     note = f'<div class="run-message state-{html.escape(state)}">{html.escape(message)}</div>' if message else ""

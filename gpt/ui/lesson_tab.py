@@ -23,6 +23,7 @@ from .. import insight, ladder, lesson
 from .. import plots as figures
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest, check_request
+from .export import export
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, unchanged
 
@@ -51,8 +52,8 @@ class LessonHandlers:
         except Exception as err:  # noqa: BLE001 - the page shows the sentence
             return problem(err, toast=False), "", "", "", "", gr.update(value=None, visible=False)
         heading = f"### {s.title}\n*on **{ls.corpus.name}** with **{ls.dataset.tokenizer.describe()}***"
-        plot = gr.update(value=figures.weights_figure(s.matrix), visible=True) if s.matrix is not None else \
-            gr.update(value=None, visible=False)
+        plot = gr.update(value=export(f"lesson-{step}", figures.weights_figure, s.matrix)[0], visible=True) \
+            if s.matrix is not None else gr.update(value=None, visible=False)
         return heading, s.why, s.code, s.output, f"**The lecture.** {s.lecture}", plot
 
     @staticmethod

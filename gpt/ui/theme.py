@@ -11,5 +11,5 @@ CSS = TOKENS_CSS + PROGRESS_CSS + VIEWS_CSS + PROJECTOR_CSS + """
 """
 INTRO = """# Build a GPT
 Train a small GPT from scratch on a text, watch it learn, then make it write.
-**Start training** works as it is (Tiny Shakespeare, one character per token); the **Generate** tab
+**Start training** works as it is (Tiny Shakespeare, the two-minute recipe); the **Generate** tab
 already holds a trained model, and your run joins it as soon as it saves its first checkpoint."""

@@ -18,7 +18,7 @@ from .. import estimate as est
 from ..corpus import BPE_VOCAB_DEFAULT, BPE_VOCAB_MAX, BPE_VOCAB_MIN, CORPUS_CHOICES, TOKENIZER_CHOICES
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest
-from ..presets import DEFAULT_PRESET, PRESETS
+from ..presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
 from . import frames, zerogpu
 from .identity import client_address
 from .messages import problem, say
@@ -92,6 +92,12 @@ class TrainHandlers:
         return corpora.stats_markdown(ds), preview_html(ds.tokenizer, sentence), ds.tokenizer.vocab_size
 
     # --- 2. model and training settings ---------------------------------------------------------
+    @staticmethod
+    def tokenizer_for_preset(name: str):
+        """The tokenizer a preset was tuned with (two-minutes: a BPE of 512), set on the page with it."""
+        kind, vocab = preset_tokenizer(name)
+        return kind, gr.update(value=vocab or BPE_VOCAB_DEFAULT, visible=kind == "bpe")
+
     @staticmethod
     def apply_preset(name: str):
         v = preset_values(name)
@@ -172,7 +178,8 @@ class TrainHandlers:
                 name = None
         steps = len(self.read.step_losses(name)) if name else 0
         sig = [name, status and status.state, status and status.step, steps,
-               status and len(status.metrics), status and status.queue_position, status and status.message]
+               status and len(status.metrics), status and status.queue_position, status and status.message,
+               status and status.starts_in_s]
         same = unchanged(sig, last, 7)
         if same:
             return same
@@ -257,9 +264,10 @@ def _data_column(limits) -> dict:
                           elem_id="corpus-upload")
     c["pasted"] = gr.Textbox(label="Your text", lines=6, visible=False, elem_id="corpus-paste",
                              placeholder="Paste a few thousand characters or more, then click outside the box.")
-    c["tokenizer"] = gr.Radio(TOKENIZER_CHOICES, value="char", label="Tokenizer", elem_id="tokenizer")
-    c["bpe_vocab"] = gr.Slider(BPE_VOCAB_MIN, BPE_VOCAB_MAX, value=BPE_VOCAB_DEFAULT, step=64,
-                               label="BPE vocabulary size", visible=False, elem_id="bpe-vocab")
+    kind, vocab = preset_tokenizer(DEFAULT_PRESET)  # the default recipe's own tokenizer
+    c["tokenizer"] = gr.Radio(TOKENIZER_CHOICES, value=kind, label="Tokenizer", elem_id="tokenizer")
+    c["bpe_vocab"] = gr.Slider(BPE_VOCAB_MIN, BPE_VOCAB_MAX, value=vocab or BPE_VOCAB_DEFAULT, step=64,
+                               label="BPE vocabulary size", visible=kind == "bpe", elem_id="bpe-vocab")
     c["stats"] = gr.Markdown(elem_id="corpus-stats")
     c["preview_text"] = gr.Textbox(label="How the tokenizer cuts a sentence (type your own, press Enter)",
                                    placeholder="Empty: the first lines of the corpus", elem_id="preview-text")
@@ -359,6 +367,7 @@ def build_train_tab(page: Page) -> gr.Tab:
     for event in (d["upload"].upload, d["pasted"].blur, d["preview_text"].submit):
         event(**show_corpus).then(**show_estimate)
     m["preset"].input(h.apply_preset, m["preset"], [m["architecture"], *sliders], **PRIVATE)
+    m["preset"].input(h.tokenizer_for_preset, m["preset"], [d["tokenizer"], d["bpe_vocab"]], **PRIVATE)
     gr.on([c.change for c in (m["preset"], m["model_type"], m["architecture"], *sliders)],
           trigger_mode="always_last", **show_estimate)
 

@@ -1,0 +1,135 @@
+"""A class in five browsers and a teacher's: one trains, four queue, the teacher stops one, the board ranks.
+
+Five browser contexts (five people: five localStorage ids) open the page at
+once on a server that trains one run at a time. Each gives a name, picks
+the addition corpus and the tiny preset, shares the run and presses Start:
+the first trains, the four others show their position and when they should
+start. The teacher's page (a sixth context, at /teacher with the token)
+lists all five with the students' names, stops the first, and once the four
+others finished, the class challenge board ranks them by bits per character.
+
+Screenshots of the teacher's page at 1366x768 and 1920x1080 go to
+docs/screenshots/; the rest to artifacts/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from helpers_class import TOKEN, launch_class_app
+from test_app_browser import ARGS, CHROMIUM, SHOTS, pick_addition_and_tiny, set_number, text, wait_text
+
+sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.timeout(600)
+DOCS_SHOTS = SHOTS.parent.parent / "docs" / "screenshots"
+ITERS = [20_000, 60, 120, 240, 480]  # the first trains until the teacher stops it
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    demo, url = launch_class_app(tmp_path_factory.mktemp("runs"), GPT_MAX_CONCURRENT_JOBS=1, GPT_MAX_ITERS=20_000)
+    yield url
+    demo.manager.shutdown()
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url: str, width: int = 1366, height: int = 768):
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.set_default_timeout(90_000)
+    page.goto(url)
+    return page
+
+
+def ask_for_a_run(page, name: str, iters: int) -> None:
+    """What a student does: a name, the addition corpus, the tiny preset, share, Start."""
+    wait_text(page, "corpus-stats", "characters")
+    box = page.locator("#display-name input, #display-name textarea").first
+    box.fill(name)
+    box.press("Enter")
+    wait_text(page, "display-name-msg", "Saved")
+    pick_addition_and_tiny(page)
+    set_number(page, "max-iters", iters)
+    page.locator("#share input").check()
+    page.click("#start-btn")
+
+
+def run_name(page) -> str:
+    return page.locator("#progress .run-line b").first.inner_text().strip()
+
+
+def table_rows(page, elem_id: str) -> list[list[str]]:
+    return page.evaluate("""(id) => [...document.querySelectorAll(`#${id} tr[data-run]`)]
+                                  .map(tr => [...tr.children].map(td => td.innerText.trim()))""", elem_id)
+
+
+def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board_ranks(browser, url):
+    students = [open_page(browser, url) for _ in ITERS]
+    for k, (page, iters) in enumerate(zip(students, ITERS)):
+        ask_for_a_run(page, f"Student {k + 1}", iters)
+        wait_text(page, "progress", "running" if k == 0 else "queued")
+    names = [run_name(p) for p in students]
+    assert len(set(names)) == 5
+
+    # every queued page shows its position and an estimated start, and the estimate is live
+    for k, page in enumerate(students[1:], start=1):
+        wait_text(page, "progress", f"position {k} in the queue")
+        line = text(page, "progress")
+        assert re.search(r"starts in about \d+ (s|min)", line), line
+    students[4].screenshot(path=SHOTS / "class-queued.png", full_page=True)
+    before = text(students[1], "progress")
+    students[1].wait_for_function("(before) => document.getElementById('progress').innerText !== before",
+                                  arg=before, timeout=15_000)
+
+    # the teacher's page: a sentence for a wrong token, then every run with its student's name
+    intruder = open_page(browser, f"{url}teacher")
+    intruder.locator("#teacher-token input").fill("not-the-token")
+    intruder.click("#teacher-open")
+    wait_text(intruder, "teacher-msg", "not the teacher's token")
+    assert not intruder.locator("#teacher-runs").is_visible() and names[0] not in intruder.content()
+    teacher = open_page(browser, f"{url}teacher")
+    teacher.locator("#teacher-token input").fill(TOKEN)
+    teacher.click("#teacher-open")
+    teacher.wait_for_function("() => document.querySelectorAll('#teacher-runs tr[data-run]').length === 5")
+    rows = {r[0]: r for r in table_rows(teacher, "teacher-runs")}
+    assert set(rows) == set(names)
+    assert [rows[n][1] for n in names] == [f"Student {k + 1}" for k in range(5)]
+    assert rows[names[0]][2] == "running" and all(rows[n][2] == "queued" for n in names[1:])
+    assert rows[names[4]][8].startswith("#4, starts in ~")
+    for width, height in ((1366, 768), (1920, 1080)):
+        teacher.set_viewport_size({"width": width, "height": height})
+        teacher.wait_for_timeout(500)
+        teacher.screenshot(path=DOCS_SHOTS / f"teacher-{width}x{height}.png")
+
+    # the teacher stops the first run: the queue moves, and its student's page says so
+    teacher.click("#teacher-run input")
+    teacher.get_by_role("option", name=names[0], exact=True).click()
+    teacher.click("#teacher-stop")
+    wait_text(teacher, "teacher-action-msg", f"Stopping {names[0]}")
+    wait_text(students[0], "progress", "stopped")
+    wait_text(students[1], "progress", "running")
+
+    # once the four others finished, the board ranks them, lowest bits per character first
+    teacher.wait_for_function("""(runs) => runs.every(r => [...document.querySelectorAll('#teacher-runs tr')]
+                                   .some(tr => tr.dataset.run === r && tr.innerText.includes('finished')))""",
+                              arg=names[1:], timeout=240_000)
+    teacher.wait_for_function("() => document.querySelectorAll('#teacher-board tr[data-run]').length >= 4")
+    board = table_rows(teacher, "teacher-board")
+    assert [int(r[0]) for r in board] == list(range(1, len(board) + 1))
+    bpc = [float(r[2]) for r in board]
+    assert bpc == sorted(bpc)
+    assert {r[3] for r in board} >= set(names[1:]) and {r[1] for r in board} >= {f"Student {k}" for k in (2, 3, 4, 5)}
+    for width, height in ((1366, 768), (1920, 1080)):
+        teacher.set_viewport_size({"width": width, "height": height})
+        teacher.wait_for_timeout(500)
+        teacher.screenshot(path=DOCS_SHOTS / f"teacher-board-{width}x{height}.png", full_page=True)
