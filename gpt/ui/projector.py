@@ -47,7 +47,7 @@ body.projector .gradio-container .prose li, body.projector .gradio-container .pr
 body.projector .gradio-container .prose th { font-size: 18px; }
 body.projector .gradio-container [data-testid="block-info"], body.projector .gradio-container label > span,
 body.projector .gradio-container .label-wrap span { font-size: 17px; }
-body.projector #intro, body.projector #runtime { display: none; }
+body.projector #intro, body.projector #runtime, body.projector #display-name-row { display: none; }
 body.projector #train-tab { display: flex; flex-direction: column; }
 body.projector #watch-area { order: -1; }
 body.projector #train-settings { order: 1; }
