@@ -87,8 +87,8 @@ def seed_shipped_runs(storage: Storage, shipped: Path = SHIPPED) -> list[str]:
     """Copy the runs that ship with the app into a runs folder elsewhere (a volume) if it lacks them,
     so the Generate tab works at once there too. Returns the names copied."""
     root = storage.root
-    if not shipped.is_dir() or root.resolve() == shipped.resolve():
-        return []
+    if storage.volume is None or not shipped.is_dir() or root.resolve() == shipped.resolve():
+        return []  # only a storage volume is seeded: a GPT_CHECKPOINT_DIR is exactly what its owner put there
     root.mkdir(parents=True, exist_ok=True)
     copied = []
     for run in sorted(p for p in shipped.iterdir() if p.is_dir() and (p / "model.safetensors").exists()):
