@@ -206,7 +206,7 @@ def test_see_inside_the_model(page, url):
     open_view(page, "Tokenizers")
     page.wait_for_function("() => document.querySelectorAll('#tok-table tr').length === 4")
     wait_plot(page, "tok-plot")
-    assert "char" in text(page, "tok-table") and "bpe 2,048" in text(page, "tok-table")
+    assert "char" in text(page, "tok-table") and "bpe 512" in text(page, "tok-table")  # the Train tab's BPE size
     shoot(page, "tokenizers", "v-tokens")
 
     # 6. anatomy of the Train tab's settings (the default preset)

@@ -104,9 +104,9 @@ def test_a_slice_killed_at_its_deadline_loses_only_the_steps_since_its_save(stra
     run = tmp_path / "run"
     budget = slice_budget(straight)
     # a slice whose own pacing fails (a budget beyond its duration) is killed mid-training, as ZeroGPU would;
-    # its duration is half the run's training time, so the kill always comes before the end
+    # its duration is a third of the run's training time, so the kill comes before the end even on a faster machine
     with pytest.raises(SliceKilled, match="ran past its"):
-        StandIn(train_slice, START_UP_S + straight["seconds"] / 2)(order_for(straight, text, run, budget_s=1e6))
+        StandIn(train_slice, START_UP_S + straight["seconds"] / 3)(order_for(straight, text, run, budget_s=1e6))
     saved = saved_step(run)
     assert saved % EVAL_INTERVAL == 0  # a whole checkpoint, from its last evaluation
     trained = max(s for s, _ in read_step_losses(run))

@@ -36,13 +36,15 @@ def parameter_rows(config: GPTConfig) -> list[list]:
 
 
 def _symbols(config: GPTConfig, B: int, T: int) -> dict[int, str]:
-    """Size -> letter, only when every size is distinct (else a letter could lie)."""
+    """Size -> letter, for the sizes only one name has (4C = vocab = 512 would make either letter a guess)."""
     C = config.n_embd
     names = {"B": B, "T": T, "vocab": config.vocab_size}
     if config.model_type == "gpt":
         names.update({"C": C, "nh": config.n_head, "hs": config.head_size, "3C": 3 * C, "4C": 4 * C})
-    by_size = {v: k for k, v in names.items()}
-    return by_size if len(by_size) == len(names) else {}
+    counts = {}
+    for size in names.values():
+        counts[size] = counts.get(size, 0) + 1
+    return {v: k for k, v in names.items() if counts[v] == 1}  # a size two names share gets no letter: it could lie
 
 
 def _pick_bt(config: GPTConfig) -> tuple[int, int]:

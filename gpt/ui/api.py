@@ -42,7 +42,7 @@ def _check_start(given: dict) -> None:
     for field in ("max_iters", "vocab_size", "n_layer", "n_head", "n_embd", "block_size", "batch_size"):
         whole(given[field], field, -10**9, 10**9, hint="(0 keeps the preset's value)")  # signs: later, precisely
     number(given["max_seconds"], "max_seconds", -1, 10**7, hint="(-1 keeps the preset's, 0 means no time limit)")
-    number(given["lr"], "lr", -10, 10, hint="(0 keeps the preset's value)")
+    number(given["lr"], "lr", -1e12, 1e12, hint="(0 keeps the preset's value)")
 
 
 def _or_none(value):
