@@ -74,10 +74,52 @@ def _train_overrides(args: argparse.Namespace) -> dict:
     return over
 
 
+def _resumed(args: argparse.Namespace, out: Path):
+    """--resume: the run's own model and settings (over the GPT_MAX_* limits: a checkpoint can come from anyone)."""
+    saved = ckpt.load_checkpoint(out)
+    args.data = resume_source(args.data, saved.meta)
+    train_over = {k: getattr(args, k) for k in ("max_iters", "max_seconds") if getattr(args, k) is not None}
+    train_cfg = TrainConfig.from_dict({**saved.meta.get("train", {}), **train_over})
+    Limits.from_env().check_run(saved.model_config, train_cfg)
+    name, text = load_corpus(args.data)
+    return Dataset(text, saved.tokenizer, name=name), saved.model_config, train_cfg
+
+
+def _initialised(args: argparse.Namespace, out: Path):
+    """--init-from (nanoGPT's init_from): the imported model and its tokenizer, our training settings."""
+    from .convert import init_run
+
+    args.data = args.data or "shakespeare"
+    saved = init_run(args.init_from, out, dropout=args.dropout or 0.0)
+    train_cfg = configs_from(args.preset, saved.model_config.vocab_size, {}, _train_overrides(args))[1]
+    try:
+        Limits.from_env().check_run(saved.model_config, train_cfg)  # GPT-2 124M: raise GPT_MAX_PARAMS to fine-tune it
+    except GPTError:
+        for written in (ckpt.WEIGHTS, ckpt.CONFIG, ckpt.STATUS):  # the import, so the same command can run again
+            (out / written).unlink(missing_ok=True)
+        raise
+    name, text = load_corpus(args.data)
+    return Dataset(text, saved.tokenizer, name=name), saved.model_config, train_cfg
+
+
+def _new(args: argparse.Namespace):
+    """A new run: the corpus encoded with a new tokenizer, the preset merged with the flags."""
+    from .model import ARCHITECTURES
+
+    args.data = args.data or "shakespeare"
+    dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
+                           progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
+    model_over = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout", "model_type")}
+    if args.arch:
+        model_over.update(ARCHITECTURES[args.arch])
+    if args.no_mask:
+        model_over["causal"] = False
+    model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, _train_overrides(args))
+    return dataset, model_cfg, train_cfg
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
-
-    from .model import ARCHITECTURES
 
     args = _parse_args(argv)
     args.tokenizer, args.vocab_size = preset_tokenizer(args.preset, args.tokenizer, args.vocab_size)
@@ -88,40 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file, not a folder; give a run folder.")
         if args.resume:
-            saved = ckpt.load_checkpoint(out)
-            args.data = resume_source(args.data, saved.meta)
-            model_cfg = saved.model_config
-            train_over = {k: getattr(args, k) for k in ("max_iters", "max_seconds") if getattr(args, k) is not None}
-            train_cfg = TrainConfig.from_dict({**saved.meta.get("train", {}), **train_over})
-            # a checkpoint can come from anyone: the batch and sizes it asks for meet the GPT_MAX_* limits
-            Limits.from_env().check_run(model_cfg, train_cfg)
-            name, text = load_corpus(args.data)
-            dataset = Dataset(text, saved.tokenizer, name=name)
-        elif args.init_from:  # nanoGPT's init_from: the imported model, its tokenizer, our training settings
-            from .convert import init_run
-
-            args.data = args.data or "shakespeare"
-            saved = init_run(args.init_from, out, dropout=args.dropout or 0.0)
-            model_cfg = saved.model_config
-            train_cfg = configs_from(args.preset, model_cfg.vocab_size, {}, _train_overrides(args))[1]
-            try:
-                Limits.from_env().check_run(model_cfg, train_cfg)  # GPT-2 124M: raise GPT_MAX_PARAMS to fine-tune it
-            except GPTError:
-                for written in (ckpt.WEIGHTS, ckpt.CONFIG, ckpt.STATUS):  # the import, so the same command can run again
-                    (out / written).unlink(missing_ok=True)
-                raise
-            name, text = load_corpus(args.data)
-            dataset = Dataset(text, saved.tokenizer, name=name)
+            dataset, model_cfg, train_cfg = _resumed(args, out)
+        elif args.init_from:
+            dataset, model_cfg, train_cfg = _initialised(args, out)
         else:
-            args.data = args.data or "shakespeare"
-            dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
-                                   progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
-            model_over = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout", "model_type")}
-            if args.arch:
-                model_over.update(ARCHITECTURES[args.arch])
-            if args.no_mask:
-                model_over["causal"] = False
-            model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, _train_overrides(args))
+            dataset, model_cfg, train_cfg = _new(args)
         info = dataset.info()
         say(f"corpus {dataset.name}: {info.n_chars:,} chars, {info.n_tokens:,} tokens "
               f"({info.n_train:,} train / {info.n_val:,} val), vocab {info.vocab_size:,} [{dataset.tokenizer.name}]")
