@@ -111,7 +111,7 @@ def progress_html(status: RunStatus | None) -> str:
         if status.loss is not None and state == "running":
             parts.append(f"batch loss {status.loss:.3f}")
         if status.val_loss is not None:
-            ppl = f", perplexity {status.val_ppl:,.1f}" if status.val_ppl is not None else ""
+            ppl = f", perplexity {status.val_ppl:,.1f}" if status.val_ppl is not None and not status.active else ""
             parts.append(f"val loss {_fmt(status.val_loss)} ({_fmt(status.val_bpc, '{:.2f}')} bits/char{ppl})")
     reason = status.end_reason or ""
     message = status.message or (reason[:1].upper() + reason[1:] + "." if reason else "")
