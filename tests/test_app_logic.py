@@ -592,7 +592,7 @@ def test_preset_and_estimate_handlers(handlers):
     assert "parameters" in md and "memory" in md and "128 tokens per step" in md
     assert ends.startswith("Ends after **20 steps**")  # beside Start: the limit that ends the run
     timed = handlers.train.estimate(13, "tiny", "gpt", "classic", 1, 2, 16, 16, 0.0, 8, 3e-3, 1_000_000, 5)[1]
-    assert timed == "Ends at its **5 s time limit**, before its 1,000,000 steps (whichever comes first)."
+    assert timed == "Ends at its **5 s time limit**, before 1,000,000 steps."
     assert "divisible" in handlers.train.estimate(13, "tiny", "gpt", "classic", 1, 3, 16, 16, 0.0, 8, 3e-3, 20, 0)[0]
     assert "over this server's limit" in handlers.train.estimate(50_000, "tiny", "gpt", "classic", 12, 12, 768, 512,
                                                                  0.0, 8, 3e-3, 20, 0)[0]

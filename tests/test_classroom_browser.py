@@ -73,7 +73,7 @@ def test_the_projector_view_fits_a_projector(page, url):
     for selector in ("#start-btn", "#loss-plot"):
         b = box(page, selector)
         assert b["top"] >= 0 and b["bottom"] <= VIEWPORT["height"], (selector, b)
-    run = text(page, "progress").split("\n")[0].split("·")[0].strip()
+    run = page.locator("#progress .run-line b").first.inner_text().strip()  # not Gradio's timer overlay
     page.wait_for_function("(run) => document.getElementById('compare-runs').innerText.includes(run)", arg=run)
     page.screenshot(path=DOCS / "projector-train-1366.png")
 
@@ -113,7 +113,7 @@ def test_a_refusal_goes_when_the_run_changes_and_delete_asks_first(page, url):
     wait_text(page, "corpus-stats", "addition")
     page.click("#start-btn")
     wait_text(page, "progress", "running")
-    run = text(page, "progress").split("\n")[0].split("·")[0].strip()
+    run = page.locator("#progress .run-line b").first.inner_text().strip()  # not Gradio's timer overlay
     page.click("#start-btn")
     wait_text(page, "train-msg", "already have a run")
     page.click("#stop-btn")

@@ -239,8 +239,7 @@ def ends_when(train_cfg, secs: float) -> str:
     """Beside Start: the limit that will end the run (steps or seconds, whichever comes first)."""
     steps = f"{train_cfg.max_iters:,} steps"
     if train_cfg.max_seconds and secs >= train_cfg.max_seconds:
-        return (f"Ends at its **{est.human_seconds(train_cfg.max_seconds)} time limit**, before its {steps} "
-                "(whichever comes first).")
+        return f"Ends at its **{est.human_seconds(train_cfg.max_seconds)} time limit**, before {steps}."
     limit = f" (or {est.human_seconds(train_cfg.max_seconds)}, whichever comes first)" if train_cfg.max_seconds else ""
     return f"Ends after **{steps}**{limit}: about {est.human_seconds(secs)}."
 
