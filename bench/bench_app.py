@@ -17,7 +17,12 @@ checkpoints folder holding a copy of the shipped model) and measures:
   token preview, redrawn for a new sentence) and time each from the click to the
   changed text on the page;
 - **first streamed text**: on the Generate tab, from the click on Generate
-  (the shipped model, 200 tokens) to the first characters in the output box.
+  (the shipped model, 200 tokens) to the first characters in the output box;
+- **the teaching views while training** (tab 4, the shipped model): the
+  attention view, from the click on "Show attention" for a new prompt to both
+  its heatmap and its all-heads grid showing the new maps; a head change, to
+  the new heatmap; and the next-token view, from a new temperature typed into
+  its slider to the redrawn bars.
 
 Chromium from Debian (/usr/bin/chromium) through Playwright, never a
 downloaded browser; nothing but 127.0.0.1 is contacted. Figures are medians
@@ -64,7 +69,57 @@ def timed_change(page, elem_id: str, action, what: str, timeout_s: float = 30.0)
     return time.perf_counter() - t0
 
 
-def one_round(clicks: int) -> dict:
+def image_src(page, elem_id: str) -> str:
+    return page.evaluate("(id) => document.querySelector(`#${id} img`)?.getAttribute('src') || ''", elem_id)
+
+
+def timed_images(page, elem_ids: list[str], action, what: str, timeout_s: float = 60.0) -> float:
+    """Seconds from `action()` to every one of these gr.Plot elements showing a new PNG."""
+    before = [image_src(page, e) for e in elem_ids]
+    t0 = time.perf_counter()
+    action()
+    try:
+        page.wait_for_function("([ids, old]) => ids.every((id, i) => { const s = document.querySelector(`#${id} img`)"
+                               "?.getAttribute('src'); return s && s.startsWith('data:image/png') && s !== old[i]; })",
+                               arg=[elem_ids, before], timeout=timeout_s * 1000, polling="raf")
+    except Exception as err:  # noqa: BLE001 - say which view got no answer
+        raise RuntimeError(f"{what}: {', '.join(elem_ids)} showed no new image within {timeout_s:.0f} s") from err
+    return time.perf_counter() - t0
+
+
+def set_slider(page, elem_id: str, value) -> None:
+    """Type a value into a slider's number box and leave it, as a person does."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def views_while_training(page, repeats: int) -> dict:
+    """Tab 4 on the shipped model: the attention view, a head change, the next-token bars."""
+    page.get_by_role("tab", name="4 · See inside the model").click()
+    page.locator("#views-tabs").get_by_role("tab", name="Attention").click()
+    page.wait_for_function("() => (document.getElementById('att-status')?.innerText || '').includes('tokens')",
+                           timeout=120_000)
+    attention, head = [], []
+    prompt = page.locator("#att-prompt textarea, #att-prompt input").first
+    for i in range(repeats):
+        def show(i=i):
+            prompt.fill(f"ROMEO:\nBut soft, what light through yonder window breaks {i}?")
+            page.locator("#att-btn").click()
+        attention.append(timed_images(page, ["att-heatmap", "att-grid"], show, f"attention view {i}"))
+        head.append(timed_images(page, ["att-heatmap"], lambda i=i: set_slider(page, "att-head", (i + 1) % 2),
+                                 f"attention head change {i}"))
+    page.locator("#views-tabs").get_by_role("tab", name="Next token").click()
+    page.wait_for_function("() => (document.getElementById('nt-status')?.innerText || '').includes('can be drawn')",
+                           timeout=120_000)
+    bars = []
+    for i in range(repeats * 2):
+        bars.append(timed_images(page, ["nt-plot"], lambda i=i: set_slider(page, "nt-temperature", [0.7, 1.3][i % 2]),
+                                 f"next-token redraw {i}"))
+    return {"attention_s": attention, "head_s": head, "next_token_s": bars}
+
+
+def one_round(clicks: int, views: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="gpt-bench-app-"))
@@ -125,6 +180,8 @@ def one_round(clicks: int) -> dict:
             page.wait_for_function("() => (document.querySelector('#gen-output textarea')?.value || '').length > 0",
                                    polling="raf")
             out["first_text_s"] = time.perf_counter() - t0
+            out.update(views_while_training(page, views))
+            out["training_after_views"] = inner_text(page, "progress")
             browser.close()
     finally:
         stop_app(proc, tmp)
@@ -136,17 +193,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--clicks", type=int, default=30, help="clicks per round while the run trains")
+    ap.add_argument("--views", type=int, default=3, help="attention views per round (and twice as many next-token redraws)")
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing: apt-get install -y chromium")
     rounds = []
     for r in range(args.rounds):
-        res = one_round(args.clicks)
+        res = one_round(args.clicks, args.views)
         rounds.append(res)
         print(f"  round {r + 1}: start-up {res['startup_s']:.2f} s, page ready {res['page_ready_s']:.2f} s, "
               f"first loss point {res['first_point_s']:.2f} s, clicks p50 {1000 * percentile(res['click_s'], 50):.0f} ms "
               f"p95 {1000 * percentile(res['click_s'], 95):.0f} ms, first text {res['first_text_s']:.2f} s, "
-              f"load {res['load_before']:.2f}->{res['load_after']:.2f}", file=sys.stderr)
+              f"attention {max(res['attention_s']):.2f} s (worst), next token {1000 * max(res['next_token_s']):.0f} ms (worst), "
+              f"load {res['load_before']:.2f}->{res['load_after']:.2f}; progress after the views: "
+              f"{res['training_after_views'][:120]!r}", file=sys.stderr)
     med = lambda key: statistics.median(r[key] for r in rounds)  # noqa: E731
     clicks = [c for r in rounds for c in r["click_s"]]
     loads = [x for r in rounds for x in (r["load_before"], r["load_after"])]
@@ -166,6 +226,13 @@ def main() -> int:
     print(f"| click while training -> page updated, p50 / p95 / max ({len(clicks)} clicks) | p95 < 300 ms | "
           f"{1000 * percentile(clicks, 50):.0f} / {1000 * percentile(clicks, 95):.0f} / {1000 * max(clicks):.0f} ms | "
           f"p95 per round: {per_round} ms | {span} |")
+    for name, target, key in [("attention view for a new prompt (heatmap + all heads), while training", "<= 1.5 s", "attention_s"),
+                              ("attention head change, while training", "-", "head_s"),
+                              ("next-token bars redrawn for a new temperature, while training", "<= 300 ms", "next_token_s")]:
+        every = [v for r in rounds for v in r[key]]
+        print(f"| {name} ({len(every)} times) | {target} | p50 {1000 * percentile(every, 50):.0f} / p95 "
+              f"{1000 * percentile(every, 95):.0f} / max {1000 * max(every):.0f} ms | "
+              f"p95 per round: {', '.join(f'{1000 * percentile(r[key], 95):.0f}' for r in rounds)} ms | {span} |")
     print(f"\ncommand: `{cmd}`")
     return 0
 

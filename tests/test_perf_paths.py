@@ -238,6 +238,18 @@ def test_every_preset_builds_valid_configs():
         assert train_cfg.max_seconds and train_cfg.max_seconds <= budget  # the time-to-quality budgets
 
 
+def test_every_preset_fits_a_default_server_on_the_corpus_it_was_tuned_for():
+    """The app offers every preset: none may be refused by the limits a fresh server starts with."""
+    from gpt.limits import Limits
+
+    for name in PRESETS:
+        kind, vocab = preset_tokenizer(name)
+        model_cfg, train_cfg = configs_from(name, vocab or 65, {}, {})
+        assert Limits().check_run(model_cfg, train_cfg, n_tokens=1_100_000) > 0, name
+    model_cfg, _ = configs_from("ten-minutes", 512, {}, {})  # a bigger model than two-minutes', with a longer context
+    assert (model_cfg.n_layer, model_cfg.n_embd, model_cfg.block_size, model_cfg.dropout) == (6, 192, 128, 0.1)
+
+
 def test_a_preset_brings_its_tokenizer_unless_one_is_asked_for():
     assert preset_tokenizer("two-minutes") == ("bpe", 512)
     assert preset_tokenizer("two-minutes", "char") == ("char", None)  # the preset's vocabulary size goes with it
