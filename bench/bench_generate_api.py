@@ -106,7 +106,7 @@ def main() -> int:
     print(f"| {shape} | `/generate` streamed chars/s | {med(cps):,.0f} | {max(cps):,.0f} | {len(rows)} | {span} |")
     print(f"| {shape} | `/generate` chars over the whole request (submit to last text) | {med(whole):,.0f} | "
           f"{max(whole):,.0f} | {len(rows)} | {span} |")
-    print(f"\ncommand: `python bench/bench_generate_api.py {' '.join(sys.argv[1:])}`".rstrip())
+    print("\ncommand: `" + " ".join(["python bench/bench_generate_api.py", *sys.argv[1:]]) + "`")
     return 0
 
 
