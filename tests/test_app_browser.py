@@ -13,25 +13,14 @@ timer keeps the network busy.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 
-from helpers_app import ROOT, launch_app
+from helpers_app import launch_app
+from helpers_browser import ARGS, CHROMIUM, SHOTS, sync_api, text, wait_text
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = ROOT / "artifacts" / "screenshots"
 pytestmark = pytest.mark.timeout(240)
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI", "").lower() == "true":
-        raise RuntimeError(f"{CHROMIUM} is missing; install it with apt-get install -y chromium")
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +40,6 @@ def page(url):
         page.set_default_timeout(60_000)
         yield page
         browser.close()
-
-
-def text(page, elem_id: str) -> str:
-    return page.locator(f"#{elem_id}").inner_text()
-
-
-def wait_text(page, elem_id: str, needle: str, timeout: float = 60_000) -> None:
-    page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
-                           arg=[elem_id, needle], timeout=timeout)
 
 
 def curve_length(page) -> int:

@@ -24,21 +24,12 @@ import pytest
 
 from conftest import shakespeare_available
 from helpers_app import ROOT, launch_app
+from helpers_browser import ARGS, CHROMIUM, SHOTS, sync_api, text, wait_text
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = ROOT / "artifacts" / "screenshots"
 DOCS = ROOT / "docs" / "screenshots"
 MAX_PNG_BYTES = 300_000
 MASK_STEPS = 150  # enough for the unmasked loss to collapse; the app's default is 300
 pytestmark = [pytest.mark.timeout(240), pytest.mark.browser]
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI", "").lower() == "true":
-        raise RuntimeError(f"{CHROMIUM} is missing; install it with apt-get install -y chromium")
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 def make_shipped_run(root: Path, name: str = "shakespeare-char", max_iters: int = 200) -> None:
@@ -84,15 +75,6 @@ def page(url):
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def text(page, elem_id: str) -> str:
-    return page.locator(f"#{elem_id}").inner_text()
-
-
-def wait_text(page, elem_id: str, needle: str, timeout: float = 60_000) -> None:
-    page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
-                           arg=[elem_id, needle], timeout=timeout)
 
 
 def plot_src(page, elem_id: str) -> str:

@@ -10,31 +10,15 @@ browser tests).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 
 from gpt.slices import train_slice
 from gpt.zerogpu import SliceSettings, StandIn
 from helpers_app import launch_app
+from helpers_browser import ARGS, CHROMIUM, sync_api, wait_text
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 pytestmark = pytest.mark.timeout(420)
-
-if "zerogpu.wire" not in (Path(__file__).resolve().parent.parent / "gpt" / "ui" / "train_tab.py").read_text():
-    pytest.skip("the Train tab does not wire the GPU slices in yet", allow_module_level=True)
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI", "").lower() == "true":
-        raise RuntimeError(f"{CHROMIUM} is missing; install it with apt-get install -y chromium")
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def wait_text(page, elem_id: str, needle: str, timeout: float = 60_000) -> None:
-    page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
-                           arg=[elem_id, needle], timeout=timeout)
 
 
 def set_number(page, elem_id: str, value) -> None:

@@ -19,7 +19,8 @@ import re
 import pytest
 
 from helpers_class import TOKEN, launch_class_app
-from test_app_browser import ARGS, CHROMIUM, SHOTS, pick_addition_and_tiny, set_number, text, wait_text
+from helpers_browser import ARGS, CHROMIUM, SHOTS, text, wait_text
+from test_app_browser import pick_addition_and_tiny, set_number
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.timeout(600)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from helpers_app import ROOT, launch_app
-from test_app_browser import ARGS, CHROMIUM, sync_api, text, wait_text
+from helpers_browser import ARGS, CHROMIUM, sync_api, text, wait_text
 
 pytestmark = pytest.mark.timeout(300)
 DOCS = ROOT / "docs" / "screenshots"

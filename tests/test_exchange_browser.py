@@ -10,25 +10,16 @@ are found by elem_id and the page is never waited on for 'network idle'.
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from helpers_app import free_port
+from helpers_browser import ARGS, CHROMIUM, sync_api, wait_text
 from helpers_convert import random_run
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 pytestmark = pytest.mark.timeout(240)
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI", "").lower() == "true":
-        raise RuntimeError(f"{CHROMIUM} is missing; install it with apt-get install -y chromium")
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +70,6 @@ def page(served, browser):
     page = new_page(browser, served[0])
     yield page
     page.close()
-
-
-def wait_text(page, elem_id: str, needle: str) -> None:
-    page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
-                           arg=[elem_id, needle])
 
 
 def choose_run(page, name: str) -> None:

@@ -10,12 +10,11 @@ Screenshots at 1366x768 and 1920x1080 go to docs/screenshots/.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from helpers_app import ROOT, free_port
-from test_app_browser import ARGS, CHROMIUM, sync_api  # Debian's Chromium, or skipped as that module is
+from helpers_browser import ARGS, CHROMIUM, sync_api  # Debian's Chromium, or the module is skipped
 
 SHOTS = ROOT / "docs" / "screenshots"
 pytestmark = pytest.mark.timeout(300)

@@ -1,0 +1,36 @@
+"""What every browser test shares: Debian's Chromium, its flags, and waiting for text by elem_id.
+
+Importing this skips the importing test module when /usr/bin/chromium or
+Playwright is missing, except under CI=true, where a missing browser is an
+error. Never `playwright install`; never wait for 'network idle' (the page's
+1 s timer keeps the network busy): wait for an element's text instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers_app import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = ROOT / "artifacts" / "screenshots"
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI", "").lower() == "true":
+        raise RuntimeError(f"{CHROMIUM} is missing; install it with apt-get install -y chromium")
+    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def text(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id}").inner_text()
+
+
+def wait_text(page, elem_id: str, needle: str, timeout: float = 60_000) -> None:
+    page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
+                           arg=[elem_id, needle], timeout=timeout)
