@@ -113,6 +113,20 @@ def test_a_figure_is_rendered_once_shown_and_downloadable(views, monkeypatch):
     assert len(list(views_mod.EXPORT_DIR.iterdir())) == 4  # old exports are pruned
 
 
+
+def test_an_export_folder_pruned_by_another_request_meanwhile_is_not_an_error(views, monkeypatch):
+    """Two views exporting at once: one lists the folders, the other has just removed one of them.
+    (Seen in CI: the tokenizers view answered nothing because stat() met a folder already gone.)"""
+    from matplotlib.figure import Figure
+
+    views_mod.EXPORT_DIR.mkdir(parents=True, exist_ok=True)
+    (views_mod.EXPORT_DIR / "gone-meanwhile").symlink_to(views_mod.EXPORT_DIR / "no-such-folder")  # listed, not stat-able
+    monkeypatch.setattr(views_mod, "KEEP_EXPORTS", 2)
+    for k in range(4):
+        plot, path = views_mod.export(f"f{k}", Figure, (1, 1))
+        assert open(path, "rb").read().startswith(PNG_SIGNATURE)
+    assert len([p for p in views_mod.EXPORT_DIR.iterdir() if p.exists()]) == 3  # pruning still works (2 kept + the newest)
+
 # --- 1. attention --------------------------------------------------------------------------------------
 
 

@@ -30,8 +30,14 @@ _DRAWING = threading.Lock()  # gpt.plots styles a figure inside matplotlib.rc_co
 def new_export_folder() -> Path:
     """A fresh folder for one exported file, oldest folders pruned."""
     EXPORT_DIR.mkdir(parents=True, exist_ok=True)
-    old = sorted(EXPORT_DIR.iterdir(), key=lambda p: p.stat().st_mtime)
-    for stale in old[:max(0, len(old) - KEEP_EXPORTS)]:
+    old = []
+    for entry in EXPORT_DIR.iterdir():
+        try:
+            old.append((entry.stat().st_mtime, entry))
+        except FileNotFoundError:  # another request (or app) pruned it between the listing and now
+            continue
+    old.sort()
+    for _, stale in old[:max(0, len(old) - KEEP_EXPORTS)]:
         shutil.rmtree(stale, ignore_errors=True)
     folder = EXPORT_DIR / uuid.uuid4().hex[:12]
     folder.mkdir()
