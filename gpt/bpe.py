@@ -363,11 +363,11 @@ def train(text: str, vocab_size: int | None = None, progress: Progress | None = 
 
 
 # ----------------------------------------------------------------------------
-# The two entry points `gpt.tokenizer` calls.
+# The two entry points `gpt.tokenizers` calls.
 
 def build(kind: str, text: str, *, vocab_size: int | None = None, compact: bool = True,
           progress: Progress | None = None) -> Tokenizer:
-    """Make a BPE tokenizer of `kind` for the corpus `text` (see `gpt.tokenizer.build_tokenizer`)."""
+    """Make a BPE tokenizer of `kind` for the corpus `text` (see `gpt.tokenizers.build_tokenizer`)."""
     if kind == "bpe":
         return train(text, vocab_size, progress)
     if kind not in PRETRAINED:

@@ -25,13 +25,14 @@ from gpt.errors import CheckpointError, ConfigError, DataError, GPTError, Tokeni
 from gpt.model import GPTConfig, count_parameters
 from gpt.jobs import JobManager, RunRequest, RunStatus
 from gpt.jobs import folder as folders
+from gpt.jobs import zerogpu
 from gpt import corpus as corpora
 from gpt import estimate as est
 from gpt.ui import generate as gen
 from gpt.ui import frames as plots, library, pickers, runtime
 from gpt import device as devices
 from gpt.limits import Limits
-from gpt.ui.tokens import preview_html
+from gpt.ui.token_html import preview_html
 
 from helpers_app import TINY, addition, tiny_request, wait_until
 
@@ -101,16 +102,24 @@ def test_limits_come_from_the_environment_with_clear_errors():
         Limits.from_env({"GPT_MAX_PARAMS": "lots"})
     with pytest.raises(ConfigError, match="at least 1"):
         Limits.from_env({"GPT_MAX_CONCURRENT_JOBS": "0"})
-    assert Limits.from_env({}).max_concurrent_jobs == (1 if devices.training_device() == "cpu" else 2)
+    assert Limits.from_env({}).max_concurrent_jobs == 1
+
+
+def test_one_run_at_a_time_on_a_cpu_and_two_on_a_gpu_unless_the_environment_says(tmp_path, monkeypatch):
+    monkeypatch.delenv("GPT_MAX_CONCURRENT_JOBS", raising=False)
+    assert JobManager(tmp_path / "a", device="cpu").limits.max_concurrent_jobs == 1
+    assert JobManager(tmp_path / "b", device="cuda").limits.max_concurrent_jobs == 2
+    monkeypatch.setenv("GPT_MAX_CONCURRENT_JOBS", "3")
+    assert JobManager(tmp_path / "c", device="cpu").limits.max_concurrent_jobs == 3
 
 
 def test_zero_gpu_trains_on_the_cpu_and_says_so(monkeypatch):
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    assert devices.zero_gpu() and devices.training_device() == "cpu"
+    assert zerogpu.zero_gpu() and zerogpu.training_device() == "cpu"
     text = runtime.describe_runtime(Limits())
     assert "ZeroGPU" in text and "CPU" in text
     monkeypatch.setenv("SPACES_ZERO_GPU", "")
-    assert not devices.zero_gpu()
+    assert not zerogpu.zero_gpu()
     assert "ZeroGPU" not in runtime.describe_runtime(Limits(max_concurrent_jobs=2))
 
 

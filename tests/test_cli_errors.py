@@ -13,7 +13,7 @@ from gpt import checkpoint as ckpt
 from gpt.model import GPTConfig, build_model
 from gpt.sample import main as sample_main
 from gpt.tokenizer import CharTokenizer
-from gpt.train_cli import main as train_main
+from gpt.train.cli import main as train_main
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--preset", "tiny", "--max-iters", "2", "--eval-interval", "1", "--eval-iters", "1", "--block-size", "8"]

@@ -9,7 +9,7 @@ from gpt import model as model_module
 from gpt.errors import ConfigError
 from gpt.limits import Limits
 from gpt.model import GPTConfig
-from gpt.train_config import TrainConfig
+from gpt.train import TrainConfig
 
 
 @pytest.fixture

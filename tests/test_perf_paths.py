@@ -18,7 +18,7 @@ from gpt.optim import Muon, build_optimizers, lr_multiplier, orthogonalise
 from gpt.presets import DEFAULT_PRESET, PRESETS, preset, preset_tokenizer
 from gpt.tokenizer import CharTokenizer
 from gpt.train import Trainer
-from gpt.train_config import TrainConfig, configs_from
+from gpt.train import TrainConfig, configs_from
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -190,7 +190,7 @@ def test_muon_run_resumes_exactly(tmp_path, addition):
     straight.run()
     first = trainer_for(addition, **kw)
     first.out_dir = tmp_path / "b"
-    first.on_step = lambda p: first.request_stop() if p["step"] == 8 else None
+    first.add_callback("on_step", lambda p: first.request_stop() if p["step"] == 8 else None)
     assert first.run() == "stopped" and first.step == 8
     second = Trainer(first.model_config, first.config, addition, tmp_path / "b", resume=True)
     assert second.step == 8 and second.run() == "finished"

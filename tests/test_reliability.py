@@ -37,7 +37,7 @@ from gpt.jobs.folder import mark_interrupted
 from gpt.jobs import JobManager
 from gpt.tokenizer import CharTokenizer
 from gpt.train import Trainer
-from gpt.train_config import TrainConfig
+from gpt.train import TrainConfig
 from gpt.ui import generate as gen
 from gpt.ui import frames as plots
 from gpt.limits import Limits
@@ -272,7 +272,7 @@ def test_weights_that_turn_nan_are_never_saved_over_a_good_checkpoint(tmp_path):
                 t.model.lm_head.weight.fill_(float("nan"))
             t.request_stop()  # the stop path saves: it must refuse
 
-    t.on_step = poison
+    t.add_callback("on_step", poison)
     assert t.run() == "failed" and "NaN" in t.error and "step 5" in t.error
     kept = ckpt.load_checkpoint(tmp_path / "run")
     assert kept.step == 5 and all(torch.isfinite(p).all() for p in kept.model.parameters())

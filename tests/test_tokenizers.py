@@ -18,7 +18,8 @@ from gpt import bpe
 from gpt.sample import StreamDecoder
 from gpt.errors import TokenizerError
 from gpt.tokcompare import bits_per_char, chars_per_token, compare_tokenizers
-from gpt.tokenizer import CharTokenizer, build_tokenizer, tokenizer_from_spec
+from gpt.tokenizer import CharTokenizer
+from gpt.tokenizers import build_tokenizer, tokenizer_from_spec
 
 pytest.register_assert_rewrite("tokenizer_fixtures")
 from tokenizer_fixtures import SMALL_CORPUS  # noqa: E402

@@ -23,7 +23,7 @@ from .. import insight, ladder, lesson
 from .. import plots as figures
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest, check_request
-from .export import export
+from .figure_downloads import export
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, unchanged
 

@@ -19,12 +19,12 @@ from ..corpus import BPE_VOCAB_DEFAULT, BPE_VOCAB_MAX, BPE_VOCAB_MIN, CORPUS_CHO
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest
 from ..presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
-from . import frames, zerogpu
+from . import frames, slice_timer
 from .identity import client_address
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
 from .pickers import pick_runs, with_metrics
-from .tokens import preview_html
+from .token_html import preview_html
 
 LOSS_UNIT = ('<span title="The loss is in nats per token: the mean of minus the natural log of the probability '
              'the model gave the true next token. ln(vocabulary size) is pure guessing; 0 is certainty.">'
@@ -45,23 +45,9 @@ def preset_values(name: str) -> dict:
     }
 
 
-def make_request(tokenizer, vocab_size, preset, model_type, architecture, n_layer, n_head, n_embd, block_size,
-                 dropout, batch_size, lr, max_iters, max_seconds, shared=False) -> RunRequest:
-    """The Train tab's values as a RunRequest (sliders send floats)."""
-    as_int = lambda x: None if x is None else int(x)  # noqa: E731
-    return RunRequest(
-        tokenizer=tokenizer, vocab_size=as_int(vocab_size) if tokenizer == "bpe" else None, preset=preset,
-        model_type=model_type, architecture=architecture, n_layer=as_int(n_layer), n_head=as_int(n_head),
-        n_embd=as_int(n_embd), block_size=as_int(block_size), dropout=None if dropout is None else float(dropout),
-        batch_size=as_int(batch_size), lr=None if lr is None else float(lr), max_iters=as_int(max_iters),
-        max_seconds=float(max_seconds or 0), shared=bool(shared),
-    )
-
-
 class TrainHandlers:
     def __init__(self, manager: JobManager):
         self.m = manager
-        self.read = manager.runs  # what the poll reads; on ZeroGPU the sliced runs' reader (zerogpu.wire)
 
     # --- 1. data and tokenizer ----------------------------------------------------------------
     @staticmethod
@@ -105,7 +91,7 @@ class TrainHandlers:
 
     def estimate(self, vocab_size, preset, model_type, architecture, *sliders):
         try:
-            req = make_request("char", None, preset, model_type, architecture, *sliders)
+            req = RunRequest.from_form("char", None, preset, model_type, architecture, *sliders)
             model_cfg, train_cfg = req.configs(int(vocab_size or 65), self.m.device)
             n = est.parameters(model_cfg)
             mem = est.training_memory_bytes(model_cfg, train_cfg.batch_size, train_cfg.optimizer)
@@ -126,17 +112,11 @@ class TrainHandlers:
         sliders = (n_layer, n_head, n_embd, block_size, dropout, batch_size, lr, max_iters, max_seconds)
         try:
             corpus = self.corpus(choice, upload, pasted)
-            req = make_request(kind, vocab_size, preset, model_type, architecture, *sliders, shared=shared)
-            exact = None
-            if kind != "char":  # usually cached by the statistics already; fails here, not in the queue, if offline
-                exact = corpora.dataset(corpus, kind, req.vocab_size).tokenizer.vocab_size
-            job = self.m.start(owner, corpus, req, vocab_size=exact, address=client_address(request))
+            req = RunRequest.from_form(kind, vocab_size, preset, model_type, architecture, *sliders, shared=shared)
+            job = self.m.start(owner, corpus, req, address=client_address(request))
         except Exception as err:  # noqa: BLE001
             return problem(err)
-        pos = self.m.queue_position(job.name)
-        if pos:
-            return say(f"Run **{job.name}** is queued: position {pos} in the queue. It starts when a slot frees up.")
-        return say(f"Run **{job.name}** started. The curve below updates every second.")
+        return say(self.m.runner.describe_start(job))
 
     def restore_form(self, owner):
         """After a refresh: the form shows what the run on screen was started with, not the defaults."""
@@ -151,10 +131,9 @@ class TrainHandlers:
 
     def stop(self, owner):
         try:
-            job = self.m.stop(owner, self.m.runs.current_run(owner) or "")
+            return say(self.m.stop(owner, self.m.runs.current_run(owner) or ""))
         except Exception as err:  # noqa: BLE001
             return problem(err)
-        return say(f"Stopping **{job.name}**: it saves its weights and stops within a step.")
 
     def resume(self, owner, more_iters=None, name=None):
         try:
@@ -164,7 +143,7 @@ class TrainHandlers:
             job = self.m.resume(owner, name, int(more_iters) if more_iters else None)
         except Exception as err:  # noqa: BLE001
             return problem(err)
-        return say(f"Resuming **{job.name}** from its last checkpoint.")
+        return say(self.m.runner.describe_start(job))
 
     def poll(self, owner, last, compared=None):
         """Timer tick: progress, the live curve, the latest sample and, when the run being watched is
@@ -173,10 +152,10 @@ class TrainHandlers:
         status = None
         if name:
             try:
-                status = self.read.status(name, owner)
+                status = self.m.runs.status(name, owner)
             except GPTError:
                 name = None
-        steps = len(self.read.step_losses(name)) if name else 0
+        steps = len(status.history) and status.history[-1][0] if status else 0
         sig = [name, status and status.state, status and status.step, steps,
                status and len(status.metrics), status and status.queue_position, status and status.message,
                status and status.starts_in_s]
@@ -187,13 +166,13 @@ class TrainHandlers:
         msg = "" if last is not None and (last[0] != name or last[1] != sig[1]) else gr.skip()
         plot = compare = gr.skip()
         if not last or last[0] != name or last[3] != steps or last[4] != sig[4]:
-            plot = frames.loss_frame(status.metrics, self.read.step_losses(name)) if name else None
+            plot = frames.loss_frame(status.metrics, status.history) if name else None
         if name in (compared or []) and (not last or last[4] != sig[4]):
             compare = self.compare(owner, compared)
-        active = bool(status and status.active and status.mine)
-        resumable = bool(status and status.mine and not active and status.state != "running elsewhere")
+        stoppable = bool(status and status.mine and (status.active or status.state == "paused"))  # paused: GPU slices
+        resumable = bool(status and status.mine and not status.active and status.state != "running elsewhere")
         sample = status.latest_sample if status else ""
-        return (frames.progress_html(status), plot, sample, gr.update(interactive=active),
+        return (frames.progress_html(status), plot, sample, gr.update(interactive=stoppable),
                 gr.update(interactive=resumable), compare, msg, sig)
 
     def first_point(self, owner, last, compared=None, timeout: float = 5.0):
@@ -374,16 +353,12 @@ def build_train_tab(page: Page) -> gr.Tab:
     poll_out = [w["progress"], w["loss_plot"], w["sample"], w["stop"], w["resume"], w["compare_plot"], w["msg"],
                 last_poll]
     start_in = [*corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders, m["share"]]
-    sliced = zerogpu.wire(page, start=w["start"], stop=w["stop"], resume=w["resume"], message=w["msg"],
-                          start_inputs=start_in, more_iters=sliders[7])
-    if sliced is None:  # everywhere but ZeroGPU: background training, as always
-        w["start"].click(h.start, [who, *start_in], w["msg"], **PRIVATE).then(
-            h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(
-            h.compare_with_new, [who, w["compare_runs"]], w["compare_runs"], **PRIVATE)
-        w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
-        w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
-    else:
-        h.read = sliced
+    w["start"].click(h.start, [who, *start_in], w["msg"], **PRIVATE).then(
+        h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(
+        h.compare_with_new, [who, w["compare_runs"]], w["compare_runs"], **PRIVATE)
+    w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
+    w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
+    slice_timer.wire(page, w["msg"])  # on ZeroGPU: the timer runs the GPU slices
     page.timer.tick(h.poll, poll_in, poll_out, **QUIET)
     w["compare_refresh"].click(**show_compare)
     w["compare_runs"].change(h.clear_plot, None, w["compare_plot"], **PRIVATE).then(
