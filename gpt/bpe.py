@@ -232,10 +232,6 @@ class BPETokenizer(Tokenizer):
         """The compact fallback id for tokens the corpus never used (None if not compact)."""
         return None if self.kept is None else len(self.kept)
 
-    def embedding_params_saved(self, n_embd: int) -> int:
-        """Rows dropped from a (vocab, n_embd) table; an untied lm_head saves as much again."""
-        return (self.full_vocab_size - self.vocab_size) * n_embd
-
     def encode(self, text: str) -> list[int]:
         ids = guarded(self.enc.encode_ordinary, text)
         if self._to_compact is None:

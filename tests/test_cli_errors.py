@@ -68,6 +68,27 @@ def test_train_cli_bad_flags_are_one_line(tmp_path, capsys, flags, match):
     assert match in line, line
 
 
+@pytest.mark.parametrize("flags, match", [
+    (["--n-layer", "100000"], "n_layer must be at most"),
+    (["--n-layer", "200"], "GPT_MAX_LAYERS"),
+    (["--block-size", "100000"], "GPT_MAX_BLOCK_SIZE"),
+    (["--n-embd", "4096", "--n-head", "16", "--n-layer", "12"], "GPT_MAX_PARAMS"),
+])
+def test_train_cli_checks_every_limit_before_any_work(tmp_path, capsys, monkeypatch, flags, match):
+    """Refused by arithmetic before the corpus is read or a BPE is trained (both are made to fail here)."""
+    from gpt import bpe, corpus, data
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work was done before the limits were checked")
+
+    for module, name in ((bpe, "train"), (data, "load_corpus"), (data, "download_shakespeare")):
+        monkeypatch.setattr(module, name, no_work)
+    monkeypatch.setattr(corpus, "load", no_work, raising=False)
+    rc = train_main(["--data", "shakespeare", "--tokenizer", "bpe", "--vocab-size", "512", "--out",
+                     str(tmp_path / "r"), *flags])
+    assert match in one_error_line(capsys, rc)
+
+
 def test_train_cli_unusable_run_folders_are_one_line(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     line = one_error_line(capsys, train_main(["--data", "addition", *TINY, "--out", str(tmp_path / "afile")]))

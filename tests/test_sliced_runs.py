@@ -54,7 +54,7 @@ class SlicedPage:
         out = self.timer.tick(owner)
         return None if out == gr.skip() else out
 
-    def chain(self, owner: str, limit: int = 40) -> list[str]:
+    def chain(self, owner: str, limit: int = 400) -> list[str]:
         """Tick as the page's timer does until no slice follows; the status lines it showed."""
         lines = []
         for _ in range(limit):

@@ -163,3 +163,16 @@ def test_cli_reports_bad_input_as_a_sentence(tmp_path, capsys):
     assert sample_main(["--checkpoint", str(out), "--prompt", "hello"]) == 2
     err = capsys.readouterr().err
     assert "'e'" in err and "'h'" in err and "never saw" in err
+
+
+def test_the_validation_curve_gets_cheaper_early_points_so_it_bends_like_the_training_curve(tmp_path, addition):
+    """A 200-step interval would draw the validation loss as one straight line from step 0 to 200: three
+    early estimates (a quarter of the batches, no checkpoint) give it its bend."""
+    t = trainer_for(addition, tmp_path / "run", max_iters=200, eval_interval=200, eval_iters=8, batch_size=4)
+    saves = []
+    t.add_callback("on_save", saves.append)
+    assert t.run() == "finished"
+    rows = ckpt.read_metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [0, 25, 50, 100, 200]
+    assert rows[1]["val_loss"] < rows[0]["val_loss"] and rows[3]["val_loss"] < rows[1]["val_loss"]
+    assert len(saves) == 2  # checkpoints at 0 and 200 only: the early points cost no save

@@ -44,8 +44,8 @@ class Runner(Protocol):
     def launch(self, job: Job) -> None:
         """A new or resumed run, its folder made and its settings checked: train it (or queue it)."""
 
-    def describe_start(self, job: Job) -> str:
-        """The sentence a Start or Resume answers with."""
+    def describe_start(self, job: Job, resumed: bool = False) -> str:
+        """The sentence a Start (or, `resumed`, a Resume) answers with."""
 
     def stop(self, name: str, by: str) -> str:
         """Stop (or cancel) the run; the sentence saying what happens. `by`: 'you' or 'the teacher'."""

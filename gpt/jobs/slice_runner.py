@@ -103,9 +103,9 @@ class SliceRunner:
         self.reg.jobs[job.name] = job
         self.m.runs.remember(job.owner, job.name)
 
-    def describe_start(self, job: Job) -> str:
+    def describe_start(self, job: Job, resumed: bool = False) -> str:
         d = self.settings.duration_s
-        if job.resume:
+        if resumed:
             return f"Resuming **{job.name}** in GPU slices of {d:g} s while this page is open."
         return (f"Run **{job.name}** trains on the GPU in slices of {d:g} s, each from your ZeroGPU quota; the "
                 "first slice starts now and the next ones follow while this page is open.")

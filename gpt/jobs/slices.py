@@ -85,7 +85,7 @@ class Pacer:
         self._eval_from: float | None = None
 
     def _evaluates(self, step: int) -> bool:
-        return step % self.cfg.eval_interval == 0 or step >= self.cfg.max_iters
+        return self.cfg.eval_batches(step, step >= self.cfg.max_iters) > 0
 
     def _eval_cost(self) -> float:
         if self.eval_s is not None:

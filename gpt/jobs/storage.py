@@ -35,7 +35,6 @@ class Storage:
     volume: Path | None  # the mounted storage volume the root lies on, if any
     on_space: bool  # running as a Hugging Face Space (SPACE_ID is set)
 
-    @property
     def sentence(self) -> str:
         """One line for the page: where runs are kept and whether a restart keeps them."""
         if self.volume is not None:

@@ -61,11 +61,12 @@ class ThreadRunner:
         job.thread.start()
         self.reg.cond.notify_all()
 
-    def describe_start(self, job: Job) -> str:
-        """The sentence a Start (or Resume) answers with."""
+    def describe_start(self, job: Job, resumed: bool = False) -> str:
+        """The sentence a Start (or a Resume) answers with."""
         pos = self.reg.position(job.name)
-        if job.resume:
-            return f"Resuming **{job.name}** from its last checkpoint." + (f" Position {pos} in the queue." if pos else "")
+        if resumed:
+            where = "from its last checkpoint" if job.resume else "from the start (it had saved nothing)"
+            return f"Resuming **{job.name}** {where}." + (f" Position {pos} in the queue." if pos else "")
         if pos:
             return f"Run **{job.name}** is queued: position {pos} in the queue. It starts when a slot frees up."
         return f"Run **{job.name}** started. The curve below updates every second."

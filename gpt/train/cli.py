@@ -103,18 +103,24 @@ def _initialised(args: argparse.Namespace, out: Path):
 
 
 def _new(args: argparse.Namespace):
-    """A new run: the corpus encoded with a new tokenizer, the preset merged with the flags."""
+    """A new run: the preset merged with the flags, held to every limit first (by arithmetic, with the
+    vocabulary estimated: a refusal comes before any BPE is trained), then the corpus encoded with a new
+    tokenizer and the limits checked again with the real vocabulary."""
     from ..model import ARCHITECTURES
 
     args.data = args.data or "shakespeare"
-    dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
-                           progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
     model_over = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout", "model_type")}
     if args.arch:
         model_over.update(ARCHITECTURES[args.arch])
     if args.no_mask:
         model_over["causal"] = False
+    limits = Limits.from_env()
+    guess = args.vocab_size or (256 if args.tokenizer == "char" else 2048)  # exact once the tokenizer is built
+    limits.check_run(*configs_from(args.preset, guess, model_over, _train_overrides(args)))
+    dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
+                           progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
     model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, _train_overrides(args))
+    limits.check_run(model_cfg, train_cfg)
     return dataset, model_cfg, train_cfg
 
 

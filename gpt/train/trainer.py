@@ -209,8 +209,9 @@ class Trainer:
         return self._stop.is_set()
 
     # --- evaluation and saving ------------------------------------------------------------
-    def evaluate_and_save(self, tokens_per_sec: float = 0.0, eval_iters: int | None = None) -> dict:
-        """Evaluate (the objective's numbers), save a checkpoint, append the row to metrics.jsonl."""
+    def evaluate_and_save(self, tokens_per_sec: float = 0.0, eval_iters: int | None = None, save: bool = True) -> dict:
+        """Evaluate (the objective's numbers), save a checkpoint (unless `save` is False: an early, cheaper point
+        of the curve), append the row to metrics.jsonl."""
         self.model.eval()
         try:
             row = {"step": self.step, **self.objective.evaluate(self, eval_iters or self.config.eval_iters)}
@@ -224,7 +225,8 @@ class Trainer:
             raise TrainingError(self._nan_message("evaluation"))
         self.metrics.append(row)
         if self.out_dir is not None:
-            self.save()
+            if save:
+                self.save()
             ckpt.append_metrics(self.out_dir, row)
         self._emit("on_eval", row)
         return row
@@ -306,8 +308,8 @@ class Trainer:
             return f"reached its {cfg.max_iters:,} steps"
         return f"reached its {human_seconds(cfg.max_seconds)} time limit at step {self.step:,}"
 
-    def _evaluates_now(self) -> bool:
-        return self.step % self.config.eval_interval == 0 or self._done()
+    def _eval_batches(self) -> int:
+        return self.config.eval_batches(self.step, self._done())
 
     def _first_evaluation(self) -> None:
         """Before the first step, or on resume where an evaluation's row is missing (a kill between the
@@ -317,7 +319,7 @@ class Trainer:
             # an untrained model's loss is near ln(vocab) on every batch, so a quarter of the evaluation
             # batches measure it as well and show the first point ~4x sooner
             self.evaluate_and_save(eval_iters=max(1, cfg.eval_iters // 4))
-        elif self._evaluates_now() and not any(r.get("step") == self.step for r in self.metrics):
+        elif self._eval_batches() == cfg.eval_iters and not any(r.get("step") == self.step for r in self.metrics):
             self.evaluate_and_save()
 
     def _loop(self) -> None:
@@ -365,9 +367,10 @@ class Trainer:
                 "fraction": min(1.0, cfg.fraction_done(self.step, self.elapsed)),
             }
             self._emit("on_step", self.progress)
-            if self._evaluates_now():
+            batches = self._eval_batches()
+            if batches:
                 t_eval = time.perf_counter()
-                self.evaluate_and_save(tokens_per_sec)
+                self.evaluate_and_save(tokens_per_sec, batches, save=batches == cfg.eval_iters)
                 self.elapsed += time.perf_counter() - t_eval  # evaluation counts toward wall time
                 window_t, window_steps = time.perf_counter(), 0
 

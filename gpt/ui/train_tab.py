@@ -143,7 +143,7 @@ class TrainHandlers:
             job = self.m.resume(owner, name, int(more_iters) if more_iters else None)
         except Exception as err:  # noqa: BLE001
             return problem(err)
-        return say(self.m.runner.describe_start(job))
+        return say(self.m.runner.describe_start(job, resumed=True))
 
     def poll(self, owner, last, compared=None):
         """Timer tick: progress, the live curve, the latest sample and, when the run being watched is
