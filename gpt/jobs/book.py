@@ -115,6 +115,7 @@ class RunBook:
         if job is not None and job.active:  # this process knows better than the files
             info.state, info.message, info.end_reason = job.state, job.message, None
             info.message = job.line()
+            info.limit_note = job.limit_note
             info.queue_position = self.jobs.position(name)
             if job.state == "queued":
                 info.starts_in_s = starts_in(self.jobs, self.limits(), self.device, name)
@@ -135,7 +136,9 @@ class RunBook:
         progress = dict(trainer.progress) if trainer is not None else {}
         last = rows[-1] if rows else {}
         step = progress.get("step", info.step or last.get("step", 0))
-        if info.active and trainer is None and steps:  # trained elsewhere (a GPU slice): its curve runs ahead
+        job = self.jobs.job(name)
+        sliced = info.active and trainer is None and job is not None and job.slice_ends is not None
+        if sliced and steps:  # trained in a GPU slice's process: its curve runs ahead of the checkpoint
             step = max(step, steps[-1][0])
         info.step = step
         info.max_iters = progress.get("max_iters", info.max_iters)
@@ -145,6 +148,9 @@ class RunBook:
             info.eta_s = info.starts_in_s  # a queued run's ETA is when it starts (the API's promise)
         info.elapsed_s = progress.get("elapsed_s", info.elapsed_s or last.get("elapsed_s", 0.0))
         info.max_seconds = train_limit(trainer, info.max_seconds)
+        if sliced:
+            info.elapsed_s, info.eta_s = job.slice_progress(step, info.max_iters, info.max_seconds)
+            info.message = job.line(step)
         done = progress_fraction(step, info.max_iters, info.elapsed_s, info.max_seconds)
         info.fraction = 1.0 if info.state == "finished" else min(1.0, done)
         info.loss = progress.get("loss")

@@ -43,6 +43,7 @@ from .. import checkpoint as ckpt
 from .. import corpus as corpora
 from ..checkpoint_check import check_checkpoint
 from ..errors import CheckpointError, TrainingError
+from ..estimate import human_seconds
 from ..limits import Limits
 from ..model import GPTConfig
 from ..train import TrainConfig
@@ -67,6 +68,7 @@ class JobManager:
         self.root.mkdir(parents=True, exist_ok=True)
         self.device = device or training_device()
         self.limits = limits or Limits.from_env(default_jobs=1 if self.device == "cpu" else 2)
+        self.limits_set_at: float | None = None  # when the teacher last changed the class's time per run
         self.registry = Registry(self.limits.max_concurrent_jobs)
         self.runs = RunBook(self.root, self.registry, lambda: self.limits, self.device)
         self.labels = Labels(self.root)  # display names, for the teacher's page and the class board
@@ -142,9 +144,7 @@ class JobManager:
         with self.registry.cond:
             self._refuse_second(owner)
             self._refuse_crowding(address)
-        if vocab_size is None and request.tokenizer != "char":
-            vocab_size = corpora.dataset(corpus, request.tokenizer, request.vocab_size).tokenizer.vocab_size
-        configs = check_request(corpus, request, self.limits, self.device, vocab_size)
+        configs = check_request(corpus, request, self.limits, self.device, vocab_size or self._vocab(corpus, request))
         path = folders.new_folder(self.root, f"{corpus.name}-{request.tokenizer}", name)
         try:
             if corpus.source == "text":
@@ -162,8 +162,9 @@ class JobManager:
             raise
         return job
 
-    def resume(self, owner: str, name: str, more_iters: int | None = None) -> Job:
-        """Continue a stopped, interrupted or finished run of yours from its last checkpoint."""
+    def resume(self, owner: str, name: str, more_iters: int | None = None, then: list | None = None) -> Job:
+        """Continue a stopped, interrupted or finished run of yours from its last checkpoint (from the start if
+        it saved nothing); `then`, as for `start`: runs to start one after another once it finishes."""
         path = self.check_owner(owner, name, "resume")
         with self.registry.cond:
             self._refuse_second(owner)
@@ -178,11 +179,22 @@ class JobManager:
         if has_weights:
             checked = check_checkpoint(path / ckpt.WEIGHTS, self.limits)  # an uploaded config is held to the limits
             resume_train = self._resume_settings(checked.meta, checked.model_config, more_iters)
-        job = Job(name, owner, path, corpus, request, resume=has_weights, resume_train=resume_train)
+        job = Job(name, owner, path, corpus, request, resume=has_weights, resume_train=resume_train,
+                  then=list(then or []))
+        if not has_weights:  # nothing saved (cancelled while it waited): it starts over, its settings checked again
+            job.configs = check_request(corpus, request, self.limits, self.device, self._vocab(corpus, request))
         with self.registry.cond:
             self._refuse_second(owner)
             self.runner.launch(job)
         return job
+
+    @staticmethod
+    def _vocab(corpus: corpora.Corpus, request: RunRequest) -> int | None:
+        """The tokenizer's vocabulary, built now (cached): a BPE is trained here, not in the queue, and a GPT-2
+        vocabulary that needs a network fails here. None for characters, which need no building."""
+        if request.tokenizer == "char":
+            return None
+        return corpora.dataset(corpus, request.tokenizer, request.vocab_size).tokenizer.vocab_size
 
     def _resume_settings(self, meta: dict, model_config: GPTConfig, more_iters: int | None) -> dict:
         """The training settings a resume continues with: the saved ones, and another stretch if the run had
@@ -266,10 +278,22 @@ class JobManager:
         time per run. A run over a lowered limit of concurrent runs finishes; no new one starts until
         fewer run than the limit."""
         with self.registry.cond:
+            if limits.max_run_seconds != self.limits.max_run_seconds:
+                self.limits_set_at = time.time()
             self.limits = limits
             self.registry.slots = limits.max_concurrent_jobs
             self.runner.limits_changed(limits)
             self.registry.cond.notify_all()
+
+    def class_time_limit(self) -> tuple[float | None, str]:
+        """The class's training time per run (None: none) and how to name it: "the class's limit of 25 s per run,
+        set by the teacher at 14:32" (or "..., GPT_MAX_RUN_SECONDS" when it comes from the server's start)."""
+        seconds = self.limits.max_run_seconds or None
+        if seconds is None:
+            return None, ""
+        when = (f"set by the teacher at {time.strftime('%H:%M', time.localtime(self.limits_set_at))}"
+                if self.limits_set_at else "GPT_MAX_RUN_SECONDS")
+        return float(seconds), f"the class's limit of {human_seconds(seconds)} per run, {when}"
 
     def queue_position(self, name: str) -> int | None:
         return self.registry.position(name)

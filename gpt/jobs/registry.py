@@ -46,20 +46,36 @@ class Job:
     then: list = field(default_factory=list)  # (corpus, request, name) to start, in turn, once this one finishes
     plan: tuple | None = None  # (seconds, own time limit, seconds trained before): gpt.jobs.queue_eta's estimate
     own_max_seconds: float | None = None  # the run's time limit before the class's cut it (set_limits may lift it)
+    limit_note: str = ""  # set when the class's time per run ends it sooner than its own: which limit, since when
     address: str | None = None  # the network address that asked for it (per-address queue bound)
     slice_ends: float | None = None  # ZeroGPU: time.time() at which the GPU slice under way is cut off
     slice_number: int = 0
+    slice_from: tuple[float, int, float] = (0.0, 0, 0.0)  # the slice under way began: (time.time(), step, elapsed)
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE
 
-    def line(self) -> str:
-        """What the job is doing, as the progress line shows it."""
+    def line(self, step: int | None = None) -> str:
+        """What the job is doing, as the progress line shows it (`step`: the latest the run's curve reached)."""
         if self.slice_ends is not None:
+            if step is not None and step <= self.slice_from[1]:
+                return f"GPU slice {self.slice_number}: starting (the GPU process loads the run)"
             left = max(0.0, self.slice_ends - time.time())
             return f"GPU slice {self.slice_number}, {left:.0f} s of GPU left in this slice"
         return self.message
+
+    def slice_progress(self, step: int, max_iters: int, max_seconds: float | None) -> tuple[float, float | None]:
+        """(elapsed training seconds, seconds left) of a run whose GPU slice is under way, from its curve:
+        the slice's steps so far over the time since it began."""
+        began, first_step, elapsed = self.slice_from
+        spent = max(0.0, time.time() - began)
+        if step <= first_step or spent <= 0:
+            return elapsed, None
+        left = (max_iters - step) * spent / (step - first_step)
+        if max_seconds:
+            left = min(left, max(0.0, max_seconds - elapsed - spent))
+        return elapsed + spent, left
 
 
 class Registry:

@@ -163,6 +163,7 @@ class SliceRunner:
             job.slice_number, job.slice_ends = record["slices"] + 1, time.time() + self.settings.duration_s
             job.state = "running"
         started, before = time.time(), saved_step(path)
+        job.slice_from = (started, before, _saved_elapsed(path))
         try:
             order = self._order(path, record)
             ckpt.write_status(path, "running", f"GPU slice {job.slice_number}", step=before)
@@ -251,6 +252,12 @@ class SliceRunner:
         if result.state == "stopped":
             return "stopped", f"Stopped at step {result.step:,} after GPU slice {n}; Resume to go on."
         return "failed", result.error or "The GPU slice failed."
+
+
+def _saved_elapsed(path: Path) -> float:
+    with contextlib.suppress(GPTError, OSError, ValueError, TypeError):
+        return float(ckpt.read_meta(path / ckpt.WEIGHTS).get("elapsed_s") or 0.0)
+    return 0.0
 
 
 def default_runner() -> SliceRunner | None:

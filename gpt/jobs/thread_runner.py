@@ -27,6 +27,7 @@ from .. import corpus as corpora
 from .. import estimate
 from ..data import Dataset
 from ..errors import GPTError, TrainingError
+from ..estimate import human_seconds
 from ..train import TrainConfig, Trainer
 from . import folder as folders
 from .book import LOST
@@ -82,11 +83,16 @@ class ThreadRunner:
             job.trainer.request_stop(by=by)
         with self.reg.cond:
             self.reg.cond.notify_all()
+        after = ""
+        if job.then:  # a ladder's next rungs, the unmasked half of an experiment: they will not start now
+            k = len(job.then)
+            after = f" The {k} run{'s' if k > 1 else ''} planned after it will not start."
+            job.then = []
         if waiting:
-            whose = "Its owner" if by == "the teacher" else "You"
-            return (f"Cancelled **{name}** while it waited in the queue: nothing was trained. {whose} still "
-                    "see it, marked cancelled, and can start it again.")
-        return f"Stopping **{name}**: it saves its weights and stops within a step."
+            whose = "Its owner sees" if by == "the teacher" else "You see"
+            return (f"Cancelled **{name}** while it waited in the queue: nothing was trained. {whose} it, marked "
+                    f"cancelled, and can start it again.{after}")
+        return f"Stopping **{name}**: it saves its weights and stops within a step.{after}"
 
     def lost(self, job: Job) -> None:
         """The job's folder was deleted from under it: stop it and say so where its owner looks."""
@@ -97,11 +103,24 @@ class ThreadRunner:
         job.message = LOST
 
     def limits_changed(self, limits: "Limits") -> None:
-        """The class's time per run, applied to the runs training now from this moment."""
+        """The class's time per run applies to the runs training now from this moment: each may train that much
+        more (or to its own limit, if that comes first)."""
         for job in self.reg.jobs.values():
             trainer = job.trainer
             if trainer is not None and job.state == "running":
-                trainer.config.max_seconds = limits.cap_seconds(job.own_max_seconds)
+                self._cap(job, trainer, trainer.elapsed)
+
+    def _cap(self, job: Job, trainer: Trainer, from_s: float) -> None:
+        """The run's time limit: its own, or `from_s` plus the class's time per run if that ends it sooner."""
+        seconds, note = self.m.class_time_limit()
+        own = job.own_max_seconds
+        if seconds is not None and (not own or from_s + seconds < own):
+            trainer.config.max_seconds = from_s + seconds
+            trained = f" when it had trained {human_seconds(from_s)}" if from_s >= 1 else ""
+            job.limit_note = note + trained
+        else:
+            trainer.config.max_seconds = own
+            job.limit_note = ""
 
     def shutdown(self, timeout: float) -> None:
         self._closing = True
@@ -195,12 +214,13 @@ class ThreadRunner:
         ckpt.write_status(job.path, "preparing", step=(job.resume_train or {}).get("step", 0))
         ds, model_cfg, train_cfg = self._dataset(job)
         job.own_max_seconds = train_cfg.max_seconds
-        train_cfg.max_seconds = self.m.limits.cap_seconds(train_cfg.max_seconds)  # the class's time per run
         job.message = "Building the model"
         source = CORPUS_FILE if job.corpus.source == "text" else job.corpus.source  # never a server path
         trainer = Trainer(model_cfg, train_cfg, ds, job.path, resume=job.resume,
                           meta={"corpus": job.corpus.name, "data_source": source})
-        job.trainer = trainer
+        with self.reg.cond:
+            self._cap(job, trainer, trainer.elapsed)  # the class's time per run, from this start
+            job.trainer = trainer
         if job.stop_event.is_set():
             trainer.request_stop(by=job.stopped_by)
         job.state, job.message = "running", ""
@@ -209,6 +229,10 @@ class ThreadRunner:
         finally:
             job.trainer = None  # free the model, optimizer and batches; the run lives on disk now
         job.state, job.error = state, trainer.error
+        if state == "finished" and job.limit_note and trainer.step < trainer.config.max_iters:  # the class's limit
+            trainer.end_reason = (f"reached {job.limit_note} at step {trainer.step:,}, after "
+                                  f"{human_seconds(trainer.elapsed)} of training")
+            ckpt.write_status(job.path, state, step=trainer.step, end_reason=trainer.end_reason)
         reason = trainer.end_reason[:1].upper() + trainer.end_reason[1:]
         job.message = {"finished": f"Finished: {trainer.end_reason}.",
                        "stopped": f"{reason}; resume it to go on."}.get(state, "")

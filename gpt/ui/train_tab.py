@@ -95,6 +95,11 @@ class TrainHandlers:
             model_cfg, train_cfg = req.configs(int(vocab_size or 65), self.m.device)
             n = est.parameters(model_cfg)
             mem = est.training_memory_bytes(model_cfg, train_cfg.batch_size, train_cfg.optimizer)
+            class_s, class_note = self.m.class_time_limit()
+            if class_s is not None and (not train_cfg.max_seconds or class_s < train_cfg.max_seconds):
+                train_cfg.max_seconds = class_s  # the class's time per run ends it first
+            else:
+                class_note = ""
             secs = est.training_seconds(model_cfg, train_cfg.batch_size, train_cfg.max_iters, train_cfg.eval_interval,
                                         train_cfg.eval_iters, train_cfg.max_seconds, self.m.device)
         except GPTError as err:
@@ -103,7 +108,7 @@ class TrainHandlers:
         size = f"**{est.human_count(n)} parameters**" + (" &mdash; over this server's limit" if over else "")
         return (f"{size} · about **{est.human_bytes(mem)}** of memory to train · about "
                 f"**{est.human_seconds(secs)}** on this machine · "
-                f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step"), ends_when(train_cfg, secs)
+                f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step"), ends_when(train_cfg, secs, class_note)
 
     # --- 3. training ------------------------------------------------------------------------------
     def start(self, owner, choice, upload, pasted, kind, vocab_size, preset, model_type, architecture, n_layer,
@@ -213,10 +218,18 @@ class TrainHandlers:
     def clear_plot():
         return None
 
+    def class_limit(self, last):
+        """The class's time per run, when the teacher changes it (the line beside Start then follows)."""
+        now = self.m.class_time_limit()[1]
+        return gr.skip() if now == last else now
 
-def ends_when(train_cfg, secs: float) -> str:
-    """Beside Start: the limit that will end the run (steps or seconds, whichever comes first)."""
+
+def ends_when(train_cfg, secs: float, class_note: str = "") -> str:
+    """Beside Start: the limit that will end the run (steps or seconds, whichever comes first); `class_note` when
+    the class's time per run is that limit ("the class's limit of 25 s per run, set by the teacher at 14:32")."""
     steps = f"{train_cfg.max_iters:,} steps"
+    if class_note and secs >= train_cfg.max_seconds:
+        return f"Ends at **{est.human_seconds(train_cfg.max_seconds)}**, {class_note}, before {steps}."
     if train_cfg.max_seconds and secs >= train_cfg.max_seconds:
         return f"Ends at its **{est.human_seconds(train_cfg.max_seconds)} time limit**, before {steps}."
     limit = f" (or {est.human_seconds(train_cfg.max_seconds)}, whichever comes first)" if train_cfg.max_seconds else ""
@@ -321,7 +334,7 @@ def build_train_tab(page: Page) -> gr.Tab:
                 m = _model_column(page.manager.limits)
         with gr.Column(elem_id="watch-area"):  # the projector view puts it first (gpt.ui.projector)
             w = _watch_area()
-        vocab, last_poll = gr.State(65), gr.State(None)
+        vocab, last_poll, class_limit = gr.State(65), gr.State(None), gr.State(None)
     sliders = m["sliders"]
     page.train = TrainControls(d["corpus"], d["upload"], d["pasted"], d["tokenizer"], d["bpe_vocab"], vocab,
                                m["preset"], m["model_type"], m["architecture"], sliders, sliders[2])
@@ -359,6 +372,8 @@ def build_train_tab(page: Page) -> gr.Tab:
     w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
     w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
     slice_timer.wire(page, w["msg"])  # on ZeroGPU: the timer runs the GPU slices
+    page.timer.tick(h.class_limit, class_limit, class_limit, **QUIET)
+    class_limit.change(**show_estimate)
     page.timer.tick(h.poll, poll_in, poll_out, **QUIET)
     w["compare_refresh"].click(**show_compare)
     w["compare_runs"].change(h.clear_plot, None, w["compare_plot"], **PRIVATE).then(
