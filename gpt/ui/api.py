@@ -12,7 +12,7 @@ Plain JSON types in and out, so a notebook or a test can drive the server:
 Who is asking is the `token` argument: `/start_run` without one makes a new
 person and returns their token; every later call passes it to see, stop,
 resume or delete that person's private runs. Without a token a call sees
-the shared runs only. A token is signed by the server (`gpt.jobs.identity`),
+the shared runs only. A token is signed by the server (`gpt.jobs.signing`),
 so it cannot be forged, and no response carries anyone's owner id.
 Refusals raise `gr.Error` with the same sentence the page would show.
 """
@@ -27,7 +27,7 @@ from .. import corpus as corpora
 from ..errors import GPTError
 from . import generate as gen
 from ..validate import number, text, whole
-from .identity import client_address
+from .addresses import client_address
 from .messages import refuse
 from .page import Page
 from .train_tab import make_request
