@@ -36,7 +36,7 @@ def call_api(url: str, api: str, data: list, headers: dict | None = None) -> tup
     return event, payload
 
 
-def call_event(url: str, fn_index: int, data: list, headers: dict | None = None) -> dict:
+def call_event(url: str, fn_index: int, data: list, headers: dict | None = None, timeout: float = 120) -> dict:
     """Join the queue for one of the page's events by fn_index, as the page does; the completed message."""
     session = uuid.uuid4().hex[:11]
     body = json.dumps({"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None,
@@ -45,7 +45,7 @@ def call_event(url: str, fn_index: int, data: list, headers: dict | None = None)
                                  headers={"Content-Type": "application/json", **(headers or {})})
     urllib.request.urlopen(req, timeout=30).read()
     stream = urllib.request.urlopen(urllib.request.Request(f"{url}gradio_api/queue/data?session_hash={session}",
-                                                           headers=headers or {}), timeout=120)
+                                                           headers=headers or {}), timeout=timeout)
     for raw in stream:
         line = raw.decode().strip()
         if line.startswith("data:"):
