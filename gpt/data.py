@@ -131,17 +131,29 @@ def read_text_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) 
     return check_text(text.lstrip("\ufeff"), p.name)
 
 
+def corpus_file(source: str) -> Path | None:
+    """None for a built-in corpus ('shakespeare', a synthetic name), else the text file `source` names.
+
+    A name that is neither says which: a path that is not there is a missing
+    file, not an unknown corpus."""
+    if source == "shakespeare" or source in SYNTHETIC:
+        return None
+    if os.path.exists(source):
+        return Path(source)
+    builtin = f"'shakespeare', {', '.join(repr(s) for s in SYNTHETIC)}"
+    if os.sep in source or "/" in source or Path(source).suffix:
+        raise DataError(f"There is no file at {source}: check the path, or use a built-in corpus ({builtin}).")
+    raise DataError(f"Unknown corpus '{source}': use {builtin}, or the path of a UTF-8 text file.")
+
+
 def load_corpus(source: str) -> tuple[str, str]:
     """Return (name, text) for 'shakespeare', a synthetic name, or a file path."""
+    path = corpus_file(source)
+    if path is not None:
+        return path.name, read_text_file(path)
     if source == "shakespeare":
         return "shakespeare", read_text_file(download_shakespeare(), max_bytes=10**9)
-    if source in SYNTHETIC:
-        return source, SYNTHETIC[source]()
-    if os.path.exists(source):
-        return Path(source).name, read_text_file(source)
-    raise DataError(
-        f"Unknown corpus '{source}': use 'shakespeare', one of {', '.join(SYNTHETIC)}, or the path of a UTF-8 text file."
-    )
+    return source, SYNTHETIC[source]()
 
 
 @dataclass

@@ -24,7 +24,8 @@ from typing import Iterator
 import gradio as gr
 
 from .. import corpus as corpora
-from ..errors import GPTError
+from ..data import SYNTHETIC
+from ..errors import DataError, GPTError
 from . import generate as gen
 from ..validate import number, text, whole
 from .addresses import client_address
@@ -33,9 +34,14 @@ from .page import Page
 from .train_tab import make_request
 
 
+API_CORPORA = ("shakespeare", *SYNTHETIC, "text")  # the page's 'upload' and 'paste' are not the API's
+
+
 def _check_start(given: dict) -> None:
     """Every /start_run field's type and range, once, at the boundary: a sentence naming the field."""
-    text(given["corpus"], "corpus", 32)
+    if text(given["corpus"], "corpus", 32) not in API_CORPORA:
+        raise DataError(f"Unknown corpus {given['corpus']!r}: choose one of {', '.join(API_CORPORA)} "
+                        "(then give the text).")
     text(given["text"], "text", 10**9)
     for field in ("tokenizer", "preset", "model_type", "architecture", "name", "token"):
         text(given[field], field, 200)
