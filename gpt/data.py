@@ -1,8 +1,9 @@
 """Corpora, encoding once, the 90/10 split and `get_batch`.
 
-A corpus is just a string. It comes from Tiny Shakespeare (downloaded once
-and checked against its sha256), a UTF-8 file, pasted text, or a built-in
-synthetic task that needs no download and learns in seconds.
+A corpus is just a string. It comes from Tiny Shakespeare (shipped in the
+package, gzipped, and checked against its sha256; a copy in $GPT_DATA_DIR
+wins, and a download is the last resort), a UTF-8 file, pasted text, or a
+built-in synthetic task that learns in seconds.
 
 `Dataset` encodes the corpus once into a tensor, splits it 90/10 into
 train and val, and `get_batch(split)` draws random (B, T) windows x with
@@ -11,6 +12,7 @@ targets y shifted one position to the right, as in the lecture.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import random
@@ -27,6 +29,7 @@ from .tokenizer import Tokenizer, build_tokenizer
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 SHAKESPEARE_FILE = "tinyshakespeare.txt"
+SHIPPED_SHAKESPEARE = Path(__file__).resolve().parent / "assets" / "tinyshakespeare.txt.gz"  # 434 KB
 DEFAULT_MAX_BYTES = int(os.environ.get("GPT_MAX_UPLOAD_MB", "50")) * 1024 * 1024
 
 
@@ -64,6 +67,22 @@ def download_shakespeare(timeout: float = 20.0) -> Path:
     tmp.write_bytes(payload)
     os.replace(tmp, path)
     return path
+
+
+def shakespeare_text() -> str:
+    """Tiny Shakespeare: the copy in $GPT_DATA_DIR if there is one, else the package's own, else downloaded once.
+
+    The package ships it (gzipped) so the default corpus, the Lesson and the
+    ladder work offline and without GPT_DATA_DIR; each copy is held to the sha256.
+    """
+    if not (data_dir() / SHAKESPEARE_FILE).exists() and SHIPPED_SHAKESPEARE.is_file():
+        try:
+            raw = gzip.decompress(SHIPPED_SHAKESPEARE.read_bytes())
+        except (OSError, EOFError, gzip.BadGzipFile):
+            raw = b""
+        if hashlib.sha256(raw).hexdigest() == SHAKESPEARE_SHA256:
+            return raw.decode("utf-8")
+    return read_text_file(download_shakespeare(), max_bytes=10**9)  # checked there; a damaged shipped copy too
 
 
 # --- built-in synthetic corpora: no download, learn in seconds ---------------------------
@@ -152,7 +171,7 @@ def load_corpus(source: str) -> tuple[str, str]:
     if path is not None:
         return path.name, read_text_file(path)
     if source == "shakespeare":
-        return "shakespeare", read_text_file(download_shakespeare(), max_bytes=10**9)
+        return "shakespeare", shakespeare_text()
     return source, SYNTHETIC[source]()
 
 
