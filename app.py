@@ -25,7 +25,7 @@ from gpt.ui.generate import ModelCache
 from gpt.ui.generate_tab import build_generate_tab
 from gpt.ui.addresses import keep_peer_address, trusted_proxies
 from gpt.ui.boundary import Blocks
-from gpt.ui.identity import Identity, browser_secret, build_sign_in
+from gpt.ui.identity import Identity, browser_secret, sign_in_event
 from gpt.ui.lesson_tab import build_lesson_tab
 from gpt.ui.name_field import build_name_field
 from gpt.ui.page import Page
@@ -51,13 +51,12 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         build_projector_toggle(page)
         gr.Markdown(INTRO, elem_id="intro")
         gr.Markdown(runtime_line(manager.limits), elem_id="runtime")
-        sign_in = build_sign_in(page)  # 'Sign in with Hugging Face' on a Space with OAuth; nothing elsewhere
-        build_name_field(page)  # a display name for the class board (adds to page.on_load)
+        build_name_field(page)  # a display name for the class board (adds to page.on_load); Sign in on a Space
         with gr.Tabs():
             page.tabs += [build_train_tab(page), build_lesson_tab(page), build_generate_tab(page),
                           build_checkpoints_tab(page)]
             build_views_tab(page)
-        load = demo.load(**sign_in)
+        load = demo.load(**sign_in_event(page))
         for event in page.on_load:
             load = load.then(**event)
     build_teacher_page(demo, manager)  # /teacher, only when GPT_TEACHER_TOKEN is set

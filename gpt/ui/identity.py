@@ -96,12 +96,14 @@ class SignIn:
         return f"{self.m.identity.issue(account)} {token}"
 
 
-def build_sign_in(page, env=None) -> dict:
-    """The 'Sign in with Hugging Face' button where the Space has OAuth; returns the page's load event (kwargs)."""
-    accounts = hf_sign_in_enabled(env)
-    if accounts:
-        gr.LoginButton(elem_id="hf-sign-in", size="sm")
-    h = SignIn(page.manager, accounts)
+def sign_in_button(env=None) -> gr.LoginButton | None:
+    """'Sign in with Hugging Face' where the Space has OAuth (call it where the button belongs); None elsewhere."""
+    return gr.LoginButton(elem_id="hf-sign-in", size="md", scale=1) if hf_sign_in_enabled(env) else None
+
+
+def sign_in_event(page, env=None) -> dict:
+    """The page's load event (kwargs for `demo.load`): the browser's token, and its account's where signed in."""
+    h = SignIn(page.manager, hf_sign_in_enabled(env))
     return dict(fn=h.load, inputs=page.who, outputs=page.who, preprocess=False, **PRIVATE)
 
 
