@@ -23,12 +23,14 @@ from gpt.ui.api import register_api
 from gpt.ui.checkpoints_tab import build_checkpoints_tab
 from gpt.ui.generate import ModelCache
 from gpt.ui.generate_tab import build_generate_tab
-from gpt.ui.identity import Identity
+from gpt.ui.addresses import keep_peer_address, trusted_proxies
+from gpt.ui.boundary import Blocks
+from gpt.ui.identity import Identity, browser_secret, sign_in_event
 from gpt.ui.lesson_tab import build_lesson_tab
 from gpt.ui.name_field import build_name_field
-from gpt.ui.page import PRIVATE, Page
+from gpt.ui.page import Page
 from gpt.ui.projector import build_projector_toggle
-from gpt.ui.runtime import browser_secret, runtime_line
+from gpt.ui.runtime import runtime_line
 from gpt.ui.teacher import build_teacher_page
 from gpt.ui.theme import CSS, INTRO
 from gpt.ui.train_tab import build_train_tab
@@ -41,19 +43,20 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
     if manager is None:
         storage.seed_shipped_runs(storage.detect())  # a storage volume gets the shipped model on first start
         manager = JobManager(runner=default_runner())
-    with gr.Blocks(title="Build a GPT") as demo:
+    trusted_proxies()  # a GPT_TRUSTED_PROXIES that is not addresses stops the start with a sentence
+    with Blocks(title="Build a GPT") as demo:
         who = Identity(manager.identity, browser_secret(manager.root))
         page = Page(manager, ModelCache(), who, timer=gr.Timer(1.0))
         register_api(page)  # first, so the client API keeps its names whatever the page's events are called
         build_projector_toggle(page)
         gr.Markdown(INTRO, elem_id="intro")
         gr.Markdown(runtime_line(manager.limits), elem_id="runtime")
-        build_name_field(page)  # a display name for the class board (adds to page.on_load)
+        build_name_field(page)  # a display name for the class board (adds to page.on_load); Sign in on a Space
         with gr.Tabs():
             page.tabs += [build_train_tab(page), build_lesson_tab(page), build_generate_tab(page),
                           build_checkpoints_tab(page)]
             build_views_tab(page)
-        load = demo.load(who.sign_in, who, who, **PRIVATE)
+        load = demo.load(**sign_in_event(page))
         for event in page.on_load:
             load = load.then(**event)
     build_teacher_page(demo, manager)  # /teacher, only when GPT_TEACHER_TOKEN is set
@@ -70,6 +73,7 @@ def launch(demo: gr.Blocks, **kwargs):
         max_file_size=f"{demo.manager.limits.max_upload_mb}mb",
     )
     options.update(kwargs)
+    keep_peer_address()  # who is asking is the peer, or what a trusted proxy says (gpt.ui.addresses)
     keep_swept(max_total_bytes=10 * demo.manager.limits.max_upload_bytes)  # uploads never fill the disk
     return demo.queue(default_concurrency_limit=2).launch(**options)
 

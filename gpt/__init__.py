@@ -44,7 +44,7 @@ app.py. Modules, one idea each:
 - `history`     a run's whole curve: `steps.jsonl`'s one writer and reader, and the copy a checkpoint carries
 - `lesson`      the lecture step by step on any text, with its own `Head`, bigram loop and `generate`
 - `distributed` data parallelism under torchrun
-- `jobs`        the run service: one manager, its runners (threads; GPU slices on ZeroGPU), run requests,
+- `jobs`        the run service: one manager, its runners (a thread per run, or slices of a lent GPU), run requests,
                 run folders, where runs are stored (no Gradio)
 - `insight`     what the model does inside: attention, next token, anatomy
 - `plots`       matplotlib figures for the insight views

@@ -1,8 +1,9 @@
 """Corpora, encoding once, the 90/10 split and `get_batch`.
 
-A corpus is just a string. It comes from Tiny Shakespeare (downloaded once
-and checked against its sha256), a UTF-8 file, pasted text, or a built-in
-synthetic task that needs no download and learns in seconds.
+A corpus is just a string. It comes from Tiny Shakespeare (shipped in the
+package, gzipped, and checked against its sha256; a copy in $GPT_DATA_DIR
+wins, and a download is the last resort), a UTF-8 file, pasted text, or a
+built-in synthetic task that learns in seconds.
 
 `Dataset` encodes the corpus once into a tensor, splits it 90/10 into
 train and val, and `get_batch(split)` draws random (B, T) windows x with
@@ -11,6 +12,7 @@ targets y shifted one position to the right, as in the lecture.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import random
@@ -28,6 +30,7 @@ from .tokenizers import build_tokenizer
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 SHAKESPEARE_FILE = "tinyshakespeare.txt"
+SHIPPED_SHAKESPEARE = Path(__file__).resolve().parent / "assets" / "tinyshakespeare.txt.gz"  # 434 KB
 DEFAULT_MAX_BYTES = int(os.environ.get("GPT_MAX_UPLOAD_MB", "50")) * 1024 * 1024
 
 
@@ -65,6 +68,22 @@ def download_shakespeare(timeout: float = 20.0) -> Path:
     tmp.write_bytes(payload)
     os.replace(tmp, path)
     return path
+
+
+def shakespeare_text() -> str:
+    """Tiny Shakespeare: the copy in $GPT_DATA_DIR if there is one, else the package's own, else downloaded once.
+
+    The package ships it (gzipped) so the default corpus, the Lesson and the
+    ladder work offline and without GPT_DATA_DIR; each copy is held to the sha256.
+    """
+    if not (data_dir() / SHAKESPEARE_FILE).exists() and SHIPPED_SHAKESPEARE.is_file():
+        try:
+            raw = gzip.decompress(SHIPPED_SHAKESPEARE.read_bytes())
+        except (OSError, EOFError, gzip.BadGzipFile):
+            raw = b""
+        if hashlib.sha256(raw).hexdigest() == SHAKESPEARE_SHA256:
+            return raw.decode("utf-8")
+    return read_text_file(download_shakespeare(), max_bytes=10**9)  # checked there; a damaged shipped copy too
 
 
 # --- built-in synthetic corpora: no download, learn in seconds ---------------------------
@@ -132,17 +151,29 @@ def read_text_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) 
     return check_text(text.lstrip("\ufeff"), p.name)
 
 
+def corpus_file(source: str) -> Path | None:
+    """None for a built-in corpus ('shakespeare', a synthetic name), else the text file `source` names.
+
+    A name that is neither says which: a path that is not there is a missing
+    file, not an unknown corpus."""
+    if source == "shakespeare" or source in SYNTHETIC:
+        return None
+    if os.path.exists(source):
+        return Path(source)
+    builtin = f"'shakespeare', {', '.join(repr(s) for s in SYNTHETIC)}"
+    if os.sep in source or "/" in source or Path(source).suffix:
+        raise DataError(f"There is no file at {source}: check the path, or use a built-in corpus ({builtin}).")
+    raise DataError(f"Unknown corpus '{source}': use {builtin}, or the path of a UTF-8 text file.")
+
+
 def load_corpus(source: str) -> tuple[str, str]:
     """Return (name, text) for 'shakespeare', a synthetic name, or a file path."""
+    path = corpus_file(source)
+    if path is not None:
+        return path.name, read_text_file(path)
     if source == "shakespeare":
-        return "shakespeare", read_text_file(download_shakespeare(), max_bytes=10**9)
-    if source in SYNTHETIC:
-        return source, SYNTHETIC[source]()
-    if os.path.exists(source):
-        return Path(source).name, read_text_file(source)
-    raise DataError(
-        f"Unknown corpus '{source}': use 'shakespeare', one of {', '.join(SYNTHETIC)}, or the path of a UTF-8 text file."
-    )
+        return "shakespeare", shakespeare_text()
+    return source, SYNTHETIC[source]()
 
 
 @dataclass

@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+from .validate import whole
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import GPTConfig
@@ -60,6 +61,11 @@ def _env_int(env, name: str, default: int, minimum: int = 1) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}.")
     return value
+
+
+CLASS_MAX_RUN_SECONDS = 86_400  # a day: the longest time per run the teacher's page sets (0 = none)
+CLASS_MAX_CONCURRENT_JOBS = 64  # more runs at once than any classroom machine trains well
+CLASS_MIN_PARAMS, CLASS_MAX_PARAMS = 1_000, 2_000_000_000  # the tiny preset's size .. well past GPT-2 XL's 1.5B
 
 
 @dataclass(frozen=True)
@@ -194,16 +200,10 @@ class Limits:
         return min(float(max_seconds), float(self.max_run_seconds)) if max_seconds else float(self.max_run_seconds)
 
     def with_class_limits(self, run_seconds, concurrent_jobs, max_params) -> "Limits":
-        """The teacher's three levers, checked: a sentence naming the field for a bad value."""
-        def whole(value, field: str, minimum: int) -> int:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{field} must be a number, got {value!r}.") from None
-            if number != number or number < minimum or number != int(number) or number > 10**12:
-                raise ConfigError(f"{field} must be a whole number of at least {minimum}, got {value!r}.")
-            return int(number)
-
-        return replace(self, max_run_seconds=whole(run_seconds, "Time per run (seconds)", 0),
-                       max_concurrent_jobs=whole(concurrent_jobs, "Runs at the same time", 1),
-                       max_params=whole(max_params, "Largest model (parameters)", 1))
+        """The teacher's three levers, each held to its range: a sentence naming the field and the end crossed."""
+        return replace(
+            self,
+            max_run_seconds=whole(run_seconds, "Time per run (seconds)", 0, CLASS_MAX_RUN_SECONDS,
+                                  hint="(0 means no limit; the most is a day)"),
+            max_concurrent_jobs=whole(concurrent_jobs, "Runs at the same time", 1, CLASS_MAX_CONCURRENT_JOBS),
+            max_params=whole(max_params, "Largest model (parameters)", CLASS_MIN_PARAMS, CLASS_MAX_PARAMS))

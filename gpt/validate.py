@@ -32,7 +32,16 @@ def is_whole(value) -> bool:
 
 
 def shown(value) -> str:
-    """A value as a message may quote it: its repr, cut to 40 characters (a pasted megabyte is not echoed)."""
+    """A value as a message may quote it: a number readably (1,000,000; 1e+308), else its repr cut to 40 characters.
+
+    A pasted megabyte is not echoed, nor is int(1e308) as its 309 digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) < 10**15:
+            return f"{value:,}"
+        exponent = math.log10(abs(value))  # exact enough for any int, however long
+        return f"{float(value):.3g}" if exponent < 300 else f"about {'-' if value < 0 else ''}1e+{int(exponent)}"
+    if isinstance(value, float):
+        return f"{int(value):,}" if math.isfinite(value) and value == int(value) and abs(value) < 1e15 else f"{value:g}"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-import uuid
 
 import gradio as gr
 import pytest
@@ -21,6 +20,7 @@ from gpt.jobs import JobManager
 from gpt.limits import Limits
 
 from helpers_app import addition, free_port, tiny_request, wait_until
+from helpers_http import call_event  # noqa: F401 - the class tests import it from here
 
 TOKEN = "class-secret-7f3a9c"
 ONE_AT_A_TIME = Limits(max_concurrent_jobs=1, max_params=5_000_000, max_iters=1_000_000)
@@ -90,22 +90,3 @@ def fn_index(url: str, elem_id: str, trigger: str = "click", page: str = "teache
         if any(t[0] in ids and t[1] == trigger for t in dep["targets"]):
             return dep["id"]
     raise AssertionError(f"no {trigger} event on #{elem_id}")
-
-
-def call_event(url: str, index: int, data: list, timeout: float = 30) -> dict:
-    """Join the queue with `index` and `data` as a browser does; returns the final message (success, output)."""
-    session = uuid.uuid4().hex[:10]
-    body = json.dumps({"data": data, "fn_index": index, "session_hash": session, "event_data": None,
-                       "trigger_id": None}).encode()
-    req = urllib.request.Request(f"{url}gradio_api/queue/join", body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        json.loads(r.read())
-    with urllib.request.urlopen(f"{url}gradio_api/queue/data?session_hash={session}", timeout=timeout) as stream:
-        for raw in stream:
-            line = raw.decode("utf-8").strip()
-            if not line.startswith("data:"):
-                continue
-            msg = json.loads(line[5:])
-            if msg.get("msg") == "process_completed":
-                return msg
-    raise AssertionError("the event never completed")

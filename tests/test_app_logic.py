@@ -130,14 +130,6 @@ def test_the_page_keeps_a_core(monkeypatch):
     assert devices.leave_a_core_for_the_page() == 7
 
 
-def test_browser_secret_is_kept_across_restarts(tmp_path, monkeypatch):
-    monkeypatch.delenv("GPT_APP_SECRET", raising=False)
-    first = runtime.browser_secret(tmp_path)
-    assert len(first) == 32 and runtime.browser_secret(tmp_path) == first
-    monkeypatch.setenv("GPT_APP_SECRET", "from-env")
-    assert runtime.browser_secret(tmp_path) == "from-env"
-
-
 # --- estimates ------------------------------------------------------------------------------
 
 

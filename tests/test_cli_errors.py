@@ -138,3 +138,36 @@ def test_sampling_into_a_closed_pipe_is_quiet(good):
     done = subprocess.run([sys.executable, "-c", code, "--checkpoint", str(good), "--max-new-tokens", "200"],
                           capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("cli, flags, says", [
+    ("lesson", ["--data", "/missing.txt"], "There is no file at /missing.txt: check the path"),
+    ("lesson", ["--data", "upload"], "Unknown corpus 'upload': use 'shakespeare', 'addition'"),
+    ("lesson", ["--data", "paste"], "Unknown corpus 'paste'"),
+    ("train", ["--data", "/missing.txt", "--out", "OUT"], "There is no file at /missing.txt"),
+    ("ladder", ["--data", "notes/missing.txt", "--out", "OUT"], "There is no file at notes/missing.txt"),
+    ("ladder", ["--data", "wikipedia", "--out", "OUT"], "Unknown corpus 'wikipedia'"),
+    ("convert", ["--from", "nanogpt", "/missing", "--out", "OUT"], "There is no nanoGPT checkpoint at missing"),
+    ("convert", ["--from", "nanogpt", "/missing", "--meta", "/nope.pkl", "--out", "OUT"], "There is no nope.pkl"),
+])
+def test_every_cli_says_a_file_is_missing_and_offers_only_its_own_choices(tmp_path, capsys, cli, flags, says):
+    from gpt.convert.__main__ import main as convert_main
+    from gpt.ladder import main as ladder_main
+    from gpt.lesson.__main__ import main as lesson_main
+
+    main = {"lesson": lesson_main, "train": train_main, "ladder": ladder_main, "convert": convert_main}[cli]
+    line = one_error_line(capsys, main([str(tmp_path / "out") if f == "OUT" else f for f in flags]))
+    assert says in line and "upload, paste" not in line and "Choose a .txt file" not in line, line
+
+
+def test_the_api_offers_its_own_corpora():
+    import inspect
+
+    from gpt.errors import DataError
+    from gpt.ui.api import Api, _check_start
+
+    base = {k: v.default for k, v in inspect.signature(Api.start_run).parameters.items() if k not in ("self", "request")}
+    for corpus in ("upload", "paste", "wikipedia"):
+        with pytest.raises(DataError, match=f"Unknown corpus '{corpus}': choose one of shakespeare, addition, "
+                                            "reverse, counting, text"):
+            _check_start({**base, "corpus": corpus})

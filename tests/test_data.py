@@ -101,3 +101,58 @@ def test_shared_shakespeare_matches_its_checksum(shakespeare_text):
     assert len(shakespeare_text) == 1_115_394
     assert hashlib.sha256(shakespeare_text.encode()).hexdigest() == data.SHAKESPEARE_SHA256
     assert load_corpus("shakespeare")[1] == shakespeare_text
+
+
+def _no_network(*args, **kwargs):
+    raise AssertionError("the network was used")
+
+
+def test_shakespeare_ships_with_the_package_and_a_run_trains_offline(tmp_path, monkeypatch, capsys):
+    import socket
+    import urllib.request
+
+    from gpt import checkpoint as ckpt
+    from gpt.lesson.__main__ import main as lesson_main
+    from gpt.train_cli import main as train_main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("GPT_DATA_DIR", str(empty))
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
+    monkeypatch.setattr(socket, "create_connection", _no_network)
+    name, text = load_corpus("shakespeare")
+    assert name == "shakespeare" and hashlib.sha256(text.encode()).hexdigest() == data.SHAKESPEARE_SHA256
+    out = tmp_path / "run"
+    assert train_main(["--data", "shakespeare", "--tokenizer", "char", "--preset", "tiny", "--max-iters", "4",
+                       "--eval-interval", "4", "--eval-iters", "1", "--sample-tokens", "0", "--out", str(out)]) == 0
+    rows = [r for r in ckpt.read_metrics(out) if r.get("val_loss") is not None]
+    assert rows and rows[-1]["step"] == 4 and (out / ckpt.WEIGHTS).exists()
+    assert lesson_main(["--data", "shakespeare", "--step", "data", "--no-code"]) == 0
+    assert "First Citizen" in capsys.readouterr().out
+    assert list(empty.iterdir()) == []  # nothing downloaded, nothing written beside the user's data
+
+
+def test_a_copy_in_the_data_dir_wins_and_a_damaged_shipped_copy_falls_back_to_the_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT_DATA_DIR", str(tmp_path))
+    (tmp_path / "tinyshakespeare.txt").write_text("not shakespeare")
+    with pytest.raises(DataError, match="sha256"):
+        load_corpus("shakespeare")  # the user's copy is used, and held to the checksum
+    (tmp_path / "tinyshakespeare.txt").unlink()
+    damaged = tmp_path / "damaged.txt.gz"
+    damaged.write_bytes(b"\x1f\x8b not gzip")
+    monkeypatch.setattr(data, "SHIPPED_SHAKESPEARE", damaged)
+    monkeypatch.setattr(data, "SHAKESPEARE_URL", "http://127.0.0.1:9/input.txt")  # nothing listens there
+    with pytest.raises(DataError, match="Could not download Tiny Shakespeare"):
+        data.shakespeare_text()
+
+
+def test_the_shipped_corpus_is_not_left_out_of_the_checkout():
+    """It ships with a clone: git must not ignore it (a `data/` rule once hid everything named data)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (data.SHIPPED_SHAKESPEARE.parents[2] / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(data.SHIPPED_SHAKESPEARE)],
+                             cwd=data.SHIPPED_SHAKESPEARE.parents[2], timeout=30)
+    assert ignored.returncode == 1 and data.SHIPPED_SHAKESPEARE.stat().st_size < 500_000

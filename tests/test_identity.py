@@ -12,17 +12,16 @@ import json
 import logging
 import os
 import time
-import urllib.request
-import uuid
 
 import pytest
 
 from gpt.errors import GPTError, TrainingError
 from gpt.jobs import JobManager
-from gpt.jobs.identity import IdentityError, Signer
+from gpt.jobs.signing import IdentityError, Signer
 from gpt.limits import Limits
 from gpt.ui import uploads
 from helpers_app import addition, launch_app, tiny_request, wait_until
+from helpers_http import call_event, fn_index
 
 BIG = Limits(max_params=10_000_000, max_iters=1_000_000, max_batch_size=64)
 
@@ -42,28 +41,6 @@ def test_tokens_are_signed_and_ids_alone_are_worth_nothing(tmp_path):
     assert oct((tmp_path / ".identity_key").stat().st_mode & 0o777) == "0o600"
 
 
-def _call_event(url: str, fn_index: int, data: list) -> dict:
-    """What a stranger does by hand: join the queue for one of the page's events, read the answer."""
-    session = uuid.uuid4().hex[:11]
-    body = json.dumps({"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None,
-                       "trigger_id": None}).encode()
-    req = urllib.request.Request(f"{url}gradio_api/queue/join", data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(req, timeout=30).read()
-    stream = urllib.request.urlopen(f"{url}gradio_api/queue/data?session_hash={session}", timeout=60)
-    for raw in stream:
-        line = raw.decode().strip()
-        if line.startswith("data:"):
-            msg = json.loads(line[5:])
-            if msg.get("msg") == "process_completed":
-                return msg
-    raise AssertionError("the event never completed")
-
-
-def _fn_index(demo, name: str) -> int:
-    return next(i for i, d in enumerate(demo.config["dependencies"]) if d.get("api_name") == name)
-
-
 def test_the_page_events_called_by_hand_with_someone_elses_id_see_nothing_of_theirs(tmp_path):
     demo, url = launch_app(tmp_path / "runs", GPT_MAX_ITERS=1000)
     try:
@@ -72,14 +49,14 @@ def test_the_page_events_called_by_hand_with_someone_elses_id_see_nothing_of_the
         job = demo.manager.start(victim, addition(), tiny_request(20))
         demo.manager.wait(job.name, 60)
         assert job.state == "finished"
-        table = _fn_index(demo, "runs_table")
-        delete = _fn_index(demo, "delete")
-        mine = _call_event(url, table, [victim_token, None])  # the victim's own browser sees the run
+        table = fn_index(demo, "runs_table")
+        delete = fn_index(demo, "delete")
+        mine = call_event(url, table, [victim_token, None])  # the victim's own browser sees the run
         assert job.name in json.dumps(mine["output"])
         for forged in (victim, f"{victim}.{'0' * 32}", "api-" + victim):
-            seen = _call_event(url, table, [forged, None])
+            seen = call_event(url, table, [forged, None])
             assert seen["success"] and job.name not in json.dumps(seen["output"]), forged
-            gone = _call_event(url, delete, [forged, job.name])
+            gone = call_event(url, delete, [forged, job.name])
             assert job.name in demo.manager.runs.run_names()  # still there
             assert "Deleted" not in json.dumps(gone.get("output"))  # refused, one way or another
     finally:

@@ -17,11 +17,12 @@ import gradio as gr
 import pytest
 
 from gpt.errors import ConfigError
+from gpt.jobs import JobManager, class_limits
 from gpt.jobs import folder as folders
 from gpt.limits import Limits
 from gpt.ui.api import Api
 from gpt.ui.name_field import NameHandlers
-from gpt.ui.teacher import WRONG, Gate, TeacherHandlers, board_html, runs_html, teacher_token
+from gpt.ui.teacher import WRONG, Gate, TeacherHandlers, board_html, build_teacher_page, runs_html, teacher_token
 
 from helpers_app import addition, tiny_request, wait_until
 from helpers_class import ONE_AT_A_TIME, TOKEN, call_event, fn_index, get, launch_class_app, manager, training  # noqa: F401
@@ -114,12 +115,45 @@ def test_the_teacher_stops_shares_and_deletes_any_run(manager, teacher):
 
 
 def test_the_teacher_sets_the_class_limits_live(manager, teacher):
-    assert "must be a whole number" in teacher.set_limits(TOKEN, -5, 1, 1) and manager.limits == LIMITS
+    assert "at least 0, got -5" in teacher.set_limits(TOKEN, -5, 1, 1) and manager.limits == LIMITS
     assert "Largest model" in teacher.set_limits(TOKEN, 60, 1, None)
     msg = teacher.set_limits(TOKEN, 60, 3, 0.5)
     assert "1 min 00 s per run, 3 at the same time" in msg
     assert (manager.limits.max_run_seconds, manager.limits.max_concurrent_jobs, manager.limits.max_params) == \
         (60, 3, 500_000)
+
+
+@pytest.mark.parametrize("values, says", [
+    ((1e308, 1, 1), "Time per run (seconds) must be at most 86,400, got about 1e+308"),
+    ((-1, 1, 1), "Time per run (seconds) must be at least 0, got -1"),
+    ((60, 1.5, 1), "Runs at the same time must be a positive whole number, got 1.5"),
+    ((60, 1e12, 1), "Runs at the same time must be at most 64, got 1,000,000,000,000"),
+    ((60, 0, 1), "Runs at the same time must be a positive whole number, got 0"),
+    ((60, 1, 1e9), "Largest model (millions of parameters) must be at most 2000, got 1e+09"),
+    ((60, 1, 0), "Largest model (millions of parameters) must be at least 0.001, got 0"),
+    ((60, 1, float("nan")), "Largest model (millions of parameters) must be a finite number, got nan"),
+    (("abc", 1, 1), "Time per run (seconds) must be a whole number, got 'abc'"),
+])
+def test_each_class_limit_has_a_range_and_the_sentence_says_which_end(manager, teacher, values, says):
+    msg = teacher.set_limits(TOKEN, *values)
+    assert says in msg and len(msg) < 300, msg
+    assert manager.limits == LIMITS and not (manager.root / class_limits.FILE).exists()
+
+
+def test_the_class_limits_survive_a_restart(manager, teacher):
+    assert "Applied" in teacher.set_limits(TOKEN, 90, 3, 0.5)
+    saved = json.loads((manager.root / class_limits.FILE).read_text())
+    assert saved == {"max_run_seconds": 90, "max_concurrent_jobs": 3, "max_params": 500_000}
+    restarted = JobManager(manager.root, LIMITS, device="cpu")
+    with gr.Blocks() as demo:
+        gr.Markdown("main page")
+    assert build_teacher_page(demo, restarted, env={"GPT_TEACHER_TOKEN": TOKEN})
+    assert (restarted.limits.max_run_seconds, restarted.limits.max_concurrent_jobs, restarted.limits.max_params) == \
+        (90, 3, 500_000)
+    (manager.root / class_limits.FILE).write_text('{"max_run_seconds": 1e400, "max_concurrent_jobs": [[[' + "[" * 5000)
+    assert not class_limits.restore(JobManager(manager.root, LIMITS, device="cpu"))  # damaged: the env's hold
+    (manager.root / class_limits.FILE).write_text(json.dumps({**saved, "max_concurrent_jobs": 10**9}))
+    assert not class_limits.restore(JobManager(manager.root, LIMITS, device="cpu"))
 
 
 def test_the_board_shows_names_escaped(manager):
@@ -187,6 +221,15 @@ def test_the_raw_queue_refuses_every_teacher_event_without_the_token(server):
             assert job.name not in out and "Secretname" not in out and "<table" not in out, out
     assert job.state == "running" and (m.root / job.name).exists() and m.limits.max_concurrent_jobs == 1
     assert not folders.app_info(m.root, job.name)["shared"]
+    # values no form would send (NaN, text, a fraction of a run) get the field's sentence, not {"error": null}
+    apply = fn_index(url, "limit-apply")
+    for data, says in (([TOKEN, "abc", 1, 1], "Time per run (seconds) must be a whole number, got 'abc'"),
+                       ([TOKEN, 60, float("nan"), 1], "Runs at the same time must be a positive whole number, got nan"),
+                       ([TOKEN, 60, 1.5, 1], "Runs at the same time must be a positive whole number, got 1.5"),
+                       ([TOKEN, 60, 1, "lots"], "Largest model (millions of parameters) must be a finite number")):
+        out = json.dumps(call_event(url, apply, data))
+        assert says in out and '"error": null' not in out, out
+    assert m.limits.max_concurrent_jobs == 1
     # the same call with the token does reach the handler
     assert "Stopping" in json.dumps(call_event(url, fn_index(url, "teacher-stop"), [TOKEN, job.name])["output"])
     m.wait(job.name, 30)

@@ -1,4 +1,4 @@
-"""ZeroGPU's decorator or its stand-in (gpt.zerogpu), and where runs are kept (gpt.storage).
+"""ZeroGPU's decorator or its stand-in (gpt.jobs.zerogpu), and where runs are kept (gpt.jobs.storage).
 
 The stand-in must behave as ZeroGPU does where it matters: another process,
 arguments and result pickled, a kill at the duration. With the `spaces`

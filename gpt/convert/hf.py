@@ -155,6 +155,9 @@ def _read_config(src: Path) -> dict:
         raise ConvertError(f"{src.name} has no config.json; it is not a transformers model folder.") from None
     except (OSError, ValueError):
         raise ConvertError(f"{src.name}/config.json is not valid JSON.") from None
+    except RecursionError:  # json.loads recurses once per level: 100,000 '[' exhaust the stack
+        raise ConvertError(f"{src.name}/config.json nests deeper than any model's config; it is not a GPT-2 "
+                           "config.json.") from None
     if not isinstance(data, dict) or data.get("model_type") != "gpt2":
         raise ConvertError(f"{src.name}/config.json describes a {data.get('model_type')!r} model; only GPT-2 "
                            "(model_type 'gpt2') folders import.")
@@ -190,6 +193,9 @@ def _tokenizer_of(src: Path, data: dict) -> Tokenizer:
             if isinstance(err, ConvertError):
                 raise
             raise ConvertError(f"{src.name}/tokenizer.json is not valid JSON.") from None
+        except RecursionError:
+            raise ConvertError(f"{src.name}/tokenizer.json nests deeper than any tokenizer's; it is not a "
+                               "tokenizers file.") from None
     return tokenizer_from_spec({"type": "gpt2", "kept_ids": None})  # GPT-2's vocab.json + merges.txt
 
 

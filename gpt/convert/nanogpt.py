@@ -138,7 +138,8 @@ def _torch_load(path: Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ConvertError(f"There is no {path.name}.") from None
+        raise ConvertError(f"There is no nanoGPT checkpoint at {path.name}: give the folder that holds ckpt.pt "
+                           "(and meta.pkl), or ckpt.pt itself.") from None
     except pickle.UnpicklingError as err:
         if "GLOBAL " not in str(err):  # torch's words for "this pickle names a class or function"
             raise ConvertError(f"{path.name} is not a PyTorch checkpoint (torch.save) or it is damaged.") from None
@@ -154,6 +155,9 @@ def _torch_load(path: Path) -> dict:
 
 def _find(src: Path, meta_pkl: str | Path | None) -> tuple[Path, Path | None]:
     ckpt_path = src / "ckpt.pt" if src.is_dir() else src
+    if meta_pkl and not Path(meta_pkl).exists():  # named, so wanted: never fall back to GPT-2's tokens silently
+        raise ConvertError(f"There is no {Path(meta_pkl).name}, the meta.pkl given; give the path of nanoGPT's "
+                           "meta.pkl, or leave it out for a GPT-2 vocabulary.")
     meta = Path(meta_pkl) if meta_pkl else ckpt_path.parent / "meta.pkl"
     return ckpt_path, (meta if meta.exists() else None)
 

@@ -1,8 +1,10 @@
 """A model folder as one .zip to download, and an uploaded .zip opened without trusting it.
 
-`unzip_safely` never writes a path the archive chooses: it keeps only the
-files an import reads (`WANTED`), by their base name, into a fresh folder.
-So `../../etc/x`, absolute names and links cannot leave it. Sizes are
+`unzip_safely` first reads how many entries the archive lists (its end
+record, the last 64 KB) and refuses thousands before parsing any. It never
+writes a path the archive chooses: it keeps only the files an import reads
+(`WANTED`), by their base name, into a fresh folder. So `../../etc/x`,
+absolute names and links cannot leave it. Sizes are
 counted while the bytes come out, not taken from the archive's header (a zip
 bomb lies there), and reading stops at the limit.
 """
@@ -19,6 +21,24 @@ from ..errors import ConvertError
 WANTED = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
           "ckpt.pt", "meta.pkl"}
 CHUNK = 1 << 20
+MAX_ENTRIES = 1_000  # a model folder is a handful of files; listing 200,000 empty entries took 7 s
+MAX_DIRECTORY_BYTES = 1 << 20  # the listing zipfile parses: bounded whatever count the archive claims
+
+
+def _directory_size(zip_path: Path, shown: str) -> tuple[int, int]:
+    """(entries, bytes) of the archive's central directory, as its end record says: the last 64 KB read, no more.
+
+    `zipfile._EndRecData` is the standard library's own reader of that record
+    (zip64 included); `zipfile.ZipFile` would parse the whole directory first.
+    """
+    try:
+        with open(zip_path, "rb") as f:
+            end = zipfile._EndRecData(f)
+    except OSError:
+        end = None
+    if end is None:
+        raise ConvertError(f"{shown} is not a .zip archive (or it is damaged).")
+    return end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
 
 
 def zip_folder(folder: str | Path, zip_path: str | Path) -> Path:
@@ -41,6 +61,10 @@ def unzip_safely(zip_path: str | Path, dest: str | Path, max_bytes: int, shown: 
     """Extract the wanted files of `zip_path` into the new folder `dest`, flat; returns dest."""
     shown = shown or Path(zip_path).name
     dest = Path(dest)
+    entries, listing = _directory_size(Path(zip_path), shown)  # first: before anything else is read
+    if entries > MAX_ENTRIES or listing > MAX_DIRECTORY_BYTES:
+        raise ConvertError(f"{shown} lists {entries:,} entries in a {listing / 2**20:.1f} MB directory; a model "
+                           f"folder is a few files (at most {MAX_ENTRIES:,} here): zip the model folder alone.")
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError):

@@ -10,6 +10,8 @@ Uses the core (`gpt.*`) and knows nothing of Gradio.
 - `queue_eta` when a queued run should start, from the runs ahead of it
 - `labels`   display names (`JobManager.labels`): what the teacher's page calls a student
 - `board`    the class challenge: best validation bits per character within a training time
+- `signing`  who is asking: owner tokens signed under a key that never leaves the runs folder
+- `class_limits` the teacher's live limits, kept across restarts
 """
 
 from .book import RunBook

@@ -50,7 +50,7 @@ from ..train import TrainConfig
 from . import folder as folders
 from .book import RunBook
 from .folder import CORPUS_FILE
-from .identity import Signer
+from .signing import Signer
 from .labels import Labels
 from .registry import Job, Registry
 from .request import RunRequest, check_request

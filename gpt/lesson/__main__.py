@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from ..data import corpus_file
 from ..errors import GPTError
 from . import STEP_NAMES, Settings, make, run
 
@@ -39,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         names = [args.step] if args.step else list(STEP_NAMES)
         if args.step is not None and args.step not in STEP_NAMES:
             raise GPTError(f"--step must be one of {', '.join(STEP_NAMES)}, got {args.step!r}.")
-        upload = args.data if os.path.exists(args.data) else None
-        lesson = make("upload" if upload else args.data, args.tokenizer, upload_path=upload,
+        upload = corpus_file(args.data)  # a built-in name, or a file that is there: else a sentence saying which
+        lesson = make("upload" if upload else args.data, args.tokenizer, upload_path=upload and str(upload),
                       vocab_size=args.vocab_size, settings=settings)
         for name in names:
             step = run(lesson, name)

@@ -12,7 +12,7 @@ Plain JSON types in and out, so a notebook or a test can drive the server:
 Who is asking is the `token` argument: `/start_run` without one makes a new
 person and returns their token; every later call passes it to see, stop,
 resume or delete that person's private runs. Without a token a call sees
-the shared runs only. A token is signed by the server (`gpt.jobs.identity`),
+the shared runs only. A token is signed by the server (`gpt.jobs.signing`),
 so it cannot be forged, and no response carries anyone's owner id.
 Refusals raise `gr.Error` with the same sentence the page would show.
 """
@@ -24,18 +24,24 @@ from typing import Iterator
 import gradio as gr
 
 from .. import corpus as corpora
-from ..errors import GPTError
+from ..data import SYNTHETIC
+from ..errors import DataError, GPTError
 from ..jobs import RunRequest
 from . import generate as gen
 from ..validate import number, text, whole
-from .identity import client_address
+from .addresses import client_address
 from .messages import refuse
 from .page import Page
 
 
+API_CORPORA = ("shakespeare", *SYNTHETIC, "text")  # the page's 'upload' and 'paste' are not the API's
+
+
 def _check_start(given: dict) -> None:
     """Every /start_run field's type and range, once, at the boundary: a sentence naming the field."""
-    text(given["corpus"], "corpus", 32)
+    if text(given["corpus"], "corpus", 32) not in API_CORPORA:
+        raise DataError(f"Unknown corpus {given['corpus']!r}: choose one of {', '.join(API_CORPORA)} "
+                        "(then give the text).")
     text(given["text"], "text", 10**9)
     for field in ("tokenizer", "preset", "model_type", "architecture", "name", "token"):
         text(given[field], field, 200)

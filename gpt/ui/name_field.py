@@ -13,6 +13,7 @@ import html
 import gradio as gr
 
 from ..jobs import JobManager
+from .identity import sign_in_button
 from .messages import problem, say
 from .page import PRIVATE
 
@@ -53,6 +54,7 @@ def build_name_field(page) -> gr.Textbox:
         box = gr.Textbox(label="Your name on the class board (optional)", max_lines=1, scale=2,
                          placeholder="Type it and press Enter", elem_id="display-name")
         msg = gr.Markdown(elem_id="display-name-msg")
+        sign_in_button()  # "Sign in with Hugging Face", only on a Space that has it
     box.submit(h.save, [page.who, box], msg, **PRIVATE)
     box.blur(h.leave, [page.who, box], msg, **PRIVATE)
     page.on_load.append(dict(fn=h.saved, inputs=page.who, outputs=box, **PRIVATE))

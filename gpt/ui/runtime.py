@@ -1,4 +1,4 @@
-"""What the page says about where training runs, and the key that signs a browser's id.
+"""What the page says about where training runs.
 
 The limits themselves are `gpt.limits`; the device choice is `gpt.jobs.zerogpu.training_device`.
 """
@@ -33,29 +33,3 @@ def runtime_line(limits: Limits) -> str:
     runtime = describe_slices() if zero_gpu_mode() else describe_runtime(limits)
     return f"{runtime} {storage_note()}".strip()
 
-
-def browser_secret(root) -> str:
-    """The key gr.BrowserState encrypts its id with, kept across restarts so people keep their runs.
-
-    GPT_APP_SECRET wins; else a random key is made once and kept in the checkpoints folder.
-    """
-    import secrets
-    from pathlib import Path
-
-    if os.environ.get("GPT_APP_SECRET"):
-        return os.environ["GPT_APP_SECRET"]
-    path = Path(root) / ".browser_secret"
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        secret = path.read_text(encoding="utf-8").strip()
-        if secret:
-            return secret
-        path.unlink(missing_ok=True)
-        return browser_secret(root)
-    except OSError:
-        return secrets.token_hex(16)  # a read-only folder: ids last until the next restart
-    secret = secrets.token_hex(16)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret)
-    return secret

@@ -16,8 +16,10 @@ token is never logged, stored or sent back. The events are private
 What the teacher does here: stop, delete or share any run (as `TEACHER`,
 the scheduler's owner that no client string can be), change the time per
 run, the runs at the same time and the largest model live
-(`JobManager.set_limits`: the queue wakes), and watch the board: each
-student's best validation bits per character within a training time.
+(`JobManager.set_limits`: the queue wakes; each value within its range, kept
+in the runs folder so a restart keeps them: `gpt.jobs.class_limits`), and
+watch the board: each student's best validation bits per character within a
+training time.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ import gradio as gr
 
 from ..errors import ConfigError, GPTError
 from ..estimate import human_count, human_seconds
+from ..limits import CLASS_MAX_PARAMS, CLASS_MIN_PARAMS
+from ..validate import number
 from ..jobs import JobManager
 from ..jobs import folder as folders
+from ..jobs import class_limits
 from ..jobs.board import challenge_board
 from ..jobs.manager import TEACHER
 from .frames import STATE_COLOURS
@@ -185,11 +190,14 @@ class TeacherHandlers:
         return say(f"**{run}** is {'shared with everyone' if info['shared'] else 'no longer shared'}.")
 
     def set_limits(self, token, run_seconds, concurrent, max_params_m):
+        """Check the three values (each against its range), keep them in the runs folder, apply them live."""
         if not self.gate.opens(token):
             return say(WRONG, ok=False)
         try:
-            params = None if max_params_m is None else round(float(max_params_m) * 1e6)
-            limits = self.m.limits.with_class_limits(run_seconds, concurrent, params)
+            millions = number(max_params_m, "Largest model (millions of parameters)", CLASS_MIN_PARAMS / 1e6,
+                              CLASS_MAX_PARAMS / 1e6)
+            limits = self.m.limits.with_class_limits(run_seconds, concurrent, round(millions * 1e6))
+            class_limits.save(self.m.root, limits)  # first: a restart keeps what the teacher was told is applied
             self.m.set_limits(limits)
         except Exception as err:  # noqa: BLE001
             return problem(err)
@@ -215,8 +223,9 @@ def _layout() -> dict:
         c["action_msg"] = gr.Markdown(elem_id="teacher-action-msg")
         gr.Markdown("### Class limits: they apply at once, to queued and running runs; no restart")
         with gr.Row():
-            c["seconds"] = gr.Number(label="Time per run, seconds (0 = none)", precision=0, elem_id="limit-seconds")
-            c["jobs"] = gr.Number(label="Runs at the same time", precision=0, elem_id="limit-jobs")
+            # no precision: Gradio would round 1.5 runs to 2 without a word; the handler says what is whole
+            c["seconds"] = gr.Number(label="Time per run, seconds (0 = none)", elem_id="limit-seconds")
+            c["jobs"] = gr.Number(label="Runs at the same time", elem_id="limit-jobs")
             c["params"] = gr.Number(label="Largest model, millions of parameters", elem_id="limit-params")
             c["apply"] = gr.Button("Apply limits", scale=0, min_width=140, elem_id="limit-apply")
         c["limit_msg"] = gr.Markdown(elem_id="limit-msg")
@@ -235,6 +244,7 @@ def build_teacher_page(demo: gr.Blocks, manager: JobManager, env=None) -> bool:
     token = teacher_token(env)
     if token is None or any(p[0] == PATH for p in getattr(demo, "pages", [])):
         return False
+    class_limits.restore(manager)  # the limits the teacher set before a restart
     with demo.route("Teacher", f"/{PATH}", show_in_navbar=False):
         _wire(TeacherHandlers(manager, Gate(token)), _layout())
     return True

@@ -20,7 +20,7 @@ from ..errors import GPTError
 from ..jobs import JobManager, RunRequest
 from ..presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
 from . import frames, slice_timer
-from .identity import client_address
+from .addresses import client_address
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
 from .pickers import pick_runs, with_metrics
