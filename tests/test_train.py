@@ -59,6 +59,25 @@ def test_metrics_rows_and_files(tmp_path, addition):
     assert loaded.step == 40 and loaded.meta["train"]["max_iters"] == 40
 
 
+def test_with_dropout_a_stopped_and_resumed_run_draws_the_same_masks_as_one_in_one_go(tmp_path, addition):
+    """The dropout stream's state is saved with the optimizer's: the same weights, bit for bit."""
+    def make(out):
+        cfg = GPTConfig(vocab_size=addition.tokenizer.vocab_size, **{**TINY, "dropout": 0.2})
+        return Trainer(cfg, TrainConfig(batch_size=16, max_iters=40, eval_interval=20, eval_iters=4, lr=3e-3,
+                                        warmup_iters=5, sample_tokens=0, device="cpu"), addition, out)
+
+    straight = make(tmp_path / "a")
+    straight.run()
+    first = make(tmp_path / "b")
+    first.add_callback("on_step", lambda p: first.request_stop() if p["step"] == 13 else None)
+    assert first.run() == "stopped" and first.step == 13
+    second = Trainer(first.model_config, first.config, addition, tmp_path / "b", resume=True)
+    second.run()
+    a = ckpt.load_checkpoint(tmp_path / "a").model.state_dict()
+    b = ckpt.load_checkpoint(tmp_path / "b").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, addition):
     straight = trainer_for(addition, tmp_path / "a", max_iters=40)
     straight.run()

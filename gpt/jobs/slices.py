@@ -6,8 +6,8 @@ one loads the run folder's last checkpoint (weights, optimizer state, step:
 `Trainer(resume=True)` is exact), trains, stops itself before its budget runs
 out, saves atomically and returns a `SliceResult`. The next slice goes on from
 there, so a run trained in slices equals, weight for weight, one trained in
-one go (same seed, same batches; dropout aside, whose random numbers are not
-checkpointed).
+one go (same seed, same batches, the same dropout stream: its state is saved
+with each checkpoint).
 
 What crosses into a slice is a `SliceOrder` and what comes out a
 `SliceResult`: plain numbers, strings and dicts, picklable, nothing CUDA.

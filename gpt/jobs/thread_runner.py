@@ -230,8 +230,9 @@ class ThreadRunner:
             job.trainer = None  # free the model, optimizer and batches; the run lives on disk now
         job.state, job.error = state, trainer.error
         if state == "finished" and job.limit_note and trainer.step < trainer.config.max_iters:  # the class's limit
+            trained = trainer.metrics[-1]["elapsed_s"] if trainer.metrics else trainer.elapsed
             trainer.end_reason = (f"reached {job.limit_note} at step {trainer.step:,}, after "
-                                  f"{human_seconds(trainer.elapsed)} of training")
+                                  f"{human_seconds(trained)} of training")
             ckpt.write_status(job.path, state, step=trainer.step, end_reason=trainer.end_reason)
         reason = trainer.end_reason[:1].upper() + trainer.end_reason[1:]
         job.message = {"finished": f"Finished: {trainer.end_reason}.",
