@@ -61,7 +61,7 @@ class StepLog:
             self.flush()
 
     def flush(self) -> None:
-        if self._points:
+        if self._points and self.path.parent.is_dir():  # a folder deleted under the run is never recreated here
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(_lines(self._points))
             self._points.clear()

@@ -123,11 +123,11 @@ def test_compile_flag_wraps_the_model_and_trains(addition, monkeypatch):
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     t = trainer_for(addition, compile=True, max_iters=6, eval_interval=3)
-    assert calls == [t.model] and t._forward is not t.model
+    assert calls == [t.model] and t.forward is not t.model
     assert t.run() == "finished", t.error
     assert math.isfinite(t.metrics[-1]["val_loss"])
     plain = trainer_for(addition)
-    assert plain._forward is plain.model  # off by default
+    assert plain.forward is plain.model  # off by default
 
 
 # --- optimizers ----------------------------------------------------------------------------------

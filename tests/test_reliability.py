@@ -593,7 +593,7 @@ def test_client_one_run_per_person_a_queue_and_no_deleting_busy_runs(client, app
     tb = b["token"]
     assert b["state"] == "queued" and b["queue_position"] == 1  # over the server-wide limit: it waits its turn
     assert "stop it before deleting" in refused(alice.predict, token=ta, run=a["name"], api_name="/delete_run")
-    assert "only its owner" in refused(bob.predict, token=tb, run=a["name"], api_name="/delete_run")
+    assert "There is no run named" in refused(bob.predict, token=tb, run=a["name"], api_name="/delete_run")
     assert "stop it before deleting" in refused(bob.predict, token=tb, run=b["name"], api_name="/delete_run")
     assert ".writer.lock" in os.listdir(app[0].manager.root / a["name"])  # one writer, this app
     assert ended(alice, a["name"], ta, stop=True)["state"] == "stopped"

@@ -106,6 +106,10 @@ class JobManager:
     def active_job(self, owner: str) -> Job | None:
         return self.registry.active_job(owner)
 
+    def job(self, name: str) -> Job | None:
+        """The live job of run `name` in this process, if any."""
+        return self.registry.job(name)
+
     def _refuse_second(self, owner: str) -> None:
         job = self.registry.active_job(owner)
         if job is not None and not job.path.is_dir():  # its folder was deleted under it: it ends, and frees its owner

@@ -53,8 +53,8 @@ class ThreadRunner:
     def launch(self, job: Job) -> None:
         """Queue a new or resumed job (the caller holds the registry's condition)."""
         step = (job.resume_train or {}).get("step", 0)
+        self.m.acquire_lock(job.path)  # first: another process's status must not be overwritten before it is seen
         ckpt.write_status(job.path, "queued", step=int(step))
-        self.m.acquire_lock(job.path)
         self.reg.jobs[job.name] = job
         self.m.runs.remember(job.owner, job.name)
         self.reg.waiting.append(job)

@@ -124,7 +124,7 @@ class Trainer:
             self.model, train_config.optimizer, train_config.lr, train_config.weight_decay,
             (train_config.beta1, train_config.beta2), device_type(self.device), muon_lr=train_config.muon_lr,
         )
-        self.steps_log = history.StepLog(self.out_dir) if self.out_dir is not None else None
+        self.steps_log: history.StepLog | None = None  # the run folder's steps.jsonl, once the run opens it
         if resume:
             self._resume()
         self.n_params = parameter_breakdown(self.model)["total"]
@@ -227,6 +227,7 @@ class Trainer:
         if self.out_dir is not None:
             if save:
                 self.save()
+            self._check_folder()
             ckpt.append_metrics(self.out_dir, row)
         self._emit("on_eval", row)
         return row
@@ -235,12 +236,11 @@ class Trainer:
         """A checkpoint of this step: weights, optimizer, dropout stream, settings and the curve so far."""
         if self.out_dir is None:
             return
-        if not self.out_dir.is_dir():  # deleted under us: writing would recreate it without its owner file
-            raise TrainingError("The run's folder was deleted while it trained, so training stopped and nothing "
-                                "was written; start the run again.")
+        self._check_folder()
         t0 = time.monotonic()
         best = min((r["val_loss"] for r in self.metrics if "val_loss" in r), default=None)
-        self.steps_log.flush()  # every step up to this one is on disk before the checkpoint that follows it
+        if self.steps_log is not None:
+            self.steps_log.flush()  # every step up to this one is on disk before the checkpoint that follows it
         with self._lock:
             if not all(torch.isfinite(p).all() for p in self.model.parameters()):  # never overwrite a good save
                 raise TrainingError(self._nan_message("saving"))
@@ -252,6 +252,11 @@ class Trainer:
             )
         self._last_saved_step = self.step
         self._emit("on_save", time.monotonic() - t0)
+
+    def _check_folder(self) -> None:
+        if not self.out_dir.is_dir():  # deleted under us: writing would recreate it without its owner file
+            raise TrainingError("The run's folder was deleted while it trained, so training stopped and nothing "
+                                "was written; start the run again.")
 
     def _nan_message(self, where: str) -> str:
         kept = (
@@ -283,7 +288,8 @@ class Trainer:
         self.end_reason = self._why_it_ended()
         if self.out_dir is not None:
             with contextlib.suppress(GPTError, OSError):
-                self.steps_log.flush()
+                if self.steps_log is not None:
+                    self.steps_log.flush()
                 ckpt.write_status(self.out_dir, self.state, self.error or "", step=self._last_saved_step or 0,
                                   end_reason=self.end_reason)
         return self.state
@@ -295,6 +301,7 @@ class Trainer:
             raise TrainingError(f"Cannot make the run folder {self.out_dir.name}: {ckpt.why_write_failed(err)}.") from None
         if self._last_saved_step is None:
             history.clear(self.out_dir)  # a new run: no rows of an earlier attempt that never saved
+        self.steps_log = history.StepLog(self.out_dir)
         ckpt.write_status(self.out_dir, "running", step=self.step)
 
     def _why_it_ended(self) -> str:
