@@ -14,10 +14,10 @@ import os
 
 import gradio as gr
 
-import gpt.zerogpu  # noqa: F401 - first: on ZeroGPU, `spaces` must be imported before anything starts CUDA
-from gpt import storage
+import gpt.jobs.zerogpu  # noqa: F401 - first: on ZeroGPU, `spaces` must be imported before anything starts CUDA
 from gpt.device import leave_a_core_for_the_page
-from gpt.jobs import JobManager
+from gpt.jobs import JobManager, storage
+from gpt.jobs.slice_runner import default_runner
 from gpt.optim import warm_up_in_background
 from gpt.ui.api import register_api
 from gpt.ui.checkpoints_tab import build_checkpoints_tab
@@ -42,7 +42,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
     warm_up_in_background()  # PyTorch's first optimizer costs ~1 s of imports: not on the first Start
     if manager is None:
         storage.seed_shipped_runs(storage.detect())  # a storage volume gets the shipped model on first start
-        manager = JobManager()
+        manager = JobManager(runner=default_runner())
     trusted_proxies()  # a GPT_TRUSTED_PROXIES that is not addresses stops the start with a sentence
     with Blocks(title="Build a GPT") as demo:
         who = Identity(manager.identity, browser_secret(manager.root))

@@ -42,7 +42,7 @@ def build_run(folder: Path, preset: str) -> str:
     """A character model of the preset's shape, trained one step, saved where the app finds it."""
     from gpt.data import make_dataset
     from gpt.train import Trainer
-    from gpt.train_config import configs_from
+    from gpt.train import configs_from
 
     ds = make_dataset("shakespeare", "char")
     model_cfg, train_cfg = configs_from(preset, ds.tokenizer.vocab_size, {}, dict(

@@ -49,7 +49,7 @@ def build(spec: str):
     from gpt.model import GPTConfig
     from gpt.data import make_dataset
     from gpt.train import Trainer
-    from gpt.train_config import TrainConfig, configs_from
+    from gpt.train import TrainConfig, configs_from
 
     name, kind, vocab, over = parse_recipe(spec)
     dataset = make_dataset("shakespeare", kind, vocab)

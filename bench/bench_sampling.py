@@ -86,7 +86,7 @@ def main() -> None:
         if tokenizer is not None or c.vocab_size == 65:
             # streaming text through the char tokenizer: characters per second as a reader sees them
             from gpt.sample import prompt_to_ids, stream_text
-            from gpt.tokenizer import build_tokenizer
+            from gpt.tokenizers import build_tokenizer
 
             tok = tokenizer or build_tokenizer("char", "\n" + "".join(chr(32 + i) for i in range(64)))  # 65 characters
             if tok.vocab_size == c.vocab_size:

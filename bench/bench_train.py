@@ -86,7 +86,7 @@ def throughput(args: argparse.Namespace) -> None:
 
     from gpt import checkpoint as ckpt
     from gpt.train import Trainer
-    from gpt.train_config import TrainConfig, configs_from
+    from gpt.train import TrainConfig, configs_from
     from gpt.data import make_dataset
 
     dataset = make_dataset("shakespeare", "char")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 def start_training():
     from gpt.data import make_dataset
     from gpt.train import Trainer
-    from gpt.train_config import configs_from
+    from gpt.train import configs_from
 
     dataset = make_dataset("shakespeare", "char")
     model_cfg, train_cfg = configs_from("fast", dataset.tokenizer.vocab_size, {},

@@ -91,7 +91,7 @@ def make_sample_run(folder: Path) -> str:
         sys.path.insert(0, str(ROOT))
     from gpt.data import data_dir
     from gpt.train import Trainer
-    from gpt.train_config import configs_from
+    from gpt.train import configs_from
     from gpt.data import make_dataset
 
     if "GPT_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "data" / "tinyshakespeare.txt").exists():

@@ -2,17 +2,18 @@
 
 The package holds every decision; `app.py` only wires it to a web page.
 
-Where things are:
+Where things are (the lecture's own version first, then the one the app runs):
 
-    the tokenizer       gpt/tokenizer.py   CharTokenizer (BPE: gpt/bpe.py BPETokenizer)
-    get_batch           gpt/data.py        Dataset.get_batch
-    attention           gpt/model.py       CausalSelfAttention
-    the block           gpt/model.py       Block
-    the training step   gpt/train.py       Trainer.train_step
-    sampling            gpt/engine.py      sample_next_token, generate_stream
-    the KV cache        gpt/engine.py      KVCache
-    the run queue       gpt/jobs/manager.py  JobManager (and gpt/jobs/book.py RunBook)
-    the page            app.py             build_demo, one tab per gpt/ui/*_tab.py
+    the tokenizer       gpt/tokenizer.py      CharTokenizer (BPE: gpt/bpe.py BPETokenizer; any kind: gpt/tokenizers.py)
+    get_batch           gpt/data.py           Dataset.get_batch
+    the bigram + loop   gpt/lesson/bigram.py  train_bigram, generate   (app: model.py BigramLanguageModel)
+    one head            gpt/lesson/heads.py   Head                     (app: model.py CausalSelfAttention)
+    the block           gpt/model.py          Block
+    the training step   gpt/train/trainer.py  Trainer.train_step       (what it trains on: train/objective.py)
+    sampling            gpt/engine.py         sample_next_token, generate_stream
+    the KV cache        gpt/engine.py         KVCache
+    the run service     gpt/jobs/manager.py   JobManager (runners: thread_runner.py, slice_runner.py; runs: book.py)
+    the page            app.py                build_demo, one tab per gpt/ui/*_tab.py
 
 Layers point down (docs/architecture.md): core (everything below but `jobs`
 and `ui`) -> `jobs` (the run service) -> `ui` (the only Gradio importer) ->
@@ -23,6 +24,7 @@ app.py. Modules, one idea each:
 - `device`      picks cuda > mps > cpu, autocast, thread count
 - `tokenizer`   the shared tokenizer interface and the character tokenizer
 - `bpe`         GPT-2 BPE through tiktoken (compact vocabulary) and BPE trained here
+- `tokenizers`  every kind by name: build one for a text, rebuild one from its saved description
 - `bpe_spec`    a trained BPE's description checked before tiktoken sees it; tiktoken's panics caught
 - `tokcompare`  tokenizers side by side: pieces, counts, bits per character
 - `data`        corpora, encoding once, the 90/10 split, `get_batch`
@@ -37,11 +39,13 @@ app.py. Modules, one idea each:
 - `checkpoint`  run folders: safetensors weights, config.json, metrics.jsonl
 - `checkpoint_check` a checkpoint's config, limits and shapes, checked before its weights are read
 - `safetensors_header` a safetensors header read by hand, every entry checked
-- `train`       the training loop (`Trainer.train_step`), in the foreground or a background thread
-- `train_config` `TrainConfig` and the one preset merge, `configs_from`
-- `train_cli`   `python -m gpt.train`
+- `train`       the one training loop (`Trainer.train_step`), what a kind of run hands it (`objective`),
+                `TrainConfig` and the one preset merge (`config`), `python -m gpt.train` (`cli`)
+- `history`     a run's whole curve: `steps.jsonl`'s one writer and reader, and the copy a checkpoint carries
+- `lesson`      the lecture step by step on any text, with its own `Head`, bigram loop and `generate`
 - `distributed` data parallelism under torchrun
-- `jobs`        the run service: queue, workers, run requests, run folders (no Gradio)
+- `jobs`        the run service: one manager, its runners (a thread per run, or slices of a lent GPU), run requests,
+                run folders, where runs are stored (no Gradio)
 - `insight`     what the model does inside: attention, next token, anatomy
 - `plots`       matplotlib figures for the insight views
 - `ui`          the web page: one module per tab and per view (the only package besides app.py that knows Gradio)

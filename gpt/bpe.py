@@ -232,10 +232,6 @@ class BPETokenizer(Tokenizer):
         """The compact fallback id for tokens the corpus never used (None if not compact)."""
         return None if self.kept is None else len(self.kept)
 
-    def embedding_params_saved(self, n_embd: int) -> int:
-        """Rows dropped from a (vocab, n_embd) table; an untied lm_head saves as much again."""
-        return (self.full_vocab_size - self.vocab_size) * n_embd
-
     def encode(self, text: str) -> list[int]:
         ids = guarded(self.enc.encode_ordinary, text)
         if self._to_compact is None:
@@ -363,11 +359,11 @@ def train(text: str, vocab_size: int | None = None, progress: Progress | None = 
 
 
 # ----------------------------------------------------------------------------
-# The two entry points `gpt.tokenizer` calls.
+# The two entry points `gpt.tokenizers` calls.
 
 def build(kind: str, text: str, *, vocab_size: int | None = None, compact: bool = True,
           progress: Progress | None = None) -> Tokenizer:
-    """Make a BPE tokenizer of `kind` for the corpus `text` (see `gpt.tokenizer.build_tokenizer`)."""
+    """Make a BPE tokenizer of `kind` for the corpus `text` (see `gpt.tokenizers.build_tokenizer`)."""
     if kind == "bpe":
         return train(text, vocab_size, progress)
     if kind not in PRETRAINED:

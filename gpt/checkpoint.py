@@ -8,7 +8,7 @@ A run lives in `<root>/<name>/`:
 - `optimizer.safetensors`: optimizer state, for an exact resume. While a
   save is under way the previous one waits as `optimizer.prev.safetensors`,
   so a kill between the two files still finds the moments of the weights'
-  step (a GPU slice killed at its deadline mid-save resumes exactly).
+  step (a process killed mid-save resumes exactly).
 - `metrics.jsonl`: one JSON object per evaluation.
 - `status.json`: running / finished / stopped / failed / interrupted.
 
@@ -56,13 +56,6 @@ _STALE_RE = re.compile(r"\.[^/]+\.[A-Za-z0-9_]+\.tmp|\.tmp[A-Za-z0-9]{6}")  # ou
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def checkpoints_root() -> Path:
-    """GPT_CHECKPOINT_DIR, else a mounted storage volume's `checkpoints/`, else `checkpoints/` (gpt.storage)."""
-    from .storage import detect
-
-    return detect().root
-
-
 def safe_run_name(name: str) -> str:
     """A run name is one plain folder name: letters, digits, '_', '-', '.', no '..'."""
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:  # fullmatch: "$" allows a final \n
@@ -73,8 +66,9 @@ def safe_run_name(name: str) -> str:
     return name
 
 
-def run_dir(name: str, root: Path | None = None) -> Path:
-    root = Path(root) if root is not None else checkpoints_root()
+def run_dir(name: str, root: Path) -> Path:
+    """The folder of run `name` under the runs root, never outside it."""
+    root = Path(root)
     path = (root / safe_run_name(name)).resolve()
     if path.parent != root.resolve():  # belt and braces: never leave the root
         raise CheckpointError(f"Run name {name!r} would leave the checkpoints folder.")
@@ -140,14 +134,14 @@ def _unlink_quietly(path) -> None:
         pass
 
 
-def clean_stale_temp_files(root: str | os.PathLike | None = None, older_than_s: float = 60.0) -> list[str]:
+def clean_stale_temp_files(root: str | os.PathLike, older_than_s: float = 60.0) -> list[str]:
     """Delete the temporary files a killed save left in the run folders under `root`; returns their names.
 
     Our saves write `.<name>.<random>.tmp` and rename it, and safetensors (0.5 and later) itself
     writes `.tmp<6 random>` and renames that onto ours; a kill -9 mid-save leaves either behind
     (28 MB for a medium model). Call this at start-up. Files younger than `older_than_s` may
     belong to a save in progress in another process (a CLI run) and are kept."""
-    root = Path(root) if root is not None else checkpoints_root()
+    root = Path(root)
     removed, now = [], time.time()
     try:
         folders = [root, *(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())]
@@ -186,6 +180,7 @@ class Checkpoint:
     meta: dict  # the whole config.json: train config, corpus, step, ...
     path: Path | None = None
     optimizer_state: dict | None = field(default=None, repr=False)
+    rng_state: dict | None = field(default=None, repr=False)  # 'cpu' (and 'cuda'): the dropout stream's state
 
     @property
     def step(self) -> int:
@@ -242,9 +237,13 @@ def save_checkpoint(
     tokenizer: Tokenizer,
     step: int,
     optimizers: list[torch.optim.Optimizer] | None = None,
+    rng_state: dict[str, torch.Tensor] | None = None,
     **extra,
 ) -> dict:
-    """Write the run folder atomically. Returns the meta written to config.json."""
+    """Write the run folder atomically. Returns the meta written to config.json.
+
+    `rng_state` (random generators' states, e.g. dropout's) is saved beside the optimizer's moments, so a
+    resumed run draws the same dropout masks an uninterrupted one would."""
     path = Path(path)
     meta = build_meta(model_config, tokenizer, step, **extra)
     if optimizers:
@@ -253,6 +252,7 @@ def save_checkpoint(
             t, rest = _flatten_optimizer(opt.state_dict())
             tensors.update({f"opt{i}.{k}": v for k, v in t.items()})
             rests.append(rest)
+        tensors.update({f"rng.{k}": v.detach().to("cpu").contiguous() for k, v in (rng_state or {}).items()})
         opt_meta = {"step": str(int(step)), "optimizers": json.dumps(rests)}
         _keep_matching_optimizer(path)
         atomic_write(path / OPTIMIZER, lambda tmp: save_file(tensors, tmp, metadata=opt_meta))
@@ -332,16 +332,17 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", with_optimizer
     if with_optimizer and path.is_dir():
         for name in (OPTIMIZER, OPTIMIZER_PREV):  # prev: a save was cut short before its weights
             if ckpt.optimizer_state is None and (path / name).exists():
-                ckpt.optimizer_state = _load_optimizer(path / name, ckpt.step)
+                ckpt.optimizer_state, ckpt.rng_state = _load_optimizer(path / name, ckpt.step)
     return ckpt
 
 
-def _load_optimizer(path: Path, step: int) -> list[dict] | None:
-    """The optimizer state saved with `step`; None (fresh moments) if it is of another step or damaged."""
+def _load_optimizer(path: Path, step: int) -> tuple[list[dict] | None, dict | None]:
+    """The optimizer state and random generators' states saved with `step`; (None, None) (fresh moments, a new
+    dropout stream) if they are of another step or damaged."""
     try:
         meta = read_header(path)["__metadata__"]
         if meta.get("step") != str(step):
-            return None  # a crash between the two saves: resume with fresh optimizer moments
+            return None, None  # a crash between the two saves: resume with fresh optimizer moments
         tensors = load_file(str(path), device="cpu")
         rests = json.loads(meta["optimizers"])
         out = []
@@ -349,9 +350,10 @@ def _load_optimizer(path: Path, step: int) -> list[dict] | None:
             prefix = f"opt{i}."
             mine = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             out.append(_unflatten_optimizer(mine, rest))
-        return out
+        rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.") and v.dtype == torch.uint8}
+        return out, rng or None
     except (CheckpointError, SafetensorError, OSError, KeyError, TypeError, ValueError, AttributeError):
-        return None
+        return None, None
 
 
 # --- metrics and status ------------------------------------------------------------------

@@ -31,7 +31,8 @@ import torch
 from .errors import CheckpointError, GPTError
 from .model import GPTConfig, build_model
 from .safetensors_header import read_header, tensor_shapes
-from .tokenizer import Tokenizer, tokenizer_from_spec
+from .tokenizer import Tokenizer
+from .tokenizers import tokenizer_from_spec
 from .validate import whole
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,7 +111,7 @@ def _model_config(meta: dict, where: str, limits: "Limits | None") -> GPTConfig:
 
 
 def _under_limits(meta: dict, config: GPTConfig, where: str, limits: "Limits") -> None:
-    from .train_config import TrainConfig  # train_config imports model, which this module also needs late
+    from .train.config import TrainConfig  # gpt.train imports model, which this module also needs late
 
     try:
         if "train" in meta:

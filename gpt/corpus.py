@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .data import SYNTHETIC, Dataset, check_text, load_corpus, read_text_file
 from .errors import DataError
-from .tokenizer import build_tokenizer
+from .tokenizers import build_tokenizer
 
 CORPUS_CHOICES = [
     ("Tiny Shakespeare (1.1M characters)", "shakespeare"),

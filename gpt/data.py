@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from .errors import DataError
-from .tokenizer import Tokenizer, build_tokenizer
+from .tokenizer import Tokenizer
+from .tokenizers import build_tokenizer
 
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"

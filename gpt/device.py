@@ -5,11 +5,6 @@ that support it and on CPUs with native bf16 matrix instructions (AVX512-BF16
 or AMX, e.g. AMD Zen 4, Intel Sapphire Rapids), where it makes small-GPT
 training ~1.5x faster (docs/benchmarks.md); elsewhere float32, since bf16
 emulated in software is slower than float32.
-
-Hugging Face ZeroGPU Spaces (SPACES_ZERO_GPU set) lend a GPU only inside
-`@spaces.GPU` calls of a few minutes; a background training thread is not
-one, so there background training uses the CPU (`training_device`), and the
-page trains runs on the GPU in slices instead (`gpt.slices`, `gpt.zerogpu`).
 """
 
 from __future__ import annotations
@@ -104,16 +99,6 @@ def enable_tf32() -> None:
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-
-
-def zero_gpu() -> bool:
-    """True on a ZeroGPU Space, where a GPU exists only inside @spaces.GPU calls."""
-    return os.environ.get("SPACES_ZERO_GPU", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def training_device() -> str:
-    """The device background training uses: the CPU on ZeroGPU, else the fastest one."""
-    return "cpu" if zero_gpu() else detect_device("auto")
 
 
 def leave_a_core_for_the_page() -> int:

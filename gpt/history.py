@@ -3,9 +3,11 @@
 Two records make the curve a page draws:
 - every evaluation: `metrics.jsonl` (`gpt.checkpoint`);
 - every training step's batch loss: `steps.jsonl` here, one `[step, loss]`
-  line per step, appended when the trainer saves (so the file never runs
-  ahead of the weights) and cut back to the checkpoint's step on resume,
-  exactly as metrics.jsonl is.
+  line per step. `StepLog` appends it live (at most half a second after the
+  step, so a page in another process draws it as it grows)
+  and flushes before every checkpoint; on resume it is cut back to the
+  checkpoint's step, exactly as metrics.jsonl is (`restore`). This module is
+  its only writer and reader.
 
 A checkpoint travels alone (a download is one .safetensors file), so each
 save also embeds a short copy of both in the weights' metadata
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from . import checkpoint as ckpt
@@ -42,11 +45,27 @@ def _lines(points) -> str:
     return "".join(json.dumps([int(round(s)), float(v)]) + "\n" for s, v in points)
 
 
-def append_steps(path: str | os.PathLike, points: list[tuple[int, float]]) -> None:
-    """Add (step, batch loss) points to the run's per-step curve."""
-    if points:
-        with open(Path(path) / STEPS, "a", encoding="utf-8") as f:
-            f.write(_lines(points))
+class StepLog:
+    """Appends each step's loss to a run folder's `steps.jsonl`: at most `every_s` after the step, and on `flush`
+    (the trainer flushes before every save, so a kill leaves no gap before the checkpoint's step)."""
+
+    def __init__(self, path: str | os.PathLike, every_s: float = 0.5):
+        self.path = Path(path) / STEPS
+        self.every_s = every_s
+        self._points: list[tuple[int, float]] = []
+        self._flushed = time.monotonic()
+
+    def add(self, step: int, loss: float) -> None:
+        self._points.append((step, loss))
+        if time.monotonic() - self._flushed > self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._points and self.path.parent.is_dir():  # a folder deleted under the run is never recreated here
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(_lines(self._points))
+            self._points.clear()
+        self._flushed = time.monotonic()
 
 
 def read_steps(path: str | os.PathLike) -> list[tuple[int, float]]:
@@ -112,3 +131,9 @@ def _config(path: Path) -> dict:
         except Exception:  # noqa: BLE001 - no checkpoint: no history
             return {}
     return data if isinstance(data, dict) else {}
+
+
+def clear(path: str | os.PathLike) -> None:
+    """A new run starts with no curve: rows an earlier attempt wrote before it was killed (no checkpoint yet) go."""
+    ckpt.atomic_write_text(Path(path) / ckpt.METRICS, "")
+    ckpt.atomic_write_text(Path(path) / STEPS, "")

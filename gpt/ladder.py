@@ -39,7 +39,7 @@ from .errors import ConfigError, GPTError
 from .model import GPTConfig, parameter_breakdown
 from .presets import preset
 from .train import Trainer
-from .train_config import TrainConfig
+from .train import TrainConfig
 
 TARGET_MARGIN = 0.07  # the bar: each rung within this of the lecture's figure
 

@@ -4,7 +4,7 @@ A classroom shares one machine, so the server caps what a single request may
 ask for. Each limit is an environment variable:
 
 - GPT_MAX_CONCURRENT_JOBS  runs training at the same time; the rest wait in a
-                           queue (default 1 on a CPU, 2 with a GPU)
+                           queue (default 1 on a CPU, 2 with a GPU: the run service's)
 - GPT_MAX_PARAMS           largest model, in parameters (default 25M)
 - GPT_MAX_ITERS            most training steps in one run (default 20,000)
 - GPT_MAX_BATCH_SIZE       largest batch, in sequences per step (default 256)
@@ -42,13 +42,12 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .device import training_device
 from .errors import ConfigError
 from .validate import whole
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import GPTConfig
-    from .train_config import TrainConfig
+    from .train.config import TrainConfig
 
 
 def _env_int(env, name: str, default: int, minimum: int = 1) -> int:
@@ -87,9 +86,10 @@ class Limits:
     max_eval_iters: int = 200
 
     @classmethod
-    def from_env(cls, env=None) -> "Limits":
+    def from_env(cls, env=None, default_jobs: int = 1) -> "Limits":
+        """The limits the environment sets; `default_jobs` runs at once where GPT_MAX_CONCURRENT_JOBS is unset
+        (the run service passes 2 when it trains on a GPU)."""
         env = os.environ if env is None else env
-        default_jobs = 1 if training_device() == "cpu" else 2
         return cls(
             max_concurrent_jobs=_env_int(env, "GPT_MAX_CONCURRENT_JOBS", default_jobs),
             max_params=_env_int(env, "GPT_MAX_PARAMS", cls.max_params),

@@ -116,8 +116,11 @@ def build_optimizers(
     muon_adjust_lr: str = "original",
     muon_momentum: float = 0.9,
     muon_ns_steps: int = 5,
+    muon_impl: str = "ours",
 ) -> list[torch.optim.Optimizer]:
-    """Return the optimizers for `model`; each group remembers its base lr in 'initial_lr'."""
+    """Return the optimizers for `model`; each group remembers its base lr in 'initial_lr'.
+
+    muon_impl: 'ours' (the batched Newton-Schulz above) or 'torch' (`torch.optim.Muon`, for comparison)."""
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if kind not in ("adamw", "muon"):
         raise ConfigError(f"optimizer must be 'adamw' or 'muon', got {kind!r}.")
@@ -138,7 +141,7 @@ def build_optimizers(
         extra["foreach"] = True  # one batched op per group instead of a loop over tensors
     opts: list[torch.optim.Optimizer] = [torch.optim.AdamW(groups, lr=lr, betas=betas, **extra)]
     if muon_params:
-        muon = Muon(muon_params, lr=muon_lr, weight_decay=muon_weight_decay, momentum=muon_momentum,
+        muon = (Muon if muon_impl == "ours" else torch.optim.Muon)(muon_params, lr=muon_lr, weight_decay=muon_weight_decay, momentum=muon_momentum,
                     ns_steps=muon_ns_steps, adjust_lr_fn=muon_adjust_lr)
         for g in muon.param_groups:
             g["initial_lr"] = muon_lr

@@ -8,15 +8,14 @@ short sequences. Every tokenizer offers the same five things:
 - `vocab_size`
 - `pieces(text)`: the (piece text, id) pairs, for coloured display
 - `spec()`: a JSON-able dict that rebuilds the tokenizer exactly, with no
-  corpus, through `tokenizer_from_spec` (it is saved in every checkpoint)
+  corpus, through `gpt.tokenizers.tokenizer_from_spec` (it is saved in every
+  checkpoint)
 
 The BPE tokenizers (GPT-2 through tiktoken, and BPE trained on your own
-text) live in `gpt.bpe`; this module knows them only by their spec `type`.
+text) live in `gpt.bpe`; `gpt.tokenizers` builds any kind by name.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 from .errors import TokenizerError
 
@@ -97,43 +96,3 @@ class CharTokenizer(Tokenizer):
 
     def spec(self) -> dict:
         return {"type": "char", "chars": "".join(self.chars)}
-
-
-def tokenizer_from_spec(spec: dict) -> Tokenizer:
-    """Rebuild a tokenizer from `Tokenizer.spec()` output, without the corpus."""
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise TokenizerError("The tokenizer description is missing or has no 'type'.")
-    kind = spec["type"]
-    if kind == "char":
-        chars = spec.get("chars")
-        if not isinstance(chars, str) or len(chars) > MAX_CHAR_VOCAB:
-            raise TokenizerError("The character tokenizer's description must hold its characters as one text "
-                                 f"of at most {MAX_CHAR_VOCAB:,}; it is damaged.")
-        return CharTokenizer(list(chars))
-    from . import bpe  # BPE tokenizers need tiktoken; import only when asked
-
-    return bpe.from_spec(spec)
-
-
-TOKENIZER_KINDS = ("char", "gpt2", "bpe")
-
-
-def build_tokenizer(
-    kind: str,
-    text: str,
-    *,
-    vocab_size: int | None = None,
-    compact: bool = True,
-    progress: Callable[[float, str], None] | None = None,
-) -> Tokenizer:
-    """Make the tokenizer `kind` for the corpus `text`.
-
-    kind: 'char'; 'gpt2' (also 'cl100k_base', 'o200k_base'), a tiktoken
-    encoding, compacted to the ids seen in `text` unless compact=False; or
-    'bpe', a byte-level BPE trained on `text` to `vocab_size` tokens.
-    """
-    if kind == "char":
-        return CharTokenizer.from_text(text)
-    from . import bpe
-
-    return bpe.build(kind, text, vocab_size=vocab_size, compact=compact, progress=progress)

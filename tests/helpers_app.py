@@ -73,10 +73,11 @@ def launch_app(checkpoint_dir: Path, **limits_env):
     """
     import app
     from gpt.jobs import JobManager
+    from gpt.jobs.slice_runner import default_runner
     from gpt.limits import Limits
 
     limits = Limits.from_env({**os.environ, **{k: str(v) for k, v in limits_env.items()}})
-    demo = app.build_demo(JobManager(checkpoint_dir, limits, device="cpu"))
+    demo = app.build_demo(JobManager(checkpoint_dir, limits, device="cpu", runner=default_runner()))
     port = free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     return demo, f"http://127.0.0.1:{port}/"

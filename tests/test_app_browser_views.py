@@ -36,7 +36,7 @@ def make_shipped_run(root: Path, name: str = "shakespeare-char", max_iters: int 
     """What helpers_app.make_shipped_run makes (a run with no owner, as the CLI writes it), trained in
     this process: no second Python and torch to start. Tiny Shakespeare when at hand, else addition."""
     from gpt.train import Trainer
-    from gpt.train_config import configs_from
+    from gpt.train import configs_from
     from gpt.data import make_dataset
 
     source = "shakespeare" if shakespeare_available() else "addition"

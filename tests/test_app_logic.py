@@ -25,13 +25,14 @@ from gpt.errors import CheckpointError, ConfigError, DataError, GPTError, Tokeni
 from gpt.model import GPTConfig, count_parameters
 from gpt.jobs import JobManager, RunRequest, RunStatus
 from gpt.jobs import folder as folders
+from gpt.jobs import zerogpu
 from gpt import corpus as corpora
 from gpt import estimate as est
 from gpt.ui import generate as gen
 from gpt.ui import frames as plots, library, pickers, runtime
 from gpt import device as devices
 from gpt.limits import Limits
-from gpt.ui.tokens import preview_html
+from gpt.ui.token_html import preview_html
 
 from helpers_app import TINY, addition, tiny_request, wait_until
 
@@ -101,16 +102,24 @@ def test_limits_come_from_the_environment_with_clear_errors():
         Limits.from_env({"GPT_MAX_PARAMS": "lots"})
     with pytest.raises(ConfigError, match="at least 1"):
         Limits.from_env({"GPT_MAX_CONCURRENT_JOBS": "0"})
-    assert Limits.from_env({}).max_concurrent_jobs == (1 if devices.training_device() == "cpu" else 2)
+    assert Limits.from_env({}).max_concurrent_jobs == 1
+
+
+def test_one_run_at_a_time_on_a_cpu_and_two_on_a_gpu_unless_the_environment_says(tmp_path, monkeypatch):
+    monkeypatch.delenv("GPT_MAX_CONCURRENT_JOBS", raising=False)
+    assert JobManager(tmp_path / "a", device="cpu").limits.max_concurrent_jobs == 1
+    assert JobManager(tmp_path / "b", device="cuda").limits.max_concurrent_jobs == 2
+    monkeypatch.setenv("GPT_MAX_CONCURRENT_JOBS", "3")
+    assert JobManager(tmp_path / "c", device="cpu").limits.max_concurrent_jobs == 3
 
 
 def test_zero_gpu_trains_on_the_cpu_and_says_so(monkeypatch):
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    assert devices.zero_gpu() and devices.training_device() == "cpu"
+    assert zerogpu.zero_gpu() and zerogpu.training_device() == "cpu"
     text = runtime.describe_runtime(Limits())
     assert "ZeroGPU" in text and "CPU" in text
     monkeypatch.setenv("SPACES_ZERO_GPU", "")
-    assert not devices.zero_gpu()
+    assert not zerogpu.zero_gpu()
     assert "ZeroGPU" not in runtime.describe_runtime(Limits(max_concurrent_jobs=2))
 
 
@@ -283,12 +292,13 @@ def test_resume_of_a_finished_run_trains_more(manager):
     assert manager.runs.status(name, "alice").step == 20
 
 
-def test_cancelling_a_queued_run_leaves_nothing(manager):
+def test_cancelling_a_queued_run_trains_nothing_and_leaves_it_to_its_owner_marked_cancelled(manager):
     a = long_run(manager, "alice")
     b = manager.start("bob", addition(), tiny_request(20))
     manager.stop("bob", b.name)
     manager.wait(b.name, 10)
-    assert b.state == "stopped" and not (manager.root / b.name).exists()
+    assert b.state == "stopped" and not (manager.root / b.name / "model.safetensors").exists()
+    assert manager.runs.summary(b.name, "bob").end_reason == "cancelled by you while it waited in the queue"
     manager.stop("alice", a.name)
 
 
@@ -297,9 +307,9 @@ def test_delete_is_refused_while_training_or_sampling_and_for_others(manager):
     wait_until(lambda: a.trainer is not None and a.trainer.step > 0, what="training")
     with pytest.raises(TrainingError, match="stop it before deleting"):
         manager.delete("alice", a.name)
-    with pytest.raises(TrainingError, match="only its owner"):
+    with pytest.raises(GPTError, match="There is no run named"):  # alice's private run does not exist for bob
         manager.delete("bob", a.name)
-    with pytest.raises(TrainingError, match="only its owner"):
+    with pytest.raises(GPTError, match="There is no run named"):
         manager.stop("bob", a.name)
     manager.stop("alice", a.name)
     manager.wait(a.name, 30)
@@ -380,17 +390,17 @@ def test_a_run_another_process_writes_is_not_touched(manager):
 def test_one_writer_per_run_folder(manager, tmp_path):
     path = manager.root / "locked"
     path.mkdir(parents=True)
-    manager._acquire_lock(path)
+    manager.acquire_lock(path)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (path / ".writer.lock").write_text(str(holder.pid))
         with pytest.raises(TrainingError, match="already being written"):
-            manager._acquire_lock(path)
+            manager.acquire_lock(path)
     finally:
         holder.kill()
         holder.wait()
     (path / ".writer.lock").write_text(str(dead_pid()))
-    manager._acquire_lock(path)  # a stale lock is taken over
+    manager.acquire_lock(path)  # a stale lock is taken over
     assert (path / ".writer.lock").read_text() == str(os.getpid())
     folders.release_lock(path)
     assert not (path / ".writer.lock").exists()
@@ -678,7 +688,7 @@ def test_generate_and_checkpoint_handlers(handlers, manager, tmp_path):
     assert "never loaded" in msg
     with pytest.warns(UserWarning):
         msg, *_ = handlers.checkpoints.delete("bob", name, armed=name)
-    assert "only its owner" in msg
+    assert "There is no run named" in msg  # alice's private run does not exist for bob
     msg, table, _, armed, button = handlers.checkpoints.delete("alice", name)  # the first click only asks
     assert f"Delete **{name}** for good?" in msg and "cannot be recovered" in msg and armed == name
     assert button["value"] == f"Yes, delete {name}" and name in manager.runs.run_names()

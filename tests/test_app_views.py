@@ -20,8 +20,8 @@ from gpt import checkpoint as ckpt
 from gpt.model import GPTConfig, count_parameters
 from gpt.plots import PNG_SIGNATURE
 from gpt.jobs import JobManager
-from gpt.ui import export as views_mod
-from gpt.ui.views.attention import LINK_HEADERS
+from gpt.ui import figure_downloads as views_mod
+from gpt.ui.views.attention_view import LINK_HEADERS
 from gpt.limits import Limits
 from gpt.ui.views import Views
 

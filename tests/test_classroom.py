@@ -146,7 +146,7 @@ def test_a_too_short_text_is_refused_before_a_run_exists(manager):
 
 
 def test_why_the_mask_shows_the_first_words_and_says_what_to_look_at():
-    from gpt.ui.views import mask
+    from gpt.ui.views import mask_view as mask
 
     assert mask.shown("\n\n  \n\t\nROMEO:\nthe first words\n\n") == "ROMEO:\nthe first words\n\n"
     assert mask.shown("  indented first line") == "  indented first line"

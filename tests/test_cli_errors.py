@@ -13,7 +13,7 @@ from gpt import checkpoint as ckpt
 from gpt.model import GPTConfig, build_model
 from gpt.sample import main as sample_main
 from gpt.tokenizer import CharTokenizer
-from gpt.train_cli import main as train_main
+from gpt.train.cli import main as train_main
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--preset", "tiny", "--max-iters", "2", "--eval-interval", "1", "--eval-iters", "1", "--block-size", "8"]
@@ -66,6 +66,27 @@ def test_sample_cli_bad_checkpoints_are_one_line(tmp_path, good, capsys):
 def test_train_cli_bad_flags_are_one_line(tmp_path, capsys, flags, match):
     line = one_error_line(capsys, train_main(["--data", "addition", *TINY, "--out", str(tmp_path / "r"), *flags]))
     assert match in line, line
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--n-layer", "100000"], "n_layer must be at most"),
+    (["--n-layer", "200"], "GPT_MAX_LAYERS"),
+    (["--block-size", "100000"], "GPT_MAX_BLOCK_SIZE"),
+    (["--n-embd", "4096", "--n-head", "16", "--n-layer", "12"], "GPT_MAX_PARAMS"),
+])
+def test_train_cli_checks_every_limit_before_any_work(tmp_path, capsys, monkeypatch, flags, match):
+    """Refused by arithmetic before the corpus is read or a BPE is trained (both are made to fail here)."""
+    from gpt import bpe, corpus, data
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work was done before the limits were checked")
+
+    for module, name in ((bpe, "train"), (data, "load_corpus"), (data, "download_shakespeare")):
+        monkeypatch.setattr(module, name, no_work)
+    monkeypatch.setattr(corpus, "load", no_work, raising=False)
+    rc = train_main(["--data", "shakespeare", "--tokenizer", "bpe", "--vocab-size", "512", "--out",
+                     str(tmp_path / "r"), *flags])
+    assert match in one_error_line(capsys, rc)
 
 
 def test_train_cli_unusable_run_folders_are_one_line(tmp_path, capsys):

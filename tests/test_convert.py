@@ -26,7 +26,8 @@ from gpt.convert.hf_tokenizer import tokenizer_json
 from gpt.engine import SamplingSettings, generate
 from gpt.errors import ConvertError, GPTError
 from gpt.model import ARCHITECTURES, GPT, GPTConfig, build_model
-from gpt.tokenizer import CharTokenizer, build_tokenizer
+from gpt.tokenizer import CharTokenizer
+from gpt.tokenizers import build_tokenizer
 
 from helpers_convert import TEXT, random_run
 
@@ -149,7 +150,7 @@ def test_a_save_pretrained_gpt2_imports_exactly_and_fine_tunes_from_the_cli(tmp_
     assert ours.model_config.activation == "gelu_tanh" and ours.tokenizer.vocab_size == 50257
     assert torch.allclose(logits_of(theirs, ids), logits_of(ours.model, ids), atol=1e-4)
 
-    from gpt.train_cli import main as train_main
+    from gpt.train.cli import main as train_main
 
     corpus = tmp_path / "my.txt"
     corpus.write_text(shakespeare_text[:20_000], encoding="utf-8")
@@ -222,7 +223,7 @@ def test_a_nanogpt_char_checkpoint_imports_with_the_same_logits_samples_and_resu
     assert ours.step == 250 and ours.meta["best_val_loss"] == pytest.approx(1.4697)
     assert len(generate(ours.model, ids, SamplingSettings(max_new_tokens=40, seed=1))) == 40
 
-    from gpt.train_cli import main as train_main
+    from gpt.train.cli import main as train_main
 
     assert train_main(["--resume", "--out", str(tmp_path / "run"), "--data", "shakespeare", "--max-iters", "252"]) == 0
     assert ckpt.load_checkpoint(tmp_path / "run").step == 252
@@ -376,7 +377,7 @@ def test_the_command_line_exports_imports_and_explains(tmp_path, capsys):
 
 
 def test_init_from_over_the_parameter_limit_is_refused_and_leaves_no_run(tmp_path, monkeypatch, capsys):
-    from gpt.train_cli import main as train_main
+    from gpt.train.cli import main as train_main
 
     run_to_hf(random_run(tmp_path / "run"), tmp_path / "hf")
     monkeypatch.setenv("GPT_MAX_PARAMS", "1000")

@@ -113,7 +113,7 @@ def test_shakespeare_ships_with_the_package_and_a_run_trains_offline(tmp_path, m
 
     from gpt import checkpoint as ckpt
     from gpt.lesson.__main__ import main as lesson_main
-    from gpt.train_cli import main as train_main
+    from gpt.train.cli import main as train_main
 
     empty = tmp_path / "empty"
     empty.mkdir()

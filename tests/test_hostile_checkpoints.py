@@ -16,7 +16,8 @@ from gpt.checkpoint_check import check_checkpoint
 from gpt.errors import CheckpointError, GPTError, TokenizerError
 from gpt.limits import Limits
 from gpt.model import GPTConfig, build_model
-from gpt.tokenizer import CharTokenizer, tokenizer_from_spec
+from gpt.tokenizer import CharTokenizer
+from gpt.tokenizers import tokenizer_from_spec
 
 TEXT = "hello world, a small corpus.\n" * 4
 

@@ -78,11 +78,11 @@ def test_a_cancelled_run_name_is_never_given_to_someone_else(tmp_path):
     busy = m.start("teacher", addition(), tiny_request(1_000_000))  # holds the one slot
     wait_until(lambda: m.runs.live_trainer(busy.name) is not None, what="training")
     alice = m.start("alice", addition(), tiny_request(20))
-    m.stop("alice", alice.name)  # cancelled while queued: its folder is removed
-    wait_until(lambda: alice.name not in m.runs.run_names(), what="the cancelled folder to go")
+    m.stop("alice", alice.name)  # cancelled while queued: it stays, marked cancelled, for alice
+    wait_until(lambda: m.runs.summary(alice.name, "alice").state == "stopped", what="the cancel")
     bob = m.start("bob", addition(), tiny_request(20))
     assert bob.name != alice.name  # the name alice's page still remembers is never bob's
-    assert m.runs.current_run("alice") is None  # alice's Train tab shows nothing of bob's
+    assert m.runs.current_run("alice") == alice.name  # alice's Train tab shows her cancelled run, nothing of bob's
     with pytest.raises(GPTError, match="exists or existed"):
         m.start("carol", addition(), tiny_request(20), name=alice.name)
     m.stop("teacher", busy.name)

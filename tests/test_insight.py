@@ -22,11 +22,12 @@ from gpt.insight import (MASK_EXPLANATION, MaskExperiment, attention_maps, atten
                          next_token_view, parameter_rows, pick_token, runs_table, sample_timeline, shape_trace,
                          show_piece, step_forward, strongest_links, timeline_html, token_choices, write_csv)
 from gpt.tokcompare import compare_tokenizers
-from gpt.ui.tokens import token_boxes
+from gpt.ui.token_html import token_boxes
 from gpt.model import ARCHITECTURES, MODEL_PRESETS, GPTConfig, build_model, parameter_breakdown
-from gpt.tokenizer import CharTokenizer, build_tokenizer
+from gpt.tokenizer import CharTokenizer
+from gpt.tokenizers import build_tokenizer
 from gpt.train import Trainer
-from gpt.train_config import configs_from
+from gpt.train import configs_from
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAKESPEARE = [os.path.join(os.environ.get("GPT_DATA_DIR", "data"), "tinyshakespeare.txt"),

@@ -10,7 +10,7 @@ from gpt import lesson
 from gpt.corpus import Corpus, dataset
 from gpt.errors import ConfigError, DataError
 from gpt.lesson import __main__ as cli
-from gpt.lesson import attention, bigram, text
+from gpt.lesson import bigram, heads, text
 
 LECTURE_XB = [[24, 43, 58, 5, 57, 1, 46, 43], [44, 53, 56, 1, 58, 46, 39, 58], [52, 58, 1, 58, 46, 39, 58, 1],
               [25, 17, 27, 10, 0, 21, 1, 54]]
@@ -80,7 +80,7 @@ def test_the_code_shown_is_the_code_that_ran(shakespeare):
     for fn in (text.first_block, text.lecture_batch, text.batch_pairs):
         assert inspect.getsource(fn).strip().splitlines()[0] in step.code
     assert "torch.randint(len(data) - block_size, (batch_size,)" in step.code  # the package's own get_batch
-    assert "def train_bigram" in lesson.source(bigram.train_bigram) and "def one_head" in lesson.source(attention.one_head)
+    assert "def train_bigram" in lesson.source(bigram.train_bigram) and "def one_head" in lesson.source(heads.one_head)
 
 
 def test_every_step_runs_on_pasted_text_with_a_trained_bpe():

@@ -86,3 +86,38 @@ def test_the_ladder_button_queues_the_rungs_one_after_another(handlers, monkeypa
     second = h.poll(owner, names, first[-1])
     assert second == (gr.skip(),) * 4 + (first[-1],)  # nothing new: every output skipped, nothing redrawn
     assert h.ladder_view("someone-else", [])[2].startswith("Press the button")
+
+
+def test_stopping_the_ladder_says_which_rungs_ran_and_go_on_climbs_on(handlers, monkeypatch):
+    for n, steps in ((1, 20), (2, 400), (3, 20)):  # rung 2 long enough to be stopped half way
+        short = dict(max_iters=steps, eval_interval=10, eval_iters=2, sample_tokens=0)
+        monkeypatch.setitem(ladder.RUNGS, n, dataclasses.replace(ladder.RUNGS[n], train={**ladder.RUNGS[n].train,
+                                                                                          **short}))
+    h, owner = handlers, "student-1"
+    _, names = h.start_ladder(owner, "addition", None, None, "char", 2048, "1-3")
+    wait_until(lambda: h.m.runs.live_trainer(names[1]) is not None and h.m.runs.live_trainer(names[1]).step > 5,
+               timeout=120, what="rung 2 to train")
+    assert "Stopping the ladder at rung 2" in h.stop_ladder(owner, names)
+    wait_until(lambda: h.m.active_job(owner) is None, timeout=60, what="the stop")
+    _, table, status, _ = h.ladder_view(owner, names)
+    assert list(table["state"]) == ["finished", "stopped", "not started"]
+    assert status.startswith("1 of 3 rungs finished; rung 2 stopped; rung 3 never started.") and "Go on" in status
+    assert "No rung of your ladder is training" in h.stop_ladder(owner, names)
+    msg, _ = h.go_on(owner, names)
+    assert "from rung 2" in msg and "2 rungs to go" in msg
+    wait_until(lambda: (h.m.root / names[2]).exists() and h.m.runs.summary(names[2], owner).state == "finished",
+               timeout=300, what="the climb to rung 3's end")
+    _, table, status, _ = h.ladder_view(owner, names)
+    assert list(table["state"]) == ["finished"] * 3 and status == "3 of 3 rungs finished."
+    assert h.m.runs.summary(names[1], owner).step == 400  # rung 2 went on from where it stopped
+    assert "Every rung of this ladder has finished" in h.go_on(owner, names)[0]
+
+
+def test_a_stop_on_the_train_tab_says_the_rungs_after_it_will_not_start(handlers, monkeypatch):
+    for n, steps in ((1, 20_000), (2, 20)):
+        monkeypatch.setitem(ladder.RUNGS, n, dataclasses.replace(ladder.RUNGS[n], train={
+            **ladder.RUNGS[n].train, "max_iters": steps, "eval_interval": 10, "eval_iters": 2, "sample_tokens": 0}))
+    h, owner = handlers, "student-2"
+    _, names = h.start_ladder(owner, "addition", None, None, "char", 2048, "1-2")
+    wait_until(lambda: h.m.runs.live_trainer(names[0]) is not None, timeout=120, what="rung 1 to train")
+    assert "The 1 run planned after it will not start." in h.m.stop(owner, names[0])

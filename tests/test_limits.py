@@ -1,7 +1,6 @@
 """Issue 13, findings 6, 8, 9, 10 and 14: every limit is checked by arithmetic, before anything is built,
 for new, resumed and uploaded runs alike, and every bad value is a sentence naming its field."""
 
-import time
 
 import pytest
 
@@ -9,7 +8,7 @@ from gpt import model as model_module
 from gpt.errors import ConfigError
 from gpt.limits import Limits
 from gpt.model import GPTConfig
-from gpt.train_config import TrainConfig
+from gpt.train import TrainConfig
 
 
 @pytest.fixture
@@ -21,13 +20,12 @@ def nothing_is_built(monkeypatch):
     monkeypatch.setattr(model_module.GPT, "__init__", refuse)
 
 
-def test_a_thousand_layers_are_refused_in_milliseconds_without_building_anything(nothing_is_built):
-    t0 = time.perf_counter()
+def test_a_thousand_layers_are_refused_without_building_anything(nothing_is_built):
+    """By arithmetic: the fixture makes building any model fail, so a refusal here never built one."""
     with pytest.raises(ConfigError, match="GPT_MAX_LAYERS"):
         Limits().check_model(GPTConfig(n_layer=1000))
     with pytest.raises(ConfigError, match="GPT_MAX_PARAMS"):
         Limits(max_layers=1024).check_model(GPTConfig(n_layer=1000, n_embd=768, n_head=12))
-    assert time.perf_counter() - t0 < 0.5
 
 
 def test_absurd_depths_never_become_a_config():
@@ -112,7 +110,8 @@ def test_stop_ends_the_sample_shown_at_an_evaluation_at_once():
     ds = make_dataset("addition")
     cfg = GPTConfig(vocab_size=ds.tokenizer.vocab_size, n_layer=1, n_head=1, n_embd=8, block_size=16)
     trainer = Trainer(cfg, TrainConfig(batch_size=4, max_iters=5, sample_tokens=10_000, device="cpu"), ds)
+    calls = []
+    trainer.model.register_forward_hook(lambda *a: calls.append(1))
     trainer.request_stop()
-    t0 = time.perf_counter()
-    assert trainer.sample_text() == ""
-    assert time.perf_counter() - t0 < 0.5
+    assert trainer.objective.sample_text(trainer) == ""
+    assert calls == []  # not one token drawn after the Stop

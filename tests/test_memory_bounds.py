@@ -165,7 +165,7 @@ def test_resuming_a_downloaded_checkpoint_with_a_huge_batch_is_refused_cheaply(g
 START = EACH + """
 from gpt.limits import Limits
 from gpt.model import GPTConfig
-from gpt.train_config import TrainConfig
+from gpt.train import TrainConfig
 
 def start(kind):
     if kind == "pasted":  # ~1.1M distinct characters: the vocabulary a char tokenizer would make of them

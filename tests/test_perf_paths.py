@@ -18,7 +18,7 @@ from gpt.optim import Muon, build_optimizers, lr_multiplier, orthogonalise
 from gpt.presets import DEFAULT_PRESET, PRESETS, preset, preset_tokenizer
 from gpt.tokenizer import CharTokenizer
 from gpt.train import Trainer
-from gpt.train_config import TrainConfig, configs_from
+from gpt.train import TrainConfig, configs_from
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,11 +123,11 @@ def test_compile_flag_wraps_the_model_and_trains(addition, monkeypatch):
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     t = trainer_for(addition, compile=True, max_iters=6, eval_interval=3)
-    assert calls == [t.model] and t._forward is not t.model
+    assert calls == [t.model] and t.forward is not t.model
     assert t.run() == "finished", t.error
     assert math.isfinite(t.metrics[-1]["val_loss"])
     plain = trainer_for(addition)
-    assert plain._forward is plain.model  # off by default
+    assert plain.forward is plain.model  # off by default
 
 
 # --- optimizers ----------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def test_muon_run_resumes_exactly(tmp_path, addition):
     straight.run()
     first = trainer_for(addition, **kw)
     first.out_dir = tmp_path / "b"
-    first.on_step = lambda p: first.request_stop() if p["step"] == 8 else None
+    first.add_callback("on_step", lambda p: first.request_stop() if p["step"] == 8 else None)
     assert first.run() == "stopped" and first.step == 8
     second = Trainer(first.model_config, first.config, addition, tmp_path / "b", resume=True)
     assert second.step == 8 and second.run() == "finished"

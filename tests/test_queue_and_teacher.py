@@ -7,12 +7,14 @@ the arithmetic of the estimate, made-up durations.
 
 from __future__ import annotations
 
+import html
 import json
 from types import SimpleNamespace
 
 import pytest
 
-from gpt.errors import ConfigError, TrainingError
+from gpt.errors import ConfigError, GPTError, TrainingError
+from gpt.estimate import human_seconds
 from gpt.jobs import folder as folders
 from gpt.jobs.board import best_within, challenge_board
 from gpt.jobs.labels import LABELS_FILE, Labels, check_label
@@ -96,19 +98,32 @@ def test_raising_the_concurrent_runs_starts_a_queued_run_at_once(manager):
     assert manager.queue_position(b.name) is None
 
 
-def test_lowering_the_time_per_run_ends_a_running_run(manager):
+def test_lowering_the_time_per_run_ends_a_running_run_that_long_after_it_is_set(manager):
     a = training(manager, "alice")
-    manager.set_limits(manager.limits.with_class_limits(1, 1, manager.limits.max_params))
-    manager.wait(a.name, 30)
+    wait_until(lambda: a.trainer is not None and a.trainer.elapsed > 3, what="three seconds of training")
+    before, step = a.trainer.elapsed, a.trainer.step
+    manager.set_limits(manager.limits.with_class_limits(3, 1, manager.limits.max_params))
+    live = manager.runs.status(a.name, "alice")
+    assert "the class's limit of 3 s per run, set by the teacher at" in live.limit  # what the page says now
+    assert html.escape("by the class's limit of 3 s per run") in frames.progress_html(live)
+    manager.wait(a.name, 60)
     assert a.state == "finished"  # it reached the class's time, then saved: not stopped, not failed
-    assert manager.runs.status(a.name, "alice").elapsed_s < 5
+    status = manager.runs.status(a.name, "alice")
+    assert status.step >= step + 3  # the limit applies from when it was set (3 s more), not from the run's start
+    assert status.end_reason.startswith("reached the class's limit of 3 s per run, set by the teacher at ")
+    assert f"when it had trained {human_seconds(before)}"[:30] in status.end_reason
 
 
 def test_a_new_run_gets_the_class_time_per_run(manager):
+    from gpt.ui.train_tab import TrainHandlers
+
     manager.set_limits(manager.limits.with_class_limits(1, 1, manager.limits.max_params))
+    _, ends = TrainHandlers(manager).estimate(65, "tiny", "gpt", "classic", 1, 2, 16, 16, 0.0, 8, 3e-3, 1_000_000, 600)
+    assert ends.startswith("Ends at **1 s**, the class's limit of 1 s per run, set by the teacher at ")
     a = manager.start("alice", addition(), tiny_request(1_000_000, max_seconds=600))
     manager.wait(a.name, 30)
-    assert a.state == "finished" and manager.runs.status(a.name, "alice").elapsed_s < 5
+    status = manager.runs.status(a.name, "alice")
+    assert a.state == "finished" and status.elapsed_s < 600 and "the class's limit of 1 s" in status.end_reason
 
 
 def test_class_limits_name_the_field_of_a_bad_value():
@@ -123,9 +138,9 @@ def test_class_limits_name_the_field_of_a_bad_value():
 
 def test_the_teacher_may_stop_and_delete_any_run_and_a_student_may_not(manager):
     a = training(manager, "alice")
-    with pytest.raises(TrainingError, match="belongs to someone else"):
+    with pytest.raises(GPTError, match="There is no run named"):  # a stranger learns nothing of a private run
         manager.stop("bob", a.name)
-    with pytest.raises(TrainingError, match="belongs to someone else"):
+    with pytest.raises(GPTError, match="There is no run named"):
         manager.stop(repr(TEACHER), a.name)  # the sentinel's text is just another string
     manager.stop(TEACHER, a.name)
     manager.wait(a.name, 30)

@@ -37,7 +37,7 @@ from gpt.jobs.folder import mark_interrupted
 from gpt.jobs import JobManager
 from gpt.tokenizer import CharTokenizer
 from gpt.train import Trainer
-from gpt.train_config import TrainConfig
+from gpt.train import TrainConfig
 from gpt.ui import generate as gen
 from gpt.ui import frames as plots
 from gpt.limits import Limits
@@ -272,7 +272,7 @@ def test_weights_that_turn_nan_are_never_saved_over_a_good_checkpoint(tmp_path):
                 t.model.lm_head.weight.fill_(float("nan"))
             t.request_stop()  # the stop path saves: it must refuse
 
-    t.on_step = poison
+    t.add_callback("on_step", poison)
     assert t.run() == "failed" and "NaN" in t.error and "step 5" in t.error
     kept = ckpt.load_checkpoint(tmp_path / "run")
     assert kept.step == 5 and all(torch.isfinite(p).all() for p in kept.model.parameters())
@@ -593,7 +593,7 @@ def test_client_one_run_per_person_a_queue_and_no_deleting_busy_runs(client, app
     tb = b["token"]
     assert b["state"] == "queued" and b["queue_position"] == 1  # over the server-wide limit: it waits its turn
     assert "stop it before deleting" in refused(alice.predict, token=ta, run=a["name"], api_name="/delete_run")
-    assert "only its owner" in refused(bob.predict, token=tb, run=a["name"], api_name="/delete_run")
+    assert "There is no run named" in refused(bob.predict, token=tb, run=a["name"], api_name="/delete_run")
     assert "stop it before deleting" in refused(bob.predict, token=tb, run=b["name"], api_name="/delete_run")
     assert ".writer.lock" in os.listdir(app[0].manager.root / a["name"])  # one writer, this app
     assert ended(alice, a["name"], ta, stop=True)["state"] == "stopped"

@@ -217,9 +217,6 @@ def test_on_a_space_the_owner_comes_from_the_verified_session_only(tmp_path, mon
         demo.manager.shutdown()
 
 
-@pytest.mark.xfail(reason="gpt/jobs/manager.py (the lead's) still imports `from .identity import Signer`: change that "
-                          "line to `from .signing import Signer`, then delete the shim gpt/jobs/identity.py",
-                   strict=True)
 def test_the_signing_module_has_one_name():
     """'identity.py' was two modules (gpt/jobs and gpt/ui); the run service's is gpt/jobs/signing.py now."""
     from pathlib import Path

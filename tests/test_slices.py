@@ -1,4 +1,4 @@
-"""A run trained in GPU slices equals the same run trained in one go (gpt.slices through gpt.zerogpu's stand-in).
+"""A run trained in GPU slices equals the same run trained in one go (gpt.jobs.slices through gpt.jobs.zerogpu's stand-in).
 
 Each slice runs in its own process, its order and result pickled, killed at
 its duration: what ZeroGPU does. The run is the default preset's model and
@@ -20,12 +20,13 @@ from gpt import checkpoint as ckpt
 from gpt.data import addition_corpus
 from gpt.errors import TrainingError
 from gpt.presets import DEFAULT_PRESET
-from gpt.slices import STOP_REQUEST, Pacer, SliceOrder, SliceResult, read_step_losses, saved_step, train_slice
+from gpt.history import read_steps as read_step_losses
+from gpt.jobs.slices import STOP_REQUEST, Pacer, SliceOrder, SliceResult, saved_step, train_slice
 from gpt.data import Dataset
 from gpt.tokenizer import CharTokenizer
 from gpt.train import Trainer
-from gpt.train_config import configs_from
-from gpt.zerogpu import SliceKilled, StandIn
+from gpt.train import configs_from
+from gpt.jobs.zerogpu import SliceKilled, StandIn
 
 pytestmark = pytest.mark.timeout(600)
 MAX_ITERS, EVAL_INTERVAL = 36, 6

@@ -1,5 +1,6 @@
 import json
 import math
+import threading
 import time
 
 import pytest
@@ -11,8 +12,8 @@ from gpt.model import GPTConfig
 from gpt.sample import main as sample_main
 from gpt.tokenizer import CharTokenizer
 from gpt.train import Trainer
-from gpt.train_config import TrainConfig, configs_from
-from gpt.train_cli import main as train_main
+from gpt.train import TrainConfig, configs_from
+from gpt.train.cli import main as train_main
 from gpt.data import make_dataset
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32)
@@ -47,7 +48,7 @@ def test_real_learning_on_shakespeare_falls_well_below_uniform(shakespeare_text)
 def test_metrics_rows_and_files(tmp_path, addition):
     seen = []
     t = trainer_for(addition, tmp_path / "run")
-    t.on_eval = seen.append
+    t.add_callback("on_eval", seen.append)
     assert t.run() == "finished"
     rows = ckpt.read_metrics(tmp_path / "run")
     assert [r["step"] for r in rows] == [0, 20, 40] == [r["step"] for r in seen]
@@ -58,11 +59,30 @@ def test_metrics_rows_and_files(tmp_path, addition):
     assert loaded.step == 40 and loaded.meta["train"]["max_iters"] == 40
 
 
+def test_with_dropout_a_stopped_and_resumed_run_draws_the_same_masks_as_one_in_one_go(tmp_path, addition):
+    """The dropout stream's state is saved with the optimizer's: the same weights, bit for bit."""
+    def make(out):
+        cfg = GPTConfig(vocab_size=addition.tokenizer.vocab_size, **{**TINY, "dropout": 0.2})
+        return Trainer(cfg, TrainConfig(batch_size=16, max_iters=40, eval_interval=20, eval_iters=4, lr=3e-3,
+                                        warmup_iters=5, sample_tokens=0, device="cpu"), addition, out)
+
+    straight = make(tmp_path / "a")
+    straight.run()
+    first = make(tmp_path / "b")
+    first.add_callback("on_step", lambda p: first.request_stop() if p["step"] == 13 else None)
+    assert first.run() == "stopped" and first.step == 13
+    second = Trainer(first.model_config, first.config, addition, tmp_path / "b", resume=True)
+    second.run()
+    a = ckpt.load_checkpoint(tmp_path / "a").model.state_dict()
+    b = ckpt.load_checkpoint(tmp_path / "b").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, addition):
     straight = trainer_for(addition, tmp_path / "a", max_iters=40)
     straight.run()
     first = trainer_for(addition, tmp_path / "b", max_iters=40)
-    first.on_step = lambda p: first.request_stop() if p["step"] == 20 else None
+    first.add_callback("on_step", lambda p: first.request_stop() if p["step"] == 20 else None)
     assert first.run() == "stopped" and first.step == 20
     second = Trainer(first.model_config, first.config, addition, tmp_path / "b", resume=True)
     assert second.step == 20
@@ -74,17 +94,18 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, addition):
     assert [r["step"] for r in ckpt.read_metrics(tmp_path / "b")] == [0, 20, 40]
 
 
-def test_stop_request_returns_quickly_and_leaves_a_valid_checkpoint(tmp_path, addition):
+def test_a_stop_from_another_thread_ends_the_run_within_a_step_and_leaves_a_valid_checkpoint(tmp_path, addition):
     t = trainer_for(addition, tmp_path / "run", max_iters=100_000, eval_interval=50)
-    t.start()
-    deadline = time.time() + 60
+    worker = threading.Thread(target=t.run)
+    worker.start()
+    deadline = time.time() + 120
     while t.step < 60 and time.time() < deadline:
         time.sleep(0.05)
-    asked = time.time()
+    asked_at = t.step
     t.request_stop()
-    t.join(timeout=10)
-    assert not t.alive and time.time() - asked < 1.5
-    assert t.state == "stopped"
+    worker.join(timeout=120)
+    assert not worker.is_alive() and t.state == "stopped"
+    assert asked_at <= t.step <= asked_at + 1  # the step under way when Stop came, and no other
     loaded = ckpt.load_checkpoint(tmp_path / "run")
     assert loaded.step == t.step > 50
     assert ckpt.read_status(tmp_path / "run")["state"] == "stopped"
@@ -105,9 +126,10 @@ def test_an_exception_in_the_thread_marks_the_run_failed(tmp_path, addition):
     def boom(row):
         raise RuntimeError("listener crashed")
 
-    t.on_eval = boom
-    t.start()
-    t.join(30)
+    t.add_callback("on_eval", boom)
+    worker = threading.Thread(target=t.run)
+    worker.start()
+    worker.join(120)
     assert t.state == "failed" and "listener crashed" in t.error
 
 
@@ -160,3 +182,16 @@ def test_cli_reports_bad_input_as_a_sentence(tmp_path, capsys):
     assert sample_main(["--checkpoint", str(out), "--prompt", "hello"]) == 2
     err = capsys.readouterr().err
     assert "'e'" in err and "'h'" in err and "never saw" in err
+
+
+def test_the_validation_curve_gets_cheaper_early_points_so_it_bends_like_the_training_curve(tmp_path, addition):
+    """A 200-step interval would draw the validation loss as one straight line from step 0 to 200: three
+    early estimates (a quarter of the batches, no checkpoint) give it its bend."""
+    t = trainer_for(addition, tmp_path / "run", max_iters=200, eval_interval=200, eval_iters=8, batch_size=4)
+    saves = []
+    t.add_callback("on_save", saves.append)
+    assert t.run() == "finished"
+    rows = ckpt.read_metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [0, 25, 50, 100, 200]
+    assert rows[1]["val_loss"] < rows[0]["val_loss"] and rows[3]["val_loss"] < rows[1]["val_loss"]
+    assert len(saves) == 2  # checkpoints at 0 and 200 only: the early points cost no save

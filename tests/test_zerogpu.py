@@ -1,4 +1,4 @@
-"""ZeroGPU's decorator or its stand-in (gpt.zerogpu), and where runs are kept (gpt.storage).
+"""ZeroGPU's decorator or its stand-in (gpt.jobs.zerogpu), and where runs are kept (gpt.jobs.storage).
 
 The stand-in must behave as ZeroGPU does where it matters: another process,
 arguments and result pickled, a kill at the duration. With the `spaces`
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from gpt import checkpoint as ckpt
-from gpt import storage, zerogpu
+from gpt.jobs import storage, zerogpu
 from gpt.errors import ConfigError, TrainingError
-from gpt.zerogpu import SliceKilled, SliceSettings, StandIn
+from gpt.jobs.zerogpu import SliceKilled, SliceSettings, StandIn
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -91,22 +91,24 @@ def test_with_spaces_installed_and_no_zero_gpu_nothing_changes(monkeypatch, tmp_
     assert spaces.GPU(duration=30)(whoami) is whoami
     import gradio as gr
 
-    from gpt.device import detect_device, training_device
-    from gpt.limits import Limits
-    from gpt.ui.runtime import describe_runtime
+    from gpt.device import detect_device
     from gpt.jobs import JobManager
-    from gpt.ui import zerogpu as page_part
+    from gpt.jobs.slice_runner import default_runner
+    from gpt.jobs.zerogpu import training_device
+    from gpt.limits import Limits
+    from gpt.ui import slice_timer
     from gpt.ui.page import Page
+    from gpt.ui.runtime import describe_runtime
 
+    assert default_runner() is None  # the run service trains in threads, as today
     with gr.Blocks() as demo:
         who = gr.State("me")
-        start, stop, resume = gr.Button("Start"), gr.Button("Stop"), gr.Button("Resume")
-        message, iters = gr.Markdown(), gr.Number(10)
+        message = gr.Markdown()
         before = len(demo.fns)
-        page = Page(manager=JobManager(tmp_path, device="cpu"), models=None, who=who)
-        assert page_part.wire(page, start=start, stop=stop, resume=resume, message=message, start_inputs=[],
-                              more_iters=iters) is None
-    assert len(demo.fns) == before  # no event bound, no timer: the page is the page of today
+        page = Page(manager=JobManager(tmp_path, device="cpu", runner=default_runner()), models=None, who=who,
+                    timer=gr.Timer(1.0))
+        assert slice_timer.wire(page, message) is None
+    assert len(demo.fns) == before  # no event bound: the page is the page of today
     assert "ZeroGPU" not in describe_runtime(Limits())  # the page's line about where training runs
     assert training_device() == detect_device("auto")  # background training as today
 
@@ -116,16 +118,16 @@ def test_with_spaces_installed_and_no_zero_gpu_nothing_changes(monkeypatch, tmp_
 
 def test_runs_live_under_gpt_checkpoint_dir_first(tmp_path):
     s = storage.detect({"GPT_CHECKPOINT_DIR": str(tmp_path / "runs")})
-    assert s.root == tmp_path / "runs" and s.volume is None and s.survives_restart
+    assert s.root == tmp_path / "runs" and s.volume is None
 
 
 def test_a_storage_volume_keeps_runs_and_the_page_says_so(tmp_path, monkeypatch):
     s = storage.detect({"GPT_STORAGE_DIR": str(tmp_path), "SPACE_ID": "teacher/build-a-gpt"})
-    assert s.root == tmp_path / "checkpoints" and s.volume == tmp_path and s.survives_restart
+    assert s.root == tmp_path / "checkpoints" and s.volume == tmp_path
     assert "survive a restart" in s.sentence() and str(tmp_path) in s.sentence()
     monkeypatch.setenv("GPT_STORAGE_DIR", str(tmp_path))
     monkeypatch.delenv("GPT_CHECKPOINT_DIR", raising=False)
-    assert ckpt.checkpoints_root() == tmp_path / "checkpoints"  # what the run service uses by default
+    assert storage.runs_root() == tmp_path / "checkpoints"  # what the run service uses by default
     inside = storage.detect({"GPT_STORAGE_DIR": str(tmp_path), "GPT_CHECKPOINT_DIR": str(tmp_path / "class-a")})
     assert inside.root == tmp_path / "class-a" and inside.volume == tmp_path
 
@@ -140,7 +142,7 @@ def test_a_space_finds_its_mounted_volume_at_data(tmp_path, monkeypatch):
 
 def test_a_space_without_a_volume_says_runs_vanish_and_offers_downloads(tmp_path):
     s = storage.detect({"SPACE_ID": "teacher/build-a-gpt"}, space_volume=tmp_path / "absent")
-    assert s.root == Path("checkpoints") and not s.survives_restart
+    assert s.root == Path("checkpoints") and s.on_space and s.volume is None
     assert "wiped when the Space restarts" in s.sentence() and "Download" in s.sentence()
     assert storage.detect({}).sentence() == "Runs are kept in `checkpoints` on this machine."
 

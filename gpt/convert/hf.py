@@ -36,7 +36,8 @@ from .. import checkpoint as ckpt
 from ..bpe import BPETokenizer
 from ..errors import ConvertError
 from ..model import GPTConfig, build_model, parameter_breakdown
-from ..tokenizer import Tokenizer, tokenizer_from_spec
+from ..tokenizer import Tokenizer
+from ..tokenizers import tokenizer_from_spec
 from . import hf_tokenizer
 from .layout import check_gpt2_shape, gpt2_to_ours, load_into, ours_to_gpt2
 

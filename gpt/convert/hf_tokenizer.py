@@ -24,7 +24,8 @@ from functools import lru_cache
 
 from ..bpe import BPETokenizer
 from ..errors import ConvertError
-from ..tokenizer import CharTokenizer, Tokenizer, tokenizer_from_spec
+from ..tokenizer import CharTokenizer, Tokenizer
+from ..tokenizers import tokenizer_from_spec
 
 
 @lru_cache(maxsize=1)

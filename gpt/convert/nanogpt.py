@@ -28,7 +28,8 @@ import torch
 from .. import checkpoint as ckpt
 from ..errors import ConvertError
 from ..model import GPTConfig, build_model, parameter_breakdown
-from ..tokenizer import CharTokenizer, Tokenizer, tokenizer_from_spec
+from ..tokenizer import CharTokenizer, Tokenizer
+from ..tokenizers import tokenizer_from_spec
 from .layout import check_gpt2_shape, load_into, strip_wrappers
 
 META_MAX_BYTES = 8 * 1024 * 1024

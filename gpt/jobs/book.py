@@ -1,30 +1,30 @@
 """What runs there are and how they are doing: the read side of the run service.
 
-The scheduler (`gpt.jobs.manager.JobManager`) trains; `RunBook` answers.
+The run service (`gpt.jobs.manager.JobManager`) trains; `RunBook` answers.
 It reads the run folders under the root and lays over them what only this
-process knows: a live job's state, step and queue position, its trainer's
-progress. Every answer is a `RunStatus`; nothing here changes a run.
+process knows (`gpt.jobs.registry`): a live job's state, step and queue
+position, its trainer's progress, the GPU slice under way. Every answer is a
+`RunStatus`; nothing here changes a run.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from .. import checkpoint as ckpt
 from .. import history
 from ..errors import CheckpointError
-from ..train import Trainer
+from ..limits import Limits
+from ..train import Trainer, progress_fraction
 from . import folder as folders
 from .queue_eta import starts_in
+from .registry import Job, Registry
 from .status import RunStatus, describe
 
-if TYPE_CHECKING:  # the scheduler owns the book; the book only reads it
-    from .manager import JobManager
-
-
-HISTORY_POINTS = 1000  # per-step points a status carries; a longer curve is averaged down to this
+LOST = "Its run folder was deleted from the server while it trained, so it stopped; start it again."
+HISTORY_POINTS = 300  # per-step points a status carries (the page's curve, the API's): a longer curve is averaged
 
 
 def train_limit(trainer: Trainer | None, saved: float | None) -> float | None:
@@ -33,9 +33,11 @@ def train_limit(trainer: Trainer | None, saved: float | None) -> float | None:
 
 
 class RunBook:
-    def __init__(self, root: Path, jobs: "JobManager"):
+    def __init__(self, root: Path, registry: Registry, limits: Callable[[], Limits], device: str):
         self.root = root
-        self.jobs = jobs
+        self.jobs = registry
+        self.limits = limits  # the class's limits now (the teacher may change them): queue estimates use them
+        self.device = device
         self._latest: dict[str, str] = {}  # owner -> the run they started last (what their Train tab shows)
         self._curves: dict[str, tuple] = {}  # name -> (file signature, (metrics, steps)): a poll reads no file twice
 
@@ -95,15 +97,28 @@ class RunBook:
             return list(trainer.step_losses)
         return list(self._curve(name)[1])
 
+    def lost(self, name: str, owner) -> "Job | None":
+        """`owner`'s live job whose folder was deleted from under it (by hand, on the server): its owner is told."""
+        job = self.jobs.job(name)
+        if job is None or job.owner != owner or (self.root / name).is_dir():
+            return None
+        return job
+
     def summary(self, name: str, owner: str | None = None) -> RunStatus:
         """One run as the tables and dropdowns show it: the folder, with the live job laid over it."""
+        job = self.lost(name, owner)
+        if job is not None:
+            return RunStatus(name, owner, True, False, job.corpus.name, job.request.tokenizer, job.request.model_type,
+                             0, 1, 0, 0, None, "failed", LOST, False, job.created, job.created, end_reason="failed: " + LOST)
         info = describe(self.run_path(name), owner)
         job = self.jobs.job(name)
         if job is not None and job.active:  # this process knows better than the files
             info.state, info.message, info.end_reason = job.state, job.message, None
-            info.queue_position = self.jobs.queue_position(name)
+            info.message = job.line()
+            info.limit_note = job.limit_note
+            info.queue_position = self.jobs.position(name)
             if job.state == "queued":
-                info.starts_in_s = starts_in(self.jobs, name)
+                info.starts_in_s = starts_in(self.jobs, self.limits(), self.device, name)
             if job.trainer is not None:
                 info.step = job.trainer.step
         elif job is not None and info.state == job.state:
@@ -111,13 +126,20 @@ class RunBook:
         return info
 
     def status(self, name: str, owner: str | None = None) -> RunStatus:
-        """Progress of one run: its summary plus step, speed, ETA, latest losses and the metric rows."""
+        """Progress of one run: its summary plus step, speed, ETA, latest losses, the metric rows and the curve."""
         info = self.summary(name, owner)
+        if info.message == LOST:
+            return info
         trainer = self.live_trainer(name)
         rows = self.metrics(name)
+        steps = self.step_losses(name)
         progress = dict(trainer.progress) if trainer is not None else {}
         last = rows[-1] if rows else {}
         step = progress.get("step", info.step or last.get("step", 0))
+        job = self.jobs.job(name)
+        sliced = info.active and trainer is None and job is not None and job.slice_ends is not None
+        if sliced and steps:  # trained in a GPU slice's process: its curve runs ahead of the checkpoint
+            step = max(step, steps[-1][0])
         info.step = step
         info.max_iters = progress.get("max_iters", info.max_iters)
         info.tokens_per_sec = progress.get("tokens_per_sec", last.get("tokens_per_sec", 0.0))
@@ -126,19 +148,20 @@ class RunBook:
             info.eta_s = info.starts_in_s  # a queued run's ETA is when it starts (the API's promise)
         info.elapsed_s = progress.get("elapsed_s", info.elapsed_s or last.get("elapsed_s", 0.0))
         info.max_seconds = train_limit(trainer, info.max_seconds)
-        done = step / info.max_iters if info.max_iters else 0.0
-        if info.max_seconds:  # the bar follows whichever limit is nearer
-            done = max(done, info.elapsed_s / info.max_seconds)
-        info.fraction = progress.get("fraction", 1.0 if info.state == "finished" else min(1.0, done))
+        if sliced:
+            info.elapsed_s, info.eta_s = job.slice_progress(step, info.max_iters, info.max_seconds)
+            info.message = job.line(step)
+        done = progress_fraction(step, info.max_iters, info.elapsed_s, info.max_seconds)
+        info.fraction = 1.0 if info.state == "finished" else min(1.0, done)
         info.loss = progress.get("loss")
         info.train_loss, info.val_loss, info.val_bpc = last.get("train_loss"), last.get("val_loss"), last.get("val_bpc")
         info.val_ppl = last.get("val_ppl")
         info.latest_sample = last.get("sample", "")
         info.metrics = [{k: v for k, v in r.items() if k != "sample"} for r in rows]
         info.n_params = trainer.n_params if trainer is not None else info.params
-        info.history = [[round(s), round(v, 4)] for s, v in history.downsample(self.step_losses(info.name), HISTORY_POINTS)]
+        info.history = [[round(s), round(v, 4)] for s, v in history.downsample(steps, HISTORY_POINTS)]
         if info.best_val_loss is None and rows:
-            info.best_val_loss = min(r["val_loss"] for r in rows)
+            info.best_val_loss = min(r["val_loss"] for r in rows if "val_loss" in r)
         return info
 
     # --- many runs ------------------------------------------------------------------------------
@@ -168,7 +191,7 @@ class RunBook:
         if job is not None:
             return job.name
         name = self._latest.get(owner)
-        if name is not None and (self.root / name).is_dir() and self.owner_of(name) == owner:
+        if name is not None and (self.lost(name, owner) or (self.root / name).is_dir() and self.owner_of(name) == owner):
             return name
         created = {n: folders.app_info(self.root, n) for n in self.run_names()}
         mine = [n for n, info in created.items() if owner and info.get("owner") == owner]

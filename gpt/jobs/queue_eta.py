@@ -33,7 +33,7 @@ from .request import GPT2_VOCAB_GUESS
 
 if TYPE_CHECKING:
     from ..limits import Limits
-    from .manager import Job, JobManager
+    from .registry import Job, Registry
 
 PREPARE_S = 3.0  # encoding the corpus and building the model, before the first step
 UNKNOWN_RUN_S = 120.0  # a run whose shape cannot be read: about a default run
@@ -128,13 +128,12 @@ def remaining_seconds(job: "Job", limits: "Limits", device: str, pace: float = 1
     return max(0.0, float(eta))
 
 
-def starts_in(manager: "JobManager", name: str) -> float | None:
+def starts_in(registry: "Registry", limits: "Limits", device: str, name: str) -> float | None:
     """Estimated seconds until the queued run `name` starts; None if it is not waiting."""
-    running, waiting, slots = manager.queue_snapshot()
+    running, waiting, slots = registry.snapshot()
     names = [j.name for j in waiting]
     if name not in names:
         return None
-    limits, device = manager.limits, manager.device
     ahead = waiting[: names.index(name) + 1]
     with contextlib.suppress(IndexError):
         pace = measured_pace(running, device)

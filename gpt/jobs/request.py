@@ -15,8 +15,8 @@ from ..data import check_windows, split_sizes
 from ..errors import ConfigError
 from ..model import ARCHITECTURES, GPTConfig
 from ..presets import DEFAULT_PRESET
-from ..tokenizer import TOKENIZER_KINDS
-from ..train_config import TrainConfig, configs_from
+from ..tokenizers import TOKENIZER_KINDS
+from ..train import TrainConfig, configs_from
 from .. import corpus as corpora
 from .. import ladder
 from ..limits import Limits
@@ -63,6 +63,20 @@ class RunRequest:
         train_cfg.eval_interval = max(1, min(train_cfg.eval_interval, max(10, train_cfg.max_iters // 10)))
         return model_cfg, train_cfg
 
+    @classmethod
+    def from_form(cls, tokenizer, vocab_size, preset, model_type, architecture, n_layer, n_head, n_embd, block_size,
+                  dropout, batch_size, lr, max_iters, max_seconds, shared=False) -> "RunRequest":
+        """The Train tab's values (sliders send floats; None keeps the preset's), as the page, its ZeroGPU
+        slices and the API all send them: the one place a form becomes a request."""
+        as_int = lambda x: None if x is None else int(x)  # noqa: E731
+        return cls(
+            tokenizer=tokenizer, vocab_size=as_int(vocab_size) if tokenizer == "bpe" else None, preset=preset,
+            model_type=model_type, architecture=architecture, n_layer=as_int(n_layer), n_head=as_int(n_head),
+            n_embd=as_int(n_embd), block_size=as_int(block_size), dropout=None if dropout is None else float(dropout),
+            batch_size=as_int(batch_size), lr=None if lr is None else float(lr), max_iters=as_int(max_iters),
+            max_seconds=None if max_seconds is None else float(max_seconds), shared=bool(shared),
+        )
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -73,11 +87,12 @@ class RunRequest:
 
 
 def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, device: str = "cpu",
-                  vocab_size: int | None = None) -> int:
-    """Raise ConfigError for a shape that cannot work or a limit exceeded; returns the parameter count.
+                  vocab_size: int | None = None) -> tuple[GPTConfig, TrainConfig]:
+    """The run's configs, or ConfigError for a shape that cannot work or a limit exceeded.
 
-    vocab_size: the tokenizer's, when it is built already; else it is worked out
-    (characters) or estimated (BPE: the asked size; GPT-2: a typical compact size).
+    vocab_size: the tokenizer's, when it is built already (then the configs are exact and this is the one
+    check of a Start); else it is worked out (characters) or estimated (BPE: the asked size; GPT-2: a
+    typical compact size), for an answer before anything is built.
     """
     if request.tokenizer not in TOKENIZER_KINDS:
         raise ConfigError(f"Tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got {request.tokenizer!r}.")
@@ -95,7 +110,8 @@ def check_request(corpus: corpora.Corpus, request: RunRequest, limits: Limits, d
     model_cfg, train_cfg = request.configs(vocab_size, device)
     if corpus.source == "text":  # a pasted or uploaded text: too short is said now, not once it is queued
         check_windows(corpus.name, *split_sizes(_token_count(corpus, request, built)), model_cfg.block_size)
-    return limits.check_run(model_cfg, train_cfg)  # by arithmetic: nothing is built to check a limit
+    limits.check_run(model_cfg, train_cfg)  # by arithmetic: nothing is built to check a limit
+    return model_cfg, train_cfg
 
 
 def _token_count(corpus: corpora.Corpus, request: RunRequest, built: bool) -> int:

@@ -64,6 +64,7 @@ class RunStatus:
     metrics: list = field(default_factory=list)  # every evaluation row, without its sample text
     n_params: int = 0
     max_seconds: float | None = None  # the time limit (None: none)
+    limit_note: str = ""  # while it trains: when the class's time per run ends it, which limit and since when
     history: list = field(default_factory=list)  # [step, batch loss] of every step (downsampled when long)
     end_reason: str | None = None  # once ended: why, as a sentence
     request: dict = field(default_factory=dict)  # what the Train tab asked for (restores the form)
@@ -75,7 +76,8 @@ class RunStatus:
         steps = f"{self.max_iters:,} steps"
         if not self.max_seconds:
             return f"stops after {steps}"
-        return f"stops after {steps} or {human_seconds(self.max_seconds)}, whichever comes first"
+        seconds = human_seconds(self.max_seconds) + (f" ({self.limit_note})" if self.limit_note else "")
+        return f"stops after {steps} or {seconds}, whichever comes first"
 
     @property
     def time_bound(self) -> bool:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import BigramLanguageModel, GPTConfig
-from . import Lesson, Step, source
+from .base import Lesson, Step, source
 from .text import lecture_batch
 
 LECTURE_INIT_LOSS = 4.8786

@@ -13,7 +13,7 @@ from .. import bpe
 from ..data import Dataset
 from ..errors import GPTError
 from ..tokenizer import CharTokenizer
-from . import Lesson, Step, source
+from .base import Lesson, Step, source
 
 LECTURE_HII = [46, 47, 47, 1, 58, 46, 43, 56, 43]
 LECTURE_GPT2_HII = [71, 4178, 612]

@@ -26,12 +26,12 @@ import gradio as gr
 from .. import corpus as corpora
 from ..data import SYNTHETIC
 from ..errors import DataError, GPTError
+from ..jobs import RunRequest
 from . import generate as gen
 from ..validate import number, text, whole
 from .addresses import client_address
 from .messages import refuse
 from .page import Page
-from .train_tab import make_request
 
 
 API_CORPORA = ("shakespeare", *SYNTHETIC, "text")  # the page's 'upload' and 'paste' are not the API's
@@ -79,10 +79,10 @@ class Api:
             owner = self._owner(token) or self.m.identity.owner(self.m.identity.issue())
             source = corpora.load("paste" if corpus == "text" else corpus, pasted=text,
                                   max_bytes=self.m.limits.max_upload_bytes)
-            req = make_request(tokenizer, _or_none(vocab_size), preset, model_type, architecture or None,
-                               *map(_or_none, (n_layer, n_head, n_embd, block_size)), None,
-                               *map(_or_none, (batch_size, lr, max_iters)), None)
-            req.max_seconds = None if max_seconds < 0 else max_seconds  # -1: the preset's; 0: no limit
+            req = RunRequest.from_form(tokenizer, _or_none(vocab_size), preset, model_type, architecture or None,
+                                       *map(_or_none, (n_layer, n_head, n_embd, block_size)), None,
+                                       *map(_or_none, (batch_size, lr, max_iters)),
+                                       None if max_seconds < 0 else max_seconds)  # -1: the preset's; 0: no limit
             job = self.m.start(owner, source, req, name=name or None, address=client_address(request))
             return {**self.m.runs.status(job.name, owner).to_json(), "token": self.m.identity.issue(owner)}
         except Exception as err:  # noqa: BLE001
@@ -99,10 +99,10 @@ class Api:
 
     def stop_run(self, run: str, token: str = "") -> dict:
         try:
-            job = self.m.stop(self._owner(token), run)
-            self.m.wait(run, timeout=0.5) if job.state == "queued" else None  # a queued run is cancelled at once
-            if not (self.m.root / run).is_dir():  # cancelled before it trained: its empty folder is gone
-                return {"name": run, "state": "stopped", "message": "Cancelled while waiting in the queue."}
+            job = self.m.registry.job(run)
+            self.m.stop(self._owner(token), run)
+            if job is not None and job.state == "queued":
+                self.m.wait(run, timeout=2)  # a queued run is cancelled at once
             return self.m.runs.status(run, self._owner(token)).to_json()
         except Exception as err:  # noqa: BLE001
             refuse(err)

@@ -69,7 +69,9 @@ def _fmt(x, pattern: str = "{:.3f}") -> str:
 def _where(status: RunStatus) -> str:
     """How far the run is, counted in the limit that will end it (steps or seconds, whichever is nearer)."""
     if status.time_bound:
-        return (f"<b>{human_seconds(status.elapsed_s)}</b> of its {human_seconds(status.max_seconds)} time limit "
+        limit = (f"ends at {human_seconds(status.max_seconds)} by {html.escape(status.limit_note)}" if status.limit_note
+                 else f"of its {human_seconds(status.max_seconds)} time limit")
+        return (f"<b>{human_seconds(status.elapsed_s)}</b> {limit} "
                 f"&middot; step {status.step:,} (at most {status.max_iters:,})")
     where = f"step <b>{status.step:,}</b> / {status.max_iters:,}"
     if status.max_seconds:

@@ -9,6 +9,9 @@ what a student picked there is what the lesson runs on.
 The ladder's rungs are normal runs of the run service, queued one after
 another for the person who asked (`JobManager.start(..., then=...)`): each
 has its live curve, its checkpoint to sample and its row in Compare runs.
+Stop ends the rung that trains and the rest of the climb; the status says
+which rungs finished, which was stopped and which never started, and Go on
+climbs on from the first rung that did not finish.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from .. import insight, ladder, lesson
 from .. import plots as figures
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest, check_request
-from .export import export
+from ..jobs import folder as folders
+from .figure_downloads import export
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, unchanged
 
@@ -81,6 +85,51 @@ class LessonHandlers:
         return say(f"The ladder is queued: {len(plan)} runs, one after another. The curves below fill in "
                    "as each rung trains."), [name for _, _, name in plan]
 
+    def stop_ladder(self, owner, names):
+        """Stop the rung that trains (or waits) and the climb after it; says where the ladder stands."""
+        planned = self._planned(owner, names)
+        job = self.m.active_job(owner) if owner else None
+        if job is None or job.name not in planned:
+            return say("No rung of your ladder is training.", ok=False)
+        try:
+            self.m.stop(owner, job.name)
+        except Exception as err:  # noqa: BLE001
+            return problem(err)
+        return say(f"Stopping the ladder at rung {_rung_of(job.name)}: its weights are saved. **Go on** climbs on "
+                   "from there.")
+
+    def go_on(self, owner, names):
+        """Climb on from the first rung that did not finish: resume it (or start it), then the rest in turn."""
+        planned = self._planned(owner, names)
+        states = {name: self._state(name, owner) for name in planned}
+        todo = [name for name in planned if states[name] != "finished"]
+        if not planned or not todo:
+            return say("There is no ladder of yours to go on with." if not planned else
+                       "Every rung of this ladder has finished.", ok=not planned), gr.skip()
+        try:
+            first = next(n for n in planned if (self.m.root / n).is_dir())
+            info = self.m.runs.summary(first, owner).request
+            corpus = folders.corpus_of(self.m.runs.run_path(first))
+            plan = [(corpus, RunRequest.from_dict({**info, "rung": _rung_of(n)}), n) for n in todo]
+            (_, request, name), *rest = plan
+            if states[name] == "not started":
+                self.m.start(owner, corpus, request, name=name, then=rest)
+            else:
+                self.m.resume(owner, name, then=rest)
+        except Exception as err:  # noqa: BLE001
+            return problem(err), gr.skip()
+        return say(f"Going on with the ladder from rung {_rung_of(todo[0])}: {len(todo)} rung"
+                   f"{'s' if len(todo) > 1 else ''} to go, one after another."), planned
+
+    def _state(self, name: str, owner) -> str:
+        """A rung's state; 'waiting' if it has no run yet but the climb goes on, else 'not started'."""
+        try:
+            return self.m.runs.summary(name, owner).state
+        except GPTError:
+            job = self.m.active_job(owner) if owner else None
+            climbing = job is not None and any(n == name for _, _, n in job.then)
+            return "waiting" if climbing else "not started"
+
     def _planned(self, owner, names) -> list[str]:
         """The names to show: the ones this page queued, else the asker's latest ladder (after a refresh)."""
         if names:
@@ -98,13 +147,11 @@ class LessonHandlers:
         for name in planned:
             number = _rung_of(name)
             r = ladder.rung(number, self.m.device)
-            state, metrics, params = "waiting", [], None
-            try:
+            state, metrics, params = self._state(name, owner), [], None
+            if state not in ("waiting", "not started"):
                 summary = self.m.runs.summary(name, owner)
-                state, params = summary.state, summary.params or None
+                params = summary.params or None
                 metrics = self.m.runs.metrics(name)
-            except GPTError:
-                pass  # not created yet: it starts when the rung before it finishes
             last = metrics[-1] if metrics else {}
             rows.append([number, r.change, state, last.get("step", 0),
                          round(last["val_loss"], 3) if "val_loss" in last else None, r.lecture_val_loss, params])
@@ -113,8 +160,7 @@ class LessonHandlers:
         if not rows:
             return None, None, "Press the button to train the ladder on this text.", []
         fig = figures.runs_figure(runs, "step", "val_loss") if runs else None
-        done = sum(1 for row in rows if row[2] == "finished")
-        return fig, pd.DataFrame(rows, columns=TABLE_COLUMNS), f"{done} of {len(rows)} rungs finished.", planned
+        return fig, pd.DataFrame(rows, columns=TABLE_COLUMNS), ladder_line(rows), planned
 
     def poll(self, owner, names, last):
         """Timer tick: redraw only when a rung gained a point or changed state; nothing to do without a ladder."""
@@ -131,6 +177,27 @@ class LessonHandlers:
         if same:
             return same
         return (*self.ladder_view(owner, names), sig)
+
+
+def ladder_line(rows: list) -> str:
+    """Where the climb stands: '2 of 6 rungs finished; rung 3 stopped; rungs 4, 5 and 6 never started.'"""
+    done = sum(1 for row in rows if row[2] == "finished")
+    line = f"{done} of {len(rows)} rungs finished."
+    by_state: dict[str, list[int]] = {}
+    for row in rows:
+        by_state.setdefault(row[2], []).append(row[0])
+    parts = [f"{_rungs(by_state[s])} {s}" for s in ("stopped", "failed", "interrupted") if s in by_state]
+    if "not started" in by_state:
+        parts.append(f"{_rungs(by_state['not started'])} never started")
+    if parts:
+        line = line[:-1] + "; " + "; ".join(parts) + ". **Go on** climbs on from the first rung that did not finish."
+    return line
+
+
+def _rungs(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"rung {numbers[0]}"
+    return "rungs " + ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
 
 
 def _rung_of(name: str) -> int:
@@ -157,6 +224,8 @@ def _ladder_area() -> dict:
     with gr.Row():
         c = dict(rungs=gr.Dropdown(LADDER_CHOICES, value="1-6", label="Rungs", scale=2, elem_id="ladder-rungs"))
         c["start"] = gr.Button("▶ Train the ladder", variant="primary", scale=1, elem_id="ladder-btn")
+        c["stop"] = gr.Button("■ Stop the ladder", variant="stop", scale=1, elem_id="ladder-stop")
+        c["go_on"] = gr.Button("↻ Go on", scale=1, elem_id="ladder-go-on")
     c["msg"] = gr.Markdown(elem_id="ladder-msg")
     c["status"] = gr.Markdown(elem_id="ladder-status")
     c["plot"] = gr.Plot(show_label=False, elem_id="ladder-plot")
@@ -192,6 +261,8 @@ def build_lesson_tab(page: Page) -> gr.Tab:
     nxt.click(h.next_step, step, step, **PRIVATE)
     lad["start"].click(h.start_ladder, [page.who, *inputs[:5], lad["rungs"]], [lad["msg"], names], **PRIVATE).then(
         **view)
+    lad["stop"].click(h.stop_ladder, [page.who, names], lad["msg"], **PRIVATE).then(**view)
+    lad["go_on"].click(h.go_on, [page.who, names], [lad["msg"], names], **PRIVATE).then(**view)
     if page.timer is not None:
         page.timer.tick(h.poll, [page.who, names, last], [lad["plot"], lad["table"], lad["status"], names, last],
                         **QUIET)

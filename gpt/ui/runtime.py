@@ -1,13 +1,13 @@
 """What the page says about where training runs.
 
-The limits themselves are `gpt.limits`; the device choice is `gpt.device`.
+The limits themselves are `gpt.limits`; the device choice is `gpt.jobs.zerogpu.training_device`.
 """
 
 from __future__ import annotations
 
 import os
 
-from ..device import training_device, zero_gpu
+from ..jobs.zerogpu import training_device, zero_gpu, zero_gpu_mode
 from ..limits import Limits
 
 
@@ -28,8 +28,7 @@ def describe_runtime(limits: Limits) -> str:
 
 def runtime_line(limits: Limits) -> str:
     """The line at the top of the page: where training runs (GPU slices on ZeroGPU), and whether runs survive."""
-    from ..zerogpu import zero_gpu_mode
-    from .zerogpu import describe_slices, storage_note
+    from .slice_timer import describe_slices, storage_note
 
     runtime = describe_slices() if zero_gpu_mode() else describe_runtime(limits)
     return f"{runtime} {storage_note()}".strip()

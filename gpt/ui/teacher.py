@@ -157,10 +157,9 @@ class TeacherHandlers:
         if not self.gate.opens(token):
             return say(WRONG, ok=False)
         try:
-            self.m.stop(TEACHER, run or "")
+            return say(self.m.stop(TEACHER, run or ""))  # what really happens: a stop, or a cancel while it waits
         except Exception as err:  # noqa: BLE001
             return problem(err)
-        return say(f"Stopping **{run}**: it saves its weights and stops within a step.")
 
     def delete(self, token, run, armed):
         """Two clicks: the first names the run, the second deletes it."""

@@ -2,7 +2,7 @@
 
 from .frames import PROGRESS_CSS
 from .projector import PROJECTOR_CSS
-from .tokens import TOKENS_CSS
+from .token_html import TOKENS_CSS
 from .views import VIEWS_CSS
 
 CSS = TOKENS_CSS + PROGRESS_CSS + VIEWS_CSS + PROJECTOR_CSS + """

@@ -19,12 +19,12 @@ from ..corpus import BPE_VOCAB_DEFAULT, BPE_VOCAB_MAX, BPE_VOCAB_MIN, CORPUS_CHO
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest
 from ..presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
-from . import frames, zerogpu
+from . import frames, slice_timer
 from .addresses import client_address
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
 from .pickers import pick_runs, with_metrics
-from .tokens import preview_html
+from .token_html import preview_html
 
 LOSS_UNIT = ('<span title="The loss is in nats per token: the mean of minus the natural log of the probability '
              'the model gave the true next token. ln(vocabulary size) is pure guessing; 0 is certainty.">'
@@ -45,23 +45,9 @@ def preset_values(name: str) -> dict:
     }
 
 
-def make_request(tokenizer, vocab_size, preset, model_type, architecture, n_layer, n_head, n_embd, block_size,
-                 dropout, batch_size, lr, max_iters, max_seconds, shared=False) -> RunRequest:
-    """The Train tab's values as a RunRequest (sliders send floats)."""
-    as_int = lambda x: None if x is None else int(x)  # noqa: E731
-    return RunRequest(
-        tokenizer=tokenizer, vocab_size=as_int(vocab_size) if tokenizer == "bpe" else None, preset=preset,
-        model_type=model_type, architecture=architecture, n_layer=as_int(n_layer), n_head=as_int(n_head),
-        n_embd=as_int(n_embd), block_size=as_int(block_size), dropout=None if dropout is None else float(dropout),
-        batch_size=as_int(batch_size), lr=None if lr is None else float(lr), max_iters=as_int(max_iters),
-        max_seconds=float(max_seconds or 0), shared=bool(shared),
-    )
-
-
 class TrainHandlers:
     def __init__(self, manager: JobManager):
         self.m = manager
-        self.read = manager.runs  # what the poll reads; on ZeroGPU the sliced runs' reader (zerogpu.wire)
 
     # --- 1. data and tokenizer ----------------------------------------------------------------
     @staticmethod
@@ -105,10 +91,15 @@ class TrainHandlers:
 
     def estimate(self, vocab_size, preset, model_type, architecture, *sliders):
         try:
-            req = make_request("char", None, preset, model_type, architecture, *sliders)
+            req = RunRequest.from_form("char", None, preset, model_type, architecture, *sliders)
             model_cfg, train_cfg = req.configs(int(vocab_size or 65), self.m.device)
             n = est.parameters(model_cfg)
             mem = est.training_memory_bytes(model_cfg, train_cfg.batch_size, train_cfg.optimizer)
+            class_s, class_note = self.m.class_time_limit()
+            if class_s is not None and (not train_cfg.max_seconds or class_s < train_cfg.max_seconds):
+                train_cfg.max_seconds = class_s  # the class's time per run ends it first
+            else:
+                class_note = ""
             secs = est.training_seconds(model_cfg, train_cfg.batch_size, train_cfg.max_iters, train_cfg.eval_interval,
                                         train_cfg.eval_iters, train_cfg.max_seconds, self.m.device)
         except GPTError as err:
@@ -117,7 +108,7 @@ class TrainHandlers:
         size = f"**{est.human_count(n)} parameters**" + (" &mdash; over this server's limit" if over else "")
         return (f"{size} · about **{est.human_bytes(mem)}** of memory to train · about "
                 f"**{est.human_seconds(secs)}** on this machine · "
-                f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step"), ends_when(train_cfg, secs)
+                f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step"), ends_when(train_cfg, secs, class_note)
 
     # --- 3. training ------------------------------------------------------------------------------
     def start(self, owner, choice, upload, pasted, kind, vocab_size, preset, model_type, architecture, n_layer,
@@ -126,17 +117,11 @@ class TrainHandlers:
         sliders = (n_layer, n_head, n_embd, block_size, dropout, batch_size, lr, max_iters, max_seconds)
         try:
             corpus = self.corpus(choice, upload, pasted)
-            req = make_request(kind, vocab_size, preset, model_type, architecture, *sliders, shared=shared)
-            exact = None
-            if kind != "char":  # usually cached by the statistics already; fails here, not in the queue, if offline
-                exact = corpora.dataset(corpus, kind, req.vocab_size).tokenizer.vocab_size
-            job = self.m.start(owner, corpus, req, vocab_size=exact, address=client_address(request))
+            req = RunRequest.from_form(kind, vocab_size, preset, model_type, architecture, *sliders, shared=shared)
+            job = self.m.start(owner, corpus, req, address=client_address(request))
         except Exception as err:  # noqa: BLE001
             return problem(err)
-        pos = self.m.queue_position(job.name)
-        if pos:
-            return say(f"Run **{job.name}** is queued: position {pos} in the queue. It starts when a slot frees up.")
-        return say(f"Run **{job.name}** started. The curve below updates every second.")
+        return say(self.m.runner.describe_start(job))
 
     def restore_form(self, owner):
         """After a refresh: the form shows what the run on screen was started with, not the defaults."""
@@ -151,10 +136,9 @@ class TrainHandlers:
 
     def stop(self, owner):
         try:
-            job = self.m.stop(owner, self.m.runs.current_run(owner) or "")
+            return say(self.m.stop(owner, self.m.runs.current_run(owner) or ""))
         except Exception as err:  # noqa: BLE001
             return problem(err)
-        return say(f"Stopping **{job.name}**: it saves its weights and stops within a step.")
 
     def resume(self, owner, more_iters=None, name=None):
         try:
@@ -164,7 +148,7 @@ class TrainHandlers:
             job = self.m.resume(owner, name, int(more_iters) if more_iters else None)
         except Exception as err:  # noqa: BLE001
             return problem(err)
-        return say(f"Resuming **{job.name}** from its last checkpoint.")
+        return say(self.m.runner.describe_start(job, resumed=True))
 
     def poll(self, owner, last, compared=None):
         """Timer tick: progress, the live curve, the latest sample and, when the run being watched is
@@ -173,10 +157,10 @@ class TrainHandlers:
         status = None
         if name:
             try:
-                status = self.read.status(name, owner)
+                status = self.m.runs.status(name, owner)
             except GPTError:
                 name = None
-        steps = len(self.read.step_losses(name)) if name else 0
+        steps = len(status.history) and status.history[-1][0] if status else 0
         sig = [name, status and status.state, status and status.step, steps,
                status and len(status.metrics), status and status.queue_position, status and status.message,
                status and status.starts_in_s]
@@ -187,13 +171,13 @@ class TrainHandlers:
         msg = "" if last is not None and (last[0] != name or last[1] != sig[1]) else gr.skip()
         plot = compare = gr.skip()
         if not last or last[0] != name or last[3] != steps or last[4] != sig[4]:
-            plot = frames.loss_frame(status.metrics, self.read.step_losses(name)) if name else None
+            plot = frames.loss_frame(status.metrics, status.history) if name else None
         if name in (compared or []) and (not last or last[4] != sig[4]):
             compare = self.compare(owner, compared)
-        active = bool(status and status.active and status.mine)
-        resumable = bool(status and status.mine and not active and status.state != "running elsewhere")
+        stoppable = bool(status and status.mine and (status.active or status.state == "paused"))  # paused: GPU slices
+        resumable = bool(status and status.mine and not status.active and status.state != "running elsewhere")
         sample = status.latest_sample if status else ""
-        return (frames.progress_html(status), plot, sample, gr.update(interactive=active),
+        return (frames.progress_html(status), plot, sample, gr.update(interactive=stoppable),
                 gr.update(interactive=resumable), compare, msg, sig)
 
     def first_point(self, owner, last, compared=None, timeout: float = 5.0):
@@ -234,10 +218,18 @@ class TrainHandlers:
     def clear_plot():
         return None
 
+    def class_limit(self, last):
+        """The class's time per run, when the teacher changes it (the line beside Start then follows)."""
+        now = self.m.class_time_limit()[1]
+        return gr.skip() if now == last else now
 
-def ends_when(train_cfg, secs: float) -> str:
-    """Beside Start: the limit that will end the run (steps or seconds, whichever comes first)."""
+
+def ends_when(train_cfg, secs: float, class_note: str = "") -> str:
+    """Beside Start: the limit that will end the run (steps or seconds, whichever comes first); `class_note` when
+    the class's time per run is that limit ("the class's limit of 25 s per run, set by the teacher at 14:32")."""
     steps = f"{train_cfg.max_iters:,} steps"
+    if class_note and secs >= train_cfg.max_seconds:
+        return f"Ends at **{est.human_seconds(train_cfg.max_seconds)}**, {class_note}, before {steps}."
     if train_cfg.max_seconds and secs >= train_cfg.max_seconds:
         return f"Ends at its **{est.human_seconds(train_cfg.max_seconds)} time limit**, before {steps}."
     limit = f" (or {est.human_seconds(train_cfg.max_seconds)}, whichever comes first)" if train_cfg.max_seconds else ""
@@ -342,7 +334,7 @@ def build_train_tab(page: Page) -> gr.Tab:
                 m = _model_column(page.manager.limits)
         with gr.Column(elem_id="watch-area"):  # the projector view puts it first (gpt.ui.projector)
             w = _watch_area()
-        vocab, last_poll = gr.State(65), gr.State(None)
+        vocab, last_poll, class_limit = gr.State(65), gr.State(None), gr.State(None)
     sliders = m["sliders"]
     page.train = TrainControls(d["corpus"], d["upload"], d["pasted"], d["tokenizer"], d["bpe_vocab"], vocab,
                                m["preset"], m["model_type"], m["architecture"], sliders, sliders[2])
@@ -374,16 +366,14 @@ def build_train_tab(page: Page) -> gr.Tab:
     poll_out = [w["progress"], w["loss_plot"], w["sample"], w["stop"], w["resume"], w["compare_plot"], w["msg"],
                 last_poll]
     start_in = [*corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders, m["share"]]
-    sliced = zerogpu.wire(page, start=w["start"], stop=w["stop"], resume=w["resume"], message=w["msg"],
-                          start_inputs=start_in, more_iters=sliders[7])
-    if sliced is None:  # everywhere but ZeroGPU: background training, as always
-        w["start"].click(h.start, [who, *start_in], w["msg"], **PRIVATE).then(
-            h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(
-            h.compare_with_new, [who, w["compare_runs"]], w["compare_runs"], **PRIVATE)
-        w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
-        w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
-    else:
-        h.read = sliced
+    w["start"].click(h.start, [who, *start_in], w["msg"], **PRIVATE).then(
+        h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(
+        h.compare_with_new, [who, w["compare_runs"]], w["compare_runs"], **PRIVATE)
+    w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
+    w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
+    slice_timer.wire(page, w["msg"])  # on ZeroGPU: the timer runs the GPU slices
+    page.timer.tick(h.class_limit, class_limit, class_limit, **QUIET)
+    class_limit.change(**show_estimate)
     page.timer.tick(h.poll, poll_in, poll_out, **QUIET)
     w["compare_refresh"].click(**show_compare)
     w["compare_runs"].change(h.clear_plot, None, w["compare_plot"], **PRIVATE).then(

@@ -2,13 +2,13 @@
 
 Matching `gpt.insight` (the numbers) and `gpt.plots` (the figures):
 
-- `attention`   one head's heatmap and every head at once, for a prompt
-- `next_token`  the distribution after temperature, top-k and top-p; step forward
-- `tokenizers`  char, GPT-2 and a BPE of the chosen corpus cutting one text
-- `anatomy`     parameters per component and every tensor shape
-- `watch`       the loss curve of a run next to the sample of each evaluation
-- `compare`     runs side by side, against step or wall time, and a table
-- `mask`        a masked and an unmasked run, trained as two normal runs
+- `attention_view` one head's heatmap and every head at once, for a prompt
+- `next_token_view` the distribution after temperature, top-k and top-p; step forward
+- `tokenizers_view` char, GPT-2 and a BPE of the chosen corpus cutting one text
+- `anatomy_view` parameters per component and every tensor shape
+- `watch_view`  the loss curve of a run next to the sample of each evaluation
+- `compare_view` runs side by side, against step or wall time, and a table
+- `mask_view`   a masked and an unmasked run, trained as two normal runs
 
 Two views poll (watch, mask); their timers tick only while their view is on
 show, and every other tab of the page pauses them.
@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..page import PRIVATE, Page
-from .anatomy import AnatomyView, build_anatomy_view
-from .attention import AttentionView, build_attention_view
-from .compare import CompareView, build_compare_view
-from .mask import MaskView, build_mask_view
-from .next_token import NextTokenView, build_next_token_view
-from .tokenizers import TokenizersView, build_tokenizers_view
-from .watch import WatchView, build_watch_view
+from .anatomy_view import AnatomyView, build_anatomy_view
+from .attention_view import AttentionView, build_attention_view
+from .compare_view import CompareView, build_compare_view
+from .mask_view import MaskView, build_mask_view
+from .next_token_view import NextTokenView, build_next_token_view
+from .tokenizers_view import TokenizersView, build_tokenizers_view
+from .watch_view import WatchView, build_watch_view
 
 VIEWS_CSS = """  /* projector-sized tables and samples */
 .tok-compare { width: 100%; border-collapse: collapse; font-size: 17px; }

@@ -1,6 +1,6 @@
 """Where runs live, and whether they survive a restart.
 
-Every run is a folder under one root (`gpt.checkpoint.checkpoints_root`):
+Every run is a folder under one root (`runs_root`):
 1) `GPT_CHECKPOINT_DIR`, when set, wins;
 2) else a storage volume: `GPT_STORAGE_DIR` names its mount path or, on a
    Hugging Face Space, `/data` when a volume is mounted there; runs then live
@@ -23,10 +23,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 SPACE_VOLUME = Path("/data")
-SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"  # the runs that come with the app
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints"  # the runs that come with the app
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,6 @@ class Storage:
     root: Path  # the runs folder
     volume: Path | None  # the mounted storage volume the root lies on, if any
     on_space: bool  # running as a Hugging Face Space (SPACE_ID is set)
-
-    @property
-    def survives_restart(self) -> bool:
-        """True unless this is a Space whose runs sit on its own (wiped) disk."""
-        return self.volume is not None or not self.on_space
 
     def sentence(self) -> str:
         """One line for the page: where runs are kept and whether a restart keeps them."""
@@ -81,6 +76,12 @@ def detect(env: dict | None = None, space_volume: Path = SPACE_VOLUME) -> Storag
     else:
         root = Path("checkpoints")
     return Storage(root=root, volume=_volume_of(root, volumes) if volumes else None, on_space=on_space)
+
+
+def runs_root() -> Path:
+    """Where the run service keeps its runs: GPT_CHECKPOINT_DIR, else a mounted volume's `checkpoints/`, else
+    `checkpoints/` beside the app."""
+    return detect().root
 
 
 def seed_shipped_runs(storage: Storage, shipped: Path = SHIPPED) -> list[str]:

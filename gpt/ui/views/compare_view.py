@@ -12,7 +12,7 @@ from ... import insight
 from ... import plots as figures
 from ...errors import CheckpointError, GPTError
 from ...estimate import human_count
-from ..export import NO_FILE, download, export, png_button
+from ..figure_downloads import NO_FILE, download, export, png_button
 from ..page import PRIVATE
 from ..pickers import pick_runs, with_metrics
 from .base import View, refresh_button

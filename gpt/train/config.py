@@ -1,6 +1,8 @@
 """The training settings of a run, checked field by field, and the one place a preset becomes configs.
 
-`TrainConfig` is what `gpt.train.Trainer` needs besides the model's `GPTConfig`;
+`TrainConfig` is what `gpt.train.Trainer` needs besides the model's `GPTConfig`,
+and says how far a run has come (`fraction_done`: the schedule, the progress
+bar and the run service all ask it);
 `configs_from` merges a named preset (`gpt.presets`) with overrides, for the
 CLI, the app and the API alike.
 """
@@ -9,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .engine import MAX_NEW_TOKENS_CAP
-from .errors import ConfigError
-from .model import GPTConfig
-from .presets import preset
-from .validate import choice, flag, number, text, whole
+from ..engine import MAX_NEW_TOKENS_CAP
+from ..errors import ConfigError
+from ..model import GPTConfig
+from ..presets import preset
+from ..validate import choice, flag, number, text, whole
 
 
 # Sane ranges, not a server's limits: (field, lowest, highest[, lowest excluded])
@@ -23,6 +25,9 @@ TRAIN_WHOLE_RANGES = [("batch_size", 1, 2**20), ("max_iters", 1, 10**9), ("eval_
 TRAIN_NUMBER_RANGES = [("lr", 0, 1e12, True), ("min_lr_ratio", 0, 1, False), ("weight_decay", 0, 10, False),
                        ("beta1", 0, 1, False), ("beta2", 0, 1, False), ("grad_clip", 0, 1e6, False),
                        ("muon_lr", 0, 1e12, True)]
+
+
+EARLY_POINTS_FROM = 100  # an evaluation interval at least this long gets three early, cheaper points
 
 
 @dataclass
@@ -67,6 +72,23 @@ class TrainConfig:
         flag(self.compile, "compile")
         text(self.sample_prompt, "sample_prompt", 10_000)
 
+    def eval_batches(self, step: int, done: bool = False) -> int:
+        """How many batches the evaluation after `step` averages; 0: none after this step.
+
+        Every `eval_interval` steps and at the end: `eval_iters`. Early in a long interval the loss falls
+        fastest, so at 1/8, 1/4 and 1/2 of the first interval a cheaper estimate (a quarter of the batches)
+        adds a point, and the validation curve bends as the training curve does instead of being one straight
+        line from step 0 to the first evaluation.
+        """
+        if done or step % self.eval_interval == 0:
+            return self.eval_iters
+        if self.eval_interval >= EARLY_POINTS_FROM and step in {self.eval_interval // k for k in (8, 4, 2)}:
+            return max(1, self.eval_iters // 4)
+        return 0
+
+    def fraction_done(self, step: int, elapsed_s: float) -> float:
+        return progress_fraction(step, self.max_iters, elapsed_s, self.max_seconds)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -76,6 +98,15 @@ class TrainConfig:
             raise ConfigError(f"The training settings must be a JSON object, got {type(d).__name__}.")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def progress_fraction(step: int, max_iters: int, elapsed_s: float, max_seconds: float | None) -> float:
+    """How far a run has come, 0 at the start and 1 (or past it) at its end: its steps or its seconds,
+    whichever limit is nearer. The learning-rate schedule, the progress bar and the run service all ask this."""
+    frac = step / max_iters if max_iters else 0.0
+    if max_seconds:
+        frac = max(frac, elapsed_s / max_seconds)
+    return frac
 
 
 def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train_overrides: dict) -> tuple[GPTConfig, TrainConfig]:

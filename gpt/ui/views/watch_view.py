@@ -11,7 +11,7 @@ import gradio as gr
 from ... import insight
 from ...errors import GPTError
 from .. import frames
-from ..export import NO_FILE, download, new_export_folder, png_button, stem
+from ..figure_downloads import NO_FILE, download, new_export_folder, png_button, stem
 from ..messages import problem
 from ..page import PRIVATE, QUIET, unchanged
 from .base import View, refresh_button

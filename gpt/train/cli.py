@@ -3,7 +3,7 @@
     python -m gpt.train --data shakespeare --tokenizer char --preset small --max-iters 2000 --out checkpoints/x
 
 The loop itself is `gpt.train.Trainer`; this module turns flags into configs
-(`gpt.train_config.configs_from`), prints, and exits with 0, 1 (a failed run)
+(`gpt.train.configs_from`), prints, and exits with 0, 1 (a failed run)
 or 2 (a setting refused, as one `error:` line).
 """
 
@@ -14,14 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-from . import checkpoint as ckpt
-from . import distributed
-from .data import SYNTHETIC, Dataset, load_corpus, make_dataset
-from .errors import ConfigError, DataError, GPTError
-from .limits import Limits
-from .presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
-from .train import Trainer
-from .train_config import TrainConfig, configs_from
+from .. import checkpoint as ckpt
+from .. import distributed
+from ..data import SYNTHETIC, Dataset, load_corpus, make_dataset
+from ..errors import ConfigError, DataError, GPTError
+from ..limits import Limits
+from ..presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
+from .trainer import Trainer
+from .config import TrainConfig, configs_from
 
 
 def resume_source(data_flag: str | None, meta: dict) -> str:
@@ -87,7 +87,7 @@ def _resumed(args: argparse.Namespace, out: Path):
 
 def _initialised(args: argparse.Namespace, out: Path):
     """--init-from (nanoGPT's init_from): the imported model and its tokenizer, our training settings."""
-    from .convert import init_run
+    from ..convert import init_run
 
     args.data = args.data or "shakespeare"
     saved = init_run(args.init_from, out, dropout=args.dropout or 0.0)
@@ -103,18 +103,24 @@ def _initialised(args: argparse.Namespace, out: Path):
 
 
 def _new(args: argparse.Namespace):
-    """A new run: the corpus encoded with a new tokenizer, the preset merged with the flags."""
-    from .model import ARCHITECTURES
+    """A new run: the preset merged with the flags, held to every limit first (by arithmetic, with the
+    vocabulary estimated: a refusal comes before any BPE is trained), then the corpus encoded with a new
+    tokenizer and the limits checked again with the real vocabulary."""
+    from ..model import ARCHITECTURES
 
     args.data = args.data or "shakespeare"
-    dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
-                           progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
     model_over = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout", "model_type")}
     if args.arch:
         model_over.update(ARCHITECTURES[args.arch])
     if args.no_mask:
         model_over["causal"] = False
+    limits = Limits.from_env()
+    guess = args.vocab_size or (256 if args.tokenizer == "char" else 2048)  # exact once the tokenizer is built
+    limits.check_run(*configs_from(args.preset, guess, model_over, _train_overrides(args)))
+    dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
+                           progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
     model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, _train_overrides(args))
+    limits.check_run(model_cfg, train_cfg)
     return dataset, model_cfg, train_cfg
 
 
@@ -177,7 +183,3 @@ def main(argv: list[str] | None = None) -> int:
     best = min(r["val_loss"] for r in trainer.metrics)
     print(f"done: step {trainer.step}, best val loss {best:.4f}, {trainer.elapsed:.1f}s; checkpoint in {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ... import insight
 from ... import plots as figures
-from ..export import NO_FILE, download, export, png_button
+from ..figure_downloads import NO_FILE, download, export, png_button
 from ..messages import problem
 from ..page import PRIVATE
 from .base import View, refresh_button, slider_update

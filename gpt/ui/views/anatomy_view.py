@@ -12,10 +12,10 @@ from ... import insight
 from ... import plots as figures
 from ...errors import CheckpointError
 from ...model import GPTConfig
-from ..export import NO_FILE, download, export, png_button
+from ..figure_downloads import NO_FILE, download, export, png_button
 from ..messages import problem
 from ..page import PRIVATE
-from ..train_tab import make_request
+from ...jobs import RunRequest
 from .base import View, refresh_button
 
 PARAM_HEADERS = ["component", "parameters", "share"]
@@ -29,7 +29,7 @@ class AnatomyView(View):
             if source == "run":
                 config, what = self._run_config(owner, run), f"Run **{run}**"
             else:
-                req = make_request("char", None, preset, model_type, architecture, *sliders)
+                req = RunRequest.from_form("char", None, preset, model_type, architecture, *sliders)
                 config, what = req.configs(int(vocab or 65), self.m.device)[0], "The Train tab's settings"
             params = insight.parameter_rows(config)
             trace = insight.shape_trace(config)

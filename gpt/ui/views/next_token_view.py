@@ -11,7 +11,7 @@ import gradio as gr
 from ... import insight
 from ... import plots as figures
 from ...errors import GPTError
-from ..export import NO_FILE, download, export, png_button
+from ..figure_downloads import NO_FILE, download, export, png_button
 from ..messages import problem
 from ..page import PRIVATE
 from .base import View, refresh_button

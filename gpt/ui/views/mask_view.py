@@ -19,7 +19,7 @@ from ...errors import GPTError
 from ...jobs import RunRequest
 from ...jobs import folder as folders
 from ...jobs.folder import ACTIVE
-from ..export import NO_FILE, download, export, png_button
+from ..figure_downloads import NO_FILE, download, export, png_button
 from ..messages import problem
 from ..page import PRIVATE, QUIET
 from .base import View

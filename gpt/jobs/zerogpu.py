@@ -6,7 +6,7 @@ package (0.51, `spaces/zero/wrappers.py`) forks a worker process, sends it the
 call's arguments through a pickling queue, and returns the pickled result; the
 call is aborted when it runs past its duration ("GPU task aborted"). The
 default duration is 60 s (huggingface.co/docs/hub/spaces-zerogpu). A training
-run there is a chain of such calls, each one a *slice* (`gpt.slices`).
+run there is a chain of such calls, each one a *slice* (`gpt.jobs.slices`).
 
 Everywhere else the same code runs through `StandIn`, which does the three
 things of ZeroGPU that matter to correctness: the function runs in another
@@ -34,8 +34,20 @@ import pickle
 import time
 from dataclasses import dataclass
 
-from .device import zero_gpu
-from .errors import ConfigError, TrainingError
+from ..device import detect_device
+from ..errors import ConfigError, TrainingError
+
+
+def zero_gpu() -> bool:
+    """True on a ZeroGPU Space, where a GPU exists only inside @spaces.GPU calls."""
+    return os.environ.get("SPACES_ZERO_GPU", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def training_device() -> str:
+    """The device background training uses: the CPU on ZeroGPU (a background thread gets no GPU there; runs
+    train in slices instead), else the fastest one."""
+    return "cpu" if zero_gpu() else detect_device("auto")
+
 
 spaces = None
 if zero_gpu():  # pragma: no cover - only on a ZeroGPU Space
@@ -46,7 +58,7 @@ if zero_gpu():  # pragma: no cover - only on a ZeroGPU Space
 
 # imported once by the fork server, not by every slice: torch._dynamo alone is ~3 s on a busy 2-core
 # CPU (the first optimizer imports it), as long as a short slice
-PRELOAD = ["torch._dynamo", "gpt.slices"]
+PRELOAD = ["torch._dynamo", "gpt.jobs.slices"]
 STARTUP_TIMEOUT_S = 120.0  # the stand-in's process imports torch once; a busy 2-core machine needs time
 
 

@@ -15,10 +15,10 @@ from ... import corpus as corpora
 from ... import plots as figures
 from ...errors import GPTError
 from ...tokcompare import compare_tokenizers
-from ..export import NO_FILE, download, export, png_button
+from ..figure_downloads import NO_FILE, download, export, png_button
 from ..messages import problem
 from ..page import PRIVATE
-from ..tokens import token_boxes
+from ..token_html import token_boxes
 from .base import View
 
 MAX_SHOWN_TOKENS = 300

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .. import ladder
 from ..model import Block
-from . import Lesson, Step, source
+from .base import Lesson, Step, source
 
 
 def average_three_ways(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -59,22 +59,38 @@ def step_trick(lesson: Lesson) -> Step:
                 dict(allclose=(same2, same3), max_difference=gap), matrix=wei)
 
 
+class Head(nn.Module):
+    """One head of self-attention, as the lecture writes it (its `Head`, with the scale a switch)."""
+
+    def __init__(self, n_embd: int, head_size: int, block_size: int, scaled: bool = True):
+        super().__init__()
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+        self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))
+        self.scaled = scaled
+        self.wei = None  # the latest attention weights, (B, T, T), for the page to draw
+
+    def forward(self, x):
+        B, T, C = x.shape
+        k = self.key(x)  # (B, T, hs)
+        q = self.query(x)  # (B, T, hs)
+        wei = q @ k.transpose(-2, -1)  # (B, T, hs) @ (B, hs, T) ---> (B, T, T)
+        if self.scaled:
+            wei = wei * k.shape[-1]**-0.5  # keeps the affinities' variance near 1
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))
+        wei = F.softmax(wei, dim=-1)
+        self.wei = wei
+        v = self.value(x)  # (B, T, hs)
+        out = wei @ v  # (B, T, T) @ (B, T, hs) ---> (B, T, hs)
+        return out
+
+
 def one_head(x: torch.Tensor, head_size: int = 16, scaled: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     B, T, C = x.shape
-    key = nn.Linear(C, head_size, bias=False)
-    query = nn.Linear(C, head_size, bias=False)
-    value = nn.Linear(C, head_size, bias=False)
-    k = key(x)  # (B, T, 16)
-    q = query(x)  # (B, T, 16)
-    wei = q @ k.transpose(-2, -1)  # (B, T, 16) @ (B, 16, T) ---> (B, T, T)
-    if scaled:
-        wei = wei * head_size**-0.5  # keeps the affinities' variance near 1
-    tril = torch.tril(torch.ones(T, T))
-    wei = wei.masked_fill(tril == 0, float('-inf'))
-    wei = F.softmax(wei, dim=-1)
-    v = value(x)
-    out = wei @ v  # (B, T, T) @ (B, T, 16) ---> (B, T, 16)
-    return out, wei
+    head = Head(C, head_size, T, scaled)
+    out = head(x)
+    return out, head.wei
 
 
 def scale_variance(B: int = 4, T: int = 8, head_size: int = 16) -> tuple[float, float, float, float]:
@@ -109,7 +125,7 @@ def step_head(lesson: Lesson) -> Step:
            "and a key (what do I contain?); their dot products are the affinities, and the values are what gets "
            "averaged. Dividing by sqrt(head_size) keeps the affinities at unit variance: without it, softmax "
            "saturates at initialisation and each token listens to one other token only.")
-    return Step("head", "", why, source(one_head, scale_variance), output,
+    return Step("head", "", why, source(Head, one_head, scale_variance), output,
                 "The lecture: out.shape (4, 8, 16), wei[0] row 2 = [0.1574, 0.8426, 0, ...] (unscaled), variances "
                 "about 1, 1, 16 and 1. Random tensors: the same on every corpus.",
                 dict(out_shape=tuple(out.shape), raw_var=raw_var, scaled_var=scaled_var, wei0=wei_raw[0].tolist()),

@@ -1,19 +1,22 @@
 """One slice of a training run: from the last checkpoint until a time budget is nearly spent.
 
 On a ZeroGPU Space the GPU is lent for one function call of a minute or so
-(`gpt.zerogpu`), so a run trains as a chain of calls to `train_slice`. Each
+(`gpt.jobs.zerogpu`), so a run trains as a chain of calls to `train_slice`. Each
 one loads the run folder's last checkpoint (weights, optimizer state, step:
 `Trainer(resume=True)` is exact), trains, stops itself before its budget runs
 out, saves atomically and returns a `SliceResult`. The next slice goes on from
 there, so a run trained in slices equals, weight for weight, one trained in
-one go (same seed, same batches; dropout aside, whose random numbers are not
-checkpointed).
+one go (same seed, same batches, the same dropout stream: its state is saved
+with each checkpoint).
 
 What crosses into a slice is a `SliceOrder` and what comes out a
 `SliceResult`: plain numbers, strings and dicts, picklable, nothing CUDA.
 Everything else travels through the run folder: the checkpoint, the
-metrics rows, `steps.jsonl` (the loss of each step, for the live curve) and
-`stop.request` (a Stop click during a slice).
+metrics rows, `steps.jsonl` (the loss of each step, which the trainer writes
+live, so the page draws the curve while the slice runs) and `stop.request` (a
+Stop click during a slice). The slice only listens to the trainer's events:
+each step asks the pacer whether the next one still fits, each evaluation and
+save tells the pacer what it cost.
 
 If the slice is killed at its deadline anyway (a step slower than foreseen),
 what it saved is whole (`gpt.checkpoint` writes atomically) and the next slice
@@ -22,21 +25,17 @@ retrains only the steps since that save.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checkpoint as ckpt
-from .data import Dataset
-from .model import GPTConfig
-from .optim import lr_multiplier
-from .tokenizer import tokenizer_from_spec
-from .train import Trainer
-from .train_config import TrainConfig
+from .. import checkpoint as ckpt
+from ..data import Dataset
+from ..model import GPTConfig
+from ..tokenizers import tokenizer_from_spec
+from ..train import TrainConfig, Trainer
 
-STEPS = "steps.jsonl"  # [step, loss] per line: the per-step curve, written by slices
 STOP_REQUEST = "stop.request"  # made by the app when Stop is clicked during a slice
 
 
@@ -86,7 +85,7 @@ class Pacer:
         self._eval_from: float | None = None
 
     def _evaluates(self, step: int) -> bool:
-        return step % self.cfg.eval_interval == 0 or step >= self.cfg.max_iters
+        return self.cfg.eval_batches(step, step >= self.cfg.max_iters) > 0
 
     def _eval_cost(self) -> float:
         if self.eval_s is not None:
@@ -120,94 +119,39 @@ class Pacer:
         return {"step_s": self.step_s, "eval_s": self.eval_s, "save_s": self.save_s}
 
 
-# --- the per-step curve ---------------------------------------------------------------------------
-
-
-class StepLog:
-    """Appends each step's loss to `steps.jsonl`, flushed before every save so a kill leaves no gap."""
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / STEPS
-        self._rows: list[str] = []
-        self._flushed = time.monotonic()
-
-    def add(self, step: int, loss: float | None) -> None:
-        if loss is not None:
-            self._rows.append(json.dumps([int(step), float(loss)]) + "\n")
-        if time.monotonic() - self._flushed > 0.5:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._rows:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write("".join(self._rows))
-            self._rows.clear()
-        self._flushed = time.monotonic()
-
-
-def read_step_losses(run_dir: str | os.PathLike) -> list[tuple[int, float]]:
-    """Every (step, loss) a slice wrote; a torn last line (a kill mid-write) is skipped."""
-    path = Path(run_dir) / STEPS
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            step, loss = json.loads(line)
-            out.append((int(step), float(loss)))
-        except (ValueError, TypeError):
-            continue
-    return out
-
-
-def truncate_step_losses(run_dir: str | os.PathLike, max_step: int) -> None:
-    """Drop the steps after the checkpoint (a killed slice trained them, but they were never saved)."""
-    rows = [r for r in read_step_losses(run_dir) if r[0] <= max_step]
-    ckpt.atomic_write_text(Path(run_dir) / STEPS, "".join(json.dumps(list(r)) + "\n" for r in rows))
-
-
 # --- the slice -----------------------------------------------------------------------------------
 
 
 def train_slice(order: SliceOrder) -> SliceResult:
     """Train the run in `order.run_dir` from its last checkpoint until `order.budget_s` is nearly spent.
 
-    1) rebuild the dataset and the trainer (resuming when a checkpoint exists);
-    2) repair what a killed slice may have left: steps and metrics past the checkpoint;
-    3) train, stopping when the pacer says the next step would not fit, or on a Stop click;
+    1) rebuild the dataset and the trainer (resuming when a checkpoint exists: the trainer cuts the
+       curve back to it and re-evaluates a row a kill lost);
+    2) listen: after each step, stop on a Stop click or when the pacer says the next step would not fit;
+    3) train;
     4) return what happened, as plain data.
     """
     started = time.monotonic()
     run = Path(order.run_dir)
     model_cfg, train_cfg = GPTConfig.from_dict(order.model), TrainConfig.from_dict(order.train)
     dataset = Dataset(order.text, tokenizer_from_spec(order.tokenizer), name=order.corpus_name)
-    resume = (run / ckpt.WEIGHTS).exists()
-    if not resume:
-        ckpt.truncate_metrics(run, -1)  # a first slice killed before its first save leaves nothing
     pacer = Pacer(started + order.budget_s, train_cfg, order.hints)
-    steps = StepLog(run)
-    trainer = Trainer(model_cfg, train_cfg, dataset, run, resume=resume, meta=order.meta)
-    trainer.write_steps = False  # the StepLog writes steps.jsonl during the slice, for the page to read live
+    trainer = Trainer(model_cfg, train_cfg, dataset, run, resume=(run / ckpt.WEIGHTS).exists(), meta=order.meta)
     start_step = trainer.step
-    truncate_step_losses(run, start_step)
-    _time_saves(trainer, pacer, steps)
     stopped_by_user = False
 
-    def on_step(p: dict) -> None:
+    def after_step(p: dict) -> None:
         nonlocal stopped_by_user
-        steps.add(p["step"], p.get("loss"))
         if (run / STOP_REQUEST).exists():
             stopped_by_user = True
             trainer.request_stop()
         elif pacer.after_step(p["step"]):
             trainer.request_stop()
 
-    trainer.on_step = on_step
-    trainer.on_eval = lambda row: pacer.evaluated()
-    if resume:
-        _fill_missing_row(trainer)
+    trainer.add_callback("on_step", after_step)
+    trainer.add_callback("on_eval", lambda row: pacer.evaluated())
+    trainer.add_callback("on_save", pacer.saved)
     state = trainer.run()
-    steps.flush()
     if state == "stopped":
         state = "stopped" if stopped_by_user else "paused"
     return SliceResult(
@@ -215,33 +159,6 @@ def train_slice(order: SliceOrder) -> SliceResult:
         seconds=time.monotonic() - started, device=str(trainer.device), error=trainer.error or "",
         hints=pacer.hints(),
     )
-
-
-def _time_saves(trainer: Trainer, pacer: Pacer, steps: StepLog) -> None:
-    """Flush the step log before every save and measure how long saving takes (for the pacer)."""
-    save = trainer.save
-
-    def timed_save() -> None:
-        steps.flush()
-        t0 = time.monotonic()
-        save()
-        pacer.saved(time.monotonic() - t0)
-
-    trainer.save = timed_save
-
-
-def _fill_missing_row(trainer: Trainer) -> None:
-    """A slice killed between saving an evaluation's checkpoint and appending its metrics row loses the
-    row; evaluating the same weights again writes it, so the curve keeps every point."""
-    step, cfg = trainer.step, trainer.config
-    if step % cfg.eval_interval and step < cfg.max_iters:
-        return
-    if any(r.get("step") == step for r in trainer.metrics):
-        return
-    fraction = step / cfg.max_iters
-    if cfg.max_seconds:
-        fraction = max(fraction, trainer.elapsed / cfg.max_seconds)
-    trainer.evaluate_and_save(cfg.lr * lr_multiplier(step, cfg.warmup_iters, fraction, cfg.min_lr_ratio), 0.0)
 
 
 def saved_step(run_dir: str | os.PathLike) -> int:

@@ -1,0 +1,241 @@
+"""How a run trains on this server's own CPU (or a dedicated GPU): a worker thread, once the queue gives it a slot.
+
+The manager (`gpt.jobs.manager`) decides whether a run may start and writes
+its folder; this runner then queues it first come, first served, and its
+worker thread waits for one of `limits.max_concurrent_jobs` slots, encodes
+the dataset, builds the one `Trainer` and calls `run()`.
+
+What it guarantees:
+- at most `max_concurrent_jobs` runs train at once; the others know their
+  place in the queue (and, through `gpt.jobs.queue_eta`, when they start);
+- an exception in a training thread fails that run, with its message, and
+  nothing else;
+- a run stopped while it waits is cancelled, and stays visible to its owner
+  as cancelled, with who cancelled it; it can be started again;
+- the class's time per run (the teacher's page) applies to the runs
+  training now from the moment it is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import TYPE_CHECKING
+
+from .. import checkpoint as ckpt
+from .. import corpus as corpora
+from .. import estimate
+from ..data import Dataset
+from ..errors import GPTError, TrainingError
+from ..estimate import human_seconds
+from ..train import TrainConfig, Trainer
+from . import folder as folders
+from .book import LOST
+from .folder import CORPUS_FILE
+from .registry import Job
+from .runner import Service
+
+if TYPE_CHECKING:
+    from ..limits import Limits
+
+
+class ThreadRunner:
+    """Trains each job in a daemon thread of this process, `max_concurrent_jobs` at a time."""
+
+    folder_info: dict = {}  # nothing to add to a run's app.json
+
+    def attach(self, manager: Service) -> None:
+        self.m = manager
+        self.reg = manager.registry
+        self._closing = False
+
+    # --- what the manager asks ---------------------------------------------------------------------
+    def launch(self, job: Job) -> None:
+        """Queue a new or resumed job (the caller holds the registry's condition)."""
+        step = (job.resume_train or {}).get("step", 0)
+        self.m.acquire_lock(job.path)  # first: another process's status must not be overwritten before it is seen
+        ckpt.write_status(job.path, "queued", step=int(step))
+        self.reg.jobs[job.name] = job
+        self.m.runs.remember(job.owner, job.name)
+        self.reg.waiting.append(job)
+        job.thread = threading.Thread(target=self._worker, args=(job,), name=f"run-{job.name}", daemon=True)
+        job.thread.start()
+        self.reg.cond.notify_all()
+
+    def describe_start(self, job: Job, resumed: bool = False) -> str:
+        """The sentence a Start (or a Resume) answers with."""
+        pos = self.reg.position(job.name)
+        if resumed:
+            where = "from its last checkpoint" if job.resume else "from the start (it had saved nothing)"
+            return f"Resuming **{job.name}** {where}." + (f" Position {pos} in the queue." if pos else "")
+        if pos:
+            return f"Run **{job.name}** is queued: position {pos} in the queue. It starts when a slot frees up."
+        return f"Run **{job.name}** started. The curve below updates every second."
+
+    def stop(self, name: str, by: str) -> str:
+        job = self.reg.job(name)
+        if job is None or not job.active:
+            raise TrainingError(f"Run {name!r} is not training.")
+        waiting = job.state == "queued"
+        job.stopped_by = by
+        job.stop_event.set()
+        if job.trainer is not None:
+            job.trainer.request_stop(by=by)
+        with self.reg.cond:
+            self.reg.cond.notify_all()
+        after = ""
+        if job.then:  # a ladder's next rungs, the unmasked half of an experiment: they will not start now
+            k = len(job.then)
+            after = f" The {k} run{'s' if k > 1 else ''} planned after it will not start."
+            job.then = []
+        if waiting:
+            whose = "Its owner sees" if by == "the teacher" else "You see"
+            return (f"Cancelled **{name}** while it waited in the queue: nothing was trained. {whose} it, marked "
+                    f"cancelled, and can start it again.{after}")
+        return f"Stopping **{name}**: it saves its weights and stops within a step.{after}"
+
+    def lost(self, job: Job) -> None:
+        """The job's folder was deleted from under it: stop it and say so where its owner looks."""
+        job.stop_event.set()
+        if job.trainer is not None:
+            job.trainer.request_stop()
+        job.state, job.error = "failed", LOST
+        job.message = LOST
+
+    def limits_changed(self, limits: "Limits") -> None:
+        """The class's time per run applies to the runs training now from this moment: each may train that much
+        more (or to its own limit, if that comes first)."""
+        for job in self.reg.jobs.values():
+            trainer = job.trainer
+            if trainer is not None and job.state == "running":
+                self._cap(job, trainer, trainer.elapsed)
+
+    def _cap(self, job: Job, trainer: Trainer, from_s: float) -> None:
+        """The run's time limit: its own, or `from_s` plus the class's time per run if that ends it sooner."""
+        seconds, note = self.m.class_time_limit()
+        own = job.own_max_seconds
+        if seconds is not None and (not own or from_s + seconds < own):
+            trainer.config.max_seconds = from_s + seconds
+            trained = f" when it had trained {human_seconds(from_s)}" if from_s >= 1 else ""
+            job.limit_note = note + trained
+        else:
+            trainer.config.max_seconds = own
+            job.limit_note = ""
+
+    def shutdown(self, timeout: float) -> None:
+        self._closing = True
+        for job in list(self.reg.jobs.values()):
+            job.stop_event.set()
+            if job.trainer is not None:
+                job.trainer.request_stop()
+        with self.reg.cond:
+            self.reg.cond.notify_all()
+        for job in list(self.reg.jobs.values()):
+            if job.thread is not None:
+                job.thread.join(timeout)
+
+    # --- the worker thread ---------------------------------------------------------------------------
+    def _wait_for_slot(self, job: Job) -> bool:
+        reg = self.reg
+        with reg.cond:
+            while True:
+                if job.stop_event.is_set():
+                    reg.waiting.remove(job)
+                    reg.cond.notify_all()
+                    return False
+                if reg.waiting[0] is job and reg.running < reg.slots:
+                    reg.waiting.pop(0)
+                    reg.running += 1
+                    reg.cond.notify_all()
+                    return True
+                reg.cond.wait(timeout=0.5)
+
+    def _worker(self, job: Job) -> None:
+        try:
+            if not self._wait_for_slot(job):
+                self._cancelled(job)
+                return
+            try:
+                self._prepare_and_train(job)
+            finally:
+                with self.reg.cond:
+                    self.reg.running -= 1
+                    self.reg.cond.notify_all()
+        except GPTError as err:
+            self._fail(job, str(err))
+        except Exception as err:  # noqa: BLE001 - a crash fails this run, never the server
+            self._fail(job, f"{type(err).__name__}: {err}")
+        finally:
+            folders.release_lock(job.path)
+        if job.then and job.state == "finished" and not self._closing:
+            self._start_next(job)
+
+    def _start_next(self, job: Job) -> None:
+        (corpus, request, name), *rest = job.then
+        try:
+            self.m.start(job.owner, corpus, request, name=name, then=rest, address=job.address)
+        except GPTError as err:
+            job.message = f"Finished; the next run ({name}) could not start: {err}"
+
+    def _cancelled(self, job: Job) -> None:
+        """Stopped before it had a slot: nothing trained; it stays, marked cancelled, for its owner to see."""
+        by = job.stopped_by or "you"
+        reason = f"cancelled by {by} while it waited in the queue"
+        message = f"Cancelled by {by} while it waited in the queue; nothing was trained. Resume starts it again."
+        step = (job.resume_train or {}).get("step", 0)
+        ckpt.write_status(job.path, "stopped", message, step=step, end_reason=reason)
+        job.state, job.message = "stopped", message  # last: whoever waits on the state finds the folder settled
+
+    def _fail(self, job: Job, message: str) -> None:
+        job.state, job.error = "failed", message
+        with contextlib.suppress(GPTError, OSError):
+            ckpt.write_status(job.path, "failed", message)
+
+    def _dataset(self, job: Job):
+        """The dataset and configs: a resume's saved ones, or a new run's (built and checked once, at Start)."""
+        if job.resume:
+            saved = ckpt.load_checkpoint(job.path, device="cpu", limits=self.m.limits)
+            ds = Dataset(job.corpus.text, saved.tokenizer, name=job.corpus.name)
+            return ds, saved.model_config, TrainConfig.from_dict(job.resume_train["train"])
+        req = job.request
+
+        def progress(fraction: float, message: str) -> None:
+            job.message = message
+
+        ds = corpora.dataset(job.corpus, req.tokenizer, req.vocab_size, progress=progress)
+        model_cfg, train_cfg = job.configs
+        if model_cfg.vocab_size != ds.tokenizer.vocab_size:  # the corpus' cache was emptied and rebuilt otherwise
+            model_cfg, train_cfg = req.configs(ds.tokenizer.vocab_size, self.m.device)
+            self.m.limits.check_run(model_cfg, train_cfg)
+        return ds, model_cfg, train_cfg
+
+    def _prepare_and_train(self, job: Job) -> None:
+        job.state, job.message = "preparing", "Encoding the corpus" if job.request.tokenizer != "bpe" else "Training the BPE tokenizer"
+        ckpt.write_status(job.path, "preparing", step=(job.resume_train or {}).get("step", 0))
+        ds, model_cfg, train_cfg = self._dataset(job)
+        job.own_max_seconds = train_cfg.max_seconds
+        job.message = "Building the model"
+        source = CORPUS_FILE if job.corpus.source == "text" else job.corpus.source  # never a server path
+        trainer = Trainer(model_cfg, train_cfg, ds, job.path, resume=job.resume,
+                          meta={"corpus": job.corpus.name, "data_source": source})
+        with self.reg.cond:
+            self._cap(job, trainer, trainer.elapsed)  # the class's time per run, from this start
+            job.trainer = trainer
+        if job.stop_event.is_set():
+            trainer.request_stop(by=job.stopped_by)
+        job.state, job.message = "running", ""
+        try:
+            state = trainer.run()
+        finally:
+            job.trainer = None  # free the model, optimizer and batches; the run lives on disk now
+        job.state, job.error = state, trainer.error
+        if state == "finished" and job.limit_note and trainer.step < trainer.config.max_iters:  # the class's limit
+            trained = trainer.metrics[-1]["elapsed_s"] if trainer.metrics else trainer.elapsed
+            trainer.end_reason = (f"reached {job.limit_note} at step {trainer.step:,}, after "
+                                  f"{human_seconds(trained)} of training")
+            ckpt.write_status(job.path, state, step=trainer.step, end_reason=trainer.end_reason)
+        reason = trainer.end_reason[:1].upper() + trainer.end_reason[1:]
+        job.message = {"finished": f"Finished: {trainer.end_reason}.",
+                       "stopped": f"{reason}; resume it to go on."}.get(state, "")
+        if trainer.metrics and trainer.metrics[-1].get("tokens_per_sec"):
+            estimate.observe(self.m.device, trainer.flops_per_token * trainer.metrics[-1]["tokens_per_sec"])
