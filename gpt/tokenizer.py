@@ -110,6 +110,10 @@ def tokenizer_from_spec(spec: dict) -> Tokenizer:
             raise TokenizerError("The character tokenizer's description must hold its characters as one text "
                                  f"of at most {MAX_CHAR_VOCAB:,}; it is damaged.")
         return CharTokenizer(list(chars))
+    if kind == "chat":  # a text tokenizer plus chat special tokens (gpt.chat.tokenizer)
+        from .chat.tokenizer import chat_tokenizer_from_spec
+
+        return chat_tokenizer_from_spec(spec)
     from . import bpe  # BPE tokenizers need tiktoken; import only when asked
 
     return bpe.from_spec(spec)

@@ -1,0 +1,41 @@
+"""Base tokenizers of every kind and small random GPTs, for the chat tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from gpt.bpe import pretrained, train
+from gpt.model import ARCHITECTURES, GPTConfig, build_model
+from gpt.tokenizer import CharTokenizer
+
+CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+          "First Citizen:\nYou are all resolved rather to die than to famish?\n")
+KINDS = ("char", "bpe", "gpt2-compact", "gpt2")
+needs_gpt2 = pytest.mark.skipif(not os.environ.get("GPT_GPT2_RANKS"),
+                                reason="GPT-2's ranks are offline (run .ci/fetch_gpt2_ranks.py)")
+
+
+def base_tokenizer(kind: str, text: str = CORPUS):
+    """A text tokenizer of `kind` for `text`: characters, trained BPE, compact or full GPT-2."""
+    if kind == "char":
+        return CharTokenizer.from_text(text)
+    if kind == "bpe":
+        return train(text * 4, 300)
+    if os.environ.get("GPT_GPT2_RANKS") is None:
+        pytest.skip("GPT-2's ranks are offline (run .ci/fetch_gpt2_ranks.py)")
+    return pretrained("gpt2", text) if kind == "gpt2-compact" else pretrained("gpt2", compact=False)
+
+
+def random_gpt(vocab_size: int, arch: str = "classic", block_size: int = 48, seed: int = 0, scale: float = 1.0):
+    """A small GPT with random weights; scale > 1 makes its choices far from ties."""
+    torch.manual_seed(seed)
+    model = build_model(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=2, n_embd=32,
+                                  **ARCHITECTURES[arch]))
+    if scale != 1.0:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(scale) if p.dim() == 2 else p.add_(torch.randn_like(p) * 0.3)
+    return model.eval()
