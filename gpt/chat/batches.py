@@ -160,7 +160,7 @@ class ChatBatches:
                 return ids, mask
         raise DataError(f"{self.name}'s conversations are longer than the model's context of {capacity - 1} tokens.")
 
-    def get_batch(self, split: str, batch_size: int, block_size: int, device="cpu",
+    def get_batch(self, split: str, batch_size: int, block_size: int, device: str = "cpu",
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, T) ids and y (B, T) next ids where the loss counts, -1 elsewhere; see the module docstring."""
         check_split(split)

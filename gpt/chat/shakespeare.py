@@ -65,9 +65,11 @@ class Shakespeare(Task):
 
     def example(self, rng: random.Random, split: str) -> Example:
         key, speaker, lines, usable = rng.choice(self._by_split[check_split(split)])
-        i = rng.choice([i for i, ok in enumerate(usable) if ok])
-        if i + 1 < len(lines) and usable[i + 1] and rng.random() < 0.5:
+        followed = [i for i in range(len(lines) - 1) if usable[i] and usable[i + 1]]
+        if followed and rng.random() < 0.5:  # half the questions ask for the next line, where a speech has one
+            i = rng.choice(followed)
             return Example(conversation(NEXT + lines[i], lines[i + 1]), key, self.name)
+        i = rng.choice([i for i, ok in enumerate(usable) if ok])
         return Example(conversation(WHO + lines[i], speaker), key, self.name)
 
     def coverage(self) -> Iterator[str]:
