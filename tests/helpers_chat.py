@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -39,3 +40,39 @@ def random_gpt(vocab_size: int, arch: str = "classic", block_size: int = 48, see
             for p in model.parameters():
                 p.mul_(scale) if p.dim() == 2 else p.add_(torch.randn_like(p) * 0.3)
     return model.eval()
+
+
+FACTS = [("2+2?", "4"), ("3+5?", "8"), ("name?", "gpt"), ("sky?", "blue"), ("7+1?", "8"), ("cat?", "meow"),
+         ("dog?", "woof"), ("1+1?", "2")]
+
+
+def facts_file(facts=FACTS):
+    from gpt.chat.files import parse_conversations
+
+    lines = [json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+             for q, a in facts]
+    return parse_conversations("\n".join(lines).encode(), "facts.jsonl")
+
+
+def memorise(task, max_steps: int = 400):
+    """A tiny classic GPT fine-tuned on a few fixed conversations until it knows them by heart (~150 steps)."""
+    from gpt.chat.batches import ChatBatches
+    from gpt.chat.grow import chat_model
+
+    torch.manual_seed(0)
+    base = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz0123456789+? ")
+    model = build_model(GPTConfig(vocab_size=base.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=48))
+    grown = chat_model(model, base, task)
+    batches = ChatBatches(task, grown.tokenizer, 32)
+    opt = torch.optim.AdamW(grown.model.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(0)
+    grown.model.train()
+    for _ in range(max_steps):
+        x, y = batches.get_batch("train", 8, 32, "cpu", gen)
+        _, loss = grown.model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if loss.item() < 0.005:
+            break
+    return grown.model.eval(), grown.tokenizer

@@ -1,51 +1,22 @@
 """Grading a chat model: a model that answers right scores 1, an answer that never ends is not ended; ask()."""
 
-import json
-
 import pytest
 import torch
 
-from gpt.chat.batches import ChatBatches
 from gpt.chat.evaluate import ask, evaluate
-from gpt.chat.files import parse_conversations
-from gpt.chat.grow import chat_model
 from gpt.chat.tokenizer import USER
 from gpt.engine import SamplingSettings
 from gpt.errors import DataError, SamplingError
 from gpt.model import GPTConfig, build_model
-from gpt.tokenizer import CharTokenizer
 
-FACTS = [("2+2?", "4"), ("3+5?", "8"), ("name?", "gpt"), ("sky?", "blue"), ("7+1?", "8"), ("cat?", "meow"),
-         ("dog?", "woof"), ("1+1?", "2")]
-
-
-def facts_file():
-    lines = [json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
-             for q, a in FACTS]
-    return parse_conversations("\n".join(lines).encode(), "facts.jsonl")
-
+from helpers_chat import FACTS, facts_file, memorise
 
 @pytest.fixture(scope="module")
 def memorised():
     """A tiny GPT fine-tuned on eight fixed questions until it knows their answers by heart."""
     task = facts_file()
-    torch.manual_seed(0)
-    base = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz0123456789+? ")
-    model = build_model(GPTConfig(vocab_size=base.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=48))
-    grown = chat_model(model, base, task)
-    batches = ChatBatches(task, grown.tokenizer, 32)
-    opt = torch.optim.AdamW(grown.model.parameters(), lr=1e-2)
-    gen = torch.Generator().manual_seed(0)
-    grown.model.train()
-    for step in range(400):
-        x, y = batches.get_batch("train", 8, 32, "cpu", gen)
-        _, loss = grown.model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if loss.item() < 0.005:
-            break
-    return grown.model.eval(), grown.tokenizer, task
+    model, tok = memorise(task)
+    return model, tok, task
 
 
 def test_a_model_that_answers_right_scores_one(memorised):

@@ -127,6 +127,18 @@ class ChatTokenizer(Tokenizer):
         return ids + [self.special_ids[ASSISTANT]]
 
 
+# The same format for transformers' `apply_chat_template` (Jinja). `render_prompt` above is its
+# definition here; a test checks that both give the same ids (tests/test_chat_export.py).
+HF_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] not in ['user', 'assistant', 'system'] -%}"
+    "{{- raise_exception(\"'role' must be user, assistant or system\") -}}{%- endif -%}"
+    "{{- '<|' + message['role'] + '|>' + message['content'] + '<|end|>' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|assistant|>' -}}{%- endif -%}"
+)
+
+
 def chat_tokenizer_from_spec(spec: dict) -> ChatTokenizer:
     """Rebuild from `ChatTokenizer.spec()`; the base goes through `tokenizer_from_spec` and its checks."""
     base, specials = spec.get("base"), spec.get("specials")
