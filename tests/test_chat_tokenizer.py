@@ -103,3 +103,19 @@ def test_a_chat_run_saves_and_loads_with_its_format(tmp_path):
     assert run.tokenizer.spec() == chat.spec()
     ids = torch.tensor([chat.render_prompt([{"role": "user", "content": "ab"}])])
     assert torch.equal(run.model(ids)[0], model(ids)[0])
+
+
+def test_a_chat_checkpoint_whose_tokenizer_does_not_fit_its_weights_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    chat = ChatTokenizer(CharTokenizer.from_text("abc "))
+    model = random_gpt(chat.vocab_size)
+    ckpt.save_checkpoint(tmp_path / "run", model, model.config, chat, step=3)
+    meta = ckpt.read_meta(tmp_path / "run" / ckpt.WEIGHTS)
+    meta["tokenizer"]["base"]["chars"] = "abcd "  # one character more than the weights have rows for
+    built = []
+    monkeypatch.setattr("gpt.checkpoint_check.tokenizer_from_spec", lambda spec: built.append(spec))
+    from gpt.checkpoint_check import check_checkpoint
+    from gpt.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="does not have the 8 tokens the model expects"):
+        check_checkpoint(tmp_path / "run" / ckpt.WEIGHTS, meta=meta)
+    assert built == []
