@@ -46,7 +46,7 @@ from .tasks import Task, check_split
 from .tokenizer import ChatTokenizer
 
 PROBE = 512  # examples rendered per split of an endless task, to say how many are too long
-CACHE_SIZE = 200_000  # rendered examples of an endless task kept (its examples repeat: addition has 10,000)
+CACHE_SIZE = 50_000  # rendered examples of an endless task kept (they repeat: addition has 10,000; ~25 MB)
 MAX_SKIPS = 1_000  # over-long draws in a row before a task is declared too long for the context
 
 
@@ -82,7 +82,7 @@ class ChatBatches:
         self.task, self.tokenizer, self.name = task, tokenizer, task.name
         self.block_size = block_size
         self._fixed = {split: self._render_fixed(split) for split in ("train", "val")}
-        self._cache: dict[tuple[str, str], tuple[array, array]] = {}
+        self._cache: dict[tuple[str, str, str, str], tuple[array, array]] = {}  # (task, key, question, answer)
         self._probe = {split: self._probe_lengths(split) for split in ("train", "val")}
         self.check_block_size(block_size)
         self.note = self._note(block_size)
