@@ -87,7 +87,7 @@ def test_bad_roles_and_damaged_specs_are_refused():
     with pytest.raises(DataError, match="'role' must be user, assistant or system, got 'bot'"):
         chat.render([{"role": "bot", "content": "a"}])
     for damage in ({"specials": ["<|user|>", "<|user|>", END]}, {"specials": ["<|tool|>"]},
-                   {"specials": [USER, END]}, {"base": {"type": "chat"}}, {"specials": "x"}):
+                   {"specials": [USER, END]}, {"base": {"type": "chat"}}, {"specials": "x"}, {"version": 2}):
         with pytest.raises(TokenizerError):
             tokenizer_from_spec({**chat.spec(), **damage})
     with pytest.raises(TokenizerError):

@@ -141,7 +141,10 @@ HF_CHAT_TEMPLATE = (
 
 def chat_tokenizer_from_spec(spec: dict) -> ChatTokenizer:
     """Rebuild from `ChatTokenizer.spec()`; the base goes through `tokenizer_from_spec` and its checks."""
-    base, specials = spec.get("base"), spec.get("specials")
+    base, specials, version = spec.get("base"), spec.get("specials"), spec.get("version", SPEC_VERSION)
+    if version != SPEC_VERSION:
+        raise TokenizerError(f"The chat tokenizer's description has version {str(version)[:20]}; this program "
+                             f"reads version {SPEC_VERSION}. Update the app to load it.")
     if not isinstance(base, dict) or base.get("type") == "chat":
         raise TokenizerError("The chat tokenizer's description must hold its base tokenizer's description.")
     if not isinstance(specials, list) or not all(isinstance(s, str) for s in specials) or len(specials) > len(SPECIALS):
