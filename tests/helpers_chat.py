@@ -58,7 +58,9 @@ def memorise(task, max_steps: int = 400):
     """A tiny classic GPT fine-tuned on a few fixed conversations until it knows them by heart (~150 steps)."""
     from gpt.chat.batches import ChatBatches
     from gpt.chat.grow import chat_model
+    from gpt.device import configure_cpu_threads
 
+    configure_cpu_threads()  # GPT_NUM_THREADS (1 in tests), as the trainer does: spinning threads cost 10x here
     torch.manual_seed(0)
     base = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz0123456789+? ")
     model = build_model(GPTConfig(vocab_size=base.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=48))
