@@ -3,7 +3,9 @@
 import pytest
 import torch
 
+from gpt.chat.conversation import Example
 from gpt.chat.evaluate import ask, evaluate
+from gpt.chat.tasks import Task
 from gpt.chat.tokenizer import USER
 from gpt.engine import SamplingSettings
 from gpt.errors import DataError, SamplingError
@@ -75,3 +77,16 @@ def test_ask_drops_the_oldest_turns_of_a_long_conversation_and_refuses_one_too_l
         ask(model, tok, [{"role": "user", "content": "a" * 40}], SamplingSettings(max_new_tokens=4))
     with pytest.raises(DataError, match="must be the user's turn"):
         ask(model, tok, turns, SamplingSettings(max_new_tokens=4))
+
+
+def test_a_task_with_nothing_that_fits_the_context_says_so(memorised):
+    model, tok, _ = memorised
+    with pytest.raises(DataError, match="No val example of long fits the model's context of 32 tokens"):
+        evaluate(model, tok, LongOnly(), n=3)
+
+
+class LongOnly(Task):
+    name = "long"
+
+    def example(self, rng, split):
+        return Example(({"role": "user", "content": "a" * 40}, {"role": "assistant", "content": "b"}), "k", self.name)

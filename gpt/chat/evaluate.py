@@ -24,7 +24,7 @@ from typing import Callable
 import torch.nn as nn
 
 from ..engine import SamplingSettings, generate_stream
-from ..errors import SamplingError
+from ..errors import DataError, SamplingError
 from .conversation import Example, check_messages
 from .tasks import Task, check_split, task_from_name
 from .tokenizer import ChatTokenizer
@@ -149,6 +149,9 @@ def evaluate(model: nn.Module, tokenizer: ChatTokenizer, task: Task | str, n: in
     """Greedy answers to n examples of `split`, graded: accuracy and the share that ended (fractions of 1)."""
     task = task_from_name(task) if isinstance(task, str) else task
     examples = pick_examples(task, tokenizer, check_split(split), n, model.config.block_size, seed)
+    if not examples:
+        raise DataError(f"No {split} example of {task.name} fits the model's context of "
+                        f"{model.config.block_size} tokens, so there is nothing to grade.")
     graded = []
     for ex in examples:
         budget = len(tokenizer.encode(ex.answer)) + EXTRA_TOKENS
@@ -156,6 +159,5 @@ def evaluate(model: nn.Module, tokenizer: ChatTokenizer, task: Task | str, n: in
                     SamplingSettings(max_new_tokens=budget, temperature=0))
         correct = got.ended and task.grade(ex, got.text)
         graded.append(Graded(ex.question, ex.answer, got.text, correct, got.ended))
-    total = max(1, len(graded))
-    return Score(sum(g.correct for g in graded) / total, sum(g.ended for g in graded) / total, len(graded),
-                 tuple(graded))
+    n = len(graded)
+    return Score(sum(g.correct for g in graded) / n, sum(g.ended for g in graded) / n, n, tuple(graded))
