@@ -128,6 +128,11 @@ def _spec_size_matches(spec: dict, vocab_size: int) -> bool:
     """Before building: does the tokenizer description have the model's vocabulary size (when it says)?"""
     if spec.get("type") == "char":
         return not isinstance(spec.get("chars"), str) or len(spec["chars"]) == vocab_size
+    if spec.get("type") == "chat":  # a text tokenizer's size plus its chat tokens, one level deep
+        base, specials = spec.get("base"), spec.get("specials")
+        if not isinstance(base, dict) or not isinstance(specials, list) or base.get("type") == "chat":
+            return True  # tokenizer_from_spec refuses it with its own sentence
+        return _spec_size_matches(base, vocab_size - len(specials))
     if spec.get("type") == "bpe":
         kept, tokens = spec.get("kept_ids"), spec.get("tokens")
         if isinstance(kept, list):

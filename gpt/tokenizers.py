@@ -2,7 +2,8 @@
 
 `gpt.tokenizer` holds the interface and the lecture's character tokenizer,
 `gpt.bpe` the byte-pair encodings (GPT-2's through tiktoken, and BPE trained
-on your own text); neither knows the other. This module knows both.
+on your own text), `gpt.chat.tokenizer` the chat's special tokens over any of
+them; none knows the others. This module knows them all.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import bpe
+from .chat.tokenizer import chat_tokenizer_from_spec
 from .errors import TokenizerError
 from .tokenizer import MAX_CHAR_VOCAB, CharTokenizer, Tokenizer
 
@@ -26,6 +28,8 @@ def tokenizer_from_spec(spec: dict) -> Tokenizer:
             raise TokenizerError("The character tokenizer's description must hold its characters as one text "
                                  f"of at most {MAX_CHAR_VOCAB:,}; it is damaged.")
         return CharTokenizer(list(chars))
+    if spec["type"] == "chat":  # a text tokenizer plus the chat's special tokens
+        return chat_tokenizer_from_spec(spec, tokenizer_from_spec)
     return bpe.from_spec(spec)
 
 

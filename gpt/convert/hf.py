@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import checkpoint as ckpt
 from ..bpe import BPETokenizer
+from ..chat.tokenizer import ChatTokenizer, base_of
 from ..errors import ConvertError
 from ..model import GPTConfig, build_model, parameter_breakdown
 from ..tokenizer import Tokenizer
@@ -46,21 +47,23 @@ HF_TO_ACTIVATION = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh"
 
 
 def _expand_compact(state: dict[str, torch.Tensor], tok: Tokenizer, tied: bool) -> dict[str, torch.Tensor]:
-    """Rows of a compact vocabulary moved to their full ids; unused ids get the fallback row (see above)."""
-    if not (isinstance(tok, BPETokenizer) and tok.compact):
+    """Rows of a compact vocabulary moved to their full ids; unused ids get the fallback row (see above).
+    A chat model's token rows follow, after the full vocabulary."""
+    text = base_of(tok)
+    if not (isinstance(text, BPETokenizer) and text.compact):
         return state
-    full = torch.tensor(tok.kept, dtype=torch.long)
+    full = torch.tensor(text.kept, dtype=torch.long)
     out = dict(state)
     for key in ["transformer.wte.weight"] + ([] if tied else ["lm_head.weight"]):
-        rows = state[key]  # (compact vocab, C), the last row is the fallback
-        table = rows[tok.unk_id].repeat(tok.full_vocab_size, 1)  # (full vocab, C)
-        table[full] = rows[: len(tok.kept)]
-        out[key] = table
+        rows = state[key]  # (compact vocab [+ chat tokens], C), the fallback is the last text row
+        table = rows[text.unk_id].repeat(text.full_vocab_size, 1)  # (full vocab, C)
+        table[full] = rows[: len(text.kept)]
+        out[key] = torch.cat([table, rows[text.vocab_size:]])
     return out
 
 
 def hf_config(config: GPTConfig, vocab_size: int, tokenizer: Tokenizer) -> dict:
-    eos = 50256 if tokenizer.name == "gpt2" else None
+    eos = hf_tokenizer.eos_id(tokenizer)
     return {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": vocab_size,
         "n_positions": config.block_size, "n_ctx": config.block_size, "n_embd": config.n_embd,
@@ -72,6 +75,17 @@ def hf_config(config: GPTConfig, vocab_size: int, tokenizer: Tokenizer) -> dict:
         "bos_token_id": eos, "eos_token_id": eos, "dtype": "float32",
         "gpt_tokenizer": tokenizer.spec(),  # our own reading of tokenizer.json, exact on import
     }
+
+
+def _usage(tok: Tokenizer) -> str:
+    """The model card's lines after loading: a chat template for a chat model, a plain prompt otherwise."""
+    if isinstance(tok, ChatTokenizer):
+        return ('messages = [{"role": "user", "content": "Who are you?"}]\n'
+                'ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt").input_ids\n'
+                'out = model.generate(ids, max_new_tokens=100, do_sample=False)  # stops at <|end|>\n'
+                'print(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True))')
+    return ('ids = tok("ROMEO:", return_tensors="pt").input_ids\n'
+            'print(tok.decode(model.generate(ids, max_new_tokens=100, do_sample=True, top_k=40)[0]))')
 
 
 def model_card(run: ckpt.Checkpoint, n_params: int) -> str:
@@ -98,7 +112,7 @@ A {n_params:,}-parameter GPT trained from scratch with the "Build a GPT" app (Ka
 GPT-2's architecture (learned positions, pre-LayerNorm, GELU MLP, tied LM head).
 
 - data: {meta.get('corpus', 'unknown')}
-- tokenizer: {run.tokenizer.describe()}{' (exported with its full vocabulary; see the project README)' if isinstance(run.tokenizer, BPETokenizer) and run.tokenizer.compact else ''}
+- tokenizer: {run.tokenizer.describe()}{' (exported with its full vocabulary; see the project README)' if isinstance(base_of(run.tokenizer), BPETokenizer) and base_of(run.tokenizer).compact else ''}
 - training: optimizer {train.get('optimizer', '?')}, learning rate {train.get('lr', '?')}, batch {train.get('batch_size', '?')} x {c.block_size} tokens
 {chr(10).join(figures)}
 
@@ -108,8 +122,7 @@ GPT-2's architecture (learned positions, pre-LayerNorm, GELU MLP, tied LM head).
 from transformers import AutoModelForCausalLM, AutoTokenizer
 model = AutoModelForCausalLM.from_pretrained("PATH")
 tok = AutoTokenizer.from_pretrained("PATH")
-ids = tok("ROMEO:", return_tensors="pt").input_ids
-print(tok.decode(model.generate(ids, max_new_tokens=100, do_sample=True, top_k=40)[0]))
+{_usage(run.tokenizer)}
 ```
 
 Keep prompt plus new tokens within {c.block_size} tokens: the model has no position beyond.
@@ -138,7 +151,7 @@ def run_to_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_write(out / "model.safetensors", lambda tmp: save_file(weights, tmp, metadata={"format": "pt"}))
     _write_json(out / "config.json", hf_config(config, exported.vocab_size, exported))
-    eos = 50256 if exported.name == "gpt2" else None
+    eos = hf_tokenizer.eos_id(exported)
     _write_json(out / "generation_config.json", {"bos_token_id": eos, "eos_token_id": eos, "pad_token_id": eos,
                                                   "do_sample": True, "temperature": 0.8, "top_k": 40,
                                                   })

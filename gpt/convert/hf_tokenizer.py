@@ -16,6 +16,14 @@ tiktoken's ids (a test checks it on the whole corpus).
 
 A compact GPT-2 vocabulary (the ids one corpus uses, renumbered) is exported
 with GPT-2's own full vocabulary: see `gpt.convert.hf` for the rows.
+
+A chat model's tokens (`gpt.chat.tokenizer`) follow the exported text
+vocabulary as real special tokens ("added_tokens", special: true), and
+tokenizer_config.json carries the chat template, so `apply_chat_template(...,
+add_generation_prompt=True)` gives our prompt ids and <|end|> is the end of
+sequence. One difference: transformers reads "<|end|>" typed inside a message
+as the special token (it matches added tokens in any text it is given); ours
+keeps typed text as text.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ..bpe import BPETokenizer
+from ..chat.tokenizer import END, HF_CHAT_TEMPLATE, ChatTokenizer
 from ..errors import ConvertError
 from ..tokenizer import CharTokenizer, Tokenizer
 from ..tokenizers import tokenizer_from_spec
@@ -57,6 +66,12 @@ def _char_json(tok: CharTokenizer) -> dict:
     }
 
 
+def _special_token(content: str, token_id: int) -> dict:
+    """An added token that text never splits into and decoding may skip (skip_special_tokens)."""
+    return {"id": token_id, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+            "normalized": False, "special": True}
+
+
 def _bpe_json(tok: BPETokenizer) -> dict:
     enc = tok.enc
     ranks: dict[bytes, int] = enc._mergeable_ranks  # token bytes -> rank = id
@@ -68,8 +83,7 @@ def _bpe_json(tok: BPETokenizer) -> dict:
         pairs.sort(key=lambda p: (ranks[p[0]], ranks[p[1]]))
         merges.extend((rank, a, b) for a, b in pairs)
     merges.sort(key=lambda m: m[0])
-    special = [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
-                "special": True} for s, i in sorted(enc._special_tokens.items(), key=lambda kv: kv[1])]
+    special = [_special_token(s, i) for s, i in sorted(enc._special_tokens.items(), key=lambda kv: kv[1])]
     return {
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": special, "normalizer": None,
         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
@@ -86,6 +100,8 @@ def _bpe_json(tok: BPETokenizer) -> dict:
 
 def exported_tokenizer(tok: Tokenizer) -> Tokenizer:
     """The tokenizer the export carries: ours, or for a compact vocabulary the full one it was cut from."""
+    if isinstance(tok, ChatTokenizer):  # the chat tokens follow the exported text vocabulary
+        return ChatTokenizer(exported_tokenizer(tok.base), tok.specials)
     if isinstance(tok, BPETokenizer) and tok.compact:
         return tokenizer_from_spec({**tok.spec(), "kept_ids": None})
     return tok
@@ -94,6 +110,10 @@ def exported_tokenizer(tok: Tokenizer) -> Tokenizer:
 def tokenizer_json(tok: Tokenizer) -> dict:
     """tokenizer.json for `tok` (a compact vocabulary: for its full vocabulary, see exported_tokenizer)."""
     tok = exported_tokenizer(tok)
+    if isinstance(tok, ChatTokenizer):
+        data = tokenizer_json(tok.base)
+        data["added_tokens"] = data["added_tokens"] + [_special_token(s, i) for s, i in tok.special_ids.items()]
+        return data
     if isinstance(tok, CharTokenizer):
         return _char_json(tok)
     if isinstance(tok, BPETokenizer):
@@ -101,8 +121,20 @@ def tokenizer_json(tok: Tokenizer) -> dict:
     raise ConvertError(f"The {tok.name} tokenizer has no tokenizer.json form.")  # pragma: no cover
 
 
+def eos_id(tok: Tokenizer) -> int | None:
+    """The end-of-sequence id of an exported tokenizer: a chat model's <|end|>, GPT-2's <|endoftext|>, else none."""
+    if isinstance(tok, ChatTokenizer):
+        return tok.end_id
+    return 50256 if isinstance(tok, BPETokenizer) and tok.name == "gpt2" else None
+
+
 def tokenizer_config(tok: Tokenizer, block_size: int) -> dict:
-    """tokenizer_config.json: the plain fast tokenizer, no space clean-up (it would change ' .' to '.')."""
+    """tokenizer_config.json: the plain fast tokenizer, no space clean-up (it would change ' .' to '.');
+    a chat model's adds its chat template, and <|end|> ends a sequence."""
+    if isinstance(tok, ChatTokenizer):
+        config = tokenizer_config(tok.base, block_size)
+        return {**config, "eos_token": END, "pad_token": END, "chat_template": HF_CHAT_TEMPLATE,
+                "extra_special_tokens": [s for s in tok.specials if s != END]}
     eos = "<|endoftext|>" if isinstance(tok, BPETokenizer) and tok.name == "gpt2" else None
     return {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
             "model_max_length": block_size, "add_bos_token": False, "add_eos_token": False,

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint as ckpt
+from ..chat.tokenizer import ChatTokenizer
 from ..errors import ConvertError
 from ..model import GPTConfig, build_model, parameter_breakdown
 from ..tokenizer import CharTokenizer, Tokenizer
@@ -70,6 +71,10 @@ def run_to_nanogpt(run_dir: str | Path, out_dir: str | Path, dataset: str | None
     run = ckpt.load_checkpoint(run_dir, device="cpu")
     c, tok = run.model_config, run.tokenizer
     check_gpt2_shape(c, "nanoGPT", allow_tanh=False)
+    if isinstance(tok, ChatTokenizer):
+        raise ConvertError("nanoGPT's sample.py encodes a prompt character by character (or with GPT-2's tiktoken), so "
+                           f"it could never write this chat model's {', '.join(tok.specials)} tokens. Export it to "
+                           "transformers instead (--to hf): its chat template writes them.")
     if not isinstance(tok, CharTokenizer) and tok.spec() != {"type": "gpt2", "version": 1, "kept_ids": None}:
         raise ConvertError(f"nanoGPT knows two tokenizers, characters (meta.pkl) and GPT-2's full vocabulary; this "
                            f"run uses {tok.describe()}. Export it to transformers instead (--to hf).")
