@@ -40,11 +40,11 @@ RUN = "bench-generate"
 
 def build_run(folder: Path, preset: str) -> str:
     """A character model of the preset's shape, trained one step, saved where the app finds it."""
-    from gpt.data import make_dataset
+    from gpt import corpus as corpora
     from gpt.train import Trainer
     from gpt.train import configs_from
 
-    ds = make_dataset("shakespeare", "char")
+    ds = corpora.dataset(corpora.load("shakespeare"), "char")
     model_cfg, train_cfg = configs_from(preset, ds.tokenizer.vocab_size, {}, dict(
         max_iters=1, eval_interval=1, eval_iters=1, sample_tokens=0, device="cpu"))
     Trainer(model_cfg, train_cfg, ds, folder / RUN, meta={"corpus": "shakespeare", "data_source": "shakespeare"}).run()

@@ -47,12 +47,12 @@ def parse_recipe(spec: str) -> tuple[str, str, int | None, dict]:
 
 def build(spec: str):
     from gpt.model import GPTConfig
-    from gpt.data import make_dataset
+    from gpt import corpus as corpora
     from gpt.train import Trainer
     from gpt.train import TrainConfig, configs_from
 
     name, kind, vocab, over = parse_recipe(spec)
-    dataset = make_dataset("shakespeare", kind, vocab)
+    dataset = corpora.dataset(corpora.load("shakespeare"), kind, vocab)
     model_keys = set(GPTConfig.__dataclass_fields__)
     model_over = {k: v for k, v in over.items() if k in model_keys}
     train_over = {k: v for k, v in over.items() if k in TrainConfig.__dataclass_fields__}

@@ -87,9 +87,9 @@ def throughput(args: argparse.Namespace) -> None:
     from gpt import checkpoint as ckpt
     from gpt.train import Trainer
     from gpt.train import TrainConfig, configs_from
-    from gpt.data import make_dataset
+    from gpt import corpus as corpora
 
-    dataset = make_dataset("shakespeare", "char")
+    dataset = corpora.dataset(corpora.load("shakespeare"), "char")
     bursts, per_burst = args.repeats, args.steps
     n_steps = args.warmup + bursts * per_burst
     marks: list[tuple[float, float]] = []

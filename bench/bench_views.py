@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def start_training():
-    from gpt.data import make_dataset
+    from gpt import corpus as corpora
     from gpt.train import Trainer
     from gpt.train import configs_from
 
-    dataset = make_dataset("shakespeare", "char")
+    dataset = corpora.dataset(corpora.load("shakespeare"), "char")
     model_cfg, train_cfg = configs_from("fast", dataset.tokenizer.vocab_size, {},
                                         dict(max_iters=10**6, max_seconds=None, eval_interval=10**9))
     train_cfg.max_seconds = None

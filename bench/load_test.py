@@ -92,12 +92,12 @@ def make_sample_run(folder: Path) -> str:
     from gpt.data import data_dir
     from gpt.train import Trainer
     from gpt.train import configs_from
-    from gpt.data import make_dataset
+    from gpt import corpus as corpora
 
     if "GPT_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "data" / "tinyshakespeare.txt").exists():
         os.environ["GPT_DATA_DIR"] = str(ROOT.parent / "shared" / "data")
     corpus = "shakespeare" if (data_dir() / "tinyshakespeare.txt").exists() else "addition"
-    ds = make_dataset(corpus, "char")
+    ds = corpora.dataset(corpora.load(corpus), "char")
     model_cfg, train_cfg = configs_from("tiny", ds.tokenizer.vocab_size, {}, dict(
         max_iters=50, eval_interval=50, eval_iters=2, sample_tokens=0, device="cpu"))
     Trainer(model_cfg, train_cfg, ds, folder / SAMPLE_RUN, meta={"corpus": corpus, "data_source": corpus}).run()

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import SYNTHETIC, Dataset, check_text, load_corpus, read_text_file
+from .data import SYNTHETIC, Dataset, check_text, corpus_file, load_corpus, read_text_file
 from .errors import DataError
 from .tokenizers import build_tokenizer
 
@@ -52,7 +52,9 @@ def _short_name(stem: str) -> str:
 
 def load(choice: str, upload_path: str | None = None, pasted: str | None = None,
          max_bytes: int | None = None) -> Corpus:
-    """The corpus a UI choice names, with a sentence-long error if it cannot be had."""
+    """The corpus a choice names: the page's ('upload', 'paste', a built-in name) or, from the command line, the
+    path of a UTF-8 text file; a sentence-long error if it cannot be had. The one way into a corpus: encode it
+    with `dataset`."""
     if choice == "upload":
         if not upload_path:
             raise DataError("Choose a .txt file to upload first (or pick another corpus).")
@@ -67,7 +69,11 @@ def load(choice: str, upload_path: str | None = None, pasted: str | None = None,
     if choice == "shakespeare" or choice in SYNTHETIC:
         name, text = _named_corpus(choice)
         return Corpus(name, text, choice)
-    raise DataError(f"Unknown corpus {choice!r}: choose one of {', '.join(c for _, c in CORPUS_CHOICES)}.")
+    if not isinstance(choice, str) or not choice:
+        raise DataError(f"Unknown corpus {choice!r}: choose one of {', '.join(c for _, c in CORPUS_CHOICES)}.")
+    path = corpus_file(choice)  # a path: a missing file is said as such
+    kw = {} if max_bytes is None else {"max_bytes": max_bytes}
+    return Corpus(path.name, read_text_file(path, **kw), "text")
 
 
 _named: dict[str, tuple[str, str]] = {}

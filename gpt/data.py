@@ -258,15 +258,3 @@ class Dataset:
         offsets = ix.to(device)[:, None] + torch.arange(block_size + 1, device=device)  # (B, T+1)
         chunk = data[offsets]  # one vectorised gather instead of B slices
         return chunk[:, :-1], chunk[:, 1:]
-
-
-def make_dataset(source: str, tokenizer_kind: str = "char", vocab_size: int | None = None, text: str | None = None,
-                 progress=None) -> Dataset:
-    """Load a corpus by name (or take `text`) and encode it with a new tokenizer."""
-    if text is None:
-        name, text = load_corpus(source)
-    else:
-        name = source
-        check_text(text, "The pasted text")
-    tok = build_tokenizer(tokenizer_kind, text, vocab_size=vocab_size, progress=progress)
-    return Dataset(text, tok, name=name)

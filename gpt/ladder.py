@@ -162,7 +162,7 @@ def write(out: Path, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from .data import make_dataset
+    from . import corpus as corpora
 
     ap = argparse.ArgumentParser(prog="python -m gpt.ladder", description="Train the lecture's ablation ladder.")
     ap.add_argument("--out", default="runs/ladder", help="folder for ladder.md, ladder.json and one run per rung")
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         numbers = parse_rungs(args.rungs)
         device = device_type(detect_device(args.device))
-        dataset = make_dataset(args.data, args.tokenizer, args.vocab_size)
+        dataset = corpora.dataset(corpora.load(args.data), args.tokenizer, args.vocab_size)
         out = Path(args.out)
         total = sum(configs(n, dataset.tokenizer.vocab_size, device)[1].max_iters for n in numbers)
         bar = tqdm(total=total, unit="step", dynamic_ncols=True)

@@ -37,10 +37,10 @@ def make_shipped_run(root: Path, name: str = "shakespeare-char", max_iters: int 
     this process: no second Python and torch to start. Tiny Shakespeare when at hand, else addition."""
     from gpt.train import Trainer
     from gpt.train import configs_from
-    from gpt.data import make_dataset
+    from gpt import corpus as corpora
 
     source = "shakespeare" if shakespeare_available() else "addition"
-    ds = make_dataset(source, "char")
+    ds = corpora.dataset(corpora.load(source), "char")
     model_cfg, train_cfg = configs_from("tiny", ds.tokenizer.vocab_size, {}, {
         "max_iters": max_iters, "eval_interval": max_iters, "eval_iters": 2, "sample_tokens": 0, "device": "cpu"})
     trainer = Trainer(model_cfg, train_cfg, ds, root / name, meta={"corpus": ds.name, "data_source": source})

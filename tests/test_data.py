@@ -43,10 +43,10 @@ def test_too_short_corpus_names_the_split_and_sizes():
 
 @pytest.mark.parametrize("text, message", [("", "empty"), ("   \n\t ", "only whitespace")])
 def test_empty_and_blank_corpora_are_refused(text, message):
-    from gpt.data import make_dataset as build
+    from gpt import corpus as corpora
 
     with pytest.raises(DataError, match=message):
-        build("pasted", "char", text=text)
+        corpora.load("paste", pasted=text)
 
 
 def test_binary_non_utf8_and_oversized_files(tmp_path):

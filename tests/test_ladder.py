@@ -13,7 +13,7 @@ from gpt.engine import KVCache
 from gpt.errors import ConfigError
 from gpt.jobs.request import RunRequest
 from gpt.model import ARCHITECTURES, GPT, MODEL_PRESETS, GPTConfig, build_model, count_parameters, parameter_breakdown
-from gpt.data import make_dataset
+from gpt import corpus as corpora
 
 C = 32  # the ladder's width
 
@@ -139,7 +139,7 @@ def test_the_ladder_cli_writes_its_table(tmp_path, monkeypatch):
     for row in rows:
         assert {"rung", "change", "val_loss", "lecture_val_loss", "params", "steps", "seconds"} <= set(row)
         assert row["steps"] == 30 and row["val_loss"] > 0
-    assert rows[0]["params"] == make_dataset("addition").tokenizer.vocab_size ** 2
+    assert rows[0]["params"] == corpora.dataset(corpora.load("addition"), "char").tokenizer.vocab_size ** 2
     table = (tmp_path / "ladder.md").read_text()
     assert "| 2 | token + position embeddings" in table and "~2.4" in table
     assert (tmp_path / "rung2" / "model.safetensors").exists()  # each rung is a normal run folder

@@ -105,9 +105,9 @@ def test_each_limit_comes_from_its_environment_variable():
 def test_stop_ends_the_sample_shown_at_an_evaluation_at_once():
     # sample_tokens=1e9 with eval_interval=1 made a run nobody could stop: the sample never looked at Stop
     from gpt.train import Trainer
-    from gpt.data import make_dataset
+    from gpt import corpus as corpora
 
-    ds = make_dataset("addition")
+    ds = corpora.dataset(corpora.load("addition"), "char")
     cfg = GPTConfig(vocab_size=ds.tokenizer.vocab_size, n_layer=1, n_head=1, n_embd=8, block_size=16)
     trainer = Trainer(cfg, TrainConfig(batch_size=4, max_iters=5, sample_tokens=10_000, device="cpu"), ds)
     calls = []

@@ -14,7 +14,7 @@ from gpt.tokenizer import CharTokenizer
 from gpt.train import Trainer
 from gpt.train import TrainConfig, configs_from
 from gpt.train.cli import main as train_main
-from gpt.data import make_dataset
+from gpt import corpus as corpora
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32)
 
@@ -29,7 +29,7 @@ def trainer_for(ds, out=None, **train_kw):
 
 @pytest.fixture(scope="module")
 def addition():
-    return make_dataset("addition")
+    return corpora.dataset(corpora.load("addition"), "char")
 
 
 def test_real_learning_on_shakespeare_falls_well_below_uniform(shakespeare_text):
@@ -143,7 +143,7 @@ def test_snapshot_is_a_copy_of_the_current_weights(addition):
 
 
 def test_max_seconds_bounds_the_run():
-    ds = make_dataset("counting")
+    ds = corpora.dataset(corpora.load("counting"), "char")
     t = trainer_for(ds, max_iters=1_000_000, max_seconds=2.0, eval_interval=10_000)
     start = time.time()
     assert t.run() == "finished"

@@ -146,8 +146,9 @@ def pick_examples(task: Task, tokenizer: ChatTokenizer, split: str, n: int, bloc
 
 
 def evaluate(model: nn.Module, tokenizer: ChatTokenizer, task: Task | str, n: int = 100, split: str = "val",
-             *, seed: int = 0) -> Score:
-    """Greedy answers to n examples of `split`, graded: accuracy and the share that ended (fractions of 1)."""
+             *, seed: int = 0, should_stop: Callable[[], bool] | None = None) -> Score:
+    """Greedy answers to n examples of `split`, graded: accuracy and the share that ended (fractions of 1).
+    `should_stop` (a Stop click) ends an answer early; it then counts as not ended."""
     task = task_from_name(task) if isinstance(task, str) else task
     examples = pick_examples(task, tokenizer, check_split(split), n, model.config.block_size, seed)
     if not examples:
@@ -157,7 +158,7 @@ def evaluate(model: nn.Module, tokenizer: ChatTokenizer, task: Task | str, n: in
     for ex in examples:
         budget = len(tokenizer.encode(ex.answer)) + EXTRA_TOKENS
         got = reply(model, tokenizer, tokenizer.render_prompt(ex.prompt),
-                    SamplingSettings(max_new_tokens=budget, temperature=0))
+                    SamplingSettings(max_new_tokens=budget, temperature=0), should_stop=should_stop)
         correct = got.ended and task.grade(ex, got.text)
         graded.append(Graded(ex.question, ex.answer, got.text, correct, got.ended))
     n = len(graded)

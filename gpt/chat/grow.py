@@ -138,6 +138,15 @@ def _note(added_text: list[str], unit: str, added_specials: list[str], n_old: in
     return " ".join(parts) + f" Each of the {rows:,} new rows starts as the mean of the {n_old:,} existing ones."
 
 
+def grown_tokenizer(tokenizer: Tokenizer, data) -> tuple[ChatTokenizer, str]:
+    """The chat tokenizer a run gets for `data` (the text the data brings, then the chat tokens it lacks) and the
+    note saying what was added: what `chat_model` grows the model to, known before any weight is read."""
+    base, added_text, unit = grown_base(base_of(tokenizer), data_texts(data))
+    had = list(tokenizer.specials) if isinstance(tokenizer, ChatTokenizer) else []
+    added_specials = [s for s in SPECIALS if s not in had]
+    return ChatTokenizer(base, had + added_specials), _note(added_text, unit, added_specials, tokenizer.vocab_size)
+
+
 def chat_model(model: nn.Module, tokenizer: Tokenizer, data, *, limits: "Limits | None" = None) -> Grown:
     """(model, tokenizer, conversations) -> the chat model, its chat tokenizer and a note (see the docstring).
 
@@ -150,11 +159,7 @@ def chat_model(model: nn.Module, tokenizer: Tokenizer, data, *, limits: "Limits 
         raise ConfigError(f"The model has {model.config.vocab_size:,} token rows but its tokenizer "
                           f"{tokenizer.vocab_size:,} tokens; they do not belong together.")
     # 1) the tokenizer: text the data brings, then the chat tokens it lacks
-    base, added_text, unit = grown_base(base_of(tokenizer), data_texts(data))
-    had = list(tokenizer.specials) if isinstance(tokenizer, ChatTokenizer) else []
-    added_specials = [s for s in SPECIALS if s not in had]
-    chat = ChatTokenizer(base, had + added_specials)
-    note = _note(added_text, unit, added_specials, tokenizer.vocab_size)
+    chat, note = grown_tokenizer(tokenizer, data)
     if chat.vocab_size == tokenizer.vocab_size:
         return Grown(model, tokenizer if isinstance(tokenizer, ChatTokenizer) else chat, note)
     # 2) the limits, by arithmetic, before anything is built

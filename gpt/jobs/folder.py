@@ -63,9 +63,12 @@ def write_app_info(path: Path, info: dict) -> None:
 
 
 def corpus_of(path: Path, info: dict | None = None) -> corpora.Corpus:
-    """The corpus a run was made from: its own corpus.txt (uploaded or pasted), else the named one."""
+    """What a run learns from: its own corpus.txt (uploaded or pasted text, or a conversation file), a built-in
+    task (a fine-tune), else the named corpus."""
     path = Path(path)
     info = app_info(path.parent, path.name) if info is None else info
+    if info.get("source") == "task":  # a fine-tune on a built-in task: the task makes its conversations
+        return corpora.Corpus(info.get("corpus", "task"), "", "task")
     if info.get("source") == "text" or (path / CORPUS_FILE).exists():
         return corpora.Corpus(info.get("corpus", "text"), (path / CORPUS_FILE).read_text(encoding="utf-8"), "text")
     return corpora.load(info.get("source", "shakespeare"))

@@ -53,7 +53,8 @@ from .folder import CORPUS_FILE
 from .signing import Signer
 from .labels import Labels
 from .registry import Job, Registry
-from .request import RunRequest, check_request
+from . import kinds
+from .request import RunRequest
 from .storage import runs_root
 from .thread_runner import ThreadRunner
 from .zerogpu import training_device
@@ -132,9 +133,12 @@ class JobManager:
                                     f"(GPT_MAX_RUNS_PER_ADDRESS); wait for one to finish.")
 
     # --- starting ----------------------------------------------------------------------------
-    def start(self, owner: str, corpus: corpora.Corpus, request: RunRequest, name: str | None = None,
+    def start(self, owner: str, corpus: corpora.Corpus | None, request: RunRequest, name: str | None = None,
               vocab_size: int | None = None, then: list | None = None, address: str | None = None) -> Job:
         """Make a new run and hand it to the runner; returns at once. Raises a GPTError with a sentence when refused.
+
+        What it trains on: `corpus` for a pretraining run; for a fine-tune (`request.kind`), the parent run
+        `request.parent` (one the owner may see) on the task `request.task` or the conversations in `corpus`.
 
         `vocab_size`: the tokenizer's, if the caller built it (else it is built here: a BPE is trained now, not
         in the queue, and a GPT-2 vocabulary that needs a network fails now). The configs are built and every
@@ -148,14 +152,18 @@ class JobManager:
         with self.registry.cond:
             self._refuse_second(owner)
             self._refuse_crowding(address)
-        configs = check_request(corpus, request, self.limits, self.device, vocab_size or self._vocab(corpus, request))
-        path = folders.new_folder(self.root, f"{corpus.name}-{request.tokenizer}", name)
+        parent, corpus = self._source(owner, corpus, request)
+        if request.kind == "pretrain":
+            vocab_size = vocab_size or self._vocab(corpus, request)
+        configs = kinds.check(corpus, request, self.limits, self.device, vocab_size, parent)
+        base = f"{corpus.name}-{request.tokenizer}" if parent is None else f"{parent.name}-chat"
+        path = folders.new_folder(self.root, base, name)
         try:
             if corpus.source == "text":
                 ckpt.atomic_write_text(path / CORPUS_FILE, corpus.text)
             folders.write_app_info(path, {"owner": owner, "shared": bool(request.shared), "created": time.time(),
                                           "corpus": corpus.name, "source": corpus.source, "request": request.to_dict(),
-                                          **self.runner.folder_info})
+                                          **({"parent": parent.name} if parent else {}), **self.runner.folder_info})
             job = Job(path.name, owner, path, corpus, request, configs=configs, then=list(then or []), address=address)
             with self.registry.cond:
                 self._refuse_second(owner)  # a double click that raced us here
@@ -186,11 +194,31 @@ class JobManager:
         job = Job(name, owner, path, corpus, request, resume=has_weights, resume_train=resume_train,
                   then=list(then or []))
         if not has_weights:  # nothing saved (cancelled while it waited): it starts over, its settings checked again
-            job.configs = check_request(corpus, request, self.limits, self.device, self._vocab(corpus, request))
+            parent = self.runs.run_path(request.parent) if request.kind == "finetune" else None
+            vocab = self._vocab(corpus, request) if request.kind == "pretrain" else None
+            job.configs = kinds.check(corpus, request, self.limits, self.device, vocab, parent)
         with self.registry.cond:
             self._refuse_second(owner)
             self.runner.launch(job)
         return job
+
+    def _source(self, owner: str, corpus: corpora.Corpus | None, request: RunRequest):
+        """(the parent run's folder or None, what the run learns from). A fine-tune's parent must be a run the
+        owner may see; its data is a built-in task (named by the request) or the conversation file given."""
+        if request.kind != "finetune":
+            if corpus is None:
+                raise TrainingError("Choose a text to train on.")
+            return None, corpus
+        if not request.parent or not self.runs.visible(owner, request.parent):
+            raise CheckpointError(f"There is no run named {request.parent!r}.")
+        parent = self.runs.run_path(request.parent)
+        if request.task:
+            corpus = corpora.Corpus(request.task.replace(":", "-").replace("=", "").replace(",", "-")[:40],
+                                    "", "task")
+        elif corpus is None or corpus.source != "text":
+            raise TrainingError("Choose a built-in task or upload a conversation file (JSONL or Alpaca) to "
+                                "fine-tune on.")
+        return parent, corpus
 
     @staticmethod
     def _vocab(corpus: corpora.Corpus, request: RunRequest) -> int | None:

@@ -46,6 +46,7 @@ class Job:
     then: list = field(default_factory=list)  # (corpus, request, name) to start, in turn, once this one finishes
     plan: tuple | None = None  # (seconds, own time limit, seconds trained before): gpt.jobs.queue_eta's estimate
     own_max_seconds: float | None = None  # the run's time limit before the class's cut it (set_limits may lift it)
+    note: str = ""  # what preparing it did that its owner should know ("Added 14 characters ...")
     limit_note: str = ""  # set when the class's time per run ends it sooner than its own: which limit, since when
     address: str | None = None  # the network address that asked for it (per-address queue bound)
     slice_ends: float | None = None  # ZeroGPU: time.time() at which the GPU slice under way is cut off

@@ -37,7 +37,7 @@ from .. import checkpoint as ckpt
 from .. import corpus as corpora
 from ..errors import GPTError, TrainingError
 from . import folder as folders
-from .folder import CORPUS_FILE
+from . import kinds
 from .registry import Job
 from .runner import Service
 from .request import RunRequest
@@ -183,16 +183,24 @@ class SliceRunner:
             folders.release_lock(path)
 
     def _order(self, path: Path, record: dict) -> SliceOrder:
-        """What the GPU process needs: the saved settings (or, before the first save, the ones built at Start)."""
+        """What the GPU process needs: the saved settings (or, before the first save, the ones built at Start; a
+        fine-tune's step 0, the parent made into a chat model, is written here, on this CPU)."""
         info = folders.app_info(self.m.root, path.name)
         corpus = folders.corpus_of(path, info)
+        request = RunRequest.from_dict(info.get("request"))
+        meta = kinds.meta(request, corpus)
+        job = self.reg.job(path.name)
+        if not (path / ckpt.WEIGHTS).exists() and request.kind == "finetune":
+            _, train_cfg = job.configs if job is not None and job.configs else kinds.check(
+                corpus, request, self.m.limits, "auto", None, self.m.runs.run_path(request.parent))
+            meta["grown"] = kinds.write_initial(path, request, corpus, self.m.runs.run_path(request.parent),
+                                                self.m.limits, train_cfg, meta)
         if (path / ckpt.WEIGHTS).exists():
-            meta = ckpt.read_meta(path / ckpt.WEIGHTS)
-            model, tokenizer, train = meta["model"], meta["tokenizer"], dict(meta.get("train") or {})
+            saved = ckpt.read_meta(path / ckpt.WEIGHTS)
+            model, tokenizer, train = saved["model"], saved["tokenizer"], dict(saved.get("train") or {})
+            meta["grown"] = saved.get("grown") or meta.get("grown", "")
         else:  # built on this CPU (and cached), not inside a GPU slice
-            request = RunRequest.from_dict(info.get("request"))
             ds = corpora.dataset(corpus, request.tokenizer, request.vocab_size)
-            job = self.reg.job(path.name)
             if job is not None and job.configs and job.configs[0].vocab_size == ds.tokenizer.vocab_size:
                 model_cfg, train_cfg = job.configs  # checked at Start
             else:  # a run made before the app restarted
@@ -202,10 +210,10 @@ class SliceRunner:
         if record.get("train"):  # a resume's settings (another stretch for a finished run) until the next save
             train = {**train, **{k: v for k, v in record["train"].items() if k in ("max_iters", "max_seconds")}}
         train["device"] = "auto"  # inside the GPU process: the lent GPU
-        source = CORPUS_FILE if corpus.source == "text" else corpus.source  # never a server path
         return SliceOrder(run_dir=str(path), budget_s=self.settings.budget_s, model=model, train=train,
-                          tokenizer=tokenizer, text=corpus.text, corpus_name=corpus.name,
-                          meta={"corpus": corpus.name, "data_source": source}, hints=record.get("hints") or {})
+                          tokenizer=tokenizer, text=corpus.text, corpus_name=corpus.name, request=request.to_dict(),
+                          source=corpus.source, meta={k: v for k, v in meta.items() if v},
+                          hints=record.get("hints") or {})
 
     def _after(self, path: Path, record: dict, n: int, started: float, before: int, outcome) -> SliceReport:
         """Write down what the slice did and decide whether another should follow."""

@@ -31,10 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import checkpoint as ckpt
-from ..data import Dataset
+from ..corpus import Corpus
+from ..limits import Limits
 from ..model import GPTConfig
 from ..tokenizers import tokenizer_from_spec
 from ..train import TrainConfig, Trainer
+from . import kinds
+from .request import RunRequest
 
 STOP_REQUEST = "stop.request"  # made by the app when Stop is clicked during a slice
 
@@ -48,8 +51,10 @@ class SliceOrder:
     model: dict  # GPTConfig.to_dict()
     train: dict  # TrainConfig.to_dict()
     tokenizer: dict  # Tokenizer.spec()
-    text: str  # the corpus
+    text: str  # the corpus (a fine-tune's conversation file; '' for a built-in task)
     corpus_name: str
+    request: dict = field(default_factory=dict)  # RunRequest.to_dict(): the kind of run, a fine-tune's task
+    source: str = "text"  # the corpus' source (gpt.corpus.Corpus)
     meta: dict = field(default_factory=dict)  # extra checkpoint metadata (corpus, data_source)
     hints: dict = field(default_factory=dict)  # costs the last slice measured: step_s, eval_s, save_s
 
@@ -134,9 +139,10 @@ def train_slice(order: SliceOrder) -> SliceResult:
     started = time.monotonic()
     run = Path(order.run_dir)
     model_cfg, train_cfg = GPTConfig.from_dict(order.model), TrainConfig.from_dict(order.train)
-    dataset = Dataset(order.text, tokenizer_from_spec(order.tokenizer), name=order.corpus_name)
+    objective = kinds.objective_for(RunRequest.from_dict(order.request), Corpus(order.corpus_name, order.text,
+                                    order.source), tokenizer_from_spec(order.tokenizer), model_cfg.block_size, Limits())
     pacer = Pacer(started + order.budget_s, train_cfg, order.hints)
-    trainer = Trainer(model_cfg, train_cfg, dataset, run, resume=(run / ckpt.WEIGHTS).exists(), meta=order.meta)
+    trainer = Trainer(model_cfg, train_cfg, objective, run, resume=(run / ckpt.WEIGHTS).exists(), meta=order.meta)
     start_step = trainer.step
     stopped_by_user = False
 

@@ -69,6 +69,11 @@ class RunStatus:
     end_reason: str | None = None  # once ended: why, as a sentence
     request: dict = field(default_factory=dict)  # what the Train tab asked for (restores the form)
     label: str = ""  # the owner's display name as app.json keeps it (the teacher's page: gpt.jobs.labels)
+    kind: str = "pretrain"  # 'pretrain' or 'finetune' (a chat model, made from `parent`)
+    parent: str | None = None  # the run a fine-tune started from
+    task: str | None = None  # what a fine-tune trains on: a built-in task, or its conversation file's name
+    chat: bool = False  # its tokenizer has the chat tokens: it can answer in the Chat tab
+    grown: str = ""  # what making it a chat model added ("Added 14 characters the conversations use: ...")
 
     @property
     def limit(self) -> str:
@@ -181,4 +186,9 @@ def describe(path: Path, owner: str | None = None) -> RunStatus:
         created=app.get("created", 0),
         updated=(path / ckpt.WEIGHTS).stat().st_mtime if has_weights else app.get("created", 0),
         label=str(app.get("label") or ""),
+        kind=str(request.get("kind") or "pretrain"),
+        parent=meta.get("parent") or app.get("parent"),
+        task=meta.get("task") or (app.get("corpus") if request.get("kind") == "finetune" else None),
+        chat=(meta.get("tokenizer") or {}).get("type") == "chat",
+        grown=str(meta.get("grown") or ""),
     )

@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING
 from .. import checkpoint as ckpt
 from .. import corpus as corpora
 from .. import estimate
-from ..data import Dataset
 from ..errors import GPTError, TrainingError
 from ..estimate import human_seconds
 from ..train import TrainConfig, Trainer
 from . import folder as folders
+from . import kinds
 from .book import LOST
-from .folder import CORPUS_FILE
 from .registry import Job
 from .runner import Service
 
@@ -191,13 +190,20 @@ class ThreadRunner:
         with contextlib.suppress(GPTError, OSError):
             ckpt.write_status(job.path, "failed", message)
 
-    def _dataset(self, job: Job):
-        """The dataset and configs: a resume's saved ones, or a new run's (built and checked once, at Start)."""
+    def _prepare(self, job: Job, meta: dict):
+        """The objective and configs: a resume's saved ones, or a new run's (built and checked once, at Start).
+        A new fine-tune first writes its step 0, the parent made into a chat model, then trains on from it."""
+        req, limits = job.request, self.m.limits
+        if not job.resume and req.kind == "finetune":
+            model_cfg, train_cfg = job.configs
+            job.message = "Making the parent run a chat model"
+            job.note = meta["grown"] = kinds.write_initial(job.path, req, job.corpus,
+                                                           self.m.runs.run_path(req.parent), limits, train_cfg, meta)
+            job.resume, job.resume_train = True, {"train": train_cfg.to_dict(), "step": 0}
         if job.resume:
-            saved = ckpt.load_checkpoint(job.path, device="cpu", limits=self.m.limits)
-            ds = Dataset(job.corpus.text, saved.tokenizer, name=job.corpus.name)
-            return ds, saved.model_config, TrainConfig.from_dict(job.resume_train["train"])
-        req = job.request
+            saved = ckpt.load_checkpoint(job.path, device="cpu", limits=limits)
+            objective = kinds.objective_for(req, job.corpus, saved.tokenizer, saved.model_config.block_size, limits)
+            return objective, saved.model_config, TrainConfig.from_dict(job.resume_train["train"])
 
         def progress(fraction: float, message: str) -> None:
             job.message = message
@@ -206,18 +212,17 @@ class ThreadRunner:
         model_cfg, train_cfg = job.configs
         if model_cfg.vocab_size != ds.tokenizer.vocab_size:  # the corpus' cache was emptied and rebuilt otherwise
             model_cfg, train_cfg = req.configs(ds.tokenizer.vocab_size, self.m.device)
-            self.m.limits.check_run(model_cfg, train_cfg)
-        return ds, model_cfg, train_cfg
+            limits.check_run(model_cfg, train_cfg)
+        return kinds.objective_for(req, job.corpus, ds.tokenizer, model_cfg.block_size, limits, ds), model_cfg, train_cfg
 
     def _prepare_and_train(self, job: Job) -> None:
         job.state, job.message = "preparing", "Encoding the corpus" if job.request.tokenizer != "bpe" else "Training the BPE tokenizer"
         ckpt.write_status(job.path, "preparing", step=(job.resume_train or {}).get("step", 0))
-        ds, model_cfg, train_cfg = self._dataset(job)
+        meta = kinds.meta(job.request, job.corpus)
+        objective, model_cfg, train_cfg = self._prepare(job, meta)
         job.own_max_seconds = train_cfg.max_seconds
         job.message = "Building the model"
-        source = CORPUS_FILE if job.corpus.source == "text" else job.corpus.source  # never a server path
-        trainer = Trainer(model_cfg, train_cfg, ds, job.path, resume=job.resume,
-                          meta={"corpus": job.corpus.name, "data_source": source})
+        trainer = Trainer(model_cfg, train_cfg, objective, job.path, resume=job.resume, meta=meta)
         with self.reg.cond:
             self._cap(job, trainer, trainer.elapsed)  # the class's time per run, from this start
             job.trainer = trainer

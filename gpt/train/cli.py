@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from .. import distributed
-from ..data import SYNTHETIC, Dataset, load_corpus, make_dataset
+from .. import corpus as corpora
+from ..data import SYNTHETIC, Dataset
 from ..errors import ConfigError, DataError, GPTError
 from ..limits import Limits
 from ..presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
@@ -81,8 +82,8 @@ def _resumed(args: argparse.Namespace, out: Path):
     train_over = {k: getattr(args, k) for k in ("max_iters", "max_seconds") if getattr(args, k) is not None}
     train_cfg = TrainConfig.from_dict({**saved.meta.get("train", {}), **train_over})
     Limits.from_env().check_run(saved.model_config, train_cfg)
-    name, text = load_corpus(args.data)
-    return Dataset(text, saved.tokenizer, name=name), saved.model_config, train_cfg
+    corpus = corpora.load(args.data)
+    return Dataset(corpus.text, saved.tokenizer, name=corpus.name), saved.model_config, train_cfg
 
 
 def _initialised(args: argparse.Namespace, out: Path):
@@ -98,8 +99,8 @@ def _initialised(args: argparse.Namespace, out: Path):
         for written in (ckpt.WEIGHTS, ckpt.CONFIG, ckpt.STATUS):  # the import, so the same command can run again
             (out / written).unlink(missing_ok=True)
         raise
-    name, text = load_corpus(args.data)
-    return Dataset(text, saved.tokenizer, name=name), saved.model_config, train_cfg
+    corpus = corpora.load(args.data)
+    return Dataset(corpus.text, saved.tokenizer, name=corpus.name), saved.model_config, train_cfg
 
 
 def _new(args: argparse.Namespace):
@@ -117,8 +118,8 @@ def _new(args: argparse.Namespace):
     limits = Limits.from_env()
     guess = args.vocab_size or (256 if args.tokenizer == "char" else 2048)  # exact once the tokenizer is built
     limits.check_run(*configs_from(args.preset, guess, model_over, _train_overrides(args)))
-    dataset = make_dataset(args.data, args.tokenizer, args.vocab_size,
-                           progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
+    dataset = corpora.dataset(corpora.load(args.data), args.tokenizer, args.vocab_size,
+                              progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
     model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, _train_overrides(args))
     limits.check_run(model_cfg, train_cfg)
     return dataset, model_cfg, train_cfg
