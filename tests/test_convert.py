@@ -25,7 +25,7 @@ from gpt.convert.__main__ import main as convert_main
 from gpt.convert.hf_tokenizer import tokenizer_json
 from gpt.engine import SamplingSettings, generate
 from gpt.errors import ConvertError, GPTError
-from gpt.model import ARCHITECTURES, GPT, GPTConfig, build_model
+from gpt.model import GPT, GPTConfig, build_model
 from gpt.tokenizer import CharTokenizer, build_tokenizer
 
 from helpers_convert import TEXT, random_run
@@ -114,8 +114,7 @@ def test_compact_gpt2_exports_at_gpt2s_own_ids_with_our_logits_there(tmp_path):
     assert torch.allclose(theirs[:, 0], mine[:, tok.unk_id], atol=1e-4)  # an unused id carries the fallback's
 
 
-@pytest.mark.parametrize("change, missing", [
-    (ARCHITECTURES["modern"], ["rotary", "QK-norm", "relu2"]),
+@pytest.mark.parametrize("change, missing", [  # every switch: tests/test_export_fit.py
     ({"causal": False}, ["causal mask"]),
     ({"model_type": "bigram"}, ["bigram"]),
 ])
