@@ -12,6 +12,8 @@ What the "modern" architecture changes, each a `GPTConfig` switch
 - QK-norm: queries and keys RMS-normalised per head before the dot product
 - ReLU squared in the MLP instead of GELU
 - an LM head untied from the token embedding
+- (`norm='rms'`, `embed_norm=True`: nanochat's block) RMSNorm without a gain in
+  place of LayerNorm, and one more right after the embedding
 
 `causal=False` drops the mask: every block becomes an encoder block that can
 see the token it must predict (the "why the mask" experiment).
@@ -65,6 +67,11 @@ class GPTConfig:
     layernorm: bool = True  # ln_1, ln_2 and ln_f; False: identities
     attn_scale: str = "head"  # 'head': 1/sqrt(head_size); 'embd': the video's 1/sqrt(n_embd)
     init: str = "gpt2"  # 'gpt2': N(0, 0.02), residual projections by depth; 'torch': PyTorch's defaults
+    # which norm ln_1, ln_2 and ln_f are: 'layer' (LayerNorm: subtract the mean, divide by the spread, a learned
+    # gain) or 'rms' (nanochat's: divide by the root mean square, nothing learned); checkpoints older than this
+    # switch are 'layer' without the embedding's norm, as they were trained
+    norm: str = "layer"
+    embed_norm: bool = False  # one more norm right after the embedding, before the first block (nanochat)
 
     def __post_init__(self):
         self.validate()
@@ -75,7 +82,7 @@ class GPTConfig:
         for name, hi in CONFIG_CEILINGS.items():
             setattr(self, name, whole(getattr(self, name), name, 1, hi))
         self.dropout = number(self.dropout, "dropout", 0.0, 1.0, high_open=True)
-        for name in ("bias", "qk_norm", "tie_weights", "causal", "residual", "attn_proj", "layernorm"):
+        for name in ("bias", "qk_norm", "tie_weights", "causal", "residual", "attn_proj", "layernorm", "embed_norm"):
             flag(getattr(self, name), name)
         choice(self.model_type, "model_type", ("gpt", "bigram"))
         if self.model_type == "gpt" and self.n_embd % self.n_head != 0:
@@ -90,6 +97,7 @@ class GPTConfig:
         choice(self.ffn, "ffn", ("mlp", "linear", "none"))
         choice(self.attn_scale, "attn_scale", ("head", "embd"))
         choice(self.init, "init", ("gpt2", "torch"))
+        choice(self.norm, "norm", ("layer", "rms"))
 
     @property
     def head_size(self) -> int:
@@ -176,7 +184,7 @@ class CausalSelfAttention(nn.Module):
         if self.config.qk_norm:
             # eps given: left out, it is the dtype's epsilon, 0.008 in bf16, and training under
             # autocast would normalise differently from sampling in float32
-            qk = F.rms_norm(qk, (qk.size(-1),), eps=1e-6)
+            qk = F.rms_norm(qk, (qk.size(-1),), eps=RMS_EPS)
         if rope is not None:
             qk = apply_rotary(qk, *rope)
         q, k = qk.unbind(2)  # 2 x (B, T, nh, hs)
@@ -262,9 +270,21 @@ def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     return F.gelu(x, approximate=approximate)
 
 
+RMS_EPS = 1e-6  # the QK-norm's and the 'rms' norm's: one number, as nanochat (and transformers' port of it) has
+
+
 def layer_norm(config: GPTConfig) -> nn.Module:
-    """A LayerNorm, or with layernorm=False (the lecture before it adds them) an identity."""
-    return nn.LayerNorm(config.n_embd, bias=config.bias) if config.layernorm else nn.Identity()
+    """The norm `config.norm` names, or with layernorm=False (the lecture before it adds them) an identity.
+
+    'layer': nn.LayerNorm, (x - mean) / std times a learned gain (plus a bias with bias=True).
+    'rms': x / rms(x) with nothing learned, nanochat's norm; it skips the mean, so it is one reduction
+    instead of two, and a model has 2 L + 1 fewer vectors to learn.
+    """
+    if not config.layernorm:
+        return nn.Identity()
+    if config.norm == "rms":
+        return nn.RMSNorm(config.n_embd, eps=RMS_EPS, elementwise_affine=False)
+    return nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
 class Block(nn.Module):
@@ -300,6 +320,8 @@ class GPT(nn.Module):
                 ln_f=layer_norm(config),
             )
         )
+        if config.embed_norm:
+            self.transformer["ln_emb"] = layer_norm(config)  # normalises the embedding before the first block
         if config.pos_emb == "learned":
             self.transformer["wpe"] = nn.Embedding(config.block_size, config.n_embd)
         else:
@@ -341,6 +363,8 @@ class GPT(nn.Module):
             x = x + self.transformer.wpe.weight[pos0 : pos0 + T]  # (T, C) rows of positions, broadcast over B
         else:
             rope = self.rotary(pos0, T)  # sliced once here, used by every layer
+        if self.config.embed_norm:
+            x = self.transformer.ln_emb(x)
         x = dropout_if_training(x, self.config.dropout, self.training)
         for block in self.transformer.h:
             x = block(x, rope, kv_cache)  # (B, T, C)
@@ -432,8 +456,9 @@ def count_parameters(config: GPTConfig) -> dict[str, int]:
         parts["attention"] = L * (C * 3 * C + b * 3 * C + proj)  # c_attn, c_proj
         mlp = {"mlp": C * 4 * C + b * 4 * C + 4 * C * C + b * C, "linear": C * C + b * C, "none": 0}[config.ffn]
         parts["mlp"] = L * mlp  # c_fc, c_proj ('linear': c_fc only)
-        norms = L * (2 if config.ffn != "none" else 1) + 1 if config.layernorm else 0
-        parts["layernorm"] = norms * (C + b * C)  # ln_1, ln_2 (with an MLP) per block, ln_f
+        norms = L * (2 if config.ffn != "none" else 1) + 1 + config.embed_norm if config.layernorm else 0
+        gain = C + b * C if config.norm == "layer" else 0  # 'rms' learns nothing
+        parts["layernorm"] = norms * gain  # ln_1, ln_2 (with an MLP) per block, ln_f, ln_emb
         parts["lm_head"] = 0 if config.tie_weights else V * C
     parts["total"] = sum(parts.values())
     return parts

@@ -115,8 +115,7 @@ def test_compact_gpt2_exports_at_gpt2s_own_ids_with_our_logits_there(tmp_path):
     assert torch.allclose(theirs[:, 0], mine[:, tok.unk_id], atol=1e-4)  # an unused id carries the fallback's
 
 
-@pytest.mark.parametrize("change, missing", [
-    (ARCHITECTURES["modern"], ["rotary", "QK-norm", "relu2"]),
+@pytest.mark.parametrize("change, missing", [  # every switch: tests/test_export_fit.py
     ({"causal": False}, ["causal mask"]),
     ({"model_type": "bigram"}, ["bigram"]),
 ])

@@ -21,7 +21,9 @@ from gpt.jobs import folder as folders
 from gpt.limits import Limits
 from gpt.ui import exchange
 
-from helpers_convert import random_run
+from gpt.ladder import RUNGS
+
+from helpers_convert import TEXT, random_run, switches_of
 
 
 @pytest.fixture
@@ -51,12 +53,48 @@ def test_a_run_downloads_in_both_formats_and_only_to_those_who_may_see_it(manage
 
 
 def test_choosing_a_modern_run_says_what_each_format_cannot_hold(manager):
-    hf, nano, note = exchange.ExchangeHandlers(manager).prepare("bob", "modern")
-    assert hf["interactive"] is False and nano["interactive"] is False
-    assert "transformers: transformers' GPT-2 cannot express" in note and "rotary" in note
-    assert "nanoGPT: nanoGPT cannot express" in note
-    hf, nano, note = exchange.ExchangeHandlers(manager).prepare("alice", "alice-run")
+    hf, nano, plan, note = exchange.ExchangeHandlers(manager).prepare("bob", "modern")
+    assert hf["interactive"] is False and nano["interactive"] is False and note == ""
+    assert plan.startswith("This run cannot download in another format: transformers' NanoChat cannot express its ")
+    assert "nanoGPT cannot express its rotary positions" in plan and nano["label"] == "nanoGPT cannot hold this run"
+    hf, nano, plan, note = exchange.ExchangeHandlers(manager).prepare("alice", "alice-run")
     assert hf["interactive"] and nano["interactive"] and note == ""
+    assert plan == "This run can download as a transformers model (GPT-2) and as a nanoGPT checkpoint."
+
+
+@pytest.mark.parametrize("number", sorted(RUNGS))
+def test_every_ladder_rung_says_where_it_can_go_before_a_click_and_never_fails_after(tmp_path, number):
+    m = JobManager(tmp_path / "runs", Limits(), device="cpu")
+    random_run(m.root / f"ladder-rung{number}", **switches_of(RUNGS[number].model))
+    hf, nano, plan, note = exchange.ExchangeHandlers(m).prepare("bob", f"ladder-rung{number}")
+    m.shutdown()
+    assert plan.startswith("This run ") and note == "" and "Something went wrong" not in plan + note
+    for fmt, button in (("hf", hf), ("nanogpt", nano)):
+        carrier = crossings_of(number)[fmt].carrier
+        assert button["interactive"] is bool(carrier)
+        if carrier:
+            assert button["value"].endswith(".zip")  # the download is ready: the click cannot fail
+        else:
+            assert button["value"] is None and "cannot hold this run" in button["label"]
+
+
+def crossings_of(number: int):
+    from gpt.convert import verdicts
+    from gpt.model import GPTConfig
+    from gpt.tokenizer import CharTokenizer
+
+    tok = CharTokenizer.from_text(TEXT)
+    return verdicts(GPTConfig(**dict(RUNGS[number].model, vocab_size=tok.vocab_size)), tok)
+
+
+def test_an_export_that_fails_unexpectedly_is_named_not_something_went_wrong(manager, monkeypatch):
+    def broken(run, out):
+        raise KeyError("relu")  # what a missing activation name did before exports were checked
+
+    monkeypatch.setitem(exchange.FORMATS, "hf", ("transformers", broken))
+    hf, nano, plan, note = exchange.ExchangeHandlers(manager).prepare("alice", "alice-run")
+    assert hf["interactive"] is False and nano["interactive"]
+    assert "transformers: " in note and "The export failed on the server" in note and "Something went wrong" not in note
 
 
 def test_an_uploaded_transformers_zip_becomes_the_uploaders_own_run(manager):

@@ -1,5 +1,5 @@
 """The exchange panel in a real browser: download a run for transformers and nanoGPT, upload nanoGPT files,
-read the refusals.
+read where a run can go before any click (a lecture-ladder rung, a modern run, a nanochat-block run).
 
 Twice: in a small gr.Blocks page that mounts the panel alone (with its own run
 picker), and in the app itself, where the Checkpoints tab shares its run picker.
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from helpers_app import free_port
-from helpers_browser import ARGS, CHROMIUM, sync_api, wait_text
-from helpers_convert import random_run
+from helpers_browser import ARGS, CHROMIUM, SHOTS, sync_api, text, wait_text
+from helpers_convert import random_run, switches_of
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -38,6 +38,12 @@ def served(tmp_path_factory):
     random_run(root / "mine")
     folders.write_app_info(root / "mine", {"owner": "alice", "shared": False})
     random_run(root / "modern", pos_emb="rope", qk_norm=True, activation="relu2", tie_weights=False, bias=False)
+    from gpt.ladder import RUNGS
+
+    for number in (5, 6):  # as the Lesson tab's "Train the ladder" names its runs
+        random_run(root / f"ladder-rung{number}", **switches_of(RUNGS[number].model))
+    random_run(root / "nanochat", pos_emb="rope", qk_norm=True, activation="relu2", tie_weights=False, bias=False,
+               norm="rms", embed_norm=True)
     with gr.Blocks() as demo:
         who = gr.State("alice")  # the app's BrowserState holds the asker's id the same way
         page = Page(manager=manager, models=ModelCache(), who=who)
@@ -110,10 +116,45 @@ def test_download_each_format_then_upload_the_nanogpt_files_back(page, served, t
     assert served[1].runs.visible("alice", imported) and not served[1].runs.visible("bob", imported)
 
 
+def button_state(page, elem_id: str) -> tuple[bool, str]:
+    """(enabled, its text) of a DownloadButton."""
+    button = page.locator(f"#{elem_id}")
+    return button.is_enabled(), button.inner_text().strip()
+
+
+def test_a_ladder_rung_says_where_it_can_go_before_any_click(page, tmp_path):
+    choose_run(page, "ladder-rung6")
+    wait_text(page, "export-plan", "This run can download as a transformers model (GPT-2); nanoGPT cannot express "
+                                   "its relu activation or untied LM head.")
+    page.wait_for_function("() => document.querySelector('#export-nanogpt').disabled")
+    assert button_state(page, "export-nanogpt") == (False, "nanoGPT cannot hold this run")
+    name, data = downloaded(page, "export-hf")
+    assert name == "ladder-rung6-transformers.zip"
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
+    assert '"GPT2LMHeadModel"' in (tmp_path / "ladder-rung6-transformers" / "config.json").read_text()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#exchange").screenshot(path=SHOTS / "exchange-ladder-rung6.png")
+
+    choose_run(page, "ladder-rung5")
+    wait_text(page, "export-plan", "This run cannot download in another format: transformers' GPT-2 cannot express "
+                                   "its lack of norms")
+    page.wait_for_function("() => document.querySelector('#export-hf').disabled")
+    assert button_state(page, "export-hf") == (False, "transformers cannot hold this run")
+    assert "Something went wrong" not in text(page, "exchange") and text(page, "exchange-msg").strip() == ""
+
+
+def test_a_nanochat_block_run_downloads_as_transformers_nanochat(page, tmp_path):
+    choose_run(page, "nanochat")
+    wait_text(page, "export-plan", "This run can download as a transformers model (NanoChat)")
+    name, data = downloaded(page, "export-hf")
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
+    assert '"model_type": "nanochat"' in (tmp_path / "nanochat-transformers" / "config.json").read_text()
+
+
 def test_a_modern_run_and_gpt2_get_plain_refusals(page):
     choose_run(page, "modern")
-    wait_text(page, "exchange-msg", "cannot express")
-    assert "rotary position embeddings" in page.locator("#exchange-msg").inner_text()
+    wait_text(page, "export-plan", "cannot express")
+    assert "nanoGPT cannot express its rotary positions" in text(page, "export-plan")
     page.click("#start-gpt2")
     wait_text(page, "exchange-msg", "124M parameters, over this server's limit of 25M")
 

@@ -74,10 +74,12 @@ def tiny(tok, arch="classic", **kw):
 
 def _embed(model, idx):
     """The input of block 0, and the rotary tables (None for learned positions)."""
-    x = model.transformer.wte(idx)
+    x, rope = model.transformer.wte(idx), None
     if model.config.pos_emb == "learned":
-        return x + model.transformer.wpe(torch.arange(idx.size(1))), None
-    return x, model.rotary(0, idx.size(1))
+        x = x + model.transformer.wpe(torch.arange(idx.size(1)))
+    else:
+        rope = model.rotary(0, idx.size(1))
+    return (model.transformer.ln_emb(x) if model.config.embed_norm else x), rope
 
 
 # --- attention -------------------------------------------------------------------------------
@@ -102,10 +104,11 @@ def test_without_the_mask_attention_reaches_the_future(tok):
     assert torch.allclose(maps.weights.sum(-1), torch.ones(maps.weights.shape[:-1]), atol=1e-6)
 
 
-@pytest.mark.parametrize("arch", ["classic", "modern"])
+@pytest.mark.parametrize("arch", ["classic", "modern", "nanochat"])
 @pytest.mark.parametrize("causal", [True, False])
 def test_manual_pass_reproduces_the_model(tok, arch, causal):
-    model = tiny(tok, arch, causal=causal)
+    nanochat = dict(norm="rms", embed_norm=True) if arch == "nanochat" else {}
+    model = tiny(tok, "modern" if nanochat else arch, causal=causal, **nanochat)
     idx = torch.randint(tok.vocab_size, (2, 11), generator=torch.Generator().manual_seed(1))
     weights, logits, max_error = attention_pass(model, idx)
     assert weights.shape == (2, 2, 2, 11, 11)  # (n_layer, B, nh, T, T)

@@ -87,3 +87,31 @@ def test_bigram_is_a_table_of_next_token_logits():
     idx = torch.tensor([[1, 2, 3]])
     logits, _ = model(idx)
     torch.testing.assert_close(logits[0, 1], model.token_embedding_table.weight[2])
+
+
+def test_the_rms_norm_divides_by_the_root_mean_square_learns_nothing_and_normalises_the_embedding_too():
+    torch.manual_seed(0)
+    cfg = GPTConfig(**{**MODEL_PRESETS["tiny"], **ARCHITECTURES["modern"], "norm": "rms", "embed_norm": True,
+                       "vocab_size": 20})
+    model = GPT(cfg).eval()
+    assert parameter_breakdown(model)["layernorm"] == 0 and count_parameters(cfg)["layernorm"] == 0
+    x = torch.randn(2, 5, 32) * 3 + 1  # a mean the RMS norm keeps and a LayerNorm would remove
+    y = model.transformer.h[0].ln_1(x)
+    torch.testing.assert_close(y, x / x.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt())
+    idx = torch.randint(0, 20, (1, 8))
+    seen = []
+    model.transformer.ln_emb.register_forward_hook(lambda m, i, o: seen.append((i[0], o)))
+    model(idx)
+    (emb, out), = seen
+    torch.testing.assert_close(emb, model.transformer.wte(idx))  # rotary: the norm reads the token embedding
+    torch.testing.assert_close(out, emb / emb.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt())
+
+
+def test_a_config_saved_before_the_norm_switches_keeps_its_layernorm_and_no_embedding_norm():
+    old = {k: v for k, v in GPTConfig(**ARCHITECTURES["modern"]).to_dict().items() if k not in ("norm", "embed_norm")}
+    cfg = GPTConfig.from_dict(old)
+    assert (cfg.norm, cfg.embed_norm) == ("layer", False)
+    model = GPT(cfg)
+    assert isinstance(model.transformer.ln_f, torch.nn.LayerNorm) and "ln_emb" not in model.transformer
+    with pytest.raises(ConfigError, match="norm"):
+        GPTConfig(norm="batch")

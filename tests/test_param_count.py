@@ -20,7 +20,8 @@ def _switches():
         if f.type in ("bool", bool):
             out[f.name] = st.booleans()
     choices = dict(pos_emb=["learned", "rope"], activation=["gelu", "relu2", "relu"], model_type=["gpt"] * 3 + ["bigram"],
-                   ffn=["mlp", "linear", "none"], attn_scale=["head", "embd"], init=["gpt2", "torch"])
+                   ffn=["mlp", "linear", "none"], attn_scale=["head", "embd"], init=["gpt2", "torch"],
+                   norm=["layer", "rms"])
     names = {f.name for f in fields(GPTConfig)}
     for name, options in choices.items():
         if name in names:

@@ -1,6 +1,7 @@
-"""Models in and out: transformers' GPT-2 and nanoGPT, both ways, without ever unpickling.
+"""Models in and out: transformers' GPT-2 and NanoChat, and nanoGPT, both ways, without ever unpickling.
 
-    run_to_hf(run_dir, out_dir)             a transformers folder (gpt.convert.hf)
+    verdicts(config, tokenizer)             which formats can carry a run, and why not (gpt.convert.fit)
+    run_to_hf(run_dir, out_dir)             a transformers folder, GPT-2 or NanoChat (gpt.convert.hf)
     run_to_nanogpt(run_dir, out_dir)        nanoGPT's ckpt.pt (+ meta.pkl) (gpt.convert.nanogpt)
     nanogpt_to_run(src, out_dir, meta_pkl)  a nanoGPT checkpoint as a run folder
     hf_to_run(src_dir, out_dir)             a local GPT-2 folder as a run folder
@@ -11,11 +12,12 @@ The command line is `python -m gpt.convert` (see __main__.py).
 
 from .hf import hf_to_run, load_hf, run_to_hf
 from .nanogpt import nanogpt_to_run, run_to_nanogpt
+from .fit import Verdict, summary, verdicts
 from .hub import download_gpt2
 from .pack import unzip_safely, zip_folder
 
 __all__ = ["run_to_hf", "hf_to_run", "load_hf", "run_to_nanogpt", "nanogpt_to_run", "download_gpt2",
-           "zip_folder", "unzip_safely", "init_run"]
+           "zip_folder", "unzip_safely", "init_run", "Verdict", "verdicts", "summary"]
 
 
 def init_run(source: str, out_dir, dropout: float = 0.0):

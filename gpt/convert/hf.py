@@ -1,11 +1,14 @@
-"""A run folder as a Hugging Face transformers GPT-2 folder, and back.
+"""A run folder as a Hugging Face transformers folder (GPT-2 or NanoChat), and back.
 
 `run_to_hf` writes what `AutoModelForCausalLM.from_pretrained` and
-`AutoTokenizer.from_pretrained` load with no custom code:
+`AutoTokenizer.from_pretrained` load with no custom code, in the architecture
+that computes the run (`gpt.convert.fit`: learned positions as GPT-2, the
+nanochat block as NanoChat; anything else is refused before a file is written):
 - config.json: a GPT2Config with our sizes; n_positions = n_ctx = block size
   (llama.cpp's converter reads n_ctx); activation "gelu" (exact erf, our
-  classic MLP's F.gelu) or "gelu_new" (the tanh form, for GPT-2's own weights);
-- model.safetensors: GPT-2's names and Conv1D layout (gpt.convert.layout);
+  classic MLP's F.gelu), "gelu_new" (the tanh form, for GPT-2's own weights),
+  "relu" or "relu2"; or a NanoChatConfig (gpt.convert.nanochat);
+- model.safetensors: GPT-2's names and Conv1D layout (gpt.convert.layout), or NanoChat's;
 - generation_config.json, tokenizer.json (gpt.convert.hf_tokenizer),
   tokenizer_config.json, and a README.md model card.
 
@@ -17,7 +20,7 @@ corpus never had. So every id the corpus uses gets exactly our logit; the
 fallback's probability is spread over the copies, which matters only to text
 the model was never trained on.
 
-`hf_to_run` reads a local GPT-2-shaped folder (one we exported, or GPT-2
+`hf_to_run` reads a local GPT-2 or NanoChat folder (one we exported, or one
 saved by `save_pretrained`) into a normal run folder. Only safetensors are
 read; pytorch_model.bin is a pickle and is refused.
 """
@@ -39,11 +42,16 @@ from ..errors import ConvertError
 from ..model import GPTConfig, build_model, parameter_breakdown
 from ..tokenizer import Tokenizer
 from ..tokenizers import tokenizer_from_spec
-from . import hf_tokenizer
-from .layout import check_gpt2_shape, gpt2_to_ours, load_into, ours_to_gpt2
+from . import hf_tokenizer, nanochat
+from .fit import GPT2, NANOCHAT, full_gpt, transformers_architecture
+from .layout import full_gpt_weights, gpt2_to_ours, load_into, ours_to_gpt2
 
-ACTIVATION_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
-HF_TO_ACTIVATION = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh"}
+# transformers' ACT2FN names: "gelu" is F.gelu's exact erf form, "gelu_new" GPT-2's tanh form, "relu2" ReLU squared
+ACTIVATION_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "relu2": "relu2"}
+HF_TO_ACTIVATION = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh",
+                    "relu": "relu", "relu2": "relu2"}
+BLOCKS = {GPT2: "GPT-2's architecture (learned positions, pre-LayerNorm, an MLP, biases)",
+          NANOCHAT: "nanochat's architecture (rotary positions, QK-norm, RMSNorm without a gain, no biases)"}
 
 
 def _expand_compact(state: dict[str, torch.Tensor], tok: Tokenizer, tied: bool) -> dict[str, torch.Tensor]:
@@ -88,7 +96,7 @@ def _usage(tok: Tokenizer) -> str:
             'print(tok.decode(model.generate(ids, max_new_tokens=100, do_sample=True, top_k=40)[0]))')
 
 
-def model_card(run: ckpt.Checkpoint, n_params: int) -> str:
+def model_card(run: ckpt.Checkpoint, n_params: int, arch: str = GPT2) -> str:
     meta, c = run.meta, run.model_config
     best = meta.get("best_val_loss")
     rows = ckpt.read_metrics(run.path) if run.path and run.path.is_dir() else []
@@ -102,14 +110,14 @@ def model_card(run: ckpt.Checkpoint, n_params: int) -> str:
     return f"""---
 library_name: transformers
 pipeline_tag: text-generation
-tags: [gpt2, from-scratch, lets-build-gpt]
+tags: [{arch.lower()}, from-scratch, lets-build-gpt]
 ---
 
 # {run.path.name if run.path else 'gpt'}
 
 A {n_params:,}-parameter GPT trained from scratch with the "Build a GPT" app (Karpathy's
 *Let's build GPT*): {c.n_layer} layers, {c.n_head} heads, width {c.n_embd}, context {c.block_size} tokens,
-GPT-2's architecture (learned positions, pre-LayerNorm, GELU MLP, tied LM head).
+{BLOCKS[arch]}, {c.activation} activation, {'a tied' if c.tie_weights else 'an untied'} LM head.
 
 - data: {meta.get('corpus', 'unknown')}
 - tokenizer: {run.tokenizer.describe()}{' (exported with its full vocabulary; see the project README)' if isinstance(base_of(run.tokenizer), BPETokenizer) and base_of(run.tokenizer).compact else ''}
@@ -133,31 +141,38 @@ def _write_json(path: Path, data: dict) -> None:
     ckpt.atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def run_to_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write the run at `run_dir` as a transformers GPT-2 folder `out_dir`; returns out_dir."""
-    run = ckpt.load_checkpoint(run_dir, device="cpu")
-    config = run.model_config
-    check_gpt2_shape(config, "transformers' GPT-2", allow_untied=True)
-    tok = run.tokenizer
-    state = {k: v for k, v in run.model.state_dict().items()}
+def _gpt2_weights(state: dict[str, torch.Tensor], config: GPTConfig) -> dict[str, torch.Tensor]:
     if not config.bias:  # GPT-2 always has biases; zeros are the same function
         for name, p in list(state.items()):
             if name.endswith(".weight") and not name.startswith(("transformer.wte", "transformer.wpe", "lm_head")):
                 state[name[: -len("weight")] + "bias"] = torch.zeros(p.shape[0])  # Linear (out,) or LayerNorm (C,)
+    return ours_to_gpt2(state, tied=config.tie_weights)
+
+
+def run_to_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write the run at `run_dir` as a transformers folder `out_dir` (GPT-2 or NanoChat); returns out_dir."""
+    run = ckpt.load_checkpoint(run_dir, device="cpu")
+    arch = transformers_architecture(run.model_config)  # refuses before anything is written
+    config, tok = full_gpt(run.model_config), run.tokenizer
+    state = full_gpt_weights(dict(run.model.state_dict()), run.model_config)
     state = _expand_compact(state, tok, config.tie_weights)
-    weights = ours_to_gpt2(state, tied=config.tie_weights)
     exported = hf_tokenizer.exported_tokenizer(tok)
+    eos = hf_tokenizer.eos_id(exported)
+    if arch == GPT2:
+        weights, hf = _gpt2_weights(state, config), hf_config(config, exported.vocab_size, exported)
+    else:
+        weights = nanochat.ours_to_nanochat(state, config)
+        hf = nanochat.nanochat_config(config, exported.vocab_size, eos, exported)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_write(out / "model.safetensors", lambda tmp: save_file(weights, tmp, metadata={"format": "pt"}))
-    _write_json(out / "config.json", hf_config(config, exported.vocab_size, exported))
-    eos = hf_tokenizer.eos_id(exported)
+    _write_json(out / "config.json", hf)
     _write_json(out / "generation_config.json", {"bos_token_id": eos, "eos_token_id": eos, "pad_token_id": eos,
                                                   "do_sample": True, "temperature": 0.8, "top_k": 40,
                                                   })
     _write_json(out / "tokenizer.json", hf_tokenizer.tokenizer_json(tok))
     _write_json(out / "tokenizer_config.json", hf_tokenizer.tokenizer_config(exported, config.block_size))
-    ckpt.atomic_write_text(out / "README.md", model_card(run, parameter_breakdown(run.model)["total"]))
+    ckpt.atomic_write_text(out / "README.md", model_card(run, parameter_breakdown(run.model)["total"], arch))
     return out
 
 
@@ -171,9 +186,10 @@ def _read_config(src: Path) -> dict:
     except RecursionError:  # json.loads recurses once per level: 100,000 '[' exhaust the stack
         raise ConvertError(f"{src.name}/config.json nests deeper than any model's config; it is not a GPT-2 "
                            "config.json.") from None
-    if not isinstance(data, dict) or data.get("model_type") != "gpt2":
-        raise ConvertError(f"{src.name}/config.json describes a {data.get('model_type')!r} model; only GPT-2 "
-                           "(model_type 'gpt2') folders import.")
+    if not isinstance(data, dict) or data.get("model_type") not in ("gpt2", "nanochat"):
+        kind = data.get("model_type") if isinstance(data, dict) else None
+        raise ConvertError(f"{src.name}/config.json describes a {kind!r} model; only GPT-2 and NanoChat "
+                           "(model_type 'gpt2' or 'nanochat') folders import.")
     return data
 
 
@@ -182,7 +198,8 @@ def config_from_hf(data: dict) -> GPTConfig:
     act = data.get("activation_function", "gelu_new")
     n_embd = int(data.get("n_embd", 768))
     if act not in HF_TO_ACTIVATION:
-        raise ConvertError(f"config.json's activation_function {act!r} is not GELU; only GPT-2's GELU imports.")
+        raise ConvertError(f"config.json's activation_function {act!r} is none of {', '.join(sorted(HF_TO_ACTIVATION))}, "
+                           "the ones this project's MLP computes.")
     if data.get("n_inner") not in (None, 4 * n_embd):
         raise ConvertError(f"config.json's n_inner {data['n_inner']} is not 4 x n_embd ({4 * n_embd}).")
     if abs(float(data.get("layer_norm_epsilon", 1e-5)) - 1e-5) > 1e-12:
@@ -213,12 +230,13 @@ def _tokenizer_of(src: Path, data: dict) -> Tokenizer:
 
 
 def load_hf(src_dir: str | Path, dropout: float = 0.0) -> tuple[torch.nn.Module, GPTConfig, Tokenizer]:
-    """Model, config and tokenizer of a local transformers GPT-2 folder, checked."""
+    """Model, config and tokenizer of a local transformers GPT-2 or NanoChat folder, checked."""
     src = Path(src_dir)
     if not src.is_dir():
         raise ConvertError(f"{src.name} is not a folder; give the transformers model folder (config.json, model.safetensors).")
     data = _read_config(src)
-    config = config_from_hf(data)
+    nano = data["model_type"] == "nanochat"
+    config = nanochat.config_from_nanochat(data) if nano else config_from_hf(data)
     config.dropout = float(dropout)
     weights = src / "model.safetensors"
     if not weights.exists():
@@ -233,12 +251,13 @@ def load_hf(src_dir: str | Path, dropout: float = 0.0) -> tuple[torch.nn.Module,
         raise ConvertError(f"{src.name}: the tokenizer has {tok.vocab_size:,} tokens but config.json says "
                            f"vocab_size {config.vocab_size:,}.")
     model = build_model(config)
-    load_into(model, gpt2_to_ours(state), f"{src.name}/model.safetensors")
+    where = f"{src.name}/model.safetensors"
+    load_into(model, nanochat.nanochat_to_ours(state, config, where) if nano else gpt2_to_ours(state), where)
     return model.eval(), config, tok
 
 
 def hf_to_run(src_dir: str | Path, out_dir: str | Path, dropout: float = 0.0, **meta) -> Path:
-    """A transformers GPT-2 folder as the run folder `out_dir` (samples, resumes, fine-tunes)."""
+    """A transformers GPT-2 or NanoChat folder as the run folder `out_dir` (samples, resumes, fine-tunes)."""
     model, config, tok = load_hf(src_dir, dropout)
     n = parameter_breakdown(model)["total"]
     out = Path(out_dir)

@@ -8,8 +8,8 @@ The classic GPT is GPT-2 weight for weight. Three differences of naming:
 - old checkpoints of both carry the causal mask as a buffer (`attn.bias`,
   `attn.masked_bias`), which is not a weight.
 
-`check_gpt2_shape` says in one sentence what GPT-2's architecture cannot
-express, for export to either format.
+`full_gpt_weights` rewrites the lecture ladder's missing parts as parts that
+change nothing (what may cross is decided in `gpt.convert.fit`).
 """
 
 from __future__ import annotations
@@ -24,26 +24,45 @@ MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")  # not ".c_attn.bias": that o
 WRAPPERS = ("_orig_mod.", "module.")  # torch.compile, DistributedDataParallel
 
 
-def check_gpt2_shape(config: GPTConfig, target: str, *, allow_untied: bool = False, allow_tanh: bool = True) -> None:
-    """Raise ConvertError naming every part of `config` that GPT-2's blocks (in `target`) cannot hold."""
-    if config.model_type == "bigram":
-        raise ConvertError(f"A bigram model is a lookup table, not a GPT-2; {target} cannot hold it. "
-                           "Export a GPT run (model 'gpt', architecture 'classic').")
-    missing = []
-    if config.pos_emb != "learned":
-        missing.append("rotary position embeddings (GPT-2 learns a position table)")
-    if config.qk_norm:
-        missing.append("QK-norm (GPT-2 has no normalisation of queries and keys)")
-    if config.activation == "relu2" or (config.activation == "gelu_tanh" and not allow_tanh):
-        missing.append(f"the {config.activation} activation ({target}'s MLP uses "
-                       f"{'GELU' if allow_tanh else 'the exact GELU'})")
-    if not config.tie_weights and not allow_untied:
-        missing.append(f"an LM head untied from the token embedding ({target} ties them)")
-    if not config.causal:
-        missing.append("attention without the causal mask (GPT-2 always masks the future)")
-    if missing:
-        raise ConvertError(f"{target} cannot express this model's " + "; ".join(missing)
-                           + ". Only the classic architecture converts: train with --arch classic.")
+def full_gpt_weights(state: dict[str, torch.Tensor], config: GPTConfig) -> dict[str, torch.Tensor]:
+    """`state` rewritten for `gpt.convert.fit.full_gpt(config)`: the same function with every part present.
+
+    attn_proj=False: c_proj = I. ffn='linear': c_fc (C -> C) padded to 4C with zero rows, c_proj = [I 0]
+    (every activation here maps 0 to 0). ffn='none': an MLP of zeros (its LayerNorm a plain one).
+    attn_scale='embd': the query rows times sqrt(head_size / n_embd), so 1/sqrt(head_size) gives 1/sqrt(n_embd).
+    """
+    C, b, out = config.n_embd, config.bias, dict(state)
+
+    def linear(name: str, weight: torch.Tensor) -> None:
+        out[name + ".weight"] = weight
+        if b:
+            out.setdefault(name + ".bias", torch.zeros(weight.shape[0]))
+
+    for i in range(config.n_layer):
+        p = f"transformer.h.{i}."
+        if not config.attn_proj:
+            linear(p + "attn.c_proj", torch.eye(C))
+        if config.attn_scale == "embd":
+            factor = (config.head_size / C) ** 0.5
+            for kind in ("weight", "bias") if b else ("weight",):
+                qkv = out[f"{p}attn.c_attn.{kind}"].clone()  # (3C, ...): the queries are the first C rows
+                qkv[:C] *= factor
+                out[f"{p}attn.c_attn.{kind}"] = qkv
+        if config.ffn == "linear":
+            fc = torch.zeros(4 * C, C)
+            fc[:C] = out[p + "mlp.c_fc.weight"]
+            if b:
+                out[p + "mlp.c_fc.bias"] = torch.cat((out[p + "mlp.c_fc.bias"], torch.zeros(3 * C)))
+            linear(p + "mlp.c_fc", fc)
+            linear(p + "mlp.c_proj", torch.eye(C, 4 * C))
+        elif config.ffn == "none":
+            linear(p + "mlp.c_fc", torch.zeros(4 * C, C))
+            linear(p + "mlp.c_proj", torch.zeros(C, 4 * C))
+            if config.layernorm and config.norm == "layer":
+                out[p + "ln_2.weight"] = torch.ones(C)
+                if b:
+                    out[p + "ln_2.bias"] = torch.zeros(C)
+    return out
 
 
 def strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint as ckpt
-from ..chat.tokenizer import ChatTokenizer
 from ..errors import ConvertError
 from ..model import GPTConfig, build_model, parameter_breakdown
 from ..tokenizer import CharTokenizer, Tokenizer
 from ..tokenizers import tokenizer_from_spec
-from .layout import check_gpt2_shape, load_into, strip_wrappers
+from .fit import check_nanogpt, full_gpt
+from .layout import full_gpt_weights, load_into, strip_wrappers
 
 META_MAX_BYTES = 8 * 1024 * 1024
 GPT2_VOCAB = 50257  # nanoGPT pads it to 50304 for speed; the 47 extra rows are never a real token
@@ -69,17 +69,11 @@ def _fresh_adamw(model: torch.nn.Module, config: dict) -> dict:
 def run_to_nanogpt(run_dir: str | Path, out_dir: str | Path, dataset: str | None = None) -> Path:
     """Write `out_dir/ckpt.pt` (and `meta.pkl` for a character model) that nanoGPT's sample.py loads."""
     run = ckpt.load_checkpoint(run_dir, device="cpu")
-    c, tok = run.model_config, run.tokenizer
-    check_gpt2_shape(c, "nanoGPT", allow_tanh=False)
-    if isinstance(tok, ChatTokenizer):
-        raise ConvertError("nanoGPT's sample.py encodes a prompt character by character (or with GPT-2's tiktoken), so "
-                           f"it could never write this chat model's {', '.join(tok.specials)} tokens. Export it to "
-                           "transformers instead (--to hf): its chat template writes them.")
-    if not isinstance(tok, CharTokenizer) and tok.spec() != {"type": "gpt2", "version": 1, "kept_ids": None}:
-        raise ConvertError(f"nanoGPT knows two tokenizers, characters (meta.pkl) and GPT-2's full vocabulary; this "
-                           f"run uses {tok.describe()}. Export it to transformers instead (--to hf).")
+    check_nanogpt(run.model_config, run.tokenizer)  # refuses before anything is written
+    c, tok = full_gpt(run.model_config), run.tokenizer
     dataset = dataset or Path(run_dir).name
-    state = {k: v.detach().to("cpu", torch.float32).clone() for k, v in run.model.state_dict().items()}
+    state = full_gpt_weights(dict(run.model.state_dict()), run.model_config)
+    state = {k: v.detach().to("cpu", torch.float32).clone() for k, v in state.items()}
     state["lm_head.weight"] = state["transformer.wte.weight"]  # tied: one tensor under both names, as nanoGPT saves
     best = run.meta.get("best_val_loss")
     payload = {
@@ -90,7 +84,9 @@ def run_to_nanogpt(run_dir: str | Path, out_dir: str | Path, dataset: str | None
         "best_val_loss": float(best) if isinstance(best, (int, float)) else 1e9,
         "config": _nanogpt_config(run, dataset),
     }
-    payload["optimizer"] = _fresh_adamw(run.model, payload["config"])
+    with torch.device("meta"):  # the exported model's parameters, counted: nothing is allocated
+        exported = build_model(c)
+    payload["optimizer"] = _fresh_adamw(exported, payload["config"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_write(out / "ckpt.pt", lambda tmp: torch.save(payload, tmp))

@@ -90,18 +90,21 @@ def shape_trace(config: GPTConfig, batch_size: int | None = None, seq_len: int |
     tr.wte.register_forward_hook(hook("wte", "token embedding: each id becomes a vector"))
     if "wpe" in tr:
         tr.wpe.register_forward_hook(hook("wpe", "position embedding, added to every window"))
+    norm = "RMSNorm" if config.norm == "rms" else "LayerNorm"
+    if "ln_emb" in tr:
+        tr.ln_emb.register_forward_hook(hook("ln_emb", f"{norm} of the embedding, before the first block"))
     for i, block in enumerate(tr.h):
         p = f"h[{i}]."
-        block.ln_1.register_forward_hook(hook(p + "ln_1", "LayerNorm before attention", i))
+        block.ln_1.register_forward_hook(hook(p + "ln_1", f"{norm} before attention", i))
         block.attn.c_attn.register_forward_hook(hook(p + "attn.c_attn", "q, k, v of all heads in one matmul", i))
         block.attn.qkv = _traced_qkv(block.attn.qkv, p, add, i)  # a method, not a module: no hook sees q, k, v
         block.attn.register_forward_hook(hook(p + "attn", "heads concatenated, projected back (c_proj)", i))
-        block.ln_2.register_forward_hook(hook(p + "ln_2", "LayerNorm before the MLP", i))
+        block.ln_2.register_forward_hook(hook(p + "ln_2", f"{norm} before the MLP", i))
         if block.mlp is not None:  # ffn='none', a ladder rung, has no MLP
             block.mlp.c_fc.register_forward_hook(hook(p + "mlp.c_fc", "the MLP widens every position 4x", i))
             block.mlp.register_forward_hook(hook(p + "mlp", "and projects back", i))
         block.register_forward_hook(hook(p[:-1], "block output: x + attn(...) + mlp(...)", i))
-    tr.ln_f.register_forward_hook(hook("ln_f", "final LayerNorm"))
+    tr.ln_f.register_forward_hook(hook("ln_f", f"final {norm}"))
     model.lm_head.register_forward_hook(hook("lm_head", "logits: a score for every vocabulary entry"))
     model(idx)
     if not all_blocks and config.n_layer > 1:

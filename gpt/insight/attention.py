@@ -68,6 +68,8 @@ def attention_pass(model: torch.nn.Module, idx: torch.Tensor) -> tuple[torch.Ten
             x = x + tr.wpe(torch.arange(T, device=idx.device))  # (T, C) broadcast over B
         else:
             rope = model.rotary(0, T)
+        if cfg.embed_norm:
+            x = tr.ln_emb(x)
         allowed = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()  # key j <= query i
         maps, max_error = [], 0.0
         for block in tr.h:

@@ -4,6 +4,10 @@ Plain handlers first (each testable without a browser), then one layout
 function, `build_exchange_panel(page, run)`, that `gpt.ui.checkpoints_tab`
 calls inside the tab's `with gr.Tab(...)` block, sharing its run picker. The conversions themselves are
 `gpt.convert`; here is only who may do what and where the files go:
+- choosing a run says at once, from its settings alone, where it can go
+  (`gpt.convert.verdicts`): a line above the buttons names what each format
+  cannot express, and a button for a format that cannot carry the run stays
+  disabled, so no click ever ends in an error;
 - a download is prepared for a run the asker may see, once per saved step;
 - an upload (a transformers folder as .zip, nanoGPT's ckpt.pt with its
   meta.pkl, or both zipped) is size-checked, unzipped without trusting its
@@ -24,6 +28,7 @@ import gradio as gr
 
 from .. import checkpoint as ckpt
 from .. import convert
+from ..checkpoint_check import check_checkpoint
 from ..errors import ConvertError, GPTError
 from ..jobs import JobManager
 from ..jobs import folder as folders
@@ -33,6 +38,7 @@ from .messages import problem, say
 from .page import PRIVATE, Page
 
 FORMATS = {"hf": ("transformers", convert.run_to_hf), "nanogpt": ("nanoGPT", convert.run_to_nanogpt)}
+BUTTONS = {"hf": "⬇ transformers (.zip)", "nanogpt": "⬇ nanoGPT (.zip)"}
 IMPORT_TYPES = [".zip", ".pt", ".pkl"]
 
 
@@ -40,8 +46,8 @@ def _exports_dir() -> Path:
     return Path(tempfile.gettempdir()) / "gpt-exports"
 
 
-def export_zip(manager: JobManager, owner: str, name: str, fmt: str) -> str:
-    """The run `name` as a .zip in format `fmt` ('hf' or 'nanogpt'); made once per saved step."""
+def _saved_run(manager: JobManager, owner: str, name: str) -> Path:
+    """The folder of a run `owner` may see that has weights, or a sentence why not."""
     if not owner:
         raise ConvertError("The page has not finished loading; try again in a second.")
     if not name or not manager.runs.visible(owner, name):
@@ -49,6 +55,18 @@ def export_zip(manager: JobManager, owner: str, name: str, fmt: str) -> str:
     run = manager.runs.run_path(name)
     if not (run / ckpt.WEIGHTS).exists():
         raise ConvertError(f"Run {name!r} has no checkpoint yet; it is saved at its first evaluation.")
+    return run
+
+
+def crossings(manager: JobManager, owner: str, name: str) -> dict[str, convert.Verdict]:
+    """Where the run `name` can go ({'hf': ..., 'nanogpt': ...}), read from its weights' header alone."""
+    checked = check_checkpoint(_saved_run(manager, owner, name) / ckpt.WEIGHTS, manager.limits)
+    return convert.verdicts(checked.model_config, checked.tokenizer)
+
+
+def export_zip(manager: JobManager, owner: str, name: str, fmt: str) -> str:
+    """The run `name` as a .zip in format `fmt` ('hf' or 'nanogpt'); made once per saved step."""
+    run = _saved_run(manager, owner, name)
     label, export = FORMATS[fmt]
     saved = int((run / ckpt.WEIGHTS).stat().st_mtime_ns)
     folder = _exports_dir() / f"{name}@{saved}"  # '@' is never in a run name: one folder per saved step
@@ -153,20 +171,27 @@ class ExchangeHandlers:
         return gr.update(choices=choices, value=names[0] if names else None)
 
     def prepare(self, owner, name):
-        """Both downloads for the chosen run; a format that cannot hold it says why instead."""
+        """(transformers button, nanoGPT button, the line saying where the run can go, a failure note).
+
+        The line comes from the run's settings, before any file is made; only the formats that can carry
+        the run are exported, and their buttons enabled."""
+        closed = {fmt: gr.update(value=None, interactive=False, label=BUTTONS[fmt]) for fmt in FORMATS}
         if not name:
-            return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False), ""
-        buttons, notes = [], []
-        for fmt, (label, _) in FORMATS.items():
+            return closed["hf"], closed["nanogpt"], "", ""
+        try:
+            found = crossings(self.m, owner, name)
+        except Exception as err:  # noqa: BLE001 - no weights yet, a damaged header: one sentence
+            return closed["hf"], closed["nanogpt"], _failure(err, "The run's settings could not be read"), ""
+        buttons, notes = dict(closed), []
+        for fmt, verdict in found.items():
+            if not verdict.carrier:
+                buttons[fmt] = gr.update(value=None, interactive=False, label=f"{verdict.label} cannot hold this run")
+                continue
             try:
-                buttons.append(gr.update(value=export_zip(self.m, owner, name, fmt), interactive=True))
-            except GPTError as err:
-                buttons.append(gr.update(value=None, interactive=False))
-                notes.append(f"{label}: {err}")
+                buttons[fmt] = gr.update(value=export_zip(self.m, owner, name, fmt), interactive=True, label=BUTTONS[fmt])
             except Exception as err:  # noqa: BLE001 - a full disk: one sentence, the other format may still work
-                buttons.append(gr.update(value=None, interactive=False))
-                notes.append(f"{label}: {problem(err, toast=False)}")
-        return (*buttons, "\n\n".join(notes))
+                notes.append(f"{verdict.label}: {_failure(err, 'The export failed')}")
+        return buttons["hf"], buttons["nanogpt"], convert.summary(found), "\n\n".join(notes)
 
     def upload(self, owner, files):
         if not files:
@@ -187,12 +212,20 @@ class ExchangeHandlers:
                    "on Tiny Shakespeare.")
 
 
+def _failure(err: BaseException, what: str) -> str:
+    """`err` as a red line; a bug reads "`what` on the server", never "Something went wrong" (a format that
+    cannot carry a run is refused before any export, so only a full disk or a bug gets here)."""
+    return problem(err, toast=False, unexpected=f"{what} on the server; it was logged, and the other format may "
+                                                "still work.")
+
+
 # --- the layout --------------------------------------------------------------------------------
 
 
 @dataclass
 class ExchangePanel:
     run: gr.Component
+    plan: gr.Markdown  # where the chosen run can go, before any click
     hf: gr.DownloadButton
     nanogpt: gr.DownloadButton
     upload: gr.File
@@ -205,20 +238,22 @@ def build_exchange_panel(page: Page, run: gr.Component | None = None) -> Exchang
     """The panel, inside the current Blocks context. `run`: the tab's run dropdown, if it has one to share."""
     h = ExchangeHandlers(page.manager)
     with gr.Accordion("Models in and out: transformers, nanoGPT, GPT-2", open=True, elem_id="exchange"):
-        gr.Markdown("A classic GPT is GPT-2 weight for weight: download it for Hugging Face `transformers` "
-                    "(a folder as .zip) or for nanoGPT (`ckpt.pt`, and `meta.pkl` for characters), or bring one in.")
+        gr.Markdown("A classic GPT is GPT-2 weight for weight and a GPT with nanochat's block is transformers' "
+                    "NanoChat: download it for Hugging Face `transformers` (a folder as .zip) or, classic only, for "
+                    "nanoGPT (`ckpt.pt`, and `meta.pkl` for characters), or bring one in.")
         if run is None:
             run = gr.Dropdown(label="Run to export", elem_id="exchange-run")
             run.focus(h.run_choices, [page.who, run], run, **PRIVATE)
+        plan = gr.Markdown(elem_id="export-plan")
         with gr.Row():
-            hf = gr.DownloadButton("⬇ transformers (.zip)", interactive=False, elem_id="export-hf")
-            nano = gr.DownloadButton("⬇ nanoGPT (.zip)", interactive=False, elem_id="export-nanogpt")
+            hf = gr.DownloadButton(BUTTONS["hf"], interactive=False, elem_id="export-hf")
+            nano = gr.DownloadButton(BUTTONS["nanogpt"], interactive=False, elem_id="export-nanogpt")
             gpt2 = gr.Button("Start from GPT-2 (124M, downloads 550 MB)", elem_id="start-gpt2")
         upload = gr.File(label="Import: a transformers folder as .zip, or nanoGPT's ckpt.pt (+ meta.pkl). "
                                "Pickles are read as weights only; anything else in them is refused.",
                          file_types=IMPORT_TYPES, file_count="multiple", type="filepath", elem_id="import-upload")
         message = gr.Markdown(elem_id="exchange-msg")
-    run.change(h.prepare, [page.who, run], [hf, nano, message], **PRIVATE)
+    run.change(h.prepare, [page.who, run], [hf, nano, plan, message], **PRIVATE)
     imported = [upload.upload(h.upload, [page.who, upload], message, **PRIVATE),
                 gpt2.click(h.gpt2, [page.who], message, **PRIVATE)]
-    return ExchangePanel(run, hf, nano, upload, gpt2, message, imported)
+    return ExchangePanel(run, plan, hf, nano, upload, gpt2, message, imported)

@@ -20,8 +20,8 @@ log = logging.getLogger("gpt.ui")
 UNEXPECTED = "Something went wrong on the server while doing that; it was logged. Try again, or reload the page."
 
 
-def sentence_of(err: BaseException) -> str:
-    """The words a person sees for `err` (plain text)."""
+def sentence_of(err: BaseException, unexpected: str = UNEXPECTED) -> str:
+    """The words a person sees for `err` (plain text); `unexpected` names what failed when it is a bug."""
     if isinstance(err, GPTError):
         return str(err)
     if isinstance(err, OSError):
@@ -29,7 +29,7 @@ def sentence_of(err: BaseException) -> str:
         return ("The server could not read or write its files (" + (err.strerror or "an I/O error").lower()
                 + "); the previous checkpoint is unchanged. Tell whoever runs the server.")
     log.warning("unexpected %s: %s", type(err).__name__, err)
-    return UNEXPECTED
+    return unexpected
 
 
 def say(message: str, ok: bool = True) -> str:
@@ -40,11 +40,11 @@ def say(message: str, ok: bool = True) -> str:
     return message
 
 
-def problem(err: BaseException, toast: bool = True) -> str:
+def problem(err: BaseException, toast: bool = True, unexpected: str = UNEXPECTED) -> str:
     """`err` as a red status line (with a toast unless `toast` is False: a view that redraws often).
 
     A GPTError's `details` (URLs, paths, errno) sit folded under the sentence, for whoever runs the server."""
-    text = sentence_of(err)
+    text = sentence_of(err, unexpected)
     if toast:
         gr.Warning(text)
     line = f'<span class="msg-error">{html.escape(text, quote=False)}</span>'
