@@ -21,7 +21,7 @@ from gpt.jobs import JobManager
 from gpt.optim import warm_up_in_background
 from gpt.ui.api import register_api
 from gpt.ui.checkpoints_tab import build_checkpoints_tab
-from gpt.ui.generate import ModelCache
+from gpt.jobs.sampling import ModelCache
 from gpt.ui.generate_tab import build_generate_tab
 from gpt.ui.identity import Identity
 from gpt.ui.lesson_tab import build_lesson_tab

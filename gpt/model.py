@@ -185,29 +185,35 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache=None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x, rope)
+        mask = None
         if kv_cache is not None:  # write this step's keys/values, attend over everything so far
-            k, v = kv_cache.update(self.layer_idx, k, v)  # (B, nh, pos0+T, hs)
+            k, v = kv_cache.update(self.layer_idx, k, v)  # (B, nh, pos0+T, hs), or every slot of a row cache
+            mask = kv_cache.attn_mask  # None, or rows of different lengths: (B, 1, T, slots), -inf where unfilled
         dropout = self.config.dropout if self.training else 0.0
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            y = self._attend_written_out(q, k, v, T, dropout)
+            y = self._attend_written_out(q, k, v, T, dropout, mask)
         else:
-            y = self._attend(q, k, v, T, dropout)
+            y = self._attend(q, k, v, T, dropout, mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return dropout_if_training(self.c_proj(y), dropout, self.training)
 
-    def _attend_written_out(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
+    def _attend_written_out(self, q, k, v, T: int, dropout: float, mask=None) -> torch.Tensor:
         """The lecture's attention, step by step, for CPU autocast: PyTorch's fused kernel is slow
         in bf16 there (its backward ~3x float32's). The matmuls run in bf16, the softmax in float32."""
         att = (q @ k.transpose(-2, -1)) * self.scale  # (B, nh, T, Tk) affinities
-        if self.config.causal and T > 1:  # query i sees keys up to its own position (Tk - T + i)
+        if mask is not None:  # a row cache's own mask (each row its own length)
+            att = att + mask
+        elif self.config.causal and T > 1:  # query i sees keys up to its own position (Tk - T + i)
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
             att = att.masked_fill(~mask, float("-inf"))
         att = dropout_if_training(F.softmax(att.float(), dim=-1), dropout, self.training)
         return att @ v  # (B, nh, T, hs)
 
-    def _attend(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
+    def _attend(self, q, k, v, T: int, dropout: float, mask=None) -> torch.Tensor:
         """softmax(q k^T * scale) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
-        if not self.config.causal or T == 1:
+        if mask is not None:  # a row cache says which of its slots each row may see
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
+        elif not self.config.causal or T == 1:
             # one new query may look at every cached key; no mask needed
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
         elif k.size(2) == T:
@@ -318,7 +324,12 @@ class GPT(nn.Module):
     def rotary(self, pos0: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotary cos and sin for positions pos0..pos0+T-1, each (T, 1, 1, hs): they broadcast over
         the (B, T, q|k, nh, hs) queries and keys in CausalSelfAttention.qkv."""
-        return self.rope_cos[pos0 : pos0 + T, None, None], self.rope_sin[pos0 : pos0 + T, None, None]
+        return self.rotary_at(slice(pos0, pos0 + T))
+
+    def rotary_at(self, where) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotary cos and sin at `where`: a slice of positions, (T, 1, 1, hs) each, or a (B, T) tensor
+        of each row's own positions (a row cache), (B, T, 1, 1, hs) each."""
+        return self.rope_cos[where][..., None, None, :], self.rope_sin[where][..., None, None, :]
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -332,15 +343,16 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache=None, last_only: bool = False):
         """idx (B, T) token ids -> logits (B, T, vocab), and the loss if targets are given."""
         B, T = idx.shape
-        pos0 = kv_cache.pos if kv_cache is not None else 0
-        if pos0 + T > self.config.block_size:
-            raise ValueError(f"Context of {pos0 + T} tokens exceeds block_size {self.config.block_size}.")
+        # positions: a slice shared by every row, or a row cache's (B, T) tensor, each row at its own place
+        where = kv_cache.positions(T) if kv_cache is not None else slice(0, T)
+        if isinstance(where, slice) and where.stop > self.config.block_size:
+            raise ValueError(f"Context of {where.stop} tokens exceeds block_size {self.config.block_size}.")
         x = self.transformer.wte(idx)  # (B, T, C)
         rope = None
         if self.config.pos_emb == "learned":
-            x = x + self.transformer.wpe.weight[pos0 : pos0 + T]  # (T, C) rows of positions, broadcast over B
+            x = x + self.transformer.wpe.weight[where]  # (T, C) rows of positions, broadcast over B; or (B, T, C)
         else:
-            rope = self.rotary(pos0, T)  # sliced once here, used by every layer
+            rope = self.rotary_at(where)  # looked up once here, used by every layer
         x = dropout_if_training(x, self.config.dropout, self.training)
         for block in self.transformer.h:
             x = block(x, rope, kv_cache)  # (B, T, C)

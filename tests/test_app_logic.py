@@ -27,7 +27,7 @@ from gpt.jobs import JobManager, RunRequest, RunStatus
 from gpt.jobs import folder as folders
 from gpt import corpus as corpora
 from gpt import estimate as est
-from gpt.ui import generate as gen
+from gpt.jobs import sampling as gen
 from gpt.ui import frames as plots, library, pickers, runtime
 from gpt import device as devices
 from gpt.limits import Limits
@@ -570,7 +570,7 @@ def handlers(manager):
     from types import SimpleNamespace
 
     from gpt.ui.checkpoints_tab import CheckpointHandlers
-    from gpt.ui.generate import ModelCache
+    from gpt.jobs.sampling import ModelCache
     from gpt.ui.generate_tab import GenerateHandlers
     from gpt.ui.train_tab import TrainHandlers
 

@@ -38,7 +38,7 @@ from gpt.jobs import JobManager
 from gpt.tokenizer import CharTokenizer
 from gpt.train import Trainer
 from gpt.train_config import TrainConfig
-from gpt.ui import generate as gen
+from gpt.jobs import sampling as gen
 from gpt.ui import frames as plots
 from gpt.limits import Limits
 
@@ -90,7 +90,7 @@ def handlers(manager):
     from types import SimpleNamespace
 
     from gpt.ui.checkpoints_tab import CheckpointHandlers
-    from gpt.ui.generate import ModelCache
+    from gpt.jobs.sampling import ModelCache
     from gpt.ui.generate_tab import GenerateHandlers
     from gpt.ui.train_tab import TrainHandlers
 

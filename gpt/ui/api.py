@@ -25,11 +25,11 @@ import gradio as gr
 
 from .. import corpus as corpora
 from ..errors import GPTError
-from . import generate as gen
+from ..jobs import sampling as gen
 from ..validate import number, text, whole
 from .identity import client_address
 from .messages import refuse
-from .page import Page
+from .page import GENERATE_QUEUE, Page
 from .train_tab import make_request
 
 
@@ -154,5 +154,5 @@ def register_api(page: Page) -> Api:
     """Add the named endpoints to the page being built (inside its gr.Blocks)."""
     api = Api(page)
     for name, fn in api.endpoints().items():
-        gr.api(fn, api_name=name, concurrency_limit=None if name != "generate" else 4)
+        gr.api(fn, api_name=name, **(GENERATE_QUEUE if name == "generate" else dict(concurrency_limit=None)))
     return api
