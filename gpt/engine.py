@@ -204,8 +204,8 @@ class RowKVCache:
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k_all, v_all = self._k_layers[layer], self._v_layers[layer]  # (B, nh, block_size, hs)
-        k_all.scatter_(2, self._index, k)  # k: (B, nh, 1, hs), each row at its own slot
-        v_all.scatter_(2, self._index, v)
+        k_all.scatter_(2, self._index, k.to(k_all.dtype))  # k: (B, nh, 1, hs), each row at its own slot
+        v_all.scatter_(2, self._index, v.to(v_all.dtype))  # (under autocast: bf16 in, the cache's dtype kept)
         return k_all, v_all
 
     def advance(self, n: int) -> None:

@@ -211,8 +211,10 @@ class CausalSelfAttention(nn.Module):
 
     def _attend(self, q, k, v, T: int, dropout: float, mask=None) -> torch.Tensor:
         """softmax(q k^T * scale) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
-        if mask is not None:  # a row cache says which of its slots each row may see
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
+        if mask is not None:  # a row cache: written out, as batched products that treat each row alone
+            # (the fused kernel's result for a row can depend on how many rows share the call, on 2 threads)
+            att = (q @ k.transpose(-2, -1)) * self.scale + mask  # (B, nh, T, slots); -inf where a row has nothing
+            y = dropout_if_training(att.softmax(dim=-1), dropout, self.training) @ v
         elif not self.config.causal or T == 1:
             # one new query may look at every cached key; no mask needed
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
