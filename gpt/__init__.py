@@ -10,7 +10,8 @@ Where things are:
     the block           gpt/model.py       Block
     the training step   gpt/train.py       Trainer.train_step
     sampling            gpt/engine.py      sample_next_token, generate_stream
-    the KV cache        gpt/engine.py      KVCache
+    the KV cache        gpt/kv_cache.py    KVCache (one sequence), RowKVCache (a batch of requests)
+    a class at once     gpt/batching.py    BatchDecoder (continuous batching)
     the run queue       gpt/jobs/manager.py  JobManager (and gpt/jobs/book.py RunBook)
     the page            app.py             build_demo, one tab per gpt/ui/*_tab.py
 
@@ -27,7 +28,10 @@ app.py. Modules, one idea each:
 - `tokcompare`  tokenizers side by side: pieces, counts, bits per character
 - `data`        corpora, encoding once, the 90/10 split, `get_batch`
 - `model`       `GPTConfig`, `BigramLanguageModel`, `GPT`
-- `engine`      KV-cached sampling: temperature, top-k, top-p, streaming
+- `engine`      KV-cached sampling: temperature, top-k, top-p, streaming; one request is a `Row`
+- `kv_cache`    the keys and values a model has seen: one sequence, or rows each at its own length
+- `decode_view` the model as the decoder runs it: each row's arithmetic its own, no module overhead
+- `batching`    continuous batching: every request on one model in one decode loop
 - `sample`      prompts, streaming text, the sampling CLI
 - `optim`       optimizer groups (AdamW, Muon) and the learning-rate schedule
 - `corpus`      the corpus a person picks (Shakespeare, synthetic, a file, pasted), encoded datasets cached

@@ -11,57 +11,27 @@ The loop knows nothing of tokens as text, owners or pages.
 
 Why a request gets the same tokens here as alone (`gpt.engine.generate_stream`),
 bit for bit, greedy or sampled (tests/test_batching.py):
-- the steps are the engine's own `prefill` and `decode_step`, and a prompt is
-  fed alone in both;
+- the steps are the engine's own `prefill` and `decode_step` on the same
+  `gpt.decode_view` of the model, and a prompt is fed alone in both;
 - a decode step attends over every slot of its row with a mask, so its
   shapes do not depend on how far a row has got;
-- a Linear over B rows is one matrix product whose kernel depends on B: on
-  the project's 2-core EPYC with MKL a row's result takes one of three values,
-  for B = 1, B = 2-3 and B >= 4 (on one thread; on two, B up to 11 moves
-  between the last two). So each row here goes through its own
-  vector-matrix product (`RowwiseLinear`: bmm against the weight broadcast
-  over rows, no copy), which is the one-row product bit for bit;
-- norms, attention, softmax and the sampling filters work row by row, and
-  each request draws its uniform numbers from its own generator up front.
+- every Linear, attention product, norm, softmax and sampling filter works
+  row by row (a matrix product over the batch would not: see gpt.decode_view);
+- each request draws its uniform numbers from its own generator, up front.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .engine import Row, RowKVCache, SamplingSettings, decode_step, prefill
-
-
-class RowwiseLinear(nn.Linear):
-    """nn.Linear for a decode step over several rows: each row's own vector-matrix product.
-
-    x (B, 1, in) -> (B, 1, out) as bmm(x, W^T broadcast over B), which is
-    what F.linear computes for one row alone, bit for bit; any other shape
-    (a prompt, one row) is F.linear itself.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3 or x.size(1) != 1 or x.size(0) == 1:
-            return F.linear(x, self.weight, self.bias)
-        y = torch.bmm(x, self.weight.t().expand(x.size(0), -1, -1))  # (B, 1, in) @ (B, in, out)
-        return y if self.bias is None else y + self.bias
-
-
-def rowwise(model: nn.Module) -> nn.Module:
-    """The same model with the same parameters (shared, not copied), its nn.Linear layers made
-    `RowwiseLinear`. Its modules are copies, so putting it in eval mode leaves the model alone."""
-    clone = copy.copy(model)
-    clone._modules = {name: None if child is None else rowwise(child) for name, child in model._modules.items()}
-    if type(model) is nn.Linear:
-        clone.__class__ = RowwiseLinear
-    return clone
+from .decode_view import decode_view
+from .engine import Row, SamplingSettings, decode_step, prefill
+from .kv_cache import RowKVCache
 
 
 class DecodeStream:
@@ -136,7 +106,7 @@ class BatchDecoder:
 
     def __init__(self, model: nn.Module):
         self.model = model
-        self._view = rowwise(model).eval()
+        self._view = decode_view(model)
         self._lock = threading.Lock()
         self._joining: list[tuple[Row, DecodeStream]] = []
         self._thread: threading.Thread | None = None

@@ -26,8 +26,13 @@ from typing import Callable, Iterator
 import torch
 import torch.nn as nn
 
+from .decode_view import decode_view
 from .errors import SamplingError
+from .kv_cache import KVCache, RowKVCache
 from .validate import INT64_MAX, is_whole, shown
+
+__all__ = ["KVCache", "RowKVCache", "Row", "SamplingSettings", "decode_step", "draw", "filtered_probs", "generate",
+           "generate_stream", "last_context", "prefill", "sample_next_token", "sample_rows"]
 
 MAX_NEW_TOKENS_CAP = 10_000
 MAX_TEMPERATURE = 100.0  # softmax(logits / 100) is all but uniform already; 1e26 is a mistake, not a wish
@@ -98,118 +103,6 @@ class SamplingSettings:
                 raise SamplingError(f"The seed must be a whole number from 0 to 2**63 - 1, got {shown(self.seed)}.")
             self.seed = int(self.seed)
         return notes
-
-
-class KVCache:
-    """Keys and values of every layer for the positions seen so far, every row at the same position.
-
-    k, v: (n_layer, B, nh, max_len, hs), filled left to right; `pos` is how
-    many positions are filled. Attention layers call `update`, the model
-    calls `positions` and `advance` once per forward pass. A prompt goes in
-    through one (a row of a `RowKVCache` is one: `RowKVCache.row`).
-    """
-
-    attn_mask = None  # every row at the same position: the model's causal mask is the right one
-
-    def __init__(self, k: torch.Tensor, v: torch.Tensor, pos: int = 0):
-        self.k, self.v = k, v
-        self._k_layers = [k[i] for i in range(k.size(0))]  # per-layer views, indexed once
-        self._v_layers = [v[i] for i in range(v.size(0))]
-        self.pos = pos
-
-    @classmethod
-    def for_model(cls, model: nn.Module, batch_size: int = 1) -> "KVCache":
-        return cls(*_empty_kv(model, batch_size))
-
-    def reset(self) -> None:
-        self.pos = 0
-
-    def positions(self, T: int) -> slice:
-        return slice(self.pos, self.pos + T)
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self.pos + k.size(2)
-        k_all, v_all = self._k_layers[layer], self._v_layers[layer]  # (B, nh, max_len, hs)
-        k_all[:, :, self.pos : end] = k
-        v_all[:, :, self.pos : end] = v
-        return k_all[:, :, :end], v_all[:, :, :end]
-
-    def advance(self, n: int) -> None:
-        self.pos += n
-
-
-def _empty_kv(model: nn.Module, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    c = model.config
-    p = next(model.parameters())
-    shape = (c.n_layer, rows, c.n_head, c.block_size, c.head_size)
-    return torch.zeros(shape, device=p.device, dtype=p.dtype), torch.zeros(shape, device=p.device, dtype=p.dtype)
-
-
-class RowKVCache:
-    """Keys and values for rows that are separate sequences, each filled to its own length.
-
-    k, v: (n_layer, capacity, nh, block_size, hs). A one-token step over the
-    first B rows: `begin(lengths)`, then the model's forward, which writes
-    each row's new key and value at that row's length and lets each row
-    attend to its own filled slots only, through `attn_mask` (0 where filled,
-    -inf elsewhere). The step's shapes never depend on the lengths, which is
-    why a row's numbers are the same whether it decodes alone or beside
-    others (gpt.batching), and why the step can be captured once.
-    """
-
-    def __init__(self, model: nn.Module, capacity: int = 1):
-        self.k, self.v = _empty_kv(model, capacity)
-        self._slots = torch.arange(self.k.size(3), device=self.k.device).view(1, 1, 1, -1)  # (1, 1, 1, block_size)
-        self._open = torch.zeros((), dtype=self.k.dtype, device=self.k.device)  # what the mask adds where a row may look
-        self._shut = torch.full((), float("-inf"), dtype=self.k.dtype, device=self.k.device)
-        self._views(0)
-
-    @property
-    def capacity(self) -> int:
-        return self.k.size(1)
-
-    def _views(self, B: int) -> None:
-        """Per-layer views of the first B rows, made once per batch size, not once per layer per step."""
-        self.rows = B
-        self._k_layers = [self.k[i, :B] for i in range(self.k.size(0))]  # each (B, nh, block_size, hs)
-        self._v_layers = [self.v[i, :B] for i in range(self.v.size(0))]
-
-    def grow(self, capacity: int) -> None:
-        """Room for `capacity` rows; the rows already there keep their keys and values."""
-        k, v = self.k, self.v
-        shape = (k.size(0), capacity, *k.shape[2:])
-        self.k, self.v = k.new_zeros(shape), v.new_zeros(shape)
-        self.k[:, : k.size(1)], self.v[:, : v.size(1)] = k, v
-        self._views(self.rows)
-
-    def move(self, src: int, dst: int) -> None:
-        """Row src's keys and values into row dst (a request that left makes room for the last one)."""
-        self.k[:, dst], self.v[:, dst] = self.k[:, src], self.v[:, src]
-
-    def row(self, i: int, pos: int) -> KVCache:
-        """Row i alone, filled to `pos`: a prompt is fed through it."""
-        return KVCache(self.k[:, i : i + 1], self.v[:, i : i + 1], pos)
-
-    def begin(self, lengths: list[int]) -> None:
-        """Before a one-token step over rows 0..B-1, each filled to lengths[b] (its new token's position)."""
-        B = len(lengths)
-        if B != self.rows:
-            self._views(B)
-        self._lengths = torch.tensor(lengths, device=self.k.device).view(B, 1)  # (B, 1)
-        self._index = self._lengths.view(B, 1, 1, 1).expand(B, self.k.size(2), 1, self.k.size(4))  # (B, nh, 1, hs)
-        self.attn_mask = torch.where(self._slots <= self._lengths.view(B, 1, 1, 1), self._open, self._shut)
-
-    def positions(self, T: int) -> torch.Tensor:
-        return self._lengths  # (B, 1): each row's new token at its own position
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k_all, v_all = self._k_layers[layer], self._v_layers[layer]  # (B, nh, block_size, hs)
-        k_all.scatter_(2, self._index, k.to(k_all.dtype))  # k: (B, nh, 1, hs), each row at its own slot
-        v_all.scatter_(2, self._index, v.to(v_all.dtype))  # (under autocast: bf16 in, the cache's dtype kept)
-        return k_all, v_all
-
-    def advance(self, n: int) -> None:
-        pass  # the rows' lengths are the caller's, given to `begin`
 
 
 def sample_next_token(
@@ -409,26 +302,25 @@ def generate_stream(
     """
     settings = settings or SamplingSettings()
     row = Row.open(prompt_ids, settings, model.config.block_size, window)
-    cached = use_cache and getattr(model, "supports_kv_cache", False)
-    was_training = model.training
-    model.eval()
-    cache = RowKVCache(model) if cached else None
-    try:
-        while not row.done:
-            if should_stop is not None and should_stop():
-                return
-            if cache is not None:
-                prefill(model, cache, 0, row)
-                (token,) = decode_step(model, cache, [row])
-            else:  # the whole context every step (nanoGPT's way; the comparison the cache is measured against)
-                row.fit_window()
-                ctx = torch.tensor([row.tokens[row.start :]], device=next(model.parameters()).device)  # (1, T)
-                logits, _ = model(ctx, last_only=True)
-                (token,) = sample_rows(logits[:, -1], [row])
-                row.take(token)
-            yield token
-    finally:
-        model.train(was_training)
+    view = decode_view(model)  # in eval mode; the model itself keeps its mode (it may be training elsewhere)
+    cache = RowKVCache(model) if use_cache and getattr(model, "supports_kv_cache", False) else None
+    while not row.done:
+        if should_stop is not None and should_stop():
+            return
+        if cache is not None:
+            prefill(view, cache, 0, row)
+            (token,) = decode_step(view, cache, [row])
+        else:  # the whole context every step (nanoGPT's way; the comparison the cache is measured against)
+            row.fit_window()
+            ctx = torch.tensor([row.tokens[row.start :]], device=cache_device(model))  # (1, T)
+            logits, _ = view(ctx, last_only=True)
+            (token,) = sample_rows(logits[:, -1], [row])
+            row.take(token)
+        yield token
+
+
+def cache_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def generate(model: nn.Module, prompt_ids: list[int], settings: SamplingSettings | None = None, **kwargs) -> list[int]:

@@ -141,8 +141,9 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     x: (..., hs) with positions on some axis; cos, sin: (hs) per position from
     `rotary_tables`, shaped to broadcast against x (e.g. (T, 1, hs) for (B, T, nh, hs)).
     """
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos.to(x.dtype) + torch.cat((x2, x1), dim=-1) * sin.to(x.dtype)
+    if cos.dtype != x.dtype:  # under autocast; otherwise no call at all (sampling pays per call)
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return x * cos + x.roll(x.size(-1) // 2, dims=-1) * sin  # the roll is (x2, x1): half the calls of chunk + cat
 
 
 def dropout_if_training(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -211,10 +212,9 @@ class CausalSelfAttention(nn.Module):
 
     def _attend(self, q, k, v, T: int, dropout: float, mask=None) -> torch.Tensor:
         """softmax(q k^T * scale) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
-        if mask is not None:  # a row cache: written out, as batched products that treat each row alone
+        if mask is not None:  # a row cache: written out as batched products, each (row, head) on its own
             # (the fused kernel's result for a row can depend on how many rows share the call, on 2 threads)
-            att = (q @ k.transpose(-2, -1)) * self.scale + mask  # (B, nh, T, slots); -inf where a row has nothing
-            y = dropout_if_training(att.softmax(dim=-1), dropout, self.training) @ v
+            y = self._attend_rows(q, k, v, mask, dropout)
         elif not self.config.causal or T == 1:
             # one new query may look at every cached key; no mask needed
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
@@ -224,6 +224,17 @@ class CausalSelfAttention(nn.Module):
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
         return y
+
+
+    def _attend_rows(self, q, k, v, mask, dropout: float) -> torch.Tensor:
+        """softmax(q k^T * scale + mask) v for a row cache: q (B, nh, T, hs), k and v (B, nh, slots, hs),
+        mask (B, 1, T, slots). One bmm per (row, head) pair, so each pair's numbers are its own."""
+        B, nh, T, hs = q.shape
+        S = k.size(2)
+        att = torch.baddbmm(mask.expand(B, nh, T, S).reshape(B * nh, T, S), q.reshape(B * nh, T, hs),
+                            k.reshape(B * nh, S, hs).transpose(1, 2), alpha=self.scale)  # (B*nh, T, slots)
+        att = dropout_if_training(att.softmax(dim=-1), dropout, self.training)
+        return torch.bmm(att, v.reshape(B * nh, S, hs)).view(B, nh, T, hs)
 
 
 class MLP(nn.Module):
