@@ -69,8 +69,9 @@ class DecodeStream:
     def cancel(self) -> None:
         self.cancelled = True
 
-    def batches(self, interval: float = 0.0) -> Iterator[list[int]]:
-        """Lists of new ids, each as soon as there is one and `interval` seconds have passed since the last."""
+    def batches(self, interval: float | Callable[[], float] = 0.0) -> Iterator[list[int]]:
+        """Lists of new ids, each as soon as there is one and `interval` seconds (a number, or a function
+        asked after each list) have passed since the last."""
         next_at = 0.0
         try:
             while True:
@@ -84,7 +85,7 @@ class DecodeStream:
                 if error is not None:
                     raise error
                 if ids:
-                    next_at = time.monotonic() + interval
+                    next_at = time.monotonic() + (interval() if callable(interval) else interval)
                     yield ids
                 if ended:
                     return
@@ -112,6 +113,7 @@ class BatchDecoder:
         self._thread: threading.Thread | None = None
         self.steps = 0  # decode steps run, and rows decoded in them: how much batching happened
         self.rows_stepped = 0
+        self.active = 0  # rows in the last step
 
     def submit(self, prompt_ids: list[int], settings: SamplingSettings,
                should_stop: Callable[[], bool] | None = None) -> DecodeStream:
@@ -136,7 +138,7 @@ class BatchDecoder:
                     with self._lock:
                         joining, self._joining = self._joining, []
                         if not rows and not joining:
-                            self._thread = None
+                            self._thread, self.active = None, 0
                             return
                     cache = self._join(joining, rows, streams, cache)
                     if rows:
@@ -181,5 +183,6 @@ class BatchDecoder:
         ids = decode_step(self._view, cache, rows)
         self.steps += 1
         self.rows_stepped += len(rows)
+        self.active = len(rows)
         for stream, token in zip(streams, ids):
             stream._push(token)

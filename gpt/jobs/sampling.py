@@ -33,6 +33,9 @@ from ..validate import text
 from .manager import JobManager
 
 STREAM_INTERVAL_S = 0.04  # at most ~25 page updates a second; a token can come faster than a browser paints
+# ...and at most ~100 a second for all the requests on one model together: every update is work for the
+# server (a diff, JSON, an event), and thirty streams at 25 a second would take a core from the decoding
+UPDATES_PER_S_PER_MODEL = 100
 MAX_PROMPT_CHARS = 10_000  # a model reads at most its context (<= 512 tokens here); longer is refused before encoding
 
 
@@ -74,36 +77,47 @@ class ModelCache:
         self.size = size
         self._items: "OrderedDict[tuple, Loaded]" = OrderedDict()
         self._live: dict[tuple, Loaded] = {}
+        self._loads: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def _loading(self, key) -> threading.Lock:
+        """One lock per model being loaded: thirty requests that miss at once load it once, and so share
+        one model and one decode loop."""
+        with self._lock:
+            return self._loads.setdefault(key, threading.Lock())
 
     def get(self, path, device: str = "cpu") -> Loaded:
         weights = path / ckpt.WEIGHTS
         if not weights.exists():
             raise CheckpointError(f"Run {path.name!r} has no checkpoint yet; it is saved at its first evaluation.")
         key = (str(weights), weights.stat().st_mtime_ns, device)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        loaded = ckpt.load_checkpoint(path, device=device)
-        item = Loaded(loaded.model, loaded.tokenizer, loaded.step, live=False)
-        with self._lock:
-            self._items[key] = item
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return item
+        with self._loading(key):
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+            loaded = ckpt.load_checkpoint(path, device=device)
+            item = Loaded(loaded.model, loaded.tokenizer, loaded.step, live=False)
+            with self._lock:
+                self._items[key] = item
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+                self._loads.pop(key, None)
+            return item
 
     def snapshot(self, name: str, trainer, device: str = "cpu") -> Loaded:
         """The run's weights at its current step: taken once per step, however many ask."""
-        step, key = trainer.step, (name, device)
-        with self._lock:
-            item = self._live.get(key)
-            if item is not None and item.step == step:
-                return item
-        item = Loaded(trainer.snapshot_model().to(device), trainer.tokenizer, step, live=True)
-        with self._lock:
-            self._live[key] = item
-        return item
+        key = (name, device)
+        with self._loading(key):
+            step = trainer.step
+            with self._lock:
+                item = self._live.get(key)
+                if item is not None and item.step == step:
+                    return item
+            item = Loaded(trainer.snapshot_model().to(device), trainer.tokenizer, step, live=True)
+            with self._lock:
+                self._live[key] = item
+            return item
 
 
 def open_run(manager: JobManager, cache: ModelCache, owner: str, name: str, device: str = "cpu") -> Loaded:
@@ -141,13 +155,15 @@ def prepare(loaded: Loaded, req: SampleRequest, max_new_tokens_cap: int) -> Prep
 
 def stream(loaded: Loaded, prepared: Prepared, should_stop: Callable[[], bool] | None = None,
            interval: float = STREAM_INTERVAL_S) -> Iterator[str]:
-    """Yield the text so far (prompt included), at most every `interval` seconds, and once at the end.
+    """Yield the text so far (prompt included), at most every `interval` seconds (longer while many
+    requests share the model), and once at the end.
 
     The tokens come from the model's decode loop, beside every other request on the same model;
     closing this generator (a reader gone) ends the request at the loop's next step."""
     text, decoder = prepared.prompt, StreamDecoder(loaded.tokenizer)
     yield text
-    for ids in loaded.decoder.submit(prepared.ids, prepared.settings, should_stop).batches(interval):
+    spaced = lambda: max(interval, loaded.decoder.active / UPDATES_PER_S_PER_MODEL)  # noqa: E731
+    for ids in loaded.decoder.submit(prepared.ids, prepared.settings, should_stop).batches(spaced):
         text += "".join(decoder.push(i) for i in ids)
         yield text
     yield text + decoder.flush()
