@@ -90,8 +90,8 @@ def connect(url: str, attempts: int = 5):
     from gradio_client import Client
 
     for attempt in range(attempts):
-        try:
-            return Client(url, verbose=False)
+        try:  # httpx's default 5 s would fail a join that a browser would simply wait for
+            return Client(url, verbose=False, httpx_kwargs={"timeout": 60})
         except Exception:  # noqa: BLE001 - httpx timeouts; the last one is raised
             if attempt == attempts - 1:
                 raise

@@ -24,15 +24,16 @@ import torch.nn.functional as F
 class RowwiseLinear(nn.Linear):
     """nn.Linear for a decode step over several rows: each row's own vector-matrix product.
 
-    x (B, 1, in) -> (B, 1, out) as bmm(x, W^T broadcast over B), which is
-    what F.linear computes for one row alone, bit for bit; any other shape
-    (a prompt, one row) is F.linear itself.
+    x (B, T, in) -> (B, T, out) as bmm(x, W^T broadcast over B): each row's
+    (T, in) product on its own. For T = 1 that is what F.linear computes for
+    the row alone, bit for bit; for prompts fed together (T > 1) it is on one
+    thread (`gpt.engine.prefill_together`). One row is F.linear itself.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3 or x.size(1) != 1 or x.size(0) == 1:
+        if x.dim() != 3 or x.size(0) == 1:
             return F.linear(x, self.weight, self.bias)
-        y = torch.bmm(x, self.weight.t().expand(x.size(0), -1, -1))  # (B, 1, in) @ (B, in, out)
+        y = torch.bmm(x, self.weight.t().expand(x.size(0), -1, -1))  # (B, T, in) @ (B, in, out)
         return y if self.bias is None else y + self.bias
 
 

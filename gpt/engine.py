@@ -242,6 +242,12 @@ class Row:
         self.tokens.append(token)
         self.made += 1
 
+    def unfed(self) -> list[int]:
+        """The context's tokens its cache still needs, all but the latest (which goes in with a step),
+        after fitting the window: a new prompt's, a slid context's, or none."""
+        self.fit_window()
+        return self.tokens[self.start + self.fed : -1]
+
 
 def sample_rows(logits: torch.Tensor, rows: list[Row]) -> list[int]:
     """Each row's next id from its logits (B, vocab), its own settings and its own next uniform number."""
@@ -262,12 +268,26 @@ def prefill(model: nn.Module, cache: RowKVCache, i: int, row: Row) -> None:
     """Bring row i's cache up to all but the latest token of its context: a new request's prompt,
     or the context kept after a slide, in one forward pass of that row alone. The latest token
     goes in with the next `decode_step`, beside the other rows'."""
-    row.fit_window()
-    context = len(row.tokens) - row.start
-    if row.fed < context - 1:
-        new = torch.tensor([row.tokens[row.start + row.fed : -1]], device=cache.k.device)  # (1, T)
-        model(new, kv_cache=cache.row(i, row.fed), last_only=True)
-        row.fed = context - 1
+    new = row.unfed()
+    if new:
+        model(torch.tensor([new], device=cache.k.device), kv_cache=cache.row(i, row.fed), last_only=True)  # (1, T)
+        row.fed += len(new)
+
+
+def prefill_together(model: nn.Module, cache: RowKVCache, slots: list[int], rows: list[Row]) -> None:
+    """`prefill` for rows that start their cache over with the same number of tokens (requests that
+    join or slide at the same step): one forward pass over (G, T), each row's keys and values then
+    copied to its slot. With a `gpt.decode_view` each row's products are its own (G, T) slice of a bmm;
+    on one thread that is what `prefill` computes for the row alone, bit for bit (tests/test_batching.py)."""
+    new = [row.unfed() for row in rows]
+    assert all(row.fed == 0 for row in rows) and len({len(n) for n in new}) == 1, "rows of one shape only"
+    together = cache.fresh(len(rows))
+    model(torch.tensor(new, device=cache.k.device), kv_cache=together, last_only=True)  # (G, T)
+    where = torch.tensor(slots, device=cache.k.device)
+    cache.k.index_copy_(1, where, together.k)
+    cache.v.index_copy_(1, where, together.v)
+    for row, n in zip(rows, new):
+        row.fed = len(n)
 
 
 def decode_step(model: nn.Module, cache: RowKVCache, rows: list[Row]) -> list[int]:

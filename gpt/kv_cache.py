@@ -100,6 +100,11 @@ class RowKVCache:
         """Row src's keys and values into row dst (a request that left makes room for the last one)."""
         self.k[:, dst], self.v[:, dst] = self.k[:, src], self.v[:, src]
 
+    def fresh(self, rows: int) -> KVCache:
+        """An empty cache of `rows` rows shaped like these, for prompts fed together (`gpt.engine.prefill_together`)."""
+        shape = (self.k.size(0), rows, *self.k.shape[2:])
+        return KVCache(self.k.new_zeros(shape), self.v.new_zeros(shape))
+
     def row(self, i: int, pos: int) -> KVCache:
         """Row i alone, filled to `pos`: a prompt is fed through it."""
         return KVCache(self.k[:, i : i + 1], self.v[:, i : i + 1], pos)

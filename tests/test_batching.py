@@ -121,6 +121,18 @@ def test_the_shipped_model_in_a_batch_equals_each_request_alone(shipped):
     assert alone[1] != alone[2]  # the seed is each request's own
 
 
+def test_prompts_and_slides_fed_together_equal_each_fed_alone(shipped, monkeypatch):
+    import gpt.batching
+
+    model, tok = shipped
+    together, real = [], gpt.batching.prefill_together
+    monkeypatch.setattr(gpt.batching, "prefill_together", lambda m, c, slots, rows: together.append(len(rows)) or
+                        real(m, c, slots, rows))
+    requests = [(tok.encode(p), settings(100, seed=40 + i)) for i, p in enumerate(["ROMEO:", "JULIET", "\n", "\n"])]
+    assert in_batch(model, requests) == [generate(model, ids, s) for ids, s in requests]
+    assert together and max(together) >= 2  # the two 6-token prompts joined together, the rows slid together
+
+
 @pytest.mark.parametrize("threads", [2], indirect=True)
 def test_a_batch_equals_alone_on_two_threads_too(shipped, threads):
     model, tok = shipped
