@@ -98,12 +98,12 @@ class DecodeStream:
 
 
 def _alike(rows: list[Row]) -> list[list[int]]:
-    """Indices of the rows with prompt tokens to feed, grouped by how many (each group one shape)."""
+    """Indices of the rows with a context to feed, grouped by its length (each group one shape)."""
     groups: dict[int, list[int]] = {}
     for i, row in enumerate(rows):
         n = len(row.unfed())
         if n:
-            groups.setdefault(n if row.fed == 0 else -i, []).append(i)
+            groups.setdefault(n, []).append(i)
     return list(groups.values())
 
 
@@ -188,22 +188,22 @@ class BatchDecoder:
         return cache
 
     def _step(self, rows: list[Row], streams: list[DecodeStream], cache: RowKVCache) -> None:
-        self._prefill(rows, cache)
-        ids = decode_step(self._view, cache, rows)
+        ids = decode_step(self._view, cache, rows, self._prefill(rows, cache))
         self.steps += 1
         self.rows_stepped += len(rows)
         self.active = len(rows)
         for stream, token in zip(streams, ids):
             stream._push(token)
 
-    def _prefill(self, rows: list[Row], cache: RowKVCache) -> None:
+    def _prefill(self, rows: list[Row], cache: RowKVCache) -> dict[int, torch.Tensor]:
         """Feed the rows that start over (new prompts, slides). Rows of one length go together, on one
         thread: a slide costs ~2.4 decode steps of one row (a 47-token context for the shipped model),
         and thirty requests that started together slide together. On more threads MKL splits a
         product by its own shape, so a row's numbers would depend on its group: each goes alone."""
+        fed: dict[int, torch.Tensor] = {}
         for group in _alike(rows):
             if len(group) > 1 and torch.get_num_threads() == 1:
-                prefill_together(self._view, cache, group, [rows[i] for i in group])
+                fed.update(zip(group, prefill_together(self._view, cache, group, [rows[i] for i in group])))
             else:
-                for i in group:
-                    prefill(self._view, cache, i, rows[i])
+                fed.update((i, prefill(self._view, cache, i, rows[i])) for i in group)
+        return fed

@@ -243,10 +243,11 @@ class Row:
         self.made += 1
 
     def unfed(self) -> list[int]:
-        """The context's tokens its cache still needs, all but the latest (which goes in with a step),
-        after fitting the window: a new prompt's, a slid context's, or none."""
+        """After fitting the window: the whole context when the cache holds none of it (a new prompt,
+        a slide), fed in one pass that also gives the next token's logits; else none (the latest
+        token goes in with a step)."""
         self.fit_window()
-        return self.tokens[self.start + self.fed : -1]
+        return self.tokens[self.start :] if self.fed == 0 else []
 
 
 def sample_rows(logits: torch.Tensor, rows: list[Row]) -> list[int]:
@@ -264,41 +265,53 @@ def sample_rows(logits: torch.Tensor, rows: list[Row]) -> list[int]:
     return ids.view(-1).tolist()
 
 
-def prefill(model: nn.Module, cache: RowKVCache, i: int, row: Row) -> None:
-    """Bring row i's cache up to all but the latest token of its context: a new request's prompt,
-    or the context kept after a slide, in one forward pass of that row alone. The latest token
-    goes in with the next `decode_step`, beside the other rows'."""
+def prefill(model: nn.Module, cache: RowKVCache, i: int, row: Row) -> torch.Tensor | None:
+    """Feed row i's whole context when its cache holds none of it (a new request's prompt, or the
+    context kept after a slide), in one forward pass of that row alone: the logits (vocab,) of
+    its next token, or None when the row has nothing to feed (its next token comes from a step)."""
     new = row.unfed()
-    if new:
-        model(torch.tensor([new], device=cache.k.device), kv_cache=cache.row(i, row.fed), last_only=True)  # (1, T)
-        row.fed += len(new)
+    if not new:
+        return None
+    logits, _ = model(torch.tensor([new], device=cache.k.device), kv_cache=cache.row(i, 0), last_only=True)  # (1, T)
+    row.fed = len(new)
+    return logits[0, -1]
 
 
-def prefill_together(model: nn.Module, cache: RowKVCache, slots: list[int], rows: list[Row]) -> None:
-    """`prefill` for rows that start their cache over with the same number of tokens (requests that
-    join or slide at the same step): one forward pass over (G, T), each row's keys and values then
-    copied to its slot. With a `gpt.decode_view` each row's products are its own (G, T) slice of a bmm;
-    on one thread that is what `prefill` computes for the row alone, bit for bit (tests/test_batching.py)."""
+def prefill_together(model: nn.Module, cache: RowKVCache, slots: list[int], rows: list[Row]) -> torch.Tensor:
+    """`prefill` for rows that start over with contexts of one length (requests that join or slide at
+    the same step): one forward pass over (G, T), each row's keys and values then copied to its slot;
+    the rows' next-token logits (G, vocab). With a `gpt.decode_view` each row's products are its own
+    (T, C) slice of a bmm; on one thread that is what `prefill` computes for the row alone, bit for
+    bit (tests/test_batching.py)."""
     new = [row.unfed() for row in rows]
-    assert all(row.fed == 0 for row in rows) and len({len(n) for n in new}) == 1, "rows of one shape only"
+    assert len({len(n) for n in new}) == 1 and all(new), "rows with contexts of one length only"
     together = cache.fresh(len(rows))
-    model(torch.tensor(new, device=cache.k.device), kv_cache=together, last_only=True)  # (G, T)
+    logits, _ = model(torch.tensor(new, device=cache.k.device), kv_cache=together, last_only=True)  # (G, T)
     where = torch.tensor(slots, device=cache.k.device)
     cache.k.index_copy_(1, where, together.k)
     cache.v.index_copy_(1, where, together.v)
     for row, n in zip(rows, new):
         row.fed = len(n)
+    return logits[:, -1]
 
 
-def decode_step(model: nn.Module, cache: RowKVCache, rows: list[Row]) -> list[int]:
-    """One new token for each row (rows 0..B-1 of the cache, each prefilled): every row's latest
-    token goes in at its own position, one forward pass for all, then each row samples its own."""
-    idx = torch.tensor([[r.tokens[-1]] for r in rows], device=cache.k.device)  # (B, 1)
-    cache.begin([r.fed for r in rows])
-    logits, _ = model(idx, kv_cache=cache, last_only=True)  # (B, 1, vocab)
-    ids = sample_rows(logits[:, -1], rows)
-    for r, token in zip(rows, ids):
-        r.fed += 1
+def decode_step(model: nn.Module, cache: RowKVCache, rows: list[Row], fed: dict[int, torch.Tensor] | None = None
+                ) -> list[int]:
+    """One new token for each row (rows 0..B-1 of the cache). A row in `fed` (row -> logits from its
+    prefill) has its next token's logits already; every other row's latest token goes in at its own
+    position, one forward pass for all. Then each row samples its own."""
+    fed = fed or {}
+    if len(fed) < len(rows):
+        idx = torch.tensor([[0 if i in fed else r.tokens[-1]] for i, r in enumerate(rows)], device=cache.k.device)
+        cache.begin([None if i in fed else r.fed for i, r in enumerate(rows)])
+        logits = model(idx, kv_cache=cache, last_only=True)[0][:, -1]  # (B, vocab)
+        if fed:
+            logits = logits.index_copy(0, torch.tensor(list(fed), device=logits.device), torch.stack(list(fed.values())))
+    else:
+        logits = torch.stack([fed[i] for i in range(len(rows))])  # (B, vocab)
+    ids = sample_rows(logits, rows)
+    for i, (r, token) in enumerate(zip(rows, ids)):
+        r.fed += i not in fed
         r.take(token)
     return ids
 
@@ -328,8 +341,8 @@ def generate_stream(
         if should_stop is not None and should_stop():
             return
         if cache is not None:
-            prefill(view, cache, 0, row)
-            (token,) = decode_step(view, cache, [row])
+            logits = prefill(view, cache, 0, row)
+            (token,) = decode_step(view, cache, [row], {} if logits is None else {0: logits})
         else:  # the whole context every step (nanoGPT's way; the comparison the cache is measured against)
             row.fit_window()
             ctx = torch.tensor([row.tokens[row.start :]], device=cache_device(model))  # (1, T)

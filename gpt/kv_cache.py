@@ -52,28 +52,31 @@ class KVCache:
         self.pos += n
 
 
-def _empty_kv(model: nn.Module, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _empty_kv(model: nn.Module, rows: int, slots: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     c = model.config
     p = next(model.parameters())
-    shape = (c.n_layer, rows, c.n_head, c.block_size, c.head_size)
+    shape = (c.n_layer, rows, c.n_head, slots or c.block_size, c.head_size)
     return torch.zeros(shape, device=p.device, dtype=p.dtype), torch.zeros(shape, device=p.device, dtype=p.dtype)
 
 
 class RowKVCache:
     """Keys and values for rows that are separate sequences, each filled to its own length.
 
-    k, v: (n_layer, capacity, nh, block_size, hs). A one-token step over the
-    first B rows: `begin(lengths)`, then the model's forward, which writes
+    k, v: (n_layer, capacity, nh, block_size + 1, hs). A one-token step over
+    the first B rows: `begin(lengths)`, then the model's forward, which writes
     each row's new key and value at that row's length and lets each row
     attend to its own filled slots only, through `attn_mask` (0 where filled,
     -inf elsewhere). The step's shapes never depend on the lengths, which is
     why a row's numbers are the same whether it decodes alone or beside
-    others (gpt.batching), and why the step can be captured once.
+    others (gpt.batching), and why the step can be captured once. The last
+    slot is scratch: a row that sits a step out (its prompt was just fed,
+    and gave its next token's logits) writes its stand-in there.
     """
 
     def __init__(self, model: nn.Module, capacity: int = 1):
-        self.k, self.v = _empty_kv(model, capacity)
-        self._slots = torch.arange(self.k.size(3), device=self.k.device).view(1, 1, 1, -1)  # (1, 1, 1, block_size)
+        self.block_size = model.config.block_size
+        self.k, self.v = _empty_kv(model, capacity, self.block_size + 1)
+        self._slots = torch.arange(self.k.size(3), device=self.k.device).view(1, 1, 1, -1)  # (1, 1, 1, slots)
         self._open = torch.zeros((), dtype=self.k.dtype, device=self.k.device)  # what the mask adds where a row may look
         self._shut = torch.full((), float("-inf"), dtype=self.k.dtype, device=self.k.device)
         self._views(0)
@@ -85,7 +88,7 @@ class RowKVCache:
     def _views(self, B: int) -> None:
         """Per-layer views of the first B rows, made once per batch size, not once per layer per step."""
         self.rows = B
-        self._k_layers = [self.k[i, :B] for i in range(self.k.size(0))]  # each (B, nh, block_size, hs)
+        self._k_layers = [self.k[i, :B] for i in range(self.k.size(0))]  # each (B, nh, slots, hs)
         self._v_layers = [self.v[i, :B] for i in range(self.v.size(0))]
 
     def grow(self, capacity: int) -> None:
@@ -109,20 +112,24 @@ class RowKVCache:
         """Row i alone, filled to `pos`: a prompt is fed through it."""
         return KVCache(self.k[:, i : i + 1], self.v[:, i : i + 1], pos)
 
-    def begin(self, lengths: list[int]) -> None:
-        """Before a one-token step over rows 0..B-1, each filled to lengths[b] (its new token's position)."""
+    def begin(self, lengths: list[int | None]) -> None:
+        """Before a one-token step over rows 0..B-1, each filled to lengths[b] (its new token's position);
+        None for a row that sits the step out (its stand-in goes to the scratch slot, at position 0)."""
         B = len(lengths)
         if B != self.rows:
             self._views(B)
-        self._lengths = torch.tensor(lengths, device=self.k.device).view(B, 1)  # (B, 1)
-        self._index = self._lengths.view(B, 1, 1, 1).expand(B, self.k.size(2), 1, self.k.size(4))  # (B, nh, 1, hs)
-        self.attn_mask = torch.where(self._slots <= self._lengths.view(B, 1, 1, 1), self._open, self._shut)
+        slots = [self.block_size if n is None else n for n in lengths]
+        self._slot = torch.tensor(slots, device=self.k.device).view(B, 1, 1, 1)  # (B, 1, 1, 1)
+        self._index = self._slot.expand(B, self.k.size(2), 1, self.k.size(4))  # (B, nh, 1, hs)
+        self._positions = self._slot.view(B, 1) if None not in lengths else torch.tensor(
+            [[n or 0] for n in lengths], device=self.k.device)  # (B, 1)
+        self.attn_mask = torch.where(self._slots <= self._slot, self._open, self._shut)  # (B, 1, 1, slots)
 
     def positions(self, T: int) -> torch.Tensor:
-        return self._lengths  # (B, 1): each row's new token at its own position
+        return self._positions  # (B, 1): each row's new token at its own position
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k_all, v_all = self._k_layers[layer], self._v_layers[layer]  # (B, nh, block_size, hs)
+        k_all, v_all = self._k_layers[layer], self._v_layers[layer]  # (B, nh, slots, hs)
         k_all.scatter_(2, self._index, k.to(k_all.dtype))  # k: (B, nh, 1, hs), each row at its own slot
         v_all.scatter_(2, self._index, v.to(v_all.dtype))  # (under autocast: bf16 in, the cache's dtype kept)
         return k_all, v_all
