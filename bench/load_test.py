@@ -11,7 +11,8 @@ machine's load average (other work on the machine slows every figure).
     python bench/load_test.py --users 20 --requests 1 --tokens 40 --json out.json
 
 Latency is from a request's submit to its whole text (its last character);
-the users connect first and send their first requests together.
+the users connect first and send their first requests together, after one
+warm-up request has loaded the model (`--cold`: none).
 
 The training run asks for 20,000 iterations, the app's default GPT_MAX_ITERS
 (a larger request is refused), and stops when the test ends.
@@ -90,7 +91,7 @@ def connect(url: str, attempts: int = 5):
     from gradio_client import Client
 
     for attempt in range(attempts):
-        try:  # httpx's default 5 s would fail a join that a browser would simply wait for
+        try:  # httpx's default 5 s fails a config fetch or a join that a browser would simply wait for
             return Client(url, verbose=False, httpx_kwargs={"timeout": 60})
         except Exception:  # noqa: BLE001 - httpx timeouts; the last one is raised
             if attempt == attempts - 1:
@@ -122,12 +123,12 @@ def make_sample_run(folder: Path) -> str:
 
 
 def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: float, train_preset: str = "small",
-        startup_timeout: float = 120) -> dict:
+        startup_timeout: float = 120, warm: bool = True) -> dict:
     from gradio_client import Client
 
     tmp = Path(tempfile.mkdtemp(prefix="gpt-load-"))
     result: dict = {"users": users, "requests_per_user": requests, "tokens": tokens, "train_corpus": train_corpus,
-                    "train_preset": train_preset, "cpu_count": os.cpu_count(), "loadavg_before": os.getloadavg()}
+                    "train_preset": train_preset, "warm": warm, "cpu_count": os.cpu_count(), "loadavg_before": os.getloadavg()}
     result["sample_model"] = make_sample_run(tmp)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -143,10 +144,12 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
             time.sleep(0.5)
         step_before = trainer.predict(run=run_name, token=token, api_name="/run_status").get("step", 0)
 
-        # one client per user, connected one after another before the clock starts (thirty connecting at
-        # once on a busy 2-core machine time out fetching the page's config), so the first requests leave
-        # together, as a class's clicks do
-        clients = [connect(url) for _ in range(users)]
+        # one client per user, all connected before the clock starts, so the first requests leave together,
+        # as a class's clicks do
+        pool = cf.ThreadPoolExecutor(users)
+        clients = list(pool.map(lambda _: connect(url), range(users)))
+        if warm:  # the model's first load (~1 s quiet, ~10 s at load 10) is the server's start, not sampling
+            clients[0].predict(run=SAMPLE_RUN, prompt="", max_new_tokens=1, api_name="/generate")
 
         def user(i: int) -> list[tuple[float, str | None]]:
             c = clients[i]
@@ -163,7 +166,6 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
             return out
 
         t_start = time.time()
-        pool = cf.ThreadPoolExecutor(users)
         futures = [pool.submit(user, i) for i in range(users)]
         done, pending = cf.wait(futures, timeout=time_limit)
         pool.shutdown(wait=False, cancel_futures=True)  # bounded: stragglers end when the app is stopped below
@@ -197,8 +199,9 @@ def main() -> int:
     ap.add_argument("--preset", default="small", help="the training run's preset")
     ap.add_argument("--time-limit", type=float, default=300)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--cold", action="store_true", help="no warm-up request: the first ones also load the model")
     args = ap.parse_args()
-    r = run(args.users, args.requests, args.tokens, args.corpus, args.time_limit, args.preset)
+    r = run(args.users, args.requests, args.tokens, args.corpus, args.time_limit, args.preset, warm=not args.cold)
     cmd = " ".join(["python bench/load_test.py"] + sys.argv[1:])
     print("| users x requests | tokens | completed | errors | p50 s | p90 s | p95 s | p99 s | max s | train steps meanwhile "
           "| command |")
@@ -210,8 +213,8 @@ def main() -> int:
     load = lambda k: " / ".join(f"{x:.2f}" for x in r[k]) if r.get(k) else "-"  # noqa: E731
     print(f"\nload average (1/5/15 min) before {load('loadavg_before')}, after {load('loadavg_after')} on "
           f"{r['cpu_count']} CPUs; wall {fmt(r.get('wall_s'))} s; app start {fmt(r.get('startup_s'))} s; "
-          f"sampled from: {r['sample_model']}; training: {r['train_preset']} on {r['train_corpus']}, "
-          f"{r.get('train_state')}")
+          f"sampled from: {r['sample_model']} ({'loaded by a warm-up request' if r['warm'] else 'cold'}); "
+          f"training: {r['train_preset']} on {r['train_corpus']}, {r.get('train_state')}")
     if r.get("errors"):
         print("errors:", r["errors"])
     if args.json:
