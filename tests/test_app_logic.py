@@ -675,6 +675,12 @@ def test_generate_and_checkpoint_handlers(handlers, manager, tmp_path):
         out = list(handlers.generate.generate("alice", name, "hello", 20, 0.8, 0, 1.0, -1))
     assert out == [("", out[0][1])] and "never saw" in out[0][1]  # a sentence, not a traceback
     assert handlers.generate.stop_generation("alice") == "Stopped."
+    texts = []
+    for text, status in handlers.generate.generate("alice", name, "1+", 500, 0.8, 0, 1.0, 4):  # Stop: one path
+        texts.append(text)
+        if len(texts) == 3:
+            handlers.generate.stop_generation("alice")  # the event the decode loop reads before each step
+    assert status.startswith("Stopped: ") and len(text) - 2 < 500 and text.startswith(texts[1])
     table, dropdown = handlers.checkpoints.runs_table("alice")
     assert list(table.columns) == library.TABLE_HEADERS and table.iloc[0, 0] == name and dropdown["value"] == name
     assert handlers.checkpoints.prepare_download("alice", name)["value"].endswith(f"{name}.safetensors")
