@@ -21,7 +21,7 @@ from gpt.jobs.slice_runner import default_runner
 from gpt.optim import warm_up_in_background
 from gpt.ui.api import register_api
 from gpt.ui.checkpoints_tab import build_checkpoints_tab
-from gpt.ui.generate import ModelCache
+from gpt.jobs.sampling import ModelCache
 from gpt.ui.generate_tab import build_generate_tab
 from gpt.ui.addresses import keep_peer_address, trusted_proxies
 from gpt.ui.boundary import Blocks

@@ -7,7 +7,12 @@ latency percentiles, errors, how far training advanced meanwhile, and the
 machine's load average (other work on the machine slows every figure).
 
     python bench/load_test.py                 # 20 users x 3 samples of 100 tokens
+    python bench/load_test.py --users 30 --requests 1 --tokens 200   # a class pressing Generate at once
     python bench/load_test.py --users 20 --requests 1 --tokens 40 --json out.json
+
+Latency is from a request's submit to its whole text (its last character);
+the users connect first and send their first requests together, after one
+warm-up request has loaded the model (`--cold`: none).
 
 The training run asks for 20,000 iterations, the app's default GPT_MAX_ITERS
 (a larger request is refused), and stops when the test ends.
@@ -81,6 +86,19 @@ def stop_app(proc: subprocess.Popen, folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def connect(url: str, attempts: int = 5):
+    """A gradio_client Client, retried: on a loaded machine fetching the page's config can time out."""
+    from gradio_client import Client
+
+    for attempt in range(attempts):
+        try:  # httpx's default 5 s fails a config fetch or a join that a browser would simply wait for
+            return Client(url, verbose=False, httpx_kwargs={"timeout": 60})
+        except Exception:  # noqa: BLE001 - httpx timeouts; the last one is raised
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1 + attempt)
+
+
 def make_sample_run(folder: Path) -> str:
     """The model the users sample from: the shipped Shakespeare run, else a tiny one trained here in a second."""
     shipped = ROOT / "checkpoints" / "shakespeare-char"
@@ -105,12 +123,12 @@ def make_sample_run(folder: Path) -> str:
 
 
 def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: float, train_preset: str = "small",
-        startup_timeout: float = 120) -> dict:
+        startup_timeout: float = 120, warm: bool = True) -> dict:
     from gradio_client import Client
 
     tmp = Path(tempfile.mkdtemp(prefix="gpt-load-"))
     result: dict = {"users": users, "requests_per_user": requests, "tokens": tokens, "train_corpus": train_corpus,
-                    "train_preset": train_preset, "cpu_count": os.cpu_count(), "loadavg_before": os.getloadavg()}
+                    "train_preset": train_preset, "warm": warm, "cpu_count": os.cpu_count(), "loadavg_before": os.getloadavg()}
     result["sample_model"] = make_sample_run(tmp)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -126,8 +144,15 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
             time.sleep(0.5)
         step_before = trainer.predict(run=run_name, token=token, api_name="/run_status").get("step", 0)
 
+        # one client per user, all connected before the clock starts, so the first requests leave together,
+        # as a class's clicks do
+        pool = cf.ThreadPoolExecutor(users)
+        clients = list(pool.map(lambda _: connect(url), range(users)))
+        if warm:  # the model's first load (~1 s quiet, ~10 s at load 10) is the server's start, not sampling
+            clients[0].predict(run=SAMPLE_RUN, prompt="", max_new_tokens=1, api_name="/generate")
+
         def user(i: int) -> list[tuple[float, str | None]]:
-            c = Client(url, verbose=False)
+            c = clients[i]
             out = []
             for r in range(requests):
                 t0 = time.time()
@@ -141,7 +166,6 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
             return out
 
         t_start = time.time()
-        pool = cf.ThreadPoolExecutor(users)
         futures = [pool.submit(user, i) for i in range(users)]
         done, pending = cf.wait(futures, timeout=time_limit)
         pool.shutdown(wait=False, cancel_futures=True)  # bounded: stragglers end when the app is stopped below
@@ -155,6 +179,7 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
         result.update(
             completed=len(lat), errors=errors[:5], n_errors=len(errors), wall_s=wall,
             p50_s=percentile(lat, 50) if lat else None, p90_s=percentile(lat, 90) if lat else None,
+            p95_s=percentile(lat, 95) if lat else None,
             p99_s=percentile(lat, 99) if lat else None, max_s=max(lat) if lat else None,
             mean_s=statistics.mean(lat) if lat else None,
             train_steps_during=status.get("step", 0) - step_before, train_state=status.get("state"),
@@ -174,20 +199,22 @@ def main() -> int:
     ap.add_argument("--preset", default="small", help="the training run's preset")
     ap.add_argument("--time-limit", type=float, default=300)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--cold", action="store_true", help="no warm-up request: the first ones also load the model")
     args = ap.parse_args()
-    r = run(args.users, args.requests, args.tokens, args.corpus, args.time_limit, args.preset)
+    r = run(args.users, args.requests, args.tokens, args.corpus, args.time_limit, args.preset, warm=not args.cold)
     cmd = " ".join(["python bench/load_test.py"] + sys.argv[1:])
-    print("| users x requests | tokens | completed | errors | p50 s | p90 s | p99 s | max s | train steps meanwhile | command |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| users x requests | tokens | completed | errors | p50 s | p90 s | p95 s | p99 s | max s | train steps meanwhile "
+          "| command |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
     print(f"| {r['users']} x {r['requests_per_user']} | {r['tokens']} | {r.get('completed')} | {r.get('n_errors')} | "
-          f"{fmt(r.get('p50_s'))} | {fmt(r.get('p90_s'))} | {fmt(r.get('p99_s'))} | {fmt(r.get('max_s'))} | "
-          f"{r.get('train_steps_during')} | `{cmd}` |")
+          f"{fmt(r.get('p50_s'))} | {fmt(r.get('p90_s'))} | {fmt(r.get('p95_s'))} | {fmt(r.get('p99_s'))} | "
+          f"{fmt(r.get('max_s'))} | {r.get('train_steps_during')} | `{cmd}` |")
     load = lambda k: " / ".join(f"{x:.2f}" for x in r[k]) if r.get(k) else "-"  # noqa: E731
     print(f"\nload average (1/5/15 min) before {load('loadavg_before')}, after {load('loadavg_after')} on "
           f"{r['cpu_count']} CPUs; wall {fmt(r.get('wall_s'))} s; app start {fmt(r.get('startup_s'))} s; "
-          f"sampled from: {r['sample_model']}; training: {r['train_preset']} on {r['train_corpus']}, "
-          f"{r.get('train_state')}")
+          f"sampled from: {r['sample_model']} ({'loaded by a warm-up request' if r['warm'] else 'cold'}); "
+          f"training: {r['train_preset']} on {r['train_corpus']}, {r.get('train_state')}")
     if r.get("errors"):
         print("errors:", r["errors"])
     if args.json:

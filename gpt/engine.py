@@ -26,8 +26,13 @@ from typing import Callable, Iterator
 import torch
 import torch.nn as nn
 
+from .decode_view import decode_view
 from .errors import SamplingError
+from .kv_cache import KVCache, RowKVCache
 from .validate import INT64_MAX, is_whole, shown
+
+__all__ = ["KVCache", "RowKVCache", "Row", "SamplingSettings", "decode_step", "draw", "filtered_probs", "generate",
+           "generate_stream", "last_context", "prefill", "sample_next_token", "sample_rows"]
 
 MAX_NEW_TOKENS_CAP = 10_000
 MAX_TEMPERATURE = 100.0  # softmax(logits / 100) is all but uniform already; 1e26 is a mistake, not a wish
@@ -100,42 +105,6 @@ class SamplingSettings:
         return notes
 
 
-class KVCache:
-    """Keys and values of every layer for the positions seen so far.
-
-    k, v: (n_layer, B, nh, block_size, hs), filled left to right; `pos` is how
-    many positions are filled. Attention layers call `update`, the model
-    calls `advance` once per forward pass.
-    """
-
-    def __init__(self, n_layer: int, batch_size: int, n_head: int, max_len: int, head_size: int, device, dtype):
-        shape = (n_layer, batch_size, n_head, max_len, head_size)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self._k_layers = [self.k[i] for i in range(n_layer)]  # per-layer views, indexed once
-        self._v_layers = [self.v[i] for i in range(n_layer)]
-        self.pos = 0
-
-    @classmethod
-    def for_model(cls, model: nn.Module, batch_size: int = 1) -> "KVCache":
-        c = model.config
-        p = next(model.parameters())
-        return cls(c.n_layer, batch_size, c.n_head, c.block_size, c.head_size, p.device, p.dtype)
-
-    def reset(self) -> None:
-        self.pos = 0
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self.pos + k.size(2)
-        k_all, v_all = self._k_layers[layer], self._v_layers[layer]  # (B, nh, max_len, hs)
-        k_all[:, :, self.pos : end] = k
-        v_all[:, :, self.pos : end] = v
-        return k_all[:, :, :end], v_all[:, :, :end]
-
-    def advance(self, n: int) -> None:
-        self.pos += n
-
-
 def sample_next_token(
     logits: torch.Tensor,
     temperature: float = 1.0,
@@ -149,38 +118,63 @@ def sample_next_token(
     return draw(filtered_probs(logits, temperature, top_k, top_p), generator)
 
 
-def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def draw(probs: torch.Tensor, generator: torch.Generator | None = None, uniforms: torch.Tensor | None = None
+         ) -> torch.Tensor:
     """One id per row of probs (B, vocab), each with its probability: (B, 1).
 
     Inverse-CDF sampling: a uniform number in [0, total mass) lands in one
     token's slice of the running sum. Same distribution as torch.multinomial
     at a fraction of its cost per call (it validates its input every time,
     ~45 us, a twentieth of a small model's step). A token of probability 0
-    owns an empty slice and is never drawn.
+    owns an empty slice and is never drawn. `uniforms` (B, 1) in [0, 1):
+    numbers drawn already (each request draws its own, `Row`).
     """
     cdf = probs.float().cumsum(dim=-1)  # (B, vocab)
     total = cdf[..., -1:]  # (B, 1), 1 up to rounding
-    u = torch.rand(total.shape, device=cdf.device, generator=generator) * total
+    if uniforms is None:
+        uniforms = torch.rand(total.shape, device=cdf.device, generator=generator)
+    u = uniforms * total
     u = torch.minimum(u, total.nextafter(torch.zeros_like(total)))  # strictly below the total, even after rounding
     return torch.searchsorted(cdf, u, right=True)  # the first token whose running sum passes u
 
 
-def filtered_probs(
-    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
-) -> torch.Tensor:
-    """softmax(logits / T) with tokens outside top-k and outside the top-p nucleus set to 0."""
-    logits = logits.float() / max(temperature, 1e-8)
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+def _per_row(values, B: int, device) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32, device=device).view(B, 1)
+
+
+def filtered_probs(logits: torch.Tensor, temperature=1.0, top_k=None, top_p=None) -> torch.Tensor:
+    """softmax(logits / T) with tokens outside top-k and outside the top-p nucleus set to 0.
+
+    logits (..., vocab). Each of temperature, top_k and top_p is one value for
+    every row or a list with one per row (a batch of requests, each with its
+    own); top_k None or 0 and top_p None or 1 are off. Every operation works
+    row by row, so a row's probabilities do not depend on the rows beside it.
+    """
+    shape, V = logits.shape, logits.size(-1)
+    logits = logits.float().reshape(-1, V)  # (B, vocab)
+    B, device = logits.size(0), logits.device
+    each = lambda value: list(value) if isinstance(value, (list, tuple)) else [value] * B  # noqa: E731
+    logits = logits / _per_row([max(t, 1e-8) for t in each(temperature)], B, device)
+    ks = [k if k and k < V else 0 for k in each(top_k)]  # 0: no filter for this row
+    if any(ks):
+        kth = torch.topk(logits, max(ks), dim=-1).values  # (B, max k), largest first
+        kth = kth.gather(1, torch.tensor([[max(k, 1) - 1] for k in ks], device=device))  # each row's k-th largest
+        if not all(ks):
+            kth = kth.masked_fill(torch.tensor([[k == 0] for k in ks], device=device), float("-inf"))
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
-    if top_p is not None and top_p < 1.0:
+    ps = [p if p is not None and p < 1.0 else 1.0 for p in each(top_p)]
+    if any(p < 1.0 for p in ps):
         sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
         mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # probability of the tokens ranked above
-        sorted_probs = sorted_probs.masked_fill(mass_before >= top_p, 0.0)  # the first token always stays
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-        probs = probs / probs.sum(dim=-1, keepdim=True)
-    return probs
+        sorted_probs = sorted_probs.masked_fill(mass_before >= _per_row(ps, B, device), 0.0)  # the first stays
+        nucleus = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        nucleus = nucleus / nucleus.sum(dim=-1, keepdim=True)
+        if all(p < 1.0 for p in ps):
+            probs = nucleus
+        else:  # rows without top-p keep their probabilities untouched
+            probs = torch.where(torch.tensor([[p < 1.0] for p in ps], device=device), nucleus, probs)
+    return probs.view(shape)
 
 
 def _keep_after_full(block_size: int, window: str) -> int:
@@ -190,6 +184,136 @@ def _keep_after_full(block_size: int, window: str) -> int:
     if window == "slide":
         return max(1, (3 * block_size) // 4)
     raise SamplingError(f"window must be 'slide' or 'crop', got {window!r}.")
+
+
+def last_context(ids: list[int], block_size: int) -> list[int]:
+    """What a model can read of ids: the last block_size of them (it has no position for more)."""
+    return list(ids[-block_size:])
+
+
+@dataclass
+class Row:
+    """One request being decoded: its tokens so far, its settings, its own random numbers.
+
+    The context the model sees is tokens[start:], never longer than
+    block_size; a row cache holds its first `fed` tokens. Every number the
+    request draws is drawn here, at once, from its own generator (the seed),
+    so no other request can move its random stream: the same seed gives the
+    same uniforms as drawing one per token (checked in tests/test_batching.py).
+    """
+
+    tokens: list[int]
+    settings: SamplingSettings
+    block_size: int
+    keep: int  # how many tokens the context keeps when it would pass block_size (the window policy)
+    uniforms: list[float]  # one per new token, in [0, 1); empty when greedy
+    start: int = 0
+    fed: int = 0
+    made: int = 0
+
+    @classmethod
+    def open(cls, prompt_ids: list[int], settings: SamplingSettings, block_size: int, window: str = "slide") -> "Row":
+        """The one place a prompt is checked and fitted to the context: a longer one keeps its last
+        block_size tokens (`gpt.sample.prompt_to_ids` says so in a note)."""
+        if not prompt_ids:
+            raise SamplingError("The prompt has no tokens; give at least one (the text layer picks a start token).")
+        keep = _keep_after_full(block_size, window)
+        uniforms: list[float] = []
+        if settings.temperature != 0:
+            gen = torch.Generator()
+            if settings.seed is None:
+                gen.seed()  # a fresh random sample
+            else:
+                gen.manual_seed(int(settings.seed))
+            uniforms = torch.rand(settings.max_new_tokens, generator=gen).tolist()  # float32 values, exact as floats
+        return cls(last_context(prompt_ids, block_size), settings, block_size, keep, uniforms)
+
+    @property
+    def done(self) -> bool:
+        return self.made >= self.settings.max_new_tokens
+
+    def fit_window(self) -> None:
+        """Shrink the context per the window policy when it would pass block_size (the cache starts over)."""
+        if len(self.tokens) - self.start > self.block_size:
+            self.start = len(self.tokens) - self.keep
+            self.fed = 0
+
+    def take(self, token: int) -> None:
+        self.tokens.append(token)
+        self.made += 1
+
+    def unfed(self) -> list[int]:
+        """After fitting the window: the whole context when the cache holds none of it (a new prompt,
+        a slide), fed in one pass that also gives the next token's logits; else none (the latest
+        token goes in with a step)."""
+        self.fit_window()
+        return self.tokens[self.start :] if self.fed == 0 else []
+
+
+def sample_rows(logits: torch.Tensor, rows: list[Row]) -> list[int]:
+    """Each row's next id from its logits (B, vocab), its own settings and its own next uniform number."""
+    temps = [r.settings.temperature for r in rows]
+    greedy = logits.argmax(dim=-1, keepdim=True) if not all(temps) else None  # (B, 1)
+    if not any(temps):
+        return greedy.view(-1).tolist()
+    B = len(rows)
+    probs = filtered_probs(logits, temps, [r.settings.top_k for r in rows], [r.settings.top_p for r in rows])
+    u = _per_row([r.uniforms[r.made] if r.uniforms else 0.5 for r in rows], B, logits.device)
+    ids = draw(probs, uniforms=u)  # (B, 1)
+    if greedy is not None:  # rows at temperature 0 beside sampled ones
+        ids = torch.where(torch.tensor([[t == 0] for t in temps], device=logits.device), greedy, ids)
+    return ids.view(-1).tolist()
+
+
+def prefill(model: nn.Module, cache: RowKVCache, i: int, row: Row) -> torch.Tensor | None:
+    """Feed row i's whole context when its cache holds none of it (a new request's prompt, or the
+    context kept after a slide), in one forward pass of that row alone: the logits (vocab,) of
+    its next token, or None when the row has nothing to feed (its next token comes from a step)."""
+    new = row.unfed()
+    if not new:
+        return None
+    logits, _ = model(torch.tensor([new], device=cache.k.device), kv_cache=cache.row(i, 0), last_only=True)  # (1, T)
+    row.fed = len(new)
+    return logits[0, -1]
+
+
+def prefill_together(model: nn.Module, cache: RowKVCache, slots: list[int], rows: list[Row]) -> torch.Tensor:
+    """`prefill` for rows that start over with contexts of one length (requests that join or slide at
+    the same step): one forward pass over (G, T), each row's keys and values then copied to its slot;
+    the rows' next-token logits (G, vocab). With a `gpt.decode_view` each row's products are its own
+    (T, C) slice of a bmm; on one thread that is what `prefill` computes for the row alone, bit for
+    bit (tests/test_batching.py)."""
+    new = [row.unfed() for row in rows]
+    assert len({len(n) for n in new}) == 1 and all(new), "rows with contexts of one length only"
+    together = cache.fresh(len(rows))
+    logits, _ = model(torch.tensor(new, device=cache.k.device), kv_cache=together, last_only=True)  # (G, T)
+    where = torch.tensor(slots, device=cache.k.device)
+    cache.k.index_copy_(1, where, together.k)
+    cache.v.index_copy_(1, where, together.v)
+    for row, n in zip(rows, new):
+        row.fed = len(n)
+    return logits[:, -1]
+
+
+def decode_step(model: nn.Module, cache: RowKVCache, rows: list[Row], fed: dict[int, torch.Tensor] | None = None
+                ) -> list[int]:
+    """One new token for each row (rows 0..B-1 of the cache). A row in `fed` (row -> logits from its
+    prefill) has its next token's logits already; every other row's latest token goes in at its own
+    position, one forward pass for all. Then each row samples its own."""
+    fed = fed or {}
+    if len(fed) < len(rows):
+        idx = torch.tensor([[0 if i in fed else r.tokens[-1]] for i, r in enumerate(rows)], device=cache.k.device)
+        cache.begin([None if i in fed else r.fed for i, r in enumerate(rows)])
+        logits = model(idx, kv_cache=cache, last_only=True)[0][:, -1]  # (B, vocab)
+        if fed:
+            logits = logits.index_copy(0, torch.tensor(list(fed), device=logits.device), torch.stack(list(fed.values())))
+    else:
+        logits = torch.stack([fed[i] for i in range(len(rows))])  # (B, vocab)
+    ids = sample_rows(logits, rows)
+    for i, (r, token) in enumerate(zip(rows, ids)):
+        r.fed += i not in fed
+        r.take(token)
+    return ids
 
 
 @torch.inference_mode()  # like no_grad, minus autograd's bookkeeping: ~25% less per token on a CPU
@@ -205,46 +329,31 @@ def generate_stream(
     """Yield new token ids one at a time, as they are made.
 
     `should_stop()` is checked before each token: a UI Stop button sets it.
-    The same seed gives the same tokens, with or without the cache.
+    The same seed gives the same tokens, with or without the cache, and alone
+    or beside other requests (`gpt.batching.BatchDecoder`: the same `Row`,
+    `prefill` and `decode_step`, with this one row).
     """
     settings = settings or SamplingSettings()
-    if not prompt_ids:
-        raise SamplingError("The prompt has no tokens; give at least one (the text layer picks a start token).")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    block_size = model.config.block_size
-    keep = _keep_after_full(block_size, window)
-    gen = None
-    if settings.seed is not None:
-        gen = torch.Generator(device=device)
-        gen.manual_seed(int(settings.seed))
-    tokens = list(prompt_ids)
-    start = max(0, len(tokens) - block_size)  # the context is tokens[start:], never longer than block_size
-    cache = KVCache.for_model(model) if (use_cache and getattr(model, "supports_kv_cache", False)) else None
-    fed = 0  # with a cache: how many tokens of the current context it already holds
-    try:
-        for _ in range(settings.max_new_tokens):
-            if should_stop is not None and should_stop():
-                return
-            if len(tokens) - start > block_size:  # full: shrink the context per the window policy
-                start = len(tokens) - keep
-                if cache is not None:
-                    cache.reset()
-                    fed = 0
-            if cache is not None and not (window == "crop" and start > 0):
-                new = torch.tensor([tokens[start + fed :]], device=device)  # (1, T_new): prompt, then 1 token
-                logits, _ = model(new, kv_cache=cache, last_only=True)
-                fed = len(tokens) - start
-            else:
-                ctx = torch.tensor([tokens[start:]], device=device)  # (1, T) the whole context every step
-                logits, _ = model(ctx, last_only=True)
-            next_id = sample_next_token(logits[:, -1, :], settings.temperature, settings.top_k, settings.top_p, gen)
-            token = int(next_id.item())
-            tokens.append(token)
-            yield token
-    finally:
-        model.train(was_training)
+    row = Row.open(prompt_ids, settings, model.config.block_size, window)
+    view = decode_view(model)  # in eval mode; the model itself keeps its mode (it may be training elsewhere)
+    cache = RowKVCache(model) if use_cache and getattr(model, "supports_kv_cache", False) else None
+    while not row.done:
+        if should_stop is not None and should_stop():
+            return
+        if cache is not None:
+            logits = prefill(view, cache, 0, row)
+            (token,) = decode_step(view, cache, [row], {} if logits is None else {0: logits})
+        else:  # the whole context every step (nanoGPT's way; the comparison the cache is measured against)
+            row.fit_window()
+            ctx = torch.tensor([row.tokens[row.start :]], device=cache_device(model))  # (1, T)
+            logits, _ = view(ctx, last_only=True)
+            (token,) = sample_rows(logits[:, -1], [row])
+            row.take(token)
+        yield token
+
+
+def cache_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def generate(model: nn.Module, prompt_ids: list[int], settings: SamplingSettings | None = None, **kwargs) -> list[int]:

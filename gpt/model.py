@@ -149,8 +149,9 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     x: (..., hs) with positions on some axis; cos, sin: (hs) per position from
     `rotary_tables`, shaped to broadcast against x (e.g. (T, 1, hs) for (B, T, nh, hs)).
     """
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos.to(x.dtype) + torch.cat((x2, x1), dim=-1) * sin.to(x.dtype)
+    if cos.dtype != x.dtype:  # under autocast; otherwise no call at all (sampling pays per call)
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return x * cos + x.roll(x.size(-1) // 2, dims=-1) * sin  # the roll is (x2, x1): half the calls of chunk + cat
 
 
 def dropout_if_training(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -193,29 +194,36 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache=None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x, rope)
+        mask = None
         if kv_cache is not None:  # write this step's keys/values, attend over everything so far
-            k, v = kv_cache.update(self.layer_idx, k, v)  # (B, nh, pos0+T, hs)
+            k, v = kv_cache.update(self.layer_idx, k, v)  # (B, nh, pos0+T, hs), or every slot of a row cache
+            mask = kv_cache.attn_mask  # None, or rows of different lengths: (B, 1, T, slots), -inf where unfilled
         dropout = self.config.dropout if self.training else 0.0
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            y = self._attend_written_out(q, k, v, T, dropout)
+            y = self._attend_written_out(q, k, v, T, dropout, mask)
         else:
-            y = self._attend(q, k, v, T, dropout)
+            y = self._attend(q, k, v, T, dropout, mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return dropout_if_training(self.c_proj(y), dropout, self.training)
 
-    def _attend_written_out(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
+    def _attend_written_out(self, q, k, v, T: int, dropout: float, mask=None) -> torch.Tensor:
         """The lecture's attention, step by step, for CPU autocast: PyTorch's fused kernel is slow
         in bf16 there (its backward ~3x float32's). The matmuls run in bf16, the softmax in float32."""
         att = (q @ k.transpose(-2, -1)) * self.scale  # (B, nh, T, Tk) affinities
-        if self.config.causal and T > 1:  # query i sees keys up to its own position (Tk - T + i)
+        if mask is not None:  # a row cache's own mask (each row its own length)
+            att = att + mask
+        elif self.config.causal and T > 1:  # query i sees keys up to its own position (Tk - T + i)
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
             att = att.masked_fill(~mask, float("-inf"))
         att = dropout_if_training(F.softmax(att.float(), dim=-1), dropout, self.training)
         return att @ v  # (B, nh, T, hs)
 
-    def _attend(self, q, k, v, T: int, dropout: float) -> torch.Tensor:
+    def _attend(self, q, k, v, T: int, dropout: float, mask=None) -> torch.Tensor:
         """softmax(q k^T * scale) v with the causal mask: (B, nh, T, hs) -> (B, nh, T, hs)."""
-        if not self.config.causal or T == 1:
+        if mask is not None:  # a row cache: written out as batched products, each (row, head) on its own
+            # (the fused kernel's result for a row can depend on how many rows share the call, on 2 threads)
+            y = self._attend_rows(q, k, v, mask, dropout)
+        elif not self.config.causal or T == 1:
             # one new query may look at every cached key; no mask needed
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
         elif k.size(2) == T:
@@ -224,6 +232,17 @@ class CausalSelfAttention(nn.Module):
             mask = torch.ones(T, k.size(2), dtype=torch.bool, device=q.device).tril(diagonal=k.size(2) - T)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
         return y
+
+
+    def _attend_rows(self, q, k, v, mask, dropout: float) -> torch.Tensor:
+        """softmax(q k^T * scale + mask) v for a row cache: q (B, nh, T, hs), k and v (B, nh, slots, hs),
+        mask (B, 1, T, slots). One bmm per (row, head) pair, so each pair's numbers are its own."""
+        B, nh, T, hs = q.shape
+        S = k.size(2)
+        att = torch.baddbmm(mask.expand(B, nh, T, S).reshape(B * nh, T, S), q.reshape(B * nh, T, hs),
+                            k.reshape(B * nh, S, hs).transpose(1, 2), alpha=self.scale)  # (B*nh, T, slots)
+        att = dropout_if_training(att.softmax(dim=-1), dropout, self.training)
+        return torch.bmm(att, v.reshape(B * nh, S, hs)).view(B, nh, T, hs)
 
 
 class MLP(nn.Module):
@@ -340,7 +359,12 @@ class GPT(nn.Module):
     def rotary(self, pos0: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotary cos and sin for positions pos0..pos0+T-1, each (T, 1, 1, hs): they broadcast over
         the (B, T, q|k, nh, hs) queries and keys in CausalSelfAttention.qkv."""
-        return self.rope_cos[pos0 : pos0 + T, None, None], self.rope_sin[pos0 : pos0 + T, None, None]
+        return self.rotary_at(slice(pos0, pos0 + T))
+
+    def rotary_at(self, where) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotary cos and sin at `where`: a slice of positions, (T, 1, 1, hs) each, or a (B, T) tensor
+        of each row's own positions (a row cache), (B, T, 1, 1, hs) each."""
+        return self.rope_cos[where][..., None, None, :], self.rope_sin[where][..., None, None, :]
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -354,15 +378,16 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache=None, last_only: bool = False):
         """idx (B, T) token ids -> logits (B, T, vocab), and the loss if targets are given."""
         B, T = idx.shape
-        pos0 = kv_cache.pos if kv_cache is not None else 0
-        if pos0 + T > self.config.block_size:
-            raise ValueError(f"Context of {pos0 + T} tokens exceeds block_size {self.config.block_size}.")
+        # positions: a slice shared by every row, or a row cache's (B, T) tensor, each row at its own place
+        where = kv_cache.positions(T) if kv_cache is not None else slice(0, T)
+        if isinstance(where, slice) and where.stop > self.config.block_size:
+            raise ValueError(f"Context of {where.stop} tokens exceeds block_size {self.config.block_size}.")
         x = self.transformer.wte(idx)  # (B, T, C)
         rope = None
         if self.config.pos_emb == "learned":
-            x = x + self.transformer.wpe.weight[pos0 : pos0 + T]  # (T, C) rows of positions, broadcast over B
+            x = x + self.transformer.wpe.weight[where]  # (T, C) rows of positions, broadcast over B; or (B, T, C)
         else:
-            rope = self.rotary(pos0, T)  # sliced once here, used by every layer
+            rope = self.rotary_at(where)  # looked up once here, used by every layer
         if self.config.embed_norm:
             x = self.transformer.ln_emb(x)
         x = dropout_if_training(x, self.config.dropout, self.training)

@@ -36,7 +36,12 @@ def start_token(tokenizer: Tokenizer) -> int:
 
 
 def prompt_to_ids(tokenizer: Tokenizer, prompt: str, block_size: int) -> tuple[list[int], list[str]]:
-    """Encode a prompt; returns (ids, notes) where notes explain any change made to it."""
+    """Encode a prompt; returns (ids, notes) where notes explain what the sampler does with it.
+
+    An empty prompt becomes a start token. A prompt longer than the context is
+    returned whole: the engine's window keeps its last block_size tokens
+    (`gpt.engine.Row.open`, the one place that fits a context), and a note says so.
+    """
     notes = []
     if prompt is None or prompt == "":
         notes.append("The prompt is empty, so the sample starts from a newline (a start token).")
@@ -47,7 +52,6 @@ def prompt_to_ids(tokenizer: Tokenizer, prompt: str, block_size: int) -> tuple[l
     if len(ids) > block_size:
         notes.append(f"The prompt is {len(ids)} tokens, longer than the model's context of {block_size}; "
                      f"only its last {block_size} tokens are used.")
-        ids = ids[-block_size:]
     return ids, notes
 
 

@@ -28,7 +28,7 @@ from gpt.jobs import folder as folders
 from gpt.jobs import zerogpu
 from gpt import corpus as corpora
 from gpt import estimate as est
-from gpt.ui import generate as gen
+from gpt.jobs import sampling as gen
 from gpt.ui import frames as plots, library, pickers, runtime
 from gpt import device as devices
 from gpt.limits import Limits
@@ -572,7 +572,7 @@ def handlers(manager):
     from types import SimpleNamespace
 
     from gpt.ui.checkpoints_tab import CheckpointHandlers
-    from gpt.ui.generate import ModelCache
+    from gpt.jobs.sampling import ModelCache
     from gpt.ui.generate_tab import GenerateHandlers
     from gpt.ui.train_tab import TrainHandlers
 
@@ -677,6 +677,12 @@ def test_generate_and_checkpoint_handlers(handlers, manager, tmp_path):
         out = list(handlers.generate.generate("alice", name, "hello", 20, 0.8, 0, 1.0, -1))
     assert out == [("", out[0][1])] and "never saw" in out[0][1]  # a sentence, not a traceback
     assert handlers.generate.stop_generation("alice") == "Stopped."
+    texts = []
+    for text, status in handlers.generate.generate("alice", name, "1+", 500, 0.8, 0, 1.0, 4):  # Stop: one path
+        texts.append(text)
+        if len(texts) == 3:
+            handlers.generate.stop_generation("alice")  # the event the decode loop reads before each step
+    assert status.startswith("Stopped: ") and len(text) - 2 < 500 and text.startswith(texts[1])
     table, dropdown = handlers.checkpoints.runs_table("alice")
     assert list(table.columns) == library.TABLE_HEADERS and table.iloc[0, 0] == name and dropdown["value"] == name
     assert handlers.checkpoints.prepare_download("alice", name)["value"].endswith(f"{name}.safetensors")

@@ -11,7 +11,7 @@ import torch
 from gpt import checkpoint as ckpt
 from gpt.engine import SamplingSettings, generate
 from gpt.jobs import JobManager
-from gpt.ui import generate as gen
+from gpt.jobs import sampling as gen
 from gpt.ui import frames as plots, library
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,7 +30,7 @@ def served(tmp_path_factory):
     from gpt.jobs import folder as folders
     from gpt.limits import Limits
     from gpt.ui.exchange import build_exchange_panel
-    from gpt.ui.generate import ModelCache
+    from gpt.jobs.sampling import ModelCache
     from gpt.ui.page import Page
 
     root = tmp_path_factory.mktemp("runs")

@@ -38,7 +38,7 @@ from gpt.jobs import JobManager
 from gpt.tokenizer import CharTokenizer
 from gpt.train import Trainer
 from gpt.train import TrainConfig
-from gpt.ui import generate as gen
+from gpt.jobs import sampling as gen
 from gpt.ui import frames as plots
 from gpt.limits import Limits
 
@@ -90,7 +90,7 @@ def handlers(manager):
     from types import SimpleNamespace
 
     from gpt.ui.checkpoints_tab import CheckpointHandlers
-    from gpt.ui.generate import ModelCache
+    from gpt.jobs.sampling import ModelCache
     from gpt.ui.generate_tab import GenerateHandlers
     from gpt.ui.train_tab import TrainHandlers
 
@@ -509,11 +509,17 @@ def raw_call(url: str, api: str, data: list) -> str:
 
 
 def test_client_an_error_in_the_middle_of_a_sample_is_a_sentence(client, monkeypatch):
-    def breaks_after_a_token(*args, **kwargs):
-        yield "2"
-        raise RuntimeError("the sampler broke")
+    import gpt.batching
 
-    monkeypatch.setattr(gen, "stream_text", breaks_after_a_token)
+    real, steps = gpt.batching.decode_step, []
+
+    def breaks_after_a_token(*args, **kwargs):  # the decode loop's step: one token, then it fails
+        steps.append(1)
+        if len(steps) > 1:
+            raise RuntimeError("the sampler broke")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gpt.batching, "decode_step", breaks_after_a_token)
     text = refused(client.predict, run="shared-run", prompt="1", max_new_tokens=12, api_name="/generate")
     assert "went wrong on the server" in text  # a sentence for the person; the details go to the server's log
     assert "RuntimeError" not in text and "Unexpected error" not in text and "Traceback" not in text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from ..engine import last_context
 from ..sample import prompt_to_ids
 from ..tokenizer import Tokenizer
 
@@ -18,5 +19,6 @@ def show_piece(piece: str) -> str:
 
 def prompt_tensor(model: torch.nn.Module, tokenizer: Tokenizer, prompt: str) -> torch.Tensor:
     """The prompt as a (1, T) id tensor on the model's device, exactly as the sampler would feed it."""
-    ids, _ = prompt_to_ids(tokenizer, prompt, model.config.block_size)  # empty -> start token; long -> cropped
+    ids, _ = prompt_to_ids(tokenizer, prompt, model.config.block_size)  # empty -> start token
+    ids = last_context(ids, model.config.block_size)  # long -> its last block_size tokens, as the sampler keeps
     return torch.tensor([ids], device=next(model.parameters()).device)  # (1, T)

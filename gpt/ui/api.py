@@ -27,11 +27,11 @@ from .. import corpus as corpora
 from ..data import SYNTHETIC
 from ..errors import DataError, GPTError
 from ..jobs import RunRequest
-from . import generate as gen
+from ..jobs import sampling as gen
 from ..validate import number, text, whole
 from .addresses import client_address
 from .messages import refuse
-from .page import Page
+from .page import GENERATE_QUEUE, Page
 
 
 API_CORPORA = ("shakespeare", *SYNTHETIC, "text")  # the page's 'upload' and 'paste' are not the API's
@@ -160,5 +160,5 @@ def register_api(page: Page) -> Api:
     """Add the named endpoints to the page being built (inside its gr.Blocks)."""
     api = Api(page)
     for name, fn in api.endpoints().items():
-        gr.api(fn, api_name=name, concurrency_limit=None if name != "generate" else 4)
+        gr.api(fn, api_name=name, **(GENERATE_QUEUE if name == "generate" else dict(concurrency_limit=None)))
     return api

@@ -1,8 +1,10 @@
 """The Generate tab: any run you may see, even one still training, writes text token by token.
 
-`GenerateHandlers` streams (text so far, status) from `gpt.ui.generate`;
+`GenerateHandlers` streams (text so far, status) from `gpt.jobs.sampling`;
 `build_generate_tab` lays the tab out. Temperature, top-k and top-p use the
-API's conventions (0 and 1 mean off, seed -1 means random).
+API's conventions (0 and 1 mean off, seed -1 means random). A whole class
+may press Generate at once: the requests on one model share a decode loop
+(`gpt.batching`), up to GENERATE_CONCURRENCY at a time, page and API together.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import threading
 import gradio as gr
 
 from ..jobs import JobManager
-from . import generate as gen
+from ..jobs import sampling as gen
 from .messages import problem
-from .page import PRIVATE, Page
+from .page import GENERATE_QUEUE, PRIVATE, Page
 from .pickers import pick_run, sampleable
 
 
@@ -23,6 +25,8 @@ class GenerateHandlers:
         self.m = manager
         self.models = models
         self._stop: dict[str, threading.Event] = {}  # owner -> the Stop button of their sample in progress
+        # Stop has one path: the event, checked by the decode loop before each step; the sample ends
+        # there and its last text and "Stopped" status still reach the page
 
     def sample_runs(self, owner, current=None):
         return pick_run(self.m, owner, sampleable(self.m.runs.list_runs(owner)), current)
@@ -86,7 +90,7 @@ def build_generate_tab(page: Page) -> gr.Tab:
     tab.select(**show_runs)
     refresh.click(**show_runs)
     inputs = [who, run, prompt, max_new, temperature, top_k, top_p, seed]
-    click = btn.click(h.generate, inputs, [output, status], concurrency_limit=4, **PRIVATE)
-    submit = prompt.submit(h.generate, inputs, [output, status], concurrency_limit=4, **PRIVATE)
-    stop.click(h.stop_generation, who, status, cancels=[click, submit], **PRIVATE)
+    for event in (btn.click, prompt.submit):
+        event(h.generate, inputs, [output, status], **GENERATE_QUEUE, **PRIVATE)
+    stop.click(h.stop_generation, who, status, **PRIVATE)
     return tab

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from ..jobs import JobManager
-from .generate import ModelCache
+from ..jobs.sampling import ModelCache
 
 
 @dataclass
@@ -45,6 +45,10 @@ class Page:
 
 
 PRIVATE = dict(api_visibility="private")  # the page's own events: not part of the client API
+# Generate, from the page and the API alike: one queue. The requests on one model share a decode loop
+# (gpt.batching), so 30 at once cost little more than a few; each waiting stream holds one of Gradio's
+# 40 worker threads, so the limit leaves some for everything else.
+GENERATE_QUEUE = dict(concurrency_limit=32, concurrency_id="generate")
 QUIET = dict(show_progress="hidden", concurrency_limit=None, **PRIVATE)  # timers: no spinner, never queued
 
 

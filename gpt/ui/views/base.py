@@ -9,7 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ...jobs import JobManager
-from .. import generate as gen
+from ...jobs import sampling as gen
 from ..pickers import pick_run, run_label, sampleable, short_label, with_metrics
 
 

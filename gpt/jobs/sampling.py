@@ -1,15 +1,16 @@
-"""Sampling from the page: a finished run, or one still training.
+"""Sampling for people: a finished run, or one still training, as a stream of text.
 
 A run that is training right now is sampled from `Trainer.snapshot_model()`,
 a copy of its weights taken between two optimizer steps, so a student can
-watch the text get better while the loss falls. A run on disk is loaded once
-and kept while its checkpoint file is unchanged.
+watch the text get better while the loss falls; requests that arrive while
+the run is at the same step share one snapshot (and so one decode loop). A
+run on disk is loaded once and kept while its checkpoint file is unchanged.
+Every model has one `gpt.batching.BatchDecoder`: the requests of a class on
+the same model are decoded side by side, each exactly as it would be alone.
 
 Notes (prompt cropped to the context, empty prompt started from a newline,
 top-k above the vocabulary clamped) come back as sentences next to the text;
 errors (a character the model never saw) are `GPTError`s with a sentence.
-The text itself comes from `gpt.sample.stream_text`, which never shows half
-of a UTF-8 character from a byte-level BPE.
 """
 
 from __future__ import annotations
@@ -17,20 +18,25 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
 
 from .. import checkpoint as ckpt
+from ..batching import BatchDecoder
 from ..engine import SamplingSettings
 from ..errors import CheckpointError, SamplingError
-from ..validate import text
-from ..jobs import JobManager
-from ..sample import prompt_to_ids, stream_text
+from ..sample import StreamDecoder, prompt_to_ids
 from ..tokenizer import Tokenizer
+from ..validate import text
+from .manager import JobManager
 
 STREAM_INTERVAL_S = 0.04  # at most ~25 page updates a second; a token can come faster than a browser paints
+# ...and at most ~100 a second for all the requests on one model together: every update is work for the
+# server (a diff, JSON, an event), and thirty streams at 25 a second would take a core from the decoding
+UPDATES_PER_S_PER_MODEL = 100
+MAX_PROMPT_CHARS = 10_000  # a model reads at most its context (<= 512 tokens here); longer is refused before encoding
 
 
 @dataclass
@@ -57,32 +63,61 @@ class Loaded:
     tokenizer: Tokenizer
     step: int
     live: bool  # a snapshot of a run still training
+    decoder: BatchDecoder = field(init=False, repr=False)  # the one decode loop of this model's requests
+
+    def __post_init__(self):
+        self.decoder = BatchDecoder(self.model)
 
 
 class ModelCache:
-    """Checkpoints loaded from disk, keyed by file and modification time (a newer save reloads)."""
+    """Checkpoints loaded from disk, keyed by file and modification time (a newer save reloads), and
+    the latest snapshot of each run training now, keyed by its step."""
 
     def __init__(self, size: int = 3):
         self.size = size
         self._items: "OrderedDict[tuple, Loaded]" = OrderedDict()
+        self._live: dict[tuple, Loaded] = {}
+        self._loads: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def _loading(self, key) -> threading.Lock:
+        """One lock per model being loaded: thirty requests that miss at once load it once, and so share
+        one model and one decode loop."""
+        with self._lock:
+            return self._loads.setdefault(key, threading.Lock())
 
     def get(self, path, device: str = "cpu") -> Loaded:
         weights = path / ckpt.WEIGHTS
         if not weights.exists():
             raise CheckpointError(f"Run {path.name!r} has no checkpoint yet; it is saved at its first evaluation.")
         key = (str(weights), weights.stat().st_mtime_ns, device)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        loaded = ckpt.load_checkpoint(path, device=device)
-        item = Loaded(loaded.model, loaded.tokenizer, loaded.step, live=False)
-        with self._lock:
-            self._items[key] = item
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return item
+        with self._loading(key):
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+            loaded = ckpt.load_checkpoint(path, device=device)
+            item = Loaded(loaded.model, loaded.tokenizer, loaded.step, live=False)
+            with self._lock:
+                self._items[key] = item
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+                self._loads.pop(key, None)
+            return item
+
+    def snapshot(self, name: str, trainer, device: str = "cpu") -> Loaded:
+        """The run's weights at its current step: taken once per step, however many ask."""
+        key = (name, device)
+        with self._loading(key):
+            step = trainer.step
+            with self._lock:
+                item = self._live.get(key)
+                if item is not None and item.step == step:
+                    return item
+            item = Loaded(trainer.snapshot_model().to(device), trainer.tokenizer, step, live=True)
+            with self._lock:
+                self._live[key] = item
+            return item
 
 
 def open_run(manager: JobManager, cache: ModelCache, owner: str, name: str, device: str = "cpu") -> Loaded:
@@ -93,16 +128,13 @@ def open_run(manager: JobManager, cache: ModelCache, owner: str, name: str, devi
         raise CheckpointError(f"There is no run named {name!r}.")
     trainer = manager.runs.live_trainer(name)
     if trainer is not None:
-        return Loaded(trainer.snapshot_model().to(device), trainer.tokenizer, trainer.step, live=True)
+        return cache.snapshot(name, trainer, device)
     return cache.get(manager.runs.run_path(name), device)
-
-
-MAX_PROMPT_CHARS = 10_000  # a model reads at most its context (<= 512 tokens here); longer is refused before encoding
 
 
 @dataclass
 class Prepared:
-    """A sample ready to stream: checked settings, the prompt and its ids (cropped to the model's context)."""
+    """A sample ready to stream: checked settings, the prompt and its ids (fitted to the context by the engine)."""
 
     settings: SamplingSettings
     ids: list[int]
@@ -123,13 +155,15 @@ def prepare(loaded: Loaded, req: SampleRequest, max_new_tokens_cap: int) -> Prep
 
 def stream(loaded: Loaded, prepared: Prepared, should_stop: Callable[[], bool] | None = None,
            interval: float = STREAM_INTERVAL_S) -> Iterator[str]:
-    """Yield the text so far (prompt included), at most every `interval` seconds, and once at the end."""
-    text, last = prepared.prompt, 0.0
+    """Yield the text so far (prompt included), at most every `interval` seconds (longer while many
+    requests share the model), and once at the end.
+
+    The tokens come from the model's decode loop, beside every other request on the same model;
+    closing this generator (a reader gone) ends the request at the loop's next step."""
+    text, decoder = prepared.prompt, StreamDecoder(loaded.tokenizer)
     yield text
-    for piece in stream_text(loaded.model, loaded.tokenizer, prepared.ids, prepared.settings, should_stop=should_stop):
-        text += piece
-        now = time.monotonic()
-        if now - last >= interval:
-            last = now
-            yield text
-    yield text
+    spaced = lambda: max(interval, loaded.decoder.active / UPDATES_PER_S_PER_MODEL)  # noqa: E731
+    for ids in loaded.decoder.submit(prepared.ids, prepared.settings, should_stop).batches(spaced):
+        text += "".join(decoder.push(i) for i in ids)
+        yield text
+    yield text + decoder.flush()
