@@ -32,7 +32,7 @@ from gpt.ui.page import Page
 from gpt.ui.projector import build_projector_toggle
 from gpt.ui.runtime import runtime_line
 from gpt.ui.teacher import build_teacher_page
-from gpt.ui.theme import CSS, INTRO
+from gpt.ui.theme import CSS, INTRO, THEME
 from gpt.ui.train_tab import build_train_tab
 from gpt.ui.uploads import keep_swept
 from gpt.ui.views import build_views_tab
@@ -48,10 +48,13 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         who = Identity(manager.identity, browser_secret(manager.root))
         page = Page(manager, ModelCache(), who, timer=gr.Timer(1.0))
         register_api(page)  # first, so the client API keeps its names whatever the page's events are called
-        build_projector_toggle(page)
-        gr.Markdown(INTRO, elem_id="intro")
-        gr.Markdown(runtime_line(manager.limits), elem_id="runtime")
-        build_name_field(page)  # a display name for the class board (adds to page.on_load); Sign in on a Space
+        with gr.Row(elem_id="page-header"):  # one row, so Start fits a 1080-pixel screen without the projector view
+            with gr.Column(scale=3):
+                gr.Markdown(INTRO, elem_id="intro")
+                gr.Markdown(runtime_line(manager.limits), elem_id="runtime")
+            with gr.Column(scale=1, min_width=320):
+                build_projector_toggle(page)
+                build_name_field(page)  # a display name for the class board (adds to page.on_load); Sign in on a Space
         with gr.Tabs():
             page.tabs += [build_train_tab(page), build_lesson_tab(page), build_generate_tab(page),
                           build_checkpoints_tab(page)]
@@ -70,6 +73,7 @@ def launch(demo: gr.Blocks, **kwargs):
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         css=CSS,
+        theme=THEME,
         max_file_size=f"{demo.manager.limits.max_upload_mb}mb",
     )
     options.update(kwargs)

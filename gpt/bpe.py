@@ -6,7 +6,11 @@ where its ranks (token bytes -> id, in merge order) come from:
 - 'gpt2' (also 'cl100k_base', 'o200k_base'): OpenAI's published files. tiktoken
   fetches one on first use and caches it; we do that fetch ourselves, with a
   time limit, so an offline machine gets a sentence instead of a hang.
-  `GPT_GPT2_RANKS` may name a local gpt2.tiktoken instead.
+  `GPT_GPT2_RANKS` may name a local gpt2.tiktoken instead. GPT-2's own ranks
+  (r50k_base, public under the MIT licence of openai/tiktoken and openai/gpt-2)
+  also ship with the package, gzipped (`gpt/assets/gpt2.tiktoken.gz`, 366 KB),
+  so GPT-2's BPE works in an offline classroom: they are read before any
+  download is tried, and held to the same sha256 as a download.
 - 'bpe': ranks learned from the corpus by `rustbpe` (nanochat's trainer) with
   the GPT-4 split pattern. The spec keeps the learned tokens, not the corpus.
 
@@ -37,6 +41,8 @@ import tiktoken
 
 from .bpe_spec import check_trained_spec, guarded
 from .errors import TokenizerError
+from .shipped import ASSETS
+from .shipped import read as shipped_file
 from .tokenizer import Tokenizer
 
 # Split patterns: GPT-2's (tiktoken's faster equivalent of the original), GPT-4's as
@@ -66,6 +72,7 @@ PRETRAINED = {
                        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
                        special={"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
 }
+SHIPPED_RANKS = {"gpt2": ASSETS / "gpt2.tiktoken.gz"}  # 366 KB
 TRAINED_PATTERNS = (GPT4_PATTERN, R50K_PATTERN, CL100K_PATTERN, O200K_PATTERN)  # the only ones a spec may name
 BPE_VOCAB_RANGE = (256, 16_384)
 DEFAULT_BPE_VOCAB = 2_048
@@ -140,6 +147,9 @@ def _rank_file(kind: str) -> bytes:
             data = f.read()
         if hashlib.sha256(data).hexdigest() == info["sha256"]:
             return data  # a damaged cache file is fetched again, as tiktoken does
+    shipped = shipped_file(SHIPPED_RANKS[kind], info["sha256"]) if kind in SHIPPED_RANKS else None
+    if shipped is not None:
+        return shipped  # the same bytes a download would bring, with no network and no 12 s wait for one
     try:
         data = _download(info["url"], DOWNLOAD_TIMEOUT_S)
     except Exception as err:

@@ -10,6 +10,7 @@ The page draws the pieces with `gpt.ui.tokens`; this module knows no HTML.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import threading
@@ -115,12 +116,12 @@ def dataset(corpus: Corpus, kind: str, vocab_size: int | None = None, progress=N
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
-            return _cache[key]
+            return _called(_cache[key], corpus.name)
         lock = _building.setdefault(key, threading.Lock())
     with lock:
         with _cache_lock:  # built by another caller while we waited?
             if key in _cache:
-                return _cache[key]
+                return _called(_cache[key], corpus.name)
         tok = build_tokenizer(kind, corpus.text, vocab_size=vocab_size if kind == "bpe" else None, progress=progress)
         ds = Dataset(corpus.text, tok, name=corpus.name)
         with _cache_lock:
@@ -129,6 +130,17 @@ def dataset(corpus: Corpus, kind: str, vocab_size: int | None = None, progress=N
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
     return ds
+
+
+def _called(ds: Dataset, name: str) -> Dataset:
+    """The cached dataset under the name this corpus goes by. The cache is keyed by the text, so the same text
+    pasted, then uploaded as tiny.txt, is encoded once; but the upload is 'tiny', not 'pasted' (a shallow
+    copy: the tensors and tokenizer are shared)."""
+    if ds.name == name:
+        return ds
+    renamed = copy.copy(ds)
+    renamed.name = name
+    return renamed
 
 
 # --- what the page shows ------------------------------------------------------------------

@@ -12,7 +12,6 @@ targets y shifted one position to the right, as in the lecture.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import random
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from . import shipped
 from .errors import DataError
 from .tokenizer import Tokenizer
 from .tokenizers import build_tokenizer
@@ -30,7 +30,7 @@ from .tokenizers import build_tokenizer
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 SHAKESPEARE_FILE = "tinyshakespeare.txt"
-SHIPPED_SHAKESPEARE = Path(__file__).resolve().parent / "assets" / "tinyshakespeare.txt.gz"  # 434 KB
+SHIPPED_SHAKESPEARE = shipped.ASSETS / "tinyshakespeare.txt.gz"  # 434 KB
 DEFAULT_MAX_BYTES = int(os.environ.get("GPT_MAX_UPLOAD_MB", "50")) * 1024 * 1024
 
 
@@ -76,12 +76,9 @@ def shakespeare_text() -> str:
     The package ships it (gzipped) so the default corpus, the Lesson and the
     ladder work offline and without GPT_DATA_DIR; each copy is held to the sha256.
     """
-    if not (data_dir() / SHAKESPEARE_FILE).exists() and SHIPPED_SHAKESPEARE.is_file():
-        try:
-            raw = gzip.decompress(SHIPPED_SHAKESPEARE.read_bytes())
-        except (OSError, EOFError, gzip.BadGzipFile):
-            raw = b""
-        if hashlib.sha256(raw).hexdigest() == SHAKESPEARE_SHA256:
+    if not (data_dir() / SHAKESPEARE_FILE).exists():
+        raw = shipped.read(SHIPPED_SHAKESPEARE, SHAKESPEARE_SHA256)
+        if raw is not None:
             return raw.decode("utf-8")
     return read_text_file(download_shakespeare(), max_bytes=10**9)  # checked there; a damaged shipped copy too
 

@@ -186,7 +186,8 @@ def test_corpus_choices_load_with_sentences_for_problems(tmp_path):
 def test_dataset_cache_and_statistics():
     c = addition()
     ds = corpora.dataset(c, "char")
-    assert corpora.dataset(corpora.Corpus("again", c.text, "addition"), "char") is ds  # same text, same dataset
+    again = corpora.dataset(corpora.Corpus("again", c.text, "addition"), "char")  # same text: encoded once
+    assert again.tokenizer is ds.tokenizer and again.train_data is ds.train_data and again.name == "again"
     s = corpora.stats(ds)
     assert s["vocabulary"] == 13 and s["tokens"] == s["characters"] == len(c.text)
     assert s["train_tokens"] + s["val_tokens"] == s["tokens"]

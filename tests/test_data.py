@@ -156,3 +156,17 @@ def test_the_shipped_corpus_is_not_left_out_of_the_checkout():
     ignored = subprocess.run(["git", "check-ignore", "-q", str(data.SHIPPED_SHAKESPEARE)],
                              cwd=data.SHIPPED_SHAKESPEARE.parents[2], timeout=30)
     assert ignored.returncode == 1 and data.SHIPPED_SHAKESPEARE.stat().st_size < 500_000
+
+
+def test_the_same_text_under_another_name_is_called_by_its_own_name():
+    """The encoded-dataset cache is keyed by the text: a text pasted, then uploaded as tiny.txt, is encoded once,
+    but the upload's statistics say 'tiny', not 'pasted'."""
+    from gpt import corpus as corpora
+
+    text = "A text a student pasted first and then uploaded as a file, word for word. " * 30
+    pasted = corpora.dataset(corpora.Corpus("pasted", text, "text"), "char")
+    uploaded = corpora.dataset(corpora.Corpus("tiny", text, "text"), "char")
+    assert (pasted.name, uploaded.name) == ("pasted", "tiny")
+    assert uploaded.data is pasted.data and uploaded.tokenizer is pasted.tokenizer  # encoded once
+    assert corpora.stats_markdown(uploaded).startswith("**tiny** with")
+    assert corpora.dataset(corpora.Corpus("pasted", text, "text"), "char").name == "pasted"

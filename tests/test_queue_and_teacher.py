@@ -22,6 +22,7 @@ from gpt.jobs.manager import TEACHER
 from gpt.jobs.queue_eta import PREPARE_S, measured_pace, planned_seconds, start_times
 from gpt.limits import Limits
 from gpt.ui import frames
+from gpt.ui.teacher import board_html
 
 from helpers_app import addition, tiny_request, wait_until
 from helpers_class import manager, training  # noqa: F401
@@ -168,10 +169,29 @@ def test_a_display_name_is_checked_and_stored_with_the_owners_runs(manager):
 
 
 def test_best_within_ignores_evaluations_after_the_time():
-    rows = [{"val_bpc": 3.0, "elapsed_s": 10}, {"val_bpc": 2.0, "elapsed_s": 60}, {"val_bpc": 1.0, "elapsed_s": 200}]
+    rows = [{"step": 10, "val_bpc": 3.0, "elapsed_s": 10}, {"step": 60, "val_bpc": 2.0, "elapsed_s": 60},
+            {"step": 200, "val_bpc": 1.0, "elapsed_s": 200}]
     assert best_within(rows, 60)["val_bpc"] == 2.0
     assert best_within(rows, 300)["val_bpc"] == 1.0
     assert best_within(rows, 5) is None
+
+
+def test_the_untrained_step_0_evaluation_never_ranks_a_run(manager):
+    """Every run is evaluated at step 0 (about log2(vocab) / chars per token: 4.47 bits/char for a 65-character
+    vocabulary); the board counts only evaluations after training, and lists a run without one unranked."""
+    trained = manager.start("alice", addition(), tiny_request(120, shared=True))
+    manager.wait(trained.name, 60)
+    untrained = manager.start("bob", addition(), tiny_request(40, shared=True))
+    manager.wait(untrained.name, 60)
+    (manager.root / untrained.name / "metrics.jsonl").write_text(  # as if bob's run had trained no step yet
+        (manager.root / untrained.name / "metrics.jsonl").read_text().splitlines()[0] + "\n")
+    assert [r["step"] for r in manager.runs.metrics(untrained.name)] == [0]
+    assert best_within(manager.runs.metrics(untrained.name), 600) is None
+    board = challenge_board(manager, 600)
+    assert [(r.run, r.rank) for r in board] == [(trained.name, 1), (untrained.name, None)]
+    assert board[0].step > 0 and board[1].val_bpc is None and board[1].student == "unnamed 2"
+    html_board = board_html(manager, 600)
+    assert f'data-run="{untrained.name}" data-ranked="false"' in html_board and "not yet" in html_board
 
 
 def test_the_board_ranks_each_students_best_shared_run(manager):
@@ -188,4 +208,4 @@ def test_the_board_ranks_each_students_best_shared_run(manager):
     assert [r.run for r in board] == [fast.name, bob.name]  # alice's better run, then bob's
     assert [r.rank for r in board] == [1, 2] and board[0].student == "unnamed 1" and board[1].student == "Bob"
     assert board[0].val_bpc < board[1].val_bpc
-    assert challenge_board(manager, -5) == []  # nothing evaluated within no time at all
+    assert all(r.rank is None for r in challenge_board(manager, -5))  # nothing evaluated within no time: unranked

@@ -1,6 +1,7 @@
 """Tokenizers: round trips, compact GPT-2, trained BPE, specs, offline errors, streaming."""
 
 import base64
+import gzip
 import hashlib
 import http.server
 import json
@@ -225,12 +226,41 @@ def test_damaged_compact_spec(gpt2_compact, gpt2_env):
 # --- loading GPT-2 offline, from a file or from the cache ----------------------
 
 @pytest.fixture
-def offline(monkeypatch, tmp_path):
+def no_network(monkeypatch, tmp_path):
     """An empty tiktoken cache, no GPT_GPT2_RANKS, and downloads refused by a closed local port."""
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("GPT_GPT2_RANKS", raising=False)
     monkeypatch.setitem(bpe.PRETRAINED["gpt2"], "url", "http://127.0.0.1:9/r50k_base.tiktoken")
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def offline(no_network, monkeypatch, tmp_path):
+    """No network, an empty cache, and a package that ships no copy of GPT-2's ranks."""
+    monkeypatch.setitem(bpe.SHIPPED_RANKS, "gpt2", tmp_path / "not-shipped.tiktoken.gz")
+    return no_network
+
+
+@pytest.mark.timeout(60)
+def test_gpt2_works_with_no_network_and_an_empty_cache_from_the_shipped_copy(no_network, monkeypatch):
+    """GPT-2's ranks ship with the package: an offline classroom still gets GPT-2's real ids, with no download."""
+    monkeypatch.setattr(bpe, "_download", lambda *a: pytest.fail("the shipped copy needs no download"))
+    full = bpe.build("gpt2", SMALL_CORPUS, compact=False)
+    assert full.encode("Hello world") == [15496, 995] and full.encode("hii there") == [71, 4178, 612]  # the lecture's
+    assert full.vocab_size == 50257
+    compact = bpe.build("gpt2", SMALL_CORPUS)
+    assert compact.decode(compact.encode(SMALL_CORPUS)) == SMALL_CORPUS
+    assert not no_network.exists() or not any(no_network.iterdir())  # nothing was fetched into the cache
+
+
+def test_the_shipped_ranks_are_gpt2s_and_a_damaged_copy_is_not_used(monkeypatch, tmp_path):
+    from gpt import shipped
+
+    path = bpe.SHIPPED_RANKS["gpt2"]
+    assert path.stat().st_size < 400_000 and shipped.read(path, bpe.PRETRAINED["gpt2"]["sha256"]) is not None
+    damaged = tmp_path / "gpt2.tiktoken.gz"
+    damaged.write_bytes(gzip.compress(b"IQ== 0\n"))
+    assert shipped.read(damaged, bpe.PRETRAINED["gpt2"]["sha256"]) is None  # falls back to the download
 
 
 @pytest.mark.timeout(30)

@@ -86,8 +86,14 @@ def queue_wait(starts_in_s: float | None) -> str:
     return f'<span class="queue-eta">starts in about <b>{human_seconds(starts_in_s)}</b></span>'
 
 
+LOADING = '<div class="run-progress idle">Loading your run&hellip;</div>'  # until the page knows who is asking
+
+
 def progress_html(status: RunStatus | None) -> str:
-    """A bar that follows the limit ending the run, one line of numbers, and why it ended once it did."""
+    """A bar that follows the limit ending the run, one line of numbers, and why it ended once it did.
+
+    The page starts with `LOADING`, not this: until its first poll it does not know whether the
+    person has a run, and "No run yet" shown to someone whose run waits in the queue is wrong."""
     if not status:
         return ('<div class="run-progress idle">No run yet. Pick a corpus and a tokenizer, then press '
                 '<b>Start training</b>.</div>')

@@ -58,7 +58,7 @@ class LessonHandlers:
         heading = f"### {s.title}\n*on **{ls.corpus.name}** with **{ls.dataset.tokenizer.describe()}***"
         plot = gr.update(value=export(f"lesson-{step}", figures.weights_figure, s.matrix)[0], visible=True) \
             if s.matrix is not None else gr.update(value=None, visible=False)
-        return heading, s.why, s.code, s.output, f"**The lecture.** {s.lecture}", plot
+        return heading, s.why, s.code, s.output, s.lecture, plot  # s.lecture begins "The lecture..."
 
     @staticmethod
     def next_step(step):
@@ -208,11 +208,13 @@ def _step_panel() -> dict:
     c = dict(heading=gr.Markdown(elem_id="lesson-heading"), why=gr.Markdown(elem_id="lesson-why"))
     with gr.Row():
         with gr.Column():
+            # long lines wrap: a line cut off at the pane's edge is a line a class cannot read
             c["code"] = gr.Code(language="python", label="The code that ran (from the package, via inspect)",
-                                interactive=False, max_lines=40, elem_id="lesson-code")
+                                interactive=False, max_lines=40, wrap_lines=True, elem_id="lesson-code")
         with gr.Column():
+            # printed text has no line numbers (the notebook's has none), so none can drift from it
             c["output"] = gr.Code(language=None, label="What it printed", interactive=False, max_lines=40,
-                                  elem_id="lesson-output")
+                                  wrap_lines=True, show_line_numbers=False, elem_id="lesson-output")
             c["plot"] = gr.Plot(show_label=False, visible=False, elem_id="lesson-plot")
     c["lecture"] = gr.Markdown(elem_id="lesson-lecture")
     return c

@@ -50,11 +50,12 @@ def as_text(name: str) -> str:
 def build_name_field(page) -> gr.Textbox:
     """The 'your name' box; call it inside the page's gr.Blocks, before its load event is wired."""
     h = NameHandlers(page.manager)
-    with gr.Row(elem_id="display-name-row"):
-        box = gr.Textbox(label="Your name on the class board (optional)", max_lines=1, scale=2,
-                         placeholder="Type it and press Enter", elem_id="display-name")
+    with gr.Column(elem_id="display-name-row"):
+        with gr.Row():
+            box = gr.Textbox(label="Your name on the class board (optional)", max_lines=1, scale=2,
+                             placeholder="Type it and press Enter", elem_id="display-name")
+            sign_in_button()  # "Sign in with Hugging Face", only on a Space that has it
         msg = gr.Markdown(elem_id="display-name-msg")
-        sign_in_button()  # "Sign in with Hugging Face", only on a Space that has it
     box.submit(h.save, [page.who, box], msg, **PRIVATE)
     box.blur(h.leave, [page.who, box], msg, **PRIVATE)
     page.on_load.append(dict(fn=h.saved, inputs=page.who, outputs=box, **PRIVATE))

@@ -35,7 +35,6 @@ READ = f"""() => {{
 }}"""
 
 PROJECTOR_CSS = """
-#projector-toggle { max-width: 260px; margin-left: auto; }
 body.projector .gradio-container {
   --text-xs: 15px; --text-sm: 17px; --text-md: 18px; --text-lg: 20px; --text-xl: 24px; --text-xxl: 28px;
   --block-label-text-size: 17px; --block-info-text-size: 16px; --input-text-size: 18px;

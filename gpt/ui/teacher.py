@@ -116,14 +116,20 @@ def runs_html(manager: JobManager) -> tuple[str, list[str]]:
 
 
 def board_html(manager: JobManager, within_s: float) -> str:
-    """The class challenge: each student's best shared run within `within_s` s of training."""
-    rows = [f'<tr data-run="{html.escape(r.run)}">' + _cell(r.rank, True) + _cell(r.student) + _cell(f"{r.val_bpc:.3f}", True)
-            + _cell(r.run) + _cell(f"{r.step:,}", True) + _cell(human_seconds(r.elapsed_s), True)
-            + _cell(r.tokenizer) + _cell(human_count(r.params), True) + _cell(r.state) + "</tr>"
-            for r in challenge_board(manager, within_s)]
+    """The class challenge: each student's best shared run within `within_s` s of training; a run with no
+    evaluation after training yet is listed without a rank ('not yet')."""
+    rows = []
+    for r in challenge_board(manager, within_s):
+        ranked = r.rank is not None
+        rows.append(f'<tr data-run="{html.escape(r.run)}" data-ranked="{str(ranked).lower()}">'
+                    + _cell(r.rank if ranked else "-", True) + _cell(r.student)
+                    + _cell(f"{r.val_bpc:.3f}" if ranked else "not yet", True) + _cell(r.run)
+                    + _cell(f"{r.step:,}" if ranked else "-", True)
+                    + _cell(human_seconds(r.elapsed_s) if ranked else "-", True)
+                    + _cell(r.tokenizer) + _cell(human_count(r.params) if r.params else "-", True) + _cell(r.state)
+                    + "</tr>")
     head = ["Rank", "Student", "Bits/char", "Run", "At step", "At", "Tokenizer", "Parameters", "State"]
-    return _table(head, rows, f"No shared run has an evaluation within {human_seconds(within_s)} of training yet.",
-                  "teacher-board")
+    return _table(head, rows, "No shared run yet: a student's run joins the board once they share it.", "teacher-board")
 
 
 class TeacherHandlers:
@@ -229,7 +235,9 @@ def _layout() -> dict:
             c["params"] = gr.Number(label="Largest model, millions of parameters", elem_id="limit-params")
             c["apply"] = gr.Button("Apply limits", scale=0, min_width=140, elem_id="limit-apply")
         c["limit_msg"] = gr.Markdown(elem_id="limit-msg")
-        gr.Markdown("### Class challenge: lowest validation bits per character (shared runs)")
+        gr.Markdown("### Class challenge: lowest validation bits per character (shared runs)\nOnly evaluations "
+                    "after training count (every run is also measured at step 0, untrained); a run without one yet "
+                    "is listed last, without a rank.")
         c["within"] = gr.Slider(10, 1800, 120, step=10, label="Within this much training time (seconds)",
                                 elem_id="board-seconds")
         c["board"] = gr.HTML(elem_id="teacher-board")

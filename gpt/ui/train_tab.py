@@ -19,16 +19,20 @@ from ..corpus import BPE_VOCAB_DEFAULT, BPE_VOCAB_MAX, BPE_VOCAB_MIN, CORPUS_CHO
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest
 from ..presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
-from . import frames, slice_timer
+from . import frames, paste, slice_timer
 from .addresses import client_address
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
 from .pickers import pick_runs, with_metrics
 from .token_html import preview_html
 
-LOSS_UNIT = ('<span title="The loss is in nats per token: the mean of minus the natural log of the probability '
-             'the model gave the true next token. ln(vocabulary size) is pure guessing; 0 is certainty.">'
-             "Loss: lower is better (in nats per token; hover here for what that means).</span>")
+LOSS_UNIT = ("**The loss is in nats per token**: the mean of −ln(the probability the model gave the true next token); "
+             "ln(vocabulary size) is pure guessing, 0 is certainty. A token is a different amount of text in each "
+             "tokenizer, so runs are compared in **bits per character** (the progress line, the comparison plot): "
+             "the same loss ÷ ln 2 ÷ characters per token.")
+MODERN = ("**Modern** (the default) is the lecture's GPT with rotary positions, QK-norm and ReLU², no biases and an "
+          "untied output layer, and its presets train with Muon instead of AdamW. **Classic** is the lecture's own model.")
+TO_LESSON = "() => document.getElementById('lesson-tab-button')?.click()"  # a real click: the tab's select event runs
 SLIDERS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "batch_size", "lr", "max_iters", "max_seconds")
 
 
@@ -277,6 +281,10 @@ def _model_column(limits) -> dict:
         c["architecture"] = gr.Radio([("Classic (the lecture's)", "classic"),
                                       ("Modern (rotary, QK-norm, ReLU²)", "modern")],
                                      value=v["architecture"], label="Architecture", elem_id="architecture")
+    with gr.Row(equal_height=True):
+        gr.Markdown(MODERN, elem_id="architecture-note")
+        c["to_lesson"] = gr.Button("The lecture's model, step by step: Lesson →", size="sm", scale=0, min_width=200,
+                                   elem_id="to-lesson")
     with gr.Accordion("Shape and training settings", open=False, elem_id="settings"):
         with gr.Row():
             n_layer = gr.Slider(1, limits.max_layers, v["n_layer"], step=1, label="Layers", elem_id="n-layer")
@@ -305,11 +313,11 @@ def _watch_area() -> dict:
         c["resume"] = gr.Button("↻ Resume", interactive=False, scale=1, elem_id="resume-btn")
         c["ends"] = gr.Markdown(elem_id="ends-when")
     c["msg"] = gr.Markdown(elem_id="train-msg")
-    c["progress"] = gr.HTML(frames.progress_html(None), elem_id="progress")
+    c["progress"] = gr.HTML(frames.LOADING, elem_id="progress")
     with gr.Row():
         c["loss_plot"] = gr.LinePlot(None, x="step", y="loss", color="series", color_map=frames.LOSS_COLOURS,
                                      colors_in_legend=list(frames.LOSS_SERIES), height=340,
-                                     title="Loss (lower is better)", elem_id="loss-plot")
+                                     title="Loss in nats per token (lower is better)", elem_id="loss-plot")
         with gr.Column():
             c["compare_plot"] = gr.LinePlot(None, x="step", y="val_bpc", color="run", height=260,
                                             title="Compare runs: validation bits per character", elem_id="compare-plot")
@@ -346,7 +354,12 @@ def build_train_tab(page: Page) -> gr.Tab:
     show_compare = dict(fn=h.compare_choices, inputs=[who, w["compare_runs"]], outputs=w["compare_runs"], **PRIVATE)
     form = [d["corpus"], d["tokenizer"], d["bpe_vocab"], m["preset"], m["model_type"], m["architecture"], *sliders]
     restore = dict(fn=h.restore_form, inputs=who, outputs=form, **PRIVATE)
-    page.on_load += [restore, show_corpus, show_estimate, show_compare]
+    poll_in = [who, last_poll, w["compare_runs"]]
+    poll_out = [w["progress"], w["loss_plot"], w["sample"], w["stop"], w["resume"], w["compare_plot"], w["msg"],
+                last_poll]
+    first_poll = dict(fn=h.poll, inputs=poll_in, outputs=poll_out, **QUIET)  # the run's state once the id is known
+    take_long_pastes = dict(fn=None, js=paste.paste_script(page.manager.limits.max_upload_bytes), **PRIVATE)
+    page.on_load += [take_long_pastes, restore, first_poll, show_corpus, show_estimate, show_compare]
 
     d["corpus"].change(h.corpus_inputs, d["corpus"], [d["upload"], d["pasted"]], **PRIVATE).then(
         **show_corpus).then(**show_estimate)
@@ -362,13 +375,11 @@ def build_train_tab(page: Page) -> gr.Tab:
     gr.on([c.change for c in (m["preset"], m["model_type"], m["architecture"], *sliders)],
           trigger_mode="always_last", **show_estimate)
 
-    poll_in = [who, last_poll, w["compare_runs"]]
-    poll_out = [w["progress"], w["loss_plot"], w["sample"], w["stop"], w["resume"], w["compare_plot"], w["msg"],
-                last_poll]
     start_in = [*corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders, m["share"]]
     w["start"].click(h.start, [who, *start_in], w["msg"], **PRIVATE).then(
         h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(
         h.compare_with_new, [who, w["compare_runs"]], w["compare_runs"], **PRIVATE)
+    m["to_lesson"].click(None, None, None, js=TO_LESSON, **PRIVATE)
     w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
     w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
     slice_timer.wire(page, w["msg"])  # on ZeroGPU: the timer runs the GPU slices

@@ -84,8 +84,10 @@ def build_attention_view(v: AttentionView, who) -> tuple[gr.Tab, dict]:
     inputs = [who, run, prompt, layer, head]
     for event in (btn.click, prompt.submit, run.change):
         event(v.show, inputs, [heat, grid, layer, head, links, status, heat_png, grid_png], **PRIVATE)
-    for slider in (layer, head):
-        slider.release(v.head, inputs, [heat, links, status, heat_png], **PRIVATE)
+    # every way a person moves a picker redraws: a drag, a click on the track, the arrow keys, a typed number
+    # (`release` alone missed the last three); only the newest position is drawn
+    gr.on([layer.input, head.input], v.head, inputs, [heat, links, status, heat_png], trigger_mode="always_last",
+          **PRIVATE)
     show_runs = dict(fn=v.model_runs, inputs=[who, run], outputs=run, **PRIVATE)
     refresh.click(**show_runs)
     tab.select(**show_runs)
