@@ -201,13 +201,16 @@ def _conversation(run: ckpt.Checkpoint, settings: SamplingSettings, system: list
         if line.strip() == "/reset":
             messages = list(system)
             continue
+        if not line.strip():
+            continue
         try:
             sys.stdout.write("model> ")
             text = _answer(run, messages + [{"role": "user", "content": line}], settings)
         except GPTError as err:  # this turn is refused; the conversation goes on
             print(f"\nerror: {err}", file=sys.stderr)
             continue
-        messages += [{"role": "user", "content": line}, {"role": "assistant", "content": text or " "}]
+        if text.strip():  # an empty answer is no turn to build on
+            messages += [{"role": "user", "content": line}, {"role": "assistant", "content": text}]
 
 
 # --- the command line ------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ import torch.nn as nn
 
 from ..engine import SamplingSettings, generate_stream
 from ..errors import DataError, SamplingError
-from ..sample import StreamDecoder
+from ..sample import StreamDecoder, prompt_to_ids
+from ..tokenizer import CharTokenizer, Tokenizer
 from .conversation import Example, check_messages
 from .task import Task, check_split
 from .tasks import task_from_name
@@ -155,6 +156,21 @@ def ask(model: nn.Module, tokenizer: ChatTokenizer, messages: list[dict], settin
     for answer in ask_stream(model, tokenizer, messages, settings, should_stop):
         pass
     return answer
+
+
+def base_prompt(tokenizer: Tokenizer, question: str, block_size: int) -> tuple[list[int], list[str]]:
+    """A question as a plain prompt for a model without the chat format (the run a chat model was made from):
+    the text alone, which it can only continue. Characters a character model never saw are left out and named
+    in the notes, since it cannot read them (a fine-tune adds them: `gpt.chat.grow`)."""
+    notes = []
+    if isinstance(tokenizer, CharTokenizer):
+        unknown = tokenizer.unknown_chars(question)
+        if unknown:
+            question = "".join(ch for ch in question if ch not in set(unknown))
+            notes.append(f"The parent run has never seen {' '.join(repr(ch) for ch in unknown[:20])}: they are "
+                         "left out of its prompt (fine-tuning added them to the chat model).")
+    ids, more = prompt_to_ids(tokenizer, question, block_size)
+    return ids, notes + more
 
 
 def pick_examples(task: Task, tokenizer: ChatTokenizer, split: str, n: int, block_size: int,

@@ -20,6 +20,7 @@ the same sentences:
 
 from __future__ import annotations
 
+import contextlib
 import html
 import random
 import time
@@ -30,16 +31,16 @@ import pandas as pd
 
 from .. import checkpoint as ckpt
 from ..chat import Answer, ChatTokenizer, Task, check_messages, task_from_name
-from ..chat.evaluate import ask_stream
+from ..chat.evaluate import ask_stream, base_prompt
 from ..chat.files import decode_text, parse_conversations
 from ..chat.grow import grown_tokenizer
 from ..checkpoint_check import check_checkpoint
 from ..corpus import Corpus
 from ..engine import SamplingSettings
-from ..errors import CheckpointError, ConfigError, DataError, SamplingError
+from ..errors import CheckpointError, ConfigError, DataError, GPTError, SamplingError
 from ..jobs import JobManager, RunRequest, RunStatus
-from ..sample import prompt_to_ids, stream_text
-from ..tokenizer import CharTokenizer
+from ..lesson import StudentRuns
+from ..sample import stream_text
 from ..validate import text
 from . import generate as gen
 from .token_html import token_boxes
@@ -110,28 +111,13 @@ def answer_stream(loaded: gen.Loaded, messages: list[dict], settings: SamplingSe
         yield Answer(answer.text, answer.ended, live + answer.notes)
 
 
-def base_prompt(loaded: gen.Loaded, question: str) -> tuple[list[int], list[str]]:
-    """The question as a plain prompt for the parent run: characters a character model never saw are left out
-    (and named), since the parent cannot read them; the fine-tune added them to the chat model."""
-    tok, notes = loaded.tokenizer, []
-    if isinstance(tok, CharTokenizer):
-        unknown = tok.unknown_chars(question)
-        if unknown:
-            question = "".join(ch for ch in question if ch not in set(unknown))
-            shown = " ".join(repr(ch) for ch in unknown[:20])
-            notes.append(f"The parent run has never seen {shown}: they are left out of its prompt (fine-tuning "
-                         "added them to the chat model).")
-    ids, more = prompt_to_ids(tok, question, loaded.model.config.block_size)
-    return ids, notes + more
-
-
 def side_by_side(base: gen.Loaded, chat: gen.Loaded, question: str, settings: SamplingSettings,
                  should_stop=None) -> Iterator[tuple[str, Answer, list[str]]]:
     """(the parent's text so far, the chat model's answer so far, notes), advancing both a piece at a time:
     the parent continues the question as text; the chat model answers it and stops at <|end|>."""
     messages = as_messages(question)
     answers = answer_stream(chat, messages, settings, should_stop)
-    ids, notes = base_prompt(base, messages[0]["content"])
+    ids, notes = base_prompt(base.tokenizer, messages[0]["content"], base.model.config.block_size)
     pieces = stream_text(base.model, base.tokenizer, ids, settings, should_stop=should_stop)
     base_text, answer, last = messages[0]["content"], Answer("", False), 0.0
     streams = {"base": pieces, "chat": answers}
@@ -178,6 +164,29 @@ def grown_for(manager: JobManager, owner: str, parent: str, task: Task) -> ChatT
         raise CheckpointError(f"There is no run named {parent!r}.")
     checked = check_checkpoint(manager.runs.run_path(parent) / ckpt.WEIGHTS, manager.limits)
     return grown_tokenizer(checked.tokenizer, task)[0]
+
+
+# --- the Lesson's last step -------------------------------------------------------------------------
+
+
+def student_runs(manager: JobManager, cache: gen.ModelCache, owner: str) -> StudentRuns | None:
+    """The asker's newest chat model with the run it came from; else their current run; else None (the step
+    then works on the lesson's tokenizer)."""
+    if not owner:
+        return None
+    mine = [r for r in chat_runs(manager.runs.list_runs(owner)) if r.mine]
+    for r in sorted(mine, key=lambda r: -r.created):
+        if r.parent and manager.runs.visible(owner, r.parent):
+            with contextlib.suppress(GPTError):
+                parent = gen.open_run(manager, cache, owner, r.parent, manager.device)
+                loaded = gen.open_run(manager, cache, owner, r.name, manager.device)
+                return StudentRuns(r.parent, parent.model, parent.tokenizer, r.name, loaded.model, loaded.tokenizer)
+    current = manager.runs.current_run(owner)
+    with contextlib.suppress(GPTError):
+        if current and manager.runs.summary(current, owner).model_type == "gpt":
+            loaded = gen.open_run(manager, cache, owner, current, manager.device)
+            return StudentRuns(current, loaded.model, loaded.tokenizer)
+    return None
 
 
 # --- fine-tuning ----------------------------------------------------------------------------------
