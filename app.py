@@ -20,6 +20,7 @@ from gpt.jobs import JobManager, storage
 from gpt.jobs.slice_runner import default_runner
 from gpt.optim import warm_up_in_background
 from gpt.ui.api import register_api
+from gpt.ui.chat_tab import build_chat_tab
 from gpt.ui.checkpoints_tab import build_checkpoints_tab
 from gpt.jobs.sampling import ModelCache
 from gpt.ui.generate_tab import build_generate_tab
@@ -57,7 +58,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
                 build_name_field(page)  # a display name for the class board (adds to page.on_load); Sign in on a Space
         with gr.Tabs():
             page.tabs += [build_train_tab(page), build_lesson_tab(page), build_generate_tab(page),
-                          build_checkpoints_tab(page)]
+                          build_chat_tab(page), build_checkpoints_tab(page)]
             build_views_tab(page)
         load = demo.load(**sign_in_event(page))
         for event in page.on_load:

@@ -78,3 +78,23 @@ def memorise(task, max_steps: int = 400):
         if loss.item() < 0.005:
             break
     return grown.model.eval(), grown.tokenizer
+
+
+def save_chat_pair(root, facts=FACTS, owner: str | None = None):
+    """Two run folders under `root`: 'parent', the untrained GPT `memorise` starts from, and 'parent-chat', the chat
+    model memorised from it (it answers FACTS' training questions). `owner`: both private to that owner id."""
+    from pathlib import Path
+
+    from gpt import checkpoint as ckpt
+
+    model, chat = memorise(facts_file(facts))
+    torch.manual_seed(0)  # memorise's seed and shape: the parent is the model it started from
+    parent = build_model(GPTConfig(vocab_size=chat.base.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=48))
+    root = Path(root)
+    for name, m, tok, meta in (("parent", parent, chat.base, {}),
+                               ("parent-chat", model, chat, {"parent": "parent", "task": "facts.jsonl",
+                                                             "grown": "Added the chat tokens."})):
+        ckpt.save_checkpoint(root / name, m, m.config, tok, 150, corpus="facts", train={"max_iters": 150}, **meta)
+        if owner is not None:
+            (root / name / "app.json").write_text(json.dumps({"owner": owner, "created": 1.0}))
+    return root / "parent", root / "parent-chat"

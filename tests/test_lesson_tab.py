@@ -55,7 +55,8 @@ def test_a_bad_setting_is_a_sentence_not_a_traceback(handlers):
 def test_next_step_walks_the_lecture_in_order():
     assert LessonHandlers.next_step("data") == "tokenize"
     assert LessonHandlers.next_step("head") == "ladder"
-    assert LessonHandlers.next_step("ladder") == "ladder"
+    assert LessonHandlers.next_step("ladder") == "chat"  # past the lecture's ending: how it becomes ChatGPT
+    assert LessonHandlers.next_step("chat") == "chat"
 
 
 def test_the_ladder_button_queues_the_rungs_one_after_another(handlers, monkeypatch):

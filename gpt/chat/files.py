@@ -100,7 +100,7 @@ def load_conversations(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_
 def parse_conversations(raw: bytes, name: str, *, max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
                         max_tokens: int = DEFAULT_MAX_TOKENS) -> ConversationFile:
     """The bytes of a conversation file (see the module docstring); `name` is what sentences call it."""
-    text = _decode(raw, name)
+    text = decode_text(raw, name)
     start = len(text) - len(text.lstrip())
     if start == len(text):
         raise DataError(f"{name} is empty; give one conversation per line (JSONL) or a JSON list.")
@@ -125,7 +125,8 @@ def parse_conversations(raw: bytes, name: str, *, max_conversations: int = DEFAU
     return ConversationFile(name, conversations)
 
 
-def _decode(raw: bytes, name: str) -> str:
+def decode_text(raw: bytes, name: str) -> str:
+    """The text of a conversation file, or a sentence: binary (NUL bytes) or not UTF-8 (the line named)."""
     if b"\x00" in raw[:8192]:
         raise DataError(f"{name} looks like a binary file (it contains NUL bytes), not JSON text.")
     try:

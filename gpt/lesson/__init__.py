@@ -17,6 +17,8 @@ the Lesson tab (gpt/ui/lesson_tab.py) shows the same `Step`s. The lecture's own
 pieces live here, small enough to read: `heads.Head` (one head of
 self-attention), `bigram.train_bigram` (its training loop) and
 `bigram.generate` (its simple sampler, the whole context every token).
+The last step, `chat.step_chat`, goes past the lecture: the student's run
+made a chat model (the chat tokens, the mask, its answers beside its parent's).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import ConfigError
-from . import bigram, heads, text
-from .base import Lesson, Settings, Step, make, source
+from . import bigram, chat, heads, text
+from .base import Lesson, Settings, Step, StudentRuns, make, source
 
-__all__ = ["Lesson", "Settings", "Step", "STEP_NAMES", "make", "run", "source", "steps"]
+__all__ = ["Lesson", "Settings", "Step", "StudentRuns", "STEP_NAMES", "make", "run", "source", "steps"]
 
 
 def steps() -> list[tuple[str, str, Callable[[Lesson], Step]]]:
@@ -43,10 +45,11 @@ def steps() -> list[tuple[str, str, Callable[[Lesson], Step]]]:
         ("trick", "7. The mathematical trick of self-attention", heads.step_trick),
         ("head", "8. One head of self-attention", heads.step_head),
         ("ladder", "9. The ablation ladder", heads.step_ladder),
+        ("chat", "10. From GPT to ChatGPT", chat.step_chat),
     ]
 
 
-STEP_NAMES = ("data", "tokenize", "tensor", "split", "batches", "bigram", "trick", "head", "ladder")
+STEP_NAMES = ("data", "tokenize", "tensor", "split", "batches", "bigram", "trick", "head", "ladder", "chat")
 
 
 def run(lesson: Lesson, name: str) -> Step:

@@ -2,6 +2,7 @@
 
     python -m gpt.lesson --data shakespeare --tokenizer char
     python -m gpt.lesson --data my.txt --tokenizer bpe --step batches --seed 7 --block-size 16
+    python -m gpt.lesson --step chat --chat-run runs/chat     # your chat model beside the run it came from
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import argparse
 import os
 import sys
 
+from pathlib import Path
+
+from .. import checkpoint as ckpt
 from ..data import corpus_file
-from ..errors import GPTError
-from . import STEP_NAMES, Settings, make, run
+from ..errors import CheckpointError, GPTError
+from . import STEP_NAMES, Settings, StudentRuns, make, run
 
 RULE = "=" * 78
 
@@ -28,7 +32,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--block-size", type=int, default=8)
     ap.add_argument("--bigram-steps", type=int, default=3000)
     ap.add_argument("--no-code", action="store_true", help="print the outputs only")
+    ap.add_argument("--chat-run", default=None, help="step chat: a chat model's run folder (its parent beside it)")
     return ap.parse_args(argv)
+
+
+def student_runs(chat_run: str) -> StudentRuns:
+    """A chat model's run folder and the run it was fine-tuned from, a folder beside it (as in a runs folder)."""
+    chat = ckpt.load_checkpoint(chat_run)
+    parent = Path(chat_run).parent / ckpt.safe_run_name(str(chat.meta.get("parent") or "?"))
+    if not (parent / ckpt.WEIGHTS).exists():
+        raise CheckpointError(f"--chat-run {Path(chat_run).name}: the run it was fine-tuned from "
+                              f"({str(chat.meta.get('parent'))[:60]}) is not beside it.")
+    base = ckpt.load_checkpoint(parent)
+    return StudentRuns(parent.name, base.model, base.tokenizer, Path(chat_run).name, chat.model, chat.tokenizer)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         upload = corpus_file(args.data)  # a built-in name, or a file that is there: else a sentence saying which
         lesson = make("upload" if upload else args.data, args.tokenizer, upload_path=upload and str(upload),
                       vocab_size=args.vocab_size, settings=settings)
+        lesson.runs = student_runs(args.chat_run) if args.chat_run else None
         for name in names:
             step = run(lesson, name)
             print(f"{RULE}\n{step.title}\n{RULE}\n{step.why}\n")

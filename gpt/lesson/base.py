@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .. import corpus as corpora
 from ..data import Dataset
 from ..errors import ConfigError
+from ..tokenizer import Tokenizer
 from ..validate import whole
 
 
@@ -34,12 +35,26 @@ class Settings:
 
 
 @dataclass
+class StudentRuns:
+    """The student's own runs, for the last step: a run they trained (or the shipped one), and the chat model
+    fine-tuned from it when they made one. Models are any `gpt.model` GPT with its tokenizer."""
+
+    name: str
+    model: object
+    tokenizer: Tokenizer
+    chat_name: str | None = None
+    chat_model: object = None
+    chat_tokenizer: Tokenizer | None = None
+
+
+@dataclass
 class Lesson:
     """One corpus, encoded with one tokenizer, and the settings: what every step reads."""
 
     corpus: corpora.Corpus
     dataset: Dataset
     settings: Settings = field(default_factory=Settings)
+    runs: StudentRuns | None = None  # the last step, From GPT to ChatGPT, works on these when given
 
     @property
     def lecture_setup(self) -> bool:

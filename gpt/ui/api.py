@@ -8,6 +8,8 @@ Plain JSON types in and out, so a notebook or a test can drive the server:
     run, token = st["name"], st["token"]               # the token is who you are: keep it to yourself
     c.predict(run=run, token=token, api_name="/run_status")   # state, step, losses, metric rows
     c.predict(run=run, prompt="12+", token=token, api_name="/generate")
+    ft = c.predict(parent="shakespeare-char", task="mix", max_seconds=300, token=token, api_name="/start_finetune")
+    c.predict(run=ft["name"], messages="What is 47 + 38?", token=token, api_name="/chat")   # {"answer": "85", ...}
 
 Who is asking is the `token` argument: `/start_run` without one makes a new
 person and returns their token; every later call passes it to see, stop,
@@ -28,12 +30,14 @@ from ..data import SYNTHETIC
 from ..errors import DataError, GPTError
 from ..jobs import RunRequest
 from ..jobs import sampling as gen
+from . import chat
 from ..validate import number, text, whole
 from .addresses import client_address
 from .messages import refuse
-from .page import GENERATE_QUEUE, Page
+from .page import CHAT_QUEUE, GENERATE_QUEUE, Page
 
 
+QUEUES = {"generate": GENERATE_QUEUE, "chat": CHAT_QUEUE}  # the page's and the API's requests share each queue
 API_CORPORA = ("shakespeare", *SYNTHETIC, "text")  # the page's 'upload' and 'paste' are not the API's
 
 
@@ -49,6 +53,22 @@ def _check_start(given: dict) -> None:
         whole(given[field], field, -10**9, 10**9, hint="(0 keeps the preset's value)")  # signs: later, precisely
     number(given["max_seconds"], "max_seconds", -1, 10**7, hint="(-1 keeps the preset's, 0 means no time limit)")
     number(given["lr"], "lr", -1e12, 1e12, hint="(0 keeps the preset's value)")
+
+
+def _check_finetune(given: dict, max_bytes: int) -> None:
+    """Every /start_finetune field's type and range, once, at the boundary."""
+    for field in ("parent", "task", "name", "token"):
+        text(given[field], field, 200)
+    text(given["conversations"], "conversations", max_bytes)
+    if bool(given["task"]) == bool(given["conversations"]):
+        raise DataError("Give a built-in task (mix, addition, ...) or conversations (the text of a JSONL or Alpaca "
+                        "file): one of the two." if given["task"] else "Choose a built-in task (mix, addition, "
+                        "addition3, count, reverse, identity, shakespeare) or give conversations (the text of a "
+                        "JSONL or Alpaca file) to fine-tune on.")
+    for field in ("max_iters", "batch_size"):
+        whole(given[field], field, 0, 10**9, hint="(0 keeps the fine-tune stage's value)")
+    number(given["max_seconds"], "max_seconds", -1, 10**7, hint="(-1 keeps the stage's 300 s, 0 means no limit)")
+    number(given["lr"], "lr", 0, 1e3, hint="(0 keeps the stage's value)")
 
 
 def _or_none(value):
@@ -146,6 +166,46 @@ class Api:
             except Exception as err:  # noqa: BLE001 - a sentence, not a traceback, even mid-stream
                 refuse(err)
 
+    def chat(self, run: str, messages: list[dict] | str = "", max_new_tokens: int = 120, temperature: float = 0.0,
+             top_k: int = 0, top_p: float = 1.0, seed: int = -1, token: str = "") -> Iterator[dict]:
+        """Stream a chat model's answer: {"answer": the text so far, "ended": whether it closed with <|end|>, "notes":
+        sentences (the oldest turns left out of a full context, ...)}; the last value is the whole answer.
+        `messages`: a question, or the conversation so far as a list of {"role": "user" | "assistant" | "system",
+        "content": text} ending with the user's turn. Sampling as /generate (temperature 0 is greedy)."""
+        try:
+            loaded = chat.open_chat(self.m, self.models, self._owner(token), run)
+            settings, notes = chat.chat_settings(loaded, self.m.limits.max_new_tokens, max_new_tokens, temperature,
+                                                 top_k, top_p, seed)
+            stream = chat.answer_stream(loaded, chat.as_messages(messages), settings)
+        except Exception as err:  # noqa: BLE001
+            refuse(err)
+        with self.m.sampling(run):
+            try:
+                for answer in stream:
+                    yield {"answer": answer.text, "ended": answer.ended, "notes": notes + list(answer.notes)}
+            except Exception as err:  # noqa: BLE001 - a sentence, not a traceback, even mid-stream
+                refuse(err)
+
+    def start_finetune(self, parent: str, task: str = "", conversations: str = "", max_seconds: float = -1,
+                       max_iters: int = 0, lr: float = 0, batch_size: int = 0, name: str = "", token: str = "",
+                       request: gr.Request = None) -> dict:
+        """Queue a fine-tune of `parent` (a run you may see) into a chat model, on a built-in `task` (mix, addition,
+        addition3, count, reverse, identity, shakespeare, or mix:addition=4,count=1) or on `conversations`, the
+        text of a JSONL (chat format) or Alpaca file: one of the two. max_iters, lr, batch_size: 0 keeps the
+        fine-tune stage's value; max_seconds -1 keeps it (300), 0 means no time limit. Returns the new run's
+        status and `token`, as /start_run does."""
+        try:
+            _check_finetune(locals(), self.m.limits.max_upload_bytes)
+            owner = self._owner(token) or self.m.identity.owner(self.m.identity.issue())
+            corpus = chat.conversation_text(conversations.encode("utf-8"), "conversations.jsonl") \
+                if conversations else None
+            req = chat.finetune_request(parent, task or None, None if max_seconds < 0 else max_seconds, max_iters,
+                                        lr, batch_size)
+            job = self.m.start(owner, corpus, req, name=name or None, address=client_address(request))
+            return {**self.m.runs.status(job.name, owner).to_json(), "token": self.m.identity.issue(owner)}
+        except Exception as err:  # noqa: BLE001
+            refuse(err)
+
     def new_token(self) -> str:
         """A token for a new person, to pass to /start_run (e.g. before two starts at the same moment)."""
         return self.m.identity.issue()
@@ -153,12 +213,12 @@ class Api:
     def endpoints(self) -> dict:
         return {"new_token": self.new_token, "start_run": self.start_run, "run_status": self.run_status, "stop_run": self.stop_run,
                 "resume_run": self.resume_run, "delete_run": self.delete_run, "list_runs": self.list_runs,
-                "generate": self.generate}
+                "generate": self.generate, "chat": self.chat, "start_finetune": self.start_finetune}
 
 
 def register_api(page: Page) -> Api:
     """Add the named endpoints to the page being built (inside its gr.Blocks)."""
     api = Api(page)
     for name, fn in api.endpoints().items():
-        gr.api(fn, api_name=name, **(GENERATE_QUEUE if name == "generate" else dict(concurrency_limit=None)))
+        gr.api(fn, api_name=name, **QUEUES.get(name, dict(concurrency_limit=None)))
     return api

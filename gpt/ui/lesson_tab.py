@@ -27,7 +27,9 @@ from .. import plots as figures
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest, check_request
 from ..jobs import folder as folders
+from .chat import student_runs
 from .figure_downloads import export
+from ..jobs.sampling import ModelCache
 from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, unchanged
 
@@ -39,8 +41,9 @@ PREFIX = "ladder-"
 
 
 class LessonHandlers:
-    def __init__(self, manager: JobManager):
+    def __init__(self, manager: JobManager, models: ModelCache | None = None):
         self.m = manager
+        self.models = models or ModelCache(2)  # the last step loads the student's runs
 
     def _lesson(self, choice, upload, pasted, kind, bpe_vocab, seed, block_size, batch_size) -> lesson.Lesson:
         settings = lesson.Settings(seed=int(seed), block_size=int(block_size), batch_size=int(batch_size))
@@ -48,10 +51,12 @@ class LessonHandlers:
         vocab = int(bpe_vocab) if kind == "bpe" and bpe_vocab else None
         return lesson.Lesson(corpus, corpora.dataset(corpus, kind, vocab), settings)
 
-    def show(self, choice, upload, pasted, kind, bpe_vocab, step, seed, block_size, batch_size):
+    def show(self, choice, upload, pasted, kind, bpe_vocab, step, seed, block_size, batch_size, owner=None):
         """(heading, why, code, output, lecture note, weights plot) of one step on the chosen text."""
         try:
             ls = self._lesson(choice, upload, pasted, kind, bpe_vocab, seed, block_size, batch_size)
+            if step == "chat":  # From GPT to ChatGPT works on the student's own runs
+                ls.runs = student_runs(self.m, self.models, owner)
             s = lesson.run(ls, step or "data")
         except Exception as err:  # noqa: BLE001 - the page shows the sentence
             return problem(err, toast=False), "", "", "", "", gr.update(value=None, visible=False)
@@ -239,7 +244,7 @@ def build_lesson_tab(page: Page) -> gr.Tab:
     """The Lesson tab, reading the Train tab's corpus and tokenizer (build it after build_train_tab)."""
     if page.train is None:
         raise RuntimeError("build_lesson_tab needs the Train tab's controls: call build_train_tab(page) first.")
-    h, t = LessonHandlers(page.manager), page.train
+    h, t = LessonHandlers(page.manager, page.models), page.train
     with gr.Tab("Lesson", id="lesson", elem_id="lesson-tab") as tab:
         gr.Markdown("The lecture *Let's build GPT: from scratch, in code, spelled out*, step by step, on the text and "
                     "tokenizer chosen in the Train tab. Change a setting and the numbers follow.")
@@ -253,7 +258,7 @@ def build_lesson_tab(page: Page) -> gr.Tab:
         p = _step_panel()
         lad = _ladder_area()
         names, last = gr.State([]), gr.State(None)
-    inputs = [t.corpus, t.upload, t.pasted, t.tokenizer, t.bpe_vocab, step, seed, block, batch]
+    inputs = [t.corpus, t.upload, t.pasted, t.tokenizer, t.bpe_vocab, step, seed, block, batch, page.who]
     outputs = [p["heading"], p["why"], p["code"], p["output"], p["lecture"], p["plot"]]
     show = dict(fn=h.show, inputs=inputs, outputs=outputs, show_progress="minimal", **PRIVATE)
     view = dict(fn=h.ladder_view, inputs=[page.who, names],

@@ -49,6 +49,8 @@ PRIVATE = dict(api_visibility="private")  # the page's own events: not part of t
 # (gpt.batching), so 30 at once cost little more than a few; each waiting stream holds one of Gradio's
 # 40 worker threads, so the limit leaves some for everything else.
 GENERATE_QUEUE = dict(concurrency_limit=32, concurrency_id="generate")
+# A chat answer decodes alone (gpt.chat.ask_stream), so a few at a time keep the CPU for the rest.
+CHAT_QUEUE = dict(concurrency_limit=4, concurrency_id="chat")
 QUIET = dict(show_progress="hidden", concurrency_limit=None, **PRIVATE)  # timers: no spinner, never queued
 
 

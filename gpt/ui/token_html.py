@@ -17,10 +17,12 @@ from ..tokenizer import Tokenizer
 PALETTE = ("#fde68a", "#bbf7d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#d9f99d")
 
 
-def token_boxes(pieces: list[tuple[str, int]], max_tokens: int = 300) -> str:
-    """(piece, id) pairs as coloured boxes, the id under each; past `max_tokens`, a count of the rest."""
+def token_boxes(pieces: list[tuple[str, int]], max_tokens: int = 300, colours: list[str] | None = None) -> str:
+    """(piece, id) pairs as coloured boxes, the id under each; past `max_tokens`, a count of the rest.
+    `colours`: one per piece (the chat mask: trained or given); else the palette in turn, so neighbours differ."""
     shown = pieces[:max_tokens]
-    boxes = [f'<span class="tok" style="background:{PALETTE[k % len(PALETTE)]}" title="token id {tid}">'
+    colours = colours or [PALETTE[k % len(PALETTE)] for k in range(len(shown))]
+    boxes = [f'<span class="tok" style="background:{colours[k]}" title="token id {tid}">'
              f'<span class="tok-text">{html.escape(show_piece(piece))}</span><span class="tok-id">{tid}</span></span>'
              for k, (piece, tid) in enumerate(shown)]
     more = len(pieces) - len(shown)

@@ -1,0 +1,7 @@
+"""`python -m gpt.chat finetune | eval | ask` (the command line is `gpt.chat.cli`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
