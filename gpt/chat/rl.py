@@ -107,14 +107,15 @@ def check_parent(tokenizer, task: Task, name: str) -> ChatTokenizer:
     return tokenizer
 
 
-def write_step_zero(out_dir, parent_dir, task: Task, parent_name: str, train: dict, limits=None, **meta) -> str:
-    """An RL run's step 0: the parent chat run's weights, unchanged, saved in `out_dir`. Returns the sentence
-    saying where it starts from."""
+def write_step_zero(out_dir, parent_dir, task: Task, parent_name: str, train: dict, limits=None,
+                    meta: dict | None = None) -> str:
+    """An RL run's step 0: the parent chat run's weights, unchanged, saved in `out_dir` with `meta` (where the run
+    comes from). Returns the sentence saying where it starts from."""
     saved = ckpt.load_checkpoint(parent_dir, limits=limits)
     check_parent(saved.tokenizer, task, parent_name)
     note = f"Starts from {parent_name} at step {saved.step:,}."
     ckpt.save_checkpoint(out_dir, saved.model, saved.model_config, saved.tokenizer, 0, train=train, elapsed_s=0.0,
-                         n_params=sum(p.numel() for p in saved.model.parameters()), **{**meta, "grown": note})
+                         n_params=sum(p.numel() for p in saved.model.parameters()), **{**(meta or {}), "grown": note})
     return note
 
 

@@ -109,7 +109,7 @@ def write_initial(path: Path, request: RunRequest, corpus: corpora.Corpus, paren
     weights as they are ("Starts from ... at step 300.")."""
     if request.kind == "rl":
         return rl.write_step_zero(path, parent, conversations(corpus, request, limits), parent.name,
-                                  train_cfg.to_dict(), limits, **meta)
+                                  train_cfg.to_dict(), limits, meta)
     saved = ckpt.load_checkpoint(parent, limits=limits)
     grown = chat_model(saved.model, saved.tokenizer, conversations(corpus, request, limits), limits=limits)
     ckpt.save_checkpoint(path, grown.model, grown.model.config, grown.tokenizer, 0, train=train_cfg.to_dict(),
