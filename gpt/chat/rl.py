@@ -199,6 +199,7 @@ class Reinforce(Objective):
         self.answers = Finetune(task, batches)  # the right answers' cross-entropy: the loss curves of a row
         self._rewards: list[tuple[int, float]] = []  # (step, mean reward) since the last evaluation row
         self._latest: list[Group] = []  # the latest step's groups
+        self._latest_step = 0
         self._held_out: list[tuple[Example, list[int]]] | None = None  # the questions every evaluation asks
 
     def check(self, model_config: GPTConfig) -> None:
@@ -267,9 +268,19 @@ class Reinforce(Objective):
             model.train(was_training)
         if split == "train":
             rewards = [r for g in groups for r in g.rewards]
-            self._rewards.append((getattr(trainer, "step", 0) + 1, sum(rewards) / len(rewards)))
+            self._latest_step = getattr(trainer, "step", 0) + 1  # the step this batch trains
+            self._rewards.append((self._latest_step, sum(rewards) / len(rewards)))
             self._latest = groups
         return policy_batch(groups, self.tokenizer.end_id, trainer.device)  # 3) and 4): advantages as weights
+
+    # --- what a page reads while the run trains in this process -----------------------------------------------
+    def recent_rewards(self) -> list[tuple[int, float]]:
+        """(step, mean reward) of each step since the last evaluation row, which will carry them."""
+        return list(self._rewards)
+
+    def latest_answers(self) -> tuple[int, list[dict]]:
+        """The latest step and a few of its questions with their sampled answers and rewards."""
+        return self._latest_step, [shown_group(g) for g in self._latest[:SHOWN_GROUPS]]
 
     # --- one evaluation row ---------------------------------------------------------------------------------
     def held_out_score(self, model) -> Score:
