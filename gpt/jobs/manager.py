@@ -156,7 +156,7 @@ class JobManager:
         if request.kind == "pretrain":
             vocab_size = vocab_size or self._vocab(corpus, request)
         configs = kinds.check(corpus, request, self.limits, self.device, vocab_size, parent)
-        base = f"{corpus.name}-{request.tokenizer}" if parent is None else f"{parent.name}-chat"
+        base = f"{corpus.name}-{request.tokenizer}" if parent is None else f"{parent.name}-{kinds.SUFFIX[request.kind]}"
         path = folders.new_folder(self.root, base, name)
         try:
             if corpus.source == "text":
@@ -194,7 +194,7 @@ class JobManager:
         job = Job(name, owner, path, corpus, request, resume=has_weights, resume_train=resume_train,
                   then=list(then or []))
         if not has_weights:  # nothing saved (cancelled while it waited): it starts over, its settings checked again
-            parent = self.runs.run_path(request.parent) if request.kind == "finetune" else None
+            parent = self.runs.run_path(request.parent) if request.kind in kinds.FROM_PARENT else None
             vocab = self._vocab(corpus, request) if request.kind == "pretrain" else None
             job.configs = kinds.check(corpus, request, self.limits, self.device, vocab, parent)
         with self.registry.cond:
@@ -205,7 +205,7 @@ class JobManager:
     def _source(self, owner: str, corpus: corpora.Corpus | None, request: RunRequest):
         """(the parent run's folder or None, what the run learns from). A fine-tune's parent must be a run the
         owner may see; its data is a built-in task (named by the request) or the conversation file given."""
-        if request.kind != "finetune":
+        if request.kind not in kinds.FROM_PARENT:
             if corpus is None:
                 raise TrainingError("Choose a text to train on.")
             return None, corpus

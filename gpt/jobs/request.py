@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from ..data import check_windows, split_sizes
 from ..errors import ConfigError
 from ..model import ARCHITECTURES, GPTConfig
-from ..presets import DEFAULT_PRESET, FINETUNE_PRESET
+from ..presets import DEFAULT_PRESET, LATER_STAGES
 from ..tokenizers import TOKENIZER_KINDS
 from ..train import TrainConfig, configs_from
 from .. import corpus as corpora
@@ -46,22 +46,25 @@ class RunRequest:
     shared: bool = False
     causal: bool = True  # False drops the causal mask (the 'why the mask' experiment)
     rung: int | None = None  # a rung of the lecture's ablation ladder (gpt.ladder): its settings, not the preset's
-    kind: str = "pretrain"  # 'pretrain' (a corpus, from scratch) or 'finetune' (a parent run, on conversations)
-    parent: str | None = None  # finetune: the run it starts from
-    task: str | None = None  # finetune: a built-in task ('addition', 'mix', ...); None: the uploaded conversations
+    kind: str = "pretrain"  # 'pretrain' (a corpus, from scratch), 'finetune' (a parent run, on conversations)
+    #                         or 'rl' (a chat run, rewarded by a task's grader)
+    parent: str | None = None  # finetune, rl: the run it starts from
+    task: str | None = None  # finetune, rl: a built-in task ('addition', 'mix', ...); None: the uploaded conversations
+    samples: int | None = None  # rl: answers sampled per question (None: the stage's)
+    temperature: float | None = None  # rl: the sampling temperature (None: the stage's)
 
     def configs(self, vocab_size: int, device: str = "auto",
                 base_model: GPTConfig | None = None) -> tuple[GPTConfig, TrainConfig]:
         """The model and training configs (the preset merged with what was asked), ConfigError if impossible.
-        `base_model`: a fine-tune's parent, whose shape it keeps (with the grown vocabulary)."""
+        `base_model`: a fine-tune's or an RL run's parent, whose shape it keeps (with a fine-tune's grown vocabulary)."""
         if self.rung is not None:
             return ladder.configs(self.rung, vocab_size, device, seed=self.seed)
-        if self.kind == "finetune":
+        if self.kind in LATER_STAGES:  # 'finetune', 'rl': the stage's settings, the parent's shape
             if base_model is None:
-                raise ConfigError("A fine-tune keeps its parent run's shape: name the parent run.")
+                raise ConfigError("A run made from another keeps its parent run's shape: name the parent run.")
             model = {k: v for k, v in base_model.to_dict().items() if k != "vocab_size"}
             train = {k: getattr(self, k) for k in ("batch_size", "lr", "max_iters", "seed", "max_seconds")}
-            model_cfg, train_cfg = configs_from(FINETUNE_PRESET, vocab_size, model, {**train, "device": device})
+            model_cfg, train_cfg = configs_from(self.kind, vocab_size, model, {**train, "device": device})
             train_cfg.eval_interval = max(1, min(train_cfg.eval_interval, max(10, train_cfg.max_iters // 10)))
             return model_cfg, train_cfg
         model = {"model_type": self.model_type, "causal": self.causal}

@@ -190,7 +190,7 @@ class SliceRunner:
         request = RunRequest.from_dict(info.get("request"))
         meta = kinds.meta(request, corpus)
         job = self.reg.job(path.name)
-        if not (path / ckpt.WEIGHTS).exists() and request.kind == "finetune":
+        if not (path / ckpt.WEIGHTS).exists() and request.kind in kinds.FROM_PARENT:
             _, train_cfg = job.configs if job is not None and job.configs else kinds.check(
                 corpus, request, self.m.limits, "auto", None, self.m.runs.run_path(request.parent))
             meta["grown"] = kinds.write_initial(path, request, corpus, self.m.runs.run_path(request.parent),

@@ -194,9 +194,9 @@ class ThreadRunner:
         """The objective and configs: a resume's saved ones, or a new run's (built and checked once, at Start).
         A new fine-tune first writes its step 0, the parent made into a chat model, then trains on from it."""
         req, limits = job.request, self.m.limits
-        if not job.resume and req.kind == "finetune":
+        if not job.resume and req.kind in kinds.FROM_PARENT:
             model_cfg, train_cfg = job.configs
-            job.message = "Making the parent run a chat model"
+            job.message = kinds.PREPARING[req.kind]
             job.note = meta["grown"] = kinds.write_initial(job.path, req, job.corpus,
                                                            self.m.runs.run_path(req.parent), limits, train_cfg, meta)
             job.resume, job.resume_train = True, {"train": train_cfg.to_dict(), "step": 0}
