@@ -21,21 +21,6 @@ pytestmark = pytest.mark.timeout(600)
 BIG = Limits(max_concurrent_jobs=1, max_params=5_000_000, max_iters=1_000_000)
 
 
-def run_service_knows_rl() -> bool:
-    """Whether the runners and the manager start every kind that has a parent (kinds.FROM_PARENT), not only
-    fine-tunes: the run service's three lines that name the kinds."""
-    from gpt.jobs import manager, slice_runner, thread_runner
-
-    return all("kinds.FROM_PARENT" in Path(m.__file__).read_text(encoding="utf-8")
-               for m in (manager, slice_runner, thread_runner))
-
-
-needs_run_service = pytest.mark.xfail(
-    not run_service_knows_rl(), strict=True,
-    reason="gpt/jobs/manager.py, thread_runner.py and slice_runner.py still start a parent's step 0 for "
-           "kind == 'finetune' only: they must test `kind in kinds.FROM_PARENT`")
-
-
 @pytest.fixture
 def manager(tmp_path):
     chat_run(tmp_path / "runs")
@@ -67,7 +52,6 @@ def test_an_rl_runs_step_zero_is_its_parents_weights(manager, tmp_path):
     assert saved.meta["samples"] == 4 and saved.meta["temperature"] == 1.0 and saved.meta["train"]["lr"] == 1e-4
 
 
-@needs_run_service
 def test_an_rl_run_rewards_a_chat_run_as_an_ordinary_run(manager):
     job = manager.start("alice", None, rl(temperature=1.2))
     wait_until(lambda: job.state in ("finished", "failed", "stopped"), timeout=300, what="the RL run")
@@ -86,7 +70,6 @@ def test_an_rl_run_rewards_a_chat_run_as_an_ordinary_run(manager):
     assert manager.runs.status(ADDER, "alice").state == "finished"  # the parent is untouched
 
 
-@needs_run_service
 def test_an_rl_run_stops_and_resumes_where_it_was(manager):
     job = manager.start("alice", None, rl(max_iters=100_000))
     wait_until(lambda: job.trainer is not None and job.trainer.step > 3, timeout=120, what="training")
@@ -101,7 +84,6 @@ def test_an_rl_run_stops_and_resumes_where_it_was(manager):
     assert ckpt.load_checkpoint(manager.root / job.name).step > stopped_at
 
 
-@needs_run_service
 def test_bad_inputs_are_refused_at_start_with_a_sentence_and_nothing_is_made(manager):
     pretrained_run(manager.root)
     before = set(manager.runs.run_names())
@@ -120,7 +102,6 @@ def test_bad_inputs_are_refused_at_start_with_a_sentence_and_nothing_is_made(man
     assert set(manager.runs.run_names()) == before
 
 
-@needs_run_service
 def test_someone_elses_private_chat_run_cannot_be_rewarded(manager):
     job = manager.start("alice", None, rl())
     wait_until(lambda: job.state in ("finished", "failed"), timeout=300, what="alice's run")
@@ -131,7 +112,6 @@ def test_someone_elses_private_chat_run_cannot_be_rewarded(manager):
     assert again.state == "finished", again.error
 
 
-@needs_run_service
 def test_an_rl_run_trains_in_gpu_slices_like_any_run(tmp_path):
     """ZeroGPU: the parent's copy is written on the CPU before the first slice; the slices train and sample."""
     from gpt.jobs.slice_runner import SliceRunner
