@@ -2,8 +2,9 @@
 
 The model itself never builds the (T, T) attention matrix: it calls
 F.scaled_dot_product_attention, which fuses the softmax away. So we run the
-blocks one at a time, recompute each layer's weights from its own queries
-and keys, and check that those weights rebuild the layer's real output.
+model as it is, keep what each layer's attention is given, recompute each
+layer's weights from its own queries and keys, and check that those weights
+rebuild the layer's real output.
 """
 
 from __future__ import annotations
@@ -45,47 +46,41 @@ def _require_attention(model: torch.nn.Module) -> None:
 
 @torch.no_grad()
 def attention_pass(model: torch.nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Run a GPT block by block and keep every head's attention weights.
+    """Run the model once and keep every head's attention weights.
 
     idx (B, T) -> weights (n_layer, B, nh, T, T), logits (B, T, vocab), max_error.
-    Why by hand: the model calls F.scaled_dot_product_attention, which never
-    materialises the (T, T) weights. We recompute them from each layer's own
-    queries and keys (`CausalSelfAttention.qkv`), rebuild the layer's output
-    from them and report how far it is from the real one (`max_error`, ~1e-7);
-    the residual stream itself goes through each real block, so the logits are
-    exactly model(idx)'s.
+    Why the extra work: the model calls F.scaled_dot_product_attention, which
+    never materialises the (T, T) weights. So the model's own forward runs
+    (the logits are exactly model(idx)'s), a hook keeps what each layer's
+    attention was given (its normed input and the rotary angles), and each
+    layer's weights are recomputed from its own queries and keys
+    (`CausalSelfAttention.qkv`); rebuilding the layer's output from them
+    reports how far they are from what the layer computed (`max_error`, ~1e-7).
     """
     _require_attention(model)
-    cfg = model.config
+    given: list[tuple] = []  # per layer: (h (B, T, C), rope)
+    hooks = [block.attn.register_forward_pre_hook(lambda _, args: given.append(args[:2]))
+             for block in model.transformer.h]
     was_training = model.training
     model.eval()
     try:
-        tr = model.transformer
+        logits, _ = model(idx)  # (B, T, vocab)
         B, T = idx.shape
-        x = tr.wte(idx)  # (B, T, C)
-        rope = None
-        if cfg.pos_emb == "learned":
-            x = x + tr.wpe(torch.arange(T, device=idx.device))  # (T, C) broadcast over B
-        else:
-            rope = model.rotary(0, T)
-        if cfg.embed_norm:
-            x = tr.ln_emb(x)
         allowed = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()  # key j <= query i
         maps, max_error = [], 0.0
-        for block in tr.h:
-            h = block.ln_1(x)
-            q, k, v = block.attn.qkv(h, rope)  # each (B, nh, T, hs)
-            scores = (q @ k.transpose(-2, -1)).float() * block.attn.scale  # (B, nh, T, T)
-            if cfg.causal:
+        for block, (h, rope) in zip(model.transformer.h, given):
+            attn = block.attn
+            q, k, v = attn.qkv(h, rope)  # each (B, nh, T, hs)
+            scores = (q @ k.transpose(-2, -1)).float() * attn.scale  # (B, nh, T, T)
+            if model.config.causal:
                 scores = scores.masked_fill(~allowed, float("-inf"))  # the future gets exactly 0 weight
             att = torch.softmax(scores, dim=-1)
             maps.append(att)
             y = (att.to(v.dtype) @ v).transpose(1, 2).reshape(B, T, -1)  # (B, T, C): heads side by side
-            rebuilt = block.attn.c_proj(y)
-            max_error = max(max_error, (rebuilt - block.attn(h, rope)).abs().max().item())
-            x = block(x, rope)  # (B, T, C): the real block, so the next layer's input is exact
-        logits = model.lm_head(tr.ln_f(x))  # (B, T, vocab)
+            max_error = max(max_error, (attn.c_proj(y) - attn(h, rope)).abs().max().item())
     finally:
+        for hook in hooks:
+            hook.remove()
         model.train(was_training)
     return torch.stack(maps), logits, max_error
 
