@@ -277,16 +277,6 @@ class BPETokenizer(Tokenizer):
             out.append((piece, full if self._to_compact is None else self._to_compact.get(full, self.unk_id)))
         return out
 
-    def unseen_tokens(self, text: str) -> list[str]:
-        """Distinct pieces of `text` outside the compact vocabulary, in order (they encode as the fallback)."""
-        if self._to_compact is None:
-            return []
-        unseen = {}
-        for full in guarded(self.enc.encode_ordinary, text):
-            if full not in self._to_compact:
-                unseen.setdefault(full, self.enc.decode_single_token_bytes(full).decode("utf-8", errors="replace"))
-        return list(unseen.values())
-
     def spec(self) -> dict:
         """{'type', 'version', 'kept_ids' (None: full vocabulary)}; a trained 'bpe' adds 'pattern'
         and 'tokens': base64 of the tokens of rank 256, 257, ... (ranks 0-255 are the bytes)."""

@@ -216,7 +216,7 @@ def test_whatever_escapes_tiktoken_becomes_a_sentence():
     enc = tiktoken.Encoding(name="x", pat_str=HOSTILE_PATTERN, mergeable_ranks=ranks, special_tokens={})
     tok = BPETokenizer(enc, {"type": "bpe", "pattern": HOSTILE_PATTERN, "tokens": []}, kept=list(range(256)))  # as if
     # the pattern check had been bypassed
-    for call in (tok.encode, tok.pieces, tok.unseen_tokens):
+    for call in (tok.encode, tok.pieces):
         with pytest.raises(TokenizerError, match="BPE tokenizer failed"):
             call("hello world " * 3)
 
