@@ -3,15 +3,18 @@
 AdamW decays 2-D weight matrices only: biases, LayerNorm gains and (by
 nanoGPT's convention) nothing 1-D is pulled toward zero.
 
-Muon (PyTorch's `torch.optim.Muon`, here with its Newton-Schulz iterations
-batched over matrices of one shape) orthogonalises the update of each hidden
+Muon (PyTorch's `torch.optim.Muon`) orthogonalises the update of each hidden
 2-D matrix; it trains small GPTs markedly faster per step (modded-nanogpt's
 speedrun). It suits only the matrices inside the blocks: embeddings, the LM
 head and 1-D parameters stay on AdamW. Its learning rate is scaled per shape
 as in Keller Jordan's Muon (PyTorch's default, `adjust_lr_fn="original"`), at
 the usual 0.02; on Tiny Shakespeare that matched or beat the Moonshot scaling
 (`"match_rms_adamw"`) at every lr tried, and momentum 0.9 beat PyTorch's 0.95
-in runs of the length this app makes (docs/benchmarks.md).
+in runs of the length this app makes (docs/benchmarks.md). The project once had its own
+Muon with the Newton-Schulz iterations batched over matrices of one shape: the same
+updates, and 1.06x faster on the Muon step alone (median of 5 interleaved rounds, thread
+CPU time, load 33: `bench/bench_muon.py --optimizer-only --rounds 5 --steps 5` at commit 52bd308), too little
+to keep a second optimizer.
 
 The schedule is a linear warm-up in steps times a cosine decay to `min_lr`,
 driven by a progress fraction in [0, 1] so a run bounded by seconds decays on
@@ -30,76 +33,6 @@ import torch.nn as nn
 from .errors import ConfigError
 
 
-class Muon(torch.optim.Muon):
-    """`torch.optim.Muon` with the Newton-Schulz iterations batched.
-
-    PyTorch's Muon orthogonalises one matrix at a time; a small GPT has a few
-    shapes repeated in every block, so we stack the matrices of each shape and
-    run the iterations as batched matmuls (`baddbmm`): one call per shape
-    instead of one per layer, about a quarter less time per step on a CPU.
-    Same update, same settings, same `state_dict` as PyTorch's.
-    """
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            bufs = []
-            for p in params:
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
-                bufs.append(state["momentum_buffer"])
-            momentum = group["momentum"]
-            torch._foreach_lerp_(bufs, grads, 1 - momentum)
-            updates = torch._foreach_lerp(grads, bufs, momentum) if group["nesterov"] else bufs
-            lr, wd = group["lr"], group["weight_decay"]
-            if wd:
-                torch._foreach_mul_(params, 1 - lr * wd)
-            by_shape: dict[tuple, list[int]] = {}
-            for i, p in enumerate(params):
-                by_shape.setdefault(tuple(p.shape), []).append(i)
-            for shape, idx in by_shape.items():
-                ortho = orthogonalise(torch.stack([updates[i] for i in idx]), group["ns_coefficients"],
-                                      group["ns_steps"], group["eps"])  # (n, rows, cols)
-                adjusted = _adjust_lr(lr, group["adjust_lr_fn"], torch.Size(shape))
-                for j, i in enumerate(idx):
-                    params[i].add_(ortho[j].to(params[i].dtype), alpha=-adjusted)
-        return loss
-
-
-def orthogonalise(g: torch.Tensor, coefficients: tuple[float, float, float], steps: int, eps: float) -> torch.Tensor:
-    """Newton-Schulz: push every singular value of each matrix in g (n, rows, cols) toward 1, in bf16."""
-    a, b, c = coefficients
-    x = g.bfloat16()
-    tall = g.size(-2) > g.size(-1)
-    if tall:
-        x = x.mT  # iterate on the wide orientation: the Gram matrix is the small side
-    x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)  # spectral norm <= 1
-    for _ in range(steps):
-        gram = torch.bmm(x, x.mT)  # (n, r, r)
-        poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b A + c A^2
-        x = torch.baddbmm(x, poly, x, beta=a)  # a X + (b A + c A^2) X
-    return x.mT if tall else x
-
-
-def _adjust_lr(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float:
-    """PyTorch Muon's per-shape learning-rate scaling (see torch.optim.Muon)."""
-    rows, cols = shape[:2]
-    if adjust_lr_fn is None or adjust_lr_fn == "original":
-        return lr * math.sqrt(max(1.0, rows / cols))
-    if adjust_lr_fn == "match_rms_adamw":
-        return lr * 0.2 * math.sqrt(max(rows, cols))
-    return lr
-
-
 def _is_hidden_matrix(name: str, p: torch.Tensor) -> bool:
     return p.dim() == 2 and ".h." in f".{name}" and "wte" not in name and "wpe" not in name and "lm_head" not in name
 
@@ -116,11 +49,8 @@ def build_optimizers(
     muon_adjust_lr: str = "original",
     muon_momentum: float = 0.9,
     muon_ns_steps: int = 5,
-    muon_impl: str = "ours",
 ) -> list[torch.optim.Optimizer]:
-    """Return the optimizers for `model`; each group remembers its base lr in 'initial_lr'.
-
-    muon_impl: 'ours' (the batched Newton-Schulz above) or 'torch' (`torch.optim.Muon`, for comparison)."""
+    """Return the optimizers for `model`; each group remembers its base lr in 'initial_lr'."""
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if kind not in ("adamw", "muon"):
         raise ConfigError(f"optimizer must be 'adamw' or 'muon', got {kind!r}.")
@@ -141,8 +71,8 @@ def build_optimizers(
         extra["foreach"] = True  # one batched op per group instead of a loop over tensors
     opts: list[torch.optim.Optimizer] = [torch.optim.AdamW(groups, lr=lr, betas=betas, **extra)]
     if muon_params:
-        muon = (Muon if muon_impl == "ours" else torch.optim.Muon)(muon_params, lr=muon_lr, weight_decay=muon_weight_decay, momentum=muon_momentum,
-                    ns_steps=muon_ns_steps, adjust_lr_fn=muon_adjust_lr)
+        muon = torch.optim.Muon(muon_params, lr=muon_lr, weight_decay=muon_weight_decay, momentum=muon_momentum,
+                                ns_steps=muon_ns_steps, adjust_lr_fn=muon_adjust_lr)
         for g in muon.param_groups:
             g["initial_lr"] = muon_lr
         opts.append(muon)
