@@ -2,6 +2,7 @@
 
     python bench/bench_arch.py --runs 3                       # equal time: the recipe's own 133 s, median of 3
     python bench/bench_arch.py --runs 3 --max-iters 2000 --parallel --threads 1   # equal steps, all at once
+    python bench/bench_arch.py --runs 3 --max-iters 2000 --parallel --device cuda --burst-rounds 0   # the same, on a GPU
     python bench/bench_arch.py --variants layer,rms+emb,rms --runs 3
 
 A variant is the default recipe (the Train tab's `two-minutes`: Tiny
@@ -53,17 +54,18 @@ def load() -> str:
 
 
 def trainer(variant: str, dataset, seed: int, max_iters: int | None):
+    """The default recipe with the variant's norms; GPT_BENCH_DEVICE (set by --device) names the device."""
     from gpt.presets import DEFAULT_PRESET
     from gpt.train import Trainer, configs_from
 
-    over = dict(seed=seed, sample_tokens=0)
+    over = dict(seed=seed, sample_tokens=0, device=os.environ.get("GPT_BENCH_DEVICE"))
     if max_iters:
         over.update(max_iters=max_iters, max_seconds=0)  # 0: no time limit
     model_cfg, train_cfg = configs_from(DEFAULT_PRESET, dataset.tokenizer.vocab_size, VARIANTS[variant], over)
     return Trainer(model_cfg, train_cfg, dataset, None)
 
 
-def one_run(variant: str, dataset, seed: int, max_iters: int | None) -> dict:
+def one_run(variant: str, dataset, seed: int, max_iters: int | None, val_batches: int = 200) -> dict:
     from gpt.tokcompare import bits_per_char
 
     before = load()
@@ -71,7 +73,7 @@ def one_run(variant: str, dataset, seed: int, max_iters: int | None) -> dict:
     if t.run() != "finished":
         raise SystemExit(f"{variant} failed: {t.error}")
     t.model.eval()
-    val200 = bits_per_char(t.objective.mean_loss(t, "val", 200), dataset.val_chars_per_token)
+    val200 = bits_per_char(t.objective.mean_loss(t, "val", val_batches), dataset.val_chars_per_token)
     return dict(variant=variant, seed=seed, steps=t.step, seconds=t.elapsed, bpc=t.metrics[-1]["val_bpc"],
                 bpc200=val200, load=f"{before} -> {load()}")
 
@@ -112,10 +114,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="CPU threads per run (the CLI's default is two)")
     ap.add_argument("--parallel", action="store_true",
                     help="every run at once, each in its own process (with --max-iters: the same load for all)")
+    ap.add_argument("--device", default=None, help="auto (the recipe's), cpu, cuda: equal steps on a GPU are minutes")
+    ap.add_argument("--val-batches", type=int, default=200, help="batches of the steadier validation figure")
     ap.add_argument("--burst-rounds", type=int, default=8, help="rounds of step-cost bursts (0: skip)")
     ap.add_argument("--burst-steps", type=int, default=20)
     args = ap.parse_args()
     os.environ["GPT_NUM_THREADS"] = str(args.threads)
+    if args.device:
+        os.environ["GPT_BENCH_DEVICE"] = args.device  # read in each run's process (--parallel forks them)
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -125,10 +131,10 @@ def main() -> None:
 
     dataset = corpus.dataset(corpus.load("shakespeare"), *preset_tokenizer(DEFAULT_PRESET))
     budget = f"{args.max_iters} steps, no time limit" if args.max_iters else "the recipe's time limit"
-    print(f"{DEFAULT_PRESET} recipe, {budget}, {args.threads} threads; load (1, 5, 15 min) at start: {load()}\n")
-    print("| variant | seed | steps | train s | val bpc (20 batches) | val bpc (200) | load before -> after |")
+    print(f"{DEFAULT_PRESET} recipe, {budget}, {args.threads} threads, device {args.device or 'auto'}; load (1, 5, 15 min) at start: {load()}\n")
+    print(f"| variant | seed | steps | train s | val bpc (20 batches) | val bpc ({args.val_batches}) | load before -> after |")
     print("|---|---:|---:|---:|---:|---:|---|")
-    jobs = [(v, dataset, 1337 + r, args.max_iters) for r in range(args.runs) for v in variants]  # A B A B ...
+    jobs = [(v, dataset, 1337 + r, args.max_iters, args.val_batches) for r in range(args.runs) for v in variants]  # A B A B ...
     if args.parallel:
         import multiprocessing
 
@@ -142,7 +148,7 @@ def main() -> None:
         print_row(rows[-1])
     for row in rows if args.parallel else ():
         print_row(row)
-    print("\n| variant | median val bpc (20) | median val bpc (200) | median steps |")
+    print(f"\n| variant | median val bpc (20) | median val bpc ({args.val_batches}) | median steps |")
     print("|---|---:|---:|---:|")
     for v in variants if rows else ():
         mine = [r for r in rows if r["variant"] == v]
@@ -151,7 +157,7 @@ def main() -> None:
     for v in variants[1:] if rows else ():  # the same seed is the same initial weights and the same batches
         pairs = {r["seed"]: r["bpc200"] for r in rows if r["variant"] == v}
         diffs = [pairs[r["seed"]] - r["bpc200"] for r in rows if r["variant"] == variants[0]]
-        print(f"\n{v} minus {variants[0]}, val bpc (200) seed by seed: "
+        print(f"\n{v} minus {variants[0]}, val bpc ({args.val_batches}) seed by seed: "
               f"{', '.join(f'{d:+.4f}' for d in diffs)} (median {statistics.median(diffs):+.4f})")
     if args.burst_rounds:
         before = load()
