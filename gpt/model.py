@@ -125,8 +125,10 @@ MODEL_PRESETS: dict[str, dict] = {
 }
 
 # Architecture switches. 'classic' is the lecture's GPT.
+# Each names every switch it sets, the norms too: --arch classic over a modern preset is the classic block whole.
 ARCHITECTURES: dict[str, dict] = {
-    "classic": dict(pos_emb="learned", activation="gelu", qk_norm=False, tie_weights=True, bias=True),
+    "classic": dict(pos_emb="learned", activation="gelu", qk_norm=False, tie_weights=True, bias=True,
+                    norm="layer", embed_norm=False),
     "modern": dict(pos_emb="rope", activation="relu2", qk_norm=True, tie_weights=False, bias=False),
 }
 
