@@ -6,16 +6,14 @@ builds (and nanoGPT's `model.py`): learned position embeddings, pre-LayerNorm
 blocks of masked multi-head self-attention and a 4x GELU MLP, a final
 LayerNorm and an LM head tied to the token embedding.
 
-What the "modern" architecture changes, each a `GPTConfig` switch; together
-they are nanochat's block, which transformers runs as `NanoChatForCausalLM`:
+What the "modern" architecture changes, each a `GPTConfig` switch
+(modded-nanogpt and nanochat use all of them):
 - rotary position embeddings instead of a learned position table
 - QK-norm: queries and keys RMS-normalised per head before the dot product
 - ReLU squared in the MLP instead of GELU
-- an LM head untied from the token embedding, and no biases
-- RMSNorm without a gain in place of LayerNorm (`norm='rms'`), and one more
-  right after the embedding (`embed_norm=True`)
-Modern runs trained before the last two switches keep LayerNorm with a gain
-and no embedding norm: a saved config without them reads as that.
+- an LM head untied from the token embedding
+- (`norm='rms'`, `embed_norm=True`: nanochat's block) RMSNorm without a gain in
+  place of LayerNorm, and one more right after the embedding
 
 `causal=False` drops the mask: every block becomes an encoder block that can
 see the token it must predict (the "why the mask" experiment).
@@ -131,9 +129,7 @@ MODEL_PRESETS: dict[str, dict] = {
 ARCHITECTURES: dict[str, dict] = {
     "classic": dict(pos_emb="learned", activation="gelu", qk_norm=False, tie_weights=True, bias=True,
                     norm="layer", embed_norm=False),
-    # nanochat's block, which transformers runs as NanoChatForCausalLM (docs/benchmarks.md: against LayerNorm)
-    "modern": dict(pos_emb="rope", activation="relu2", qk_norm=True, tie_weights=False, bias=False,
-                   norm="rms", embed_norm=True),
+    "modern": dict(pos_emb="rope", activation="relu2", qk_norm=True, tie_weights=False, bias=False),
 }
 
 
