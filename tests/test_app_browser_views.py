@@ -138,7 +138,7 @@ def test_see_inside_the_model(page, url):
     t0 = time.monotonic()
     page.goto(url)
     wait_text(page, "corpus-stats", "characters")
-    page.get_by_role("tab", name="4 · See inside the model").click()
+    page.get_by_role("tab", name="5 · See inside the model").click()
 
     # 1. why the mask: two normal runs, one after the other, through the job manager (they train meanwhile)
     open_view(page, "Why the mask")
@@ -163,7 +163,12 @@ def test_see_inside_the_model(page, url):
     set_number(page, "att-head", 1)
     wait_text(page, "att-status", "head 1 of 0..1")
     wait_plot(page, "att-heatmap", other_than=before)
-    assert downloaded(page, "att-heatmap-png", "head1.png").startswith(b"\x89PNG")
+    before = plot_src(page, "att-heatmap")
+    page.focus("#att-layer input[type=range]")
+    page.keyboard.press("ArrowRight")  # the arrow keys move the picker too, with no release: the map follows
+    wait_text(page, "att-status", "layer 1 of 0..1, head 1")
+    wait_plot(page, "att-heatmap", other_than=before)
+    assert downloaded(page, "att-heatmap-png", "layer1-head1.png").startswith(b"\x89PNG")
     shoot(page, "attention", "v-attention")
     print(f"attention at {time.monotonic() - t0:.1f} s")
 

@@ -4,9 +4,12 @@ Five browser contexts (five people: five localStorage ids) open the page at
 once on a server that trains one run at a time. Each gives a name, picks
 the addition corpus and the tiny preset, shares the run and presses Start:
 the first trains, the four others show their position and when they should
-start. The teacher's page (a sixth context, at /teacher with the token)
-lists all five with the students' names, stops the first, and once the four
-others finished, the class challenge board ranks them by bits per character.
+start; a reloaded queued page says "Loading your run" until it knows, never
+"No run yet" (issue 24, 10). The teacher's page (a sixth context, at /teacher
+with the token) lists all five with the students' names, cancels the last one
+while it waits (its student still sees it, cancelled by the teacher: issue 24,
+1), stops the first, and once the three others finished, the class challenge
+board ranks them by bits per character.
 
 Screenshots of the teacher's page at 1366x768 and 1920x1080 go to
 docs/screenshots/; the rest to artifacts/screenshots/ (git-ignored).
@@ -19,13 +22,13 @@ import re
 import pytest
 
 from helpers_class import TOKEN, launch_class_app
-from helpers_browser import ARGS, CHROMIUM, SHOTS, text, wait_text
+from helpers_browser import ARGS, CHROMIUM, PROGRESS_HISTORY, SHOTS, text, wait_text
 from test_app_browser import pick_addition_and_tiny, set_number
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.timeout(600)
 DOCS_SHOTS = SHOTS.parent.parent / "docs" / "screenshots"
-ITERS = [20_000, 60, 120, 240, 480]  # the first trains until the teacher stops it
+ITERS = [20_000, 60, 120, 240, 480]  # the first trains until the teacher stops it; the last is cancelled
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,9 @@ def browser():
 
 
 def open_page(browser, url: str, width: int = 1366, height: int = 768):
-    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.add_init_script(PROGRESS_HISTORY)
+    page = context.new_page()
     page.set_default_timeout(90_000)
     page.goto(url)
     return page
@@ -88,6 +93,10 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
         line = text(page, "progress")
         assert re.search(r"starts in about \d+ (s|min)", line), line
     students[4].screenshot(path=SHOTS / "class-queued.png", full_page=True)
+    students[4].reload()  # a refresh: "Loading your run" until the first poll, then the queue, never "No run yet"
+    wait_text(students[4], "progress", "position 4 in the queue")
+    seen = students[4].evaluate("window.__progress")
+    assert "Loading your run" in seen[0] and not any("No run yet" in t for t in seen), seen
     before = text(students[1], "progress")
     students[1].wait_for_function("(before) => document.getElementById('progress').innerText !== before",
                                   arg=before, timeout=15_000)
@@ -112,6 +121,14 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
         teacher.wait_for_timeout(500)
         teacher.screenshot(path=DOCS_SHOTS / f"teacher-{width}x{height}.png")
 
+    # the teacher cancels the last run while it waits: it stays on its student's page, saying who and why
+    teacher.click("#teacher-run input")
+    teacher.get_by_role("option", name=names[4], exact=True).click()
+    teacher.click("#teacher-stop")
+    wait_text(teacher, "teacher-action-msg", f"Cancelled {names[4]} while it waited in the queue")
+    wait_text(students[4], "progress", "Cancelled by the teacher while it waited in the queue")
+    assert names[4] in text(students[4], "progress") and "stopped" in text(students[4], "progress")
+
     # the teacher stops the first run: the queue moves, and its student's page says so
     teacher.click("#teacher-run input")
     teacher.get_by_role("option", name=names[0], exact=True).click()
@@ -123,13 +140,15 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
     # once the four others finished, the board ranks them, lowest bits per character first
     teacher.wait_for_function("""(runs) => runs.every(r => [...document.querySelectorAll('#teacher-runs tr')]
                                    .some(tr => tr.dataset.run === r && tr.innerText.includes('finished')))""",
-                              arg=names[1:], timeout=240_000)
-    teacher.wait_for_function("() => document.querySelectorAll('#teacher-board tr[data-run]').length >= 4")
-    board = table_rows(teacher, "teacher-board")
+                              arg=names[1:4], timeout=240_000)
+    teacher.wait_for_function("() => document.querySelectorAll('#teacher-board tr[data-run]').length >= 3")
+    board = [r for r in table_rows(teacher, "teacher-board") if r[0] != "-"]
+    unranked = [r for r in table_rows(teacher, "teacher-board") if r[0] == "-"]  # listed last, without a rank
+    assert [r[2] for r in unranked if r[3] == names[4]] == ["not yet"]  # cancelled: never evaluated
     assert [int(r[0]) for r in board] == list(range(1, len(board) + 1))
     bpc = [float(r[2]) for r in board]
     assert bpc == sorted(bpc)
-    assert {r[3] for r in board} >= set(names[1:]) and {r[1] for r in board} >= {f"Student {k}" for k in (2, 3, 4, 5)}
+    assert {r[3] for r in board} >= set(names[1:4]) and {r[1] for r in board} >= {f"Student {k}" for k in (2, 3, 4)}
     for width, height in ((1366, 768), (1920, 1080)):
         teacher.set_viewport_size({"width": width, "height": height})
         teacher.wait_for_timeout(500)
