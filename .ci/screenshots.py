@@ -5,7 +5,8 @@
 
 A student's way through: a default run started on the Train tab, then every tab (and every view of
 See inside) at 1366x768 with the projector view off and on, and at 1920x1080; then the teacher's page
-at both sizes. Files are named by tab and size: `train-1366x768.png`, `train-1366x768-projector.png`.
+at both sizes (`teacher-page-*`: the class tests keep `teacher-*` for five runs). Files are named by tab and
+size: `train-1366x768.png`, `train-1366x768-projector.png`.
 Only the first screen is taken (what a person sees before scrolling), never the full page.
 """
 
@@ -80,7 +81,7 @@ def teacher(browser, url: str, token: str) -> None:
     page.wait_for_selector("#teacher-runs tr[data-run]", timeout=60_000)
     for width, height in ((1366, 768), (1920, 1080)):
         page.set_viewport_size({"width": width, "height": height})
-        shoot(page, f"teacher-{width}x{height}")
+        shoot(page, f"teacher-page-{width}x{height}")
 
 
 def main(url: str, token: str) -> None:
