@@ -40,11 +40,12 @@ def set_projector(page, on: bool) -> None:
 
 
 def shoot(page, name: str) -> None:
-    """The first screen once the tab's events are answered (Gradio's 'processing' overlays gone, 60 s at most)."""
+    """The first screen once the tab's events are answered (Gradio's loading overlays, which show a timer, gone;
+    60 s at most: on a loaded machine a view may still be loading, and the screenshot shows it)."""
     page.wait_for_timeout(1200)
     try:
-        page.wait_for_function("() => ![...document.querySelectorAll('[data-testid=status-tracker]')]"
-                               ".some(e => e.offsetParent && /processing|queue/.test(e.innerText))", timeout=60_000)
+        page.wait_for_function("() => ![...document.querySelectorAll('[data-testid=status-tracker]:not(.hide)')]"
+                               ".some(e => e.offsetParent && e.innerText.trim())", timeout=60_000)
     except Exception:  # noqa: BLE001 - a slow view is still worth a screenshot
         pass
     page.screenshot(path=OUT / f"{name}.png")
