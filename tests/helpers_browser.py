@@ -19,6 +19,15 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = ROOT / "artifacts" / "screenshots"
+# a page's init script: every text the progress line shows from the first paint, in window.__progress (a
+# reload starts a new list), so a test can say what a person saw before the page settled
+PROGRESS_HISTORY = """
+window.__progress = [];
+new MutationObserver(() => {
+  const t = document.getElementById('progress')?.innerText;
+  if (t && window.__progress[window.__progress.length - 1] !== t) window.__progress.push(t);
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("CI", "").lower() == "true":

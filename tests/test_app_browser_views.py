@@ -131,14 +131,33 @@ def shoot(page, name: str, elem_id: str) -> None:
     shutil.copyfile(path, DOCS / f"{name}.png")
 
 
-# --- the test ------------------------------------------------------------------------------------------
+# --- the tests -----------------------------------------------------------------------------------------
+
+
+def test_the_attention_map_follows_every_move_of_its_pickers(page, url):
+    """Issue 24, 8: the map ignored the Layer and Head pickers moved by the arrow keys (only a mouse release
+    redrew it) until Show attention was pressed again."""
+    page.goto(url)
+    wait_text(page, "corpus-stats", "characters")
+    page.get_by_role("tab", name="5 · See inside the model").click()
+    open_view(page, "Attention")
+    wait_text(page, "att-status", "layer 0 of 0..1, head 0")
+    before = wait_plot(page, "att-heatmap")
+    page.focus("#att-layer input[type=range]")
+    page.keyboard.press("ArrowRight")  # no mouse, no release: the map follows
+    wait_text(page, "att-status", "layer 1 of 0..1, head 0")
+    before = wait_plot(page, "att-heatmap", other_than=before)
+    page.focus("#att-head input[type=range]")
+    page.keyboard.press("ArrowRight")
+    wait_text(page, "att-status", "layer 1 of 0..1, head 1")
+    wait_plot(page, "att-heatmap", other_than=before)
 
 
 def test_see_inside_the_model(page, url):
     t0 = time.monotonic()
     page.goto(url)
     wait_text(page, "corpus-stats", "characters")
-    page.get_by_role("tab", name="4 · See inside the model").click()
+    page.get_by_role("tab", name="5 · See inside the model").click()
 
     # 1. why the mask: two normal runs, one after the other, through the job manager (they train meanwhile)
     open_view(page, "Why the mask")

@@ -1,21 +1,24 @@
 """The real page on a ZeroGPU Space (GPT_ZEROGPU=1, the stand-in's GPU processes), in a browser.
 
 Start a tiny run on the addition task; it trains in slices of 3 s, the
-progress line names the slice and its GPU seconds left, a second slice
-follows by itself, and Stop ends it with every step's loss kept once (the
-run is long, so the test's time does not depend on the machine's speed). Skipped without Chromium (as the
+progress line names the slice and its GPU seconds left (and never guesses "about - left"
+before a step was timed), a second slice follows by itself, a reloaded page goes on with
+the next one by itself, "Watch it learn" calls the run the student's own (not "running
+elsewhere"), and Stop ends it with every step's loss kept once (the run is long, so the
+test's time does not depend on the machine's speed). Skipped without Chromium (as the
 other browser tests).
 """
 
 from __future__ import annotations
 
+import re
 
 import pytest
 
 from gpt.jobs.slices import train_slice
 from gpt.jobs.zerogpu import SliceSettings, StandIn
 from helpers_app import launch_app
-from helpers_browser import ARGS, CHROMIUM, sync_api, wait_text
+from helpers_browser import ARGS, CHROMIUM, PROGRESS_HISTORY, sync_api, wait_text
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -43,6 +46,7 @@ def test_a_run_on_zerogpu_trains_in_slices_on_the_page(tmp_path, monkeypatch):
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
+            page.add_init_script(PROGRESS_HISTORY)
             page.goto(url)
             wait_text(page, "runtime", "ZeroGPU Space")
             page.click("#corpus input")
@@ -57,6 +61,20 @@ def test_a_run_on_zerogpu_trains_in_slices_on_the_page(tmp_path, monkeypatch):
             wait_text(page, "train-msg", "trains on the GPU in slices of 3 s")
             wait_text(page, "progress", "s of GPU left in this slice")
             wait_text(page, "progress", "GPU slice 2, ", timeout=120_000)
+            seen = page.evaluate("window.__progress")
+            assert not any("about - left" in t for t in seen), seen  # issue 24, 6: no guess before a timed step
+            assert any(re.search(r"GPU slice \d, ", t) and re.search(r"about \d", t) for t in seen), seen  # a real one
+
+            page.reload()  # the chain is the run's record, not the page's: the next slice follows by itself
+            wait_text(page, "progress", "GPU slice 3, ", timeout=120_000)
+            page.get_by_role("tab", name="5 · See inside the model").click()
+            page.locator("#views-tabs").get_by_role("tab", name="Watch it learn").click()
+            page.wait_for_function("() => /: (running|paused), step/.test("
+                                   "document.getElementById('watch-status')?.innerText || '')")
+            assert "elsewhere" not in page.locator("#watch-status").inner_text()  # the student's own run
+            page.locator("#views-tabs").get_by_role("tab", name="Attention").click()
+            wait_text(page, "att-status", "training in GPU slices: its weights as the last slice saved them")
+            page.get_by_role("tab", name="1 · Train").click()
             page.click("#stop-btn")  # during a slice or between two: both stop the run
             wait_text(page, "progress", "stopped", timeout=30_000)
             browser.close()

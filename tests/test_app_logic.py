@@ -674,10 +674,11 @@ def test_generate_and_checkpoint_handlers(handlers, manager, tmp_path):
     assert runs["value"] == name and (pickers.run_label(manager.runs.summary(name, "alice")), name) in runs["choices"]
     out = list(handlers.generate.generate("alice", name, "1+", 20, 0.8, 5, 0.9, 3))
     assert out[-1][0].startswith("1+") and "Done" in out[-1][1]
+    assert handlers.generate.stop_generation("alice") == gr_skip()  # it had finished: its "Done" line stays
     with pytest.warns(UserWarning):
         out = list(handlers.generate.generate("alice", name, "hello", 20, 0.8, 0, 1.0, -1))
     assert out == [("", out[0][1])] and "never saw" in out[0][1]  # a sentence, not a traceback
-    assert handlers.generate.stop_generation("alice") == "Stopped."
+    assert handlers.generate.stop_generation("alice") == gr_skip()  # nothing was generating
     texts = []
     for text, status in handlers.generate.generate("alice", name, "1+", 500, 0.8, 0, 1.0, 4):  # Stop: one path
         texts.append(text)

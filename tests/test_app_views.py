@@ -344,3 +344,19 @@ def test_the_page_has_every_view(tmp_path):
                     "mask-plot", "mask-sample-masked", "mask-sample-unmasked", "att-heatmap-png", "cmp-png"):
         assert elem_id in ids, elem_id
     demo.manager.shutdown()
+
+
+def test_a_run_training_in_gpu_slices_says_its_weights_are_the_last_slice_s():
+    """Issue 24, 6: during a GPU slice the live weights are in the GPU's process; the view shows the saved ones
+    (step 0 until the first slice ends) and says so, instead of an unexplained 'at step 0'."""
+    from types import SimpleNamespace
+
+    from gpt.ui.views.base import View
+
+    jobs = {"r": SimpleNamespace(slice_number=1, state="running"), "done": SimpleNamespace(slice_number=3,
+                                                                                          state="finished")}
+    view = View(SimpleNamespace(job=jobs.get), models=object())
+    saved = SimpleNamespace(live=False, step=0)
+    assert "training in GPU slices: its weights as the last slice saved them, at step 0" in view._at("r", saved)
+    assert view._at("done", saved) == "**done** at step 0" and view._at("other", saved) == "**other** at step 0"
+    assert "still training: its weights at step 7" in view._at("r", SimpleNamespace(live=True, step=7))

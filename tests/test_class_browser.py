@@ -7,6 +7,9 @@ the first trains, the four others show their position and when they should
 start. The teacher's page (a sixth context, at /teacher with the token)
 lists all five with the students' names, stops the first, and once the four
 others finished, the class challenge board ranks them by bits per character.
+A second, shorter test: the teacher cancels a queued run, which its student
+still sees with who cancelled it and why; a reloaded queued page says
+"Loading your run" until it knows, never "No run yet" (issue 24, 1 and 10).
 
 Screenshots of the teacher's page at 1366x768 and 1920x1080 go to
 docs/screenshots/; the rest to artifacts/screenshots/ (git-ignored).
@@ -19,7 +22,7 @@ import re
 import pytest
 
 from helpers_class import TOKEN, launch_class_app
-from helpers_browser import ARGS, CHROMIUM, SHOTS, text, wait_text
+from helpers_browser import ARGS, CHROMIUM, PROGRESS_HISTORY, SHOTS, text, wait_text
 from test_app_browser import pick_addition_and_tiny, set_number
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -46,7 +49,9 @@ def browser():
 
 
 def open_page(browser, url: str, width: int = 1366, height: int = 768):
-    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.add_init_script(PROGRESS_HISTORY)  # window.__progress: what the progress line showed since the load
+    page = context.new_page()
     page.set_default_timeout(90_000)
     page.goto(url)
     return page
@@ -134,3 +139,44 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
         teacher.set_viewport_size({"width": width, "height": height})
         teacher.wait_for_timeout(500)
         teacher.screenshot(path=DOCS_SHOTS / f"teacher-board-{width}x{height}.png", full_page=True)
+
+
+def open_teacher(browser, url: str):
+    teacher = open_page(browser, f"{url}teacher")
+    teacher.locator("#teacher-token input").fill(TOKEN)
+    teacher.click("#teacher-open")
+    return teacher
+
+
+def teacher_stops(teacher, run: str) -> None:
+    teacher.click("#teacher-run input")
+    teacher.get_by_role("option", name=run, exact=True).click()
+    teacher.click("#teacher-stop")
+
+
+def test_the_teacher_cancels_a_queued_run_and_its_student_still_sees_it(browser, url):
+    busy, waiting = open_page(browser, url), open_page(browser, url)
+    ask_for_a_run(busy, "Student A", 20_000)
+    wait_text(busy, "progress", "running")
+    ask_for_a_run(waiting, "Student B", 60)
+    wait_text(waiting, "progress", "queued")
+    busy_run, queued_run = run_name(busy), run_name(waiting)
+
+    waiting.reload()  # a refresh: "Loading your run" until the first poll, then the queue, never "No run yet"
+    wait_text(waiting, "progress", "position 1 in the queue")
+    seen = waiting.evaluate("window.__progress")
+    assert "Loading your run" in seen[0] and not any("No run yet" in t for t in seen), seen
+
+    teacher = open_teacher(browser, url)
+    teacher.wait_for_function("(run) => document.querySelector(`#teacher-runs tr[data-run='${run}']`)", arg=queued_run)
+    teacher_stops(teacher, queued_run)  # the teacher's message says what really happens: a cancel, kept
+    wait_text(teacher, "teacher-action-msg", f"Cancelled {queued_run} while it waited in the queue")
+    wait_text(waiting, "progress", "Cancelled by the teacher while it waited in the queue")
+    line = text(waiting, "progress")
+    assert queued_run in line and "stopped" in line  # still there, for its student, not "No run yet"
+    # the board lists it without a rank: it was never evaluated (a step-0 loss ranks nothing)
+    teacher.wait_for_function("(run) => document.querySelector(`#teacher-board tr[data-run='${run}']`)", arg=queued_run)
+    row = [r for r in table_rows(teacher, "teacher-board") if r[3] == queued_run][0]
+    assert row[0] == "-" and row[2] == "not yet", row
+    teacher_stops(teacher, busy_run)
+    wait_text(busy, "progress", "stopped")

@@ -136,6 +136,10 @@ def test_the_progress_line_counts_in_the_limit_that_ends_the_run():
     ended = RunStatus(**BASE, state="finished", step=1527, elapsed_s=130, max_seconds=130,
                       end_reason="reached its 2 min 10 s time limit at step 1,527")
     assert "Reached its 2 min 10 s time limit at step 1,527." in frames.progress_html(ended)
+    starting = RunStatus(**{**BASE, "eta_s": None, "message": "GPU slice 1: starting (the GPU process loads the run)"},
+                         state="running", step=0, elapsed_s=0, max_seconds=130)
+    html = frames.progress_html(starting)  # issue 24, 6: no step timed yet, so no guess at the time left
+    assert "left" not in html.split("run-message")[0] and "GPU slice 1: starting" in html
 
 
 def test_a_too_short_text_is_refused_before_a_run_exists(manager):

@@ -89,6 +89,10 @@ def test_the_lectures_steps_on_shakespeare(browser, url, shakespeare_text):
     pick_step(page, "5. Chunks and batches")
     wait_text(page, "lesson-output", "[25, 17, 27, 10,  0, 21,  1, 54]")
     assert "def first_block" in page.locator("#lesson-code").inner_text()
+    cut = page.evaluate("""() => ['lesson-code', 'lesson-output'].map(id => {  // issue 24, 11
+        const s = document.querySelector(`#${id} .cm-scroller`); return s.scrollWidth - s.clientWidth; })""")
+    assert cut == [0, 0], cut  # long lines wrap: nothing is cut off at the pane's right edge
+    assert page.locator("#lesson-output .cm-lineNumbers").count() == 0  # no numbers to drift from its lines
     page.wait_for_timeout(1500)
     page.screenshot(path=SHOTS / "lesson-1366.png")
     pick_step(page, "7. The mathematical trick of self-attention")
@@ -124,6 +128,12 @@ def test_an_uploaded_text_and_the_ladder(browser, url, tmp_path):
     pick_step(page, "9. The ablation ladder")
     page.click("#ladder-btn")
     wait_text(page, "ladder-msg", "The ladder is queued")
+    page.click("#ladder-stop")  # issue 24, 4: the Lesson tab stops the climb, says where it stands, and goes on
+    wait_text(page, "ladder-msg", "Stopping the ladder at rung")
+    wait_text(page, "ladder-status", "stopped")
+    assert "never started" in page.locator("#ladder-status").inner_text()
+    page.click("#ladder-go-on")
+    wait_text(page, "ladder-msg", "Going on with the ladder from rung")
     wait_text(page, "ladder-status", "6 of 6 rungs finished", timeout=240_000)
     wait_plot(page, "ladder-plot")
     assert "finished" in page.locator("#ladder-table").inner_text()

@@ -108,7 +108,7 @@ def progress_html(status: RunStatus | None) -> str:
         parts.append(f"position <b>{status.queue_position}</b> in the queue: {queue_wait(status.starts_in_s)}")
     else:
         parts.append(_where(status))
-        if state == "running":
+        if state == "running" and status.eta_s is not None:  # unknown until a step was timed (a GPU slice starting)
             parts.append(f"about {human_seconds(status.eta_s)} left")
         if status.tokens_per_sec:
             parts.append(f"{status.tokens_per_sec:,.0f} tokens/s")

@@ -34,6 +34,13 @@ class GenerateHandlers:
     def generate(self, owner, run, prompt, max_new_tokens, temperature, top_k, top_p, seed):
         """Stream (text so far, status) into the page; the Stop button ends it."""
         stop = self._stop[owner or ""] = threading.Event()
+        try:
+            yield from self._stream(stop, owner, run, prompt, max_new_tokens, temperature, top_k, top_p, seed)
+        finally:
+            if self._stop.get(owner or "") is stop:  # ended: a later Stop has nothing to stop
+                del self._stop[owner or ""]
+
+    def _stream(self, stop, owner, run, prompt, max_new_tokens, temperature, top_k, top_p, seed):
         req = gen.SampleRequest(run, prompt or "", max_new_tokens, temperature, top_k, top_p, seed)
         try:
             loaded = gen.open_run(self.m, self.models, owner, run, self.m.device)
@@ -54,9 +61,11 @@ class GenerateHandlers:
             yield gr.skip(), problem(err)
 
     def stop_generation(self, owner):
+        """Stop the sample in progress; a sample that had finished keeps its "Done" line (Stop changes nothing)."""
         event = self._stop.get(owner or "")
-        if event is not None:
-            event.set()
+        if event is None:
+            return gr.skip()
+        event.set()
         return "Stopped."
 
 

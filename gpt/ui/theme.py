@@ -29,6 +29,10 @@ THEME = gr.themes.Default(
 
 CSS = TOKENS_CSS + PROGRESS_CSS + PASTE_CSS + VIEWS_CSS + PROJECTOR_CSS + """
 #start-btn { font-size: 1.25rem; min-height: 3.2rem; }
+/* a slider's label keeps one line and its number box moves under it when the column is narrow (three sliders
+   in a row at the projector's 18 px broke "Top-p (1 = off)" over three lines) */
+#gen-controls .head, #settings .head { flex-wrap: wrap; row-gap: 2px; }
+#gen-controls .head label, #settings .head label { white-space: nowrap; }
 .msg-error { color: #b91c1c; font-weight: 600; }
 """
 INTRO = """# Build a GPT

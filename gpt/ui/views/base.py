@@ -28,10 +28,16 @@ class View:
     def _open(self, owner, run) -> gen.Loaded:
         return gen.open_run(self.m, self.models, owner, run, self.m.device)
 
-    @staticmethod
-    def _at(run: str, loaded: gen.Loaded) -> str:
-        return f"**{run}** " + (f"(still training: its weights at step {loaded.step:,})" if loaded.live
-                                else f"at step {loaded.step:,}")
+    def _at(self, run: str, loaded: gen.Loaded) -> str:
+        """Which weights the view shows. A run training in GPU slices (ZeroGPU) has its live weights in the GPU's
+        process: here they are the ones its last slice saved (step 0 until the first slice ends), and it says so."""
+        if loaded.live:
+            return f"**{run}** (still training: its weights at step {loaded.step:,})"
+        job = self.m.job(run)
+        if job is not None and job.slice_number and job.state in ("running", "paused"):
+            return (f"**{run}** (training in GPU slices: its weights as the last slice saved them, at step "
+                    f"{loaded.step:,})")
+        return f"**{run}** at step {loaded.step:,}"
 
 
 def refresh_button(elem_id: str) -> gr.Button:
