@@ -20,7 +20,6 @@ from gpt.limits import Limits
 from gpt.ui.rl_panel import SERIES, RLHandlers, answers_html, before_after_html, reward_frame
 from helpers_app import ROOT, wait_until
 from helpers_rl import chat_run, pretrained_run
-from test_rl_runs import needs_run_service
 
 pytestmark = pytest.mark.timeout(600)
 BIG = Limits(max_concurrent_jobs=1, max_params=5_000_000, max_iters=1_000_000)
@@ -88,7 +87,6 @@ def test_start_without_a_chat_run_or_with_a_bad_one_is_a_sentence(manager):
     assert "temperature must be above 0" in msg
 
 
-@needs_run_service
 def test_start_poll_and_stop_as_the_page_calls_them(manager):
     h = RLHandlers(manager)
     progress, *_ = h.poll("alice", None, None)
@@ -114,7 +112,6 @@ def test_start_poll_and_stop_as_the_page_calls_them(manager):
 CHROMIUM = "/usr/bin/chromium"
 
 
-@needs_run_service
 @pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI", "").lower() != "true",
                     reason=f"{CHROMIUM} is not installed")
 def test_the_panel_in_a_browser_starts_rl_and_draws_the_reward_and_the_graded_answers(manager):
