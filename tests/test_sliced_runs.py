@@ -141,6 +141,26 @@ def test_stop_during_a_slice_saves_and_ends_the_chain(managers, root):
     assert h.tick("me") is None  # a stopped run is not sliced again by the timer
 
 
+def test_a_stop_clicked_as_the_slice_ends_stops_the_run_instead_of_being_lost(managers, root):
+    """Stop lands while the slice saves its last step and returns 'paused' (its budget, not the click, ended it):
+    the run is stopped, not left paused with no slice to follow."""
+    clicked = {}
+
+    def slice_then_click_stop(order):
+        result = train_slice(order)  # in this process: the 2 s budget ends it
+        clicked["line"] = h.train.stop("me")  # the slice is still under way for the page
+        return result
+
+    h = page_for(managers, root, slice_then_click_stop)
+    h.start("me", max_iters=20_000)
+    name = h.m.runs.current_run("me")
+    line = h.tick("me")
+    assert "Stopping" in clicked["line"] and "Stopped at step" in line
+    status = h.status(name, "me")
+    assert status.state == "stopped" and status.step < 20_000
+    assert h.tick("me") is None  # a stopped run is not sliced again by the timer
+
+
 def quota_refused(order):
     raise RuntimeError("You have exceeded your GPU quota (59s left vs. 60s requested). Please retry in 0:05:00")
 

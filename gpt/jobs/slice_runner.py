@@ -114,12 +114,13 @@ class SliceRunner:
         """Stop after this slice's next step (during a slice) or at once (between slices)."""
         path = self.m.runs.run_path(name)
         job = self.reg.job(name)
-        record = read_record(path)
-        record["chain"] = False
-        write_record(path, record)
-        if job is not None and job.slice_ends is not None:
-            ckpt.atomic_write_text(path / STOP_REQUEST, str(time.time()))
-            return f"Stopping **{name}**: the GPU slice saves its weights and stops within a step."
+        with self._lock:  # a slice's end holds it too: a Stop lands either before its report or between slices
+            record = read_record(path)
+            record["chain"] = False
+            write_record(path, record)
+            if job is not None and job.slice_ends is not None:
+                ckpt.atomic_write_text(path / STOP_REQUEST, str(time.time()))
+                return f"Stopping **{name}**: the GPU slice saves its weights and stops within a step."
         if ckpt.read_status(path).get("state") != "paused":
             raise TrainingError(f"Run {name!r} is not training.")
         ckpt.write_status(path, "stopped", f"Stopped by {by} between GPU slices; Resume to go on.",
@@ -171,8 +172,9 @@ class SliceRunner:
                 outcome: SliceResult | BaseException = self.gpu_fn(order)
             except Exception as err:  # noqa: BLE001 - a kill, an abort, a refusal: each gets its sentence below
                 outcome = err
-            report = self._after(path, record, job.slice_number, started, before, outcome)
-            job.state = report.state
+            with self._lock:
+                report = self._after(path, record, job.slice_number, started, before, outcome)
+                job.state, job.slice_ends = report.state, None
             return report
         except GPTError as err:
             ckpt.write_status(path, "failed", str(err), step=before)
@@ -240,6 +242,8 @@ class SliceRunner:
                        "goes on from there." if more else
                        f"GPU slices {n - 1} and {n} were both cut off before they could save anything new (at step "
                        f"{step:,}). Use a smaller model, or a longer slice (GPT_ZEROGPU_SLICE_S), then Resume.")
+        if state == "paused" and (path / STOP_REQUEST).exists():  # Stop came after the slice's last step
+            state, more, message = "stopped", False, f"Stopped at step {step:,} after GPU slice {n}; Resume to go on."
         if step > before:
             record["train"] = None  # the checkpoint carries the resumed settings from now on
         record["chain"] = more
