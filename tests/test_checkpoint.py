@@ -174,13 +174,14 @@ tok = CharTokenizer.from_text("abcdefgh")
 cfg = GPTConfig(vocab_size=8, block_size=64, n_layer=4, n_head=4, n_embd=128)
 model = build_model(cfg)
 step = 0
-print("ready", flush=True)
 while True:
     step += 1
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(step % 1000 / 1000)
     ckpt.save_checkpoint(sys.argv[1], model, cfg, tok, step=step)
+    if step == 1:  # the kills below land during later saves, however slowly a busy machine made the first
+        print("ready", flush=True)
 """
 
 

@@ -141,6 +141,38 @@ def test_stop_during_a_slice_saves_and_ends_the_chain(managers, root):
     assert h.tick("me") is None  # a stopped run is not sliced again by the timer
 
 
+def test_a_stop_clicked_as_the_slice_ends_stops_the_run_instead_of_being_lost(managers, root):
+    """Stop lands while the slice saves its last step and returns 'paused' (its budget, not the click, ended it):
+    the run is stopped, not left paused with no slice to follow."""
+    clicked = {}
+
+    def slice_then_click_stop(order):
+        result = train_slice(order)  # in this process: the 2 s budget ends it
+        clicked["line"] = h.train.stop("me")  # the slice is still under way for the page
+        return result
+
+    h = page_for(managers, root, slice_then_click_stop)
+    h.start("me", max_iters=20_000)
+    name = h.m.runs.current_run("me")
+    line = h.tick("me")
+    assert "Stopping" in clicked["line"] and "Stopped at step" in line
+    status = h.status(name, "me")
+    assert status.state == "stopped" and status.step < 20_000
+    assert h.tick("me") is None  # a stopped run is not sliced again by the timer
+
+
+def test_a_stop_between_the_timers_check_and_its_slice_is_not_overridden_by_the_slice(managers, root):
+    """The timer saw a run waiting for its next slice; Stop lands before the slice begins: no slice trains."""
+    h = page_for(managers, root, StandIn(train_slice, SHORT.duration_s))
+    h.start("me", max_iters=20_000)
+    name = h.m.runs.current_run("me")
+    assert h.m.runner.wants_slice(name)  # what the timer's tick checked
+    assert "between GPU slices" in h.train.stop("me")
+    with pytest.raises(TrainingError, match="was stopped; click Resume"):
+        h.m.run_slice("me", name)  # the tick goes on to ask for the slice
+    assert h.status(name, "me").state == "stopped" and not h.m.runner.wants_slice(name)
+
+
 def quota_refused(order):
     raise RuntimeError("You have exceeded your GPU quota (59s left vs. 60s requested). Please retry in 0:05:00")
 

@@ -114,18 +114,19 @@ class SliceRunner:
         """Stop after this slice's next step (during a slice) or at once (between slices)."""
         path = self.m.runs.run_path(name)
         job = self.reg.job(name)
-        record = read_record(path)
-        record["chain"] = False
-        write_record(path, record)
-        if job is not None and job.slice_ends is not None:
-            ckpt.atomic_write_text(path / STOP_REQUEST, str(time.time()))
-            return f"Stopping **{name}**: the GPU slice saves its weights and stops within a step."
-        if ckpt.read_status(path).get("state") != "paused":
-            raise TrainingError(f"Run {name!r} is not training.")
-        ckpt.write_status(path, "stopped", f"Stopped by {by} between GPU slices; Resume to go on.",
-                          step=saved_step(path), end_reason=f"stopped by {by} between GPU slices")
-        if job is not None:
-            job.state = "stopped"
+        with self._lock:  # a slice's start and end hold it too: a Stop lands before its report or between slices
+            record = read_record(path)
+            record["chain"] = False
+            write_record(path, record)
+            if job is not None and job.slice_ends is not None:
+                ckpt.atomic_write_text(path / STOP_REQUEST, str(time.time()))
+                return f"Stopping **{name}**: the GPU slice saves its weights and stops within a step."
+            if ckpt.read_status(path).get("state") != "paused":
+                raise TrainingError(f"Run {name!r} is not training.")
+            ckpt.write_status(path, "stopped", f"Stopped by {by} between GPU slices; Resume to go on.",
+                              step=saved_step(path), end_reason=f"stopped by {by} between GPU slices")
+            if job is not None:
+                job.state = "stopped"
         return f"Stopped **{name}** between GPU slices."
 
     def lost(self, job: Job) -> None:
@@ -158,6 +159,8 @@ class SliceRunner:
         with self._lock:
             if job.slice_ends is not None:
                 raise TrainingError(f"Run {job.name!r} is already training a GPU slice.")
+            if ckpt.read_status(path).get("state") == "stopped":  # Stop came after the timer asked for this slice
+                raise TrainingError(f"Run {job.name!r} was stopped; click Resume to go on.")
             folders.acquire_lock(path, busy_here=False)
             record = read_record(path)
             job.slice_number, job.slice_ends = record["slices"] + 1, time.time() + self.settings.duration_s
@@ -171,8 +174,9 @@ class SliceRunner:
                 outcome: SliceResult | BaseException = self.gpu_fn(order)
             except Exception as err:  # noqa: BLE001 - a kill, an abort, a refusal: each gets its sentence below
                 outcome = err
-            report = self._after(path, record, job.slice_number, started, before, outcome)
-            job.state = report.state
+            with self._lock:
+                report = self._after(path, record, job.slice_number, started, before, outcome)
+                job.state, job.slice_ends = report.state, None
             return report
         except GPTError as err:
             ckpt.write_status(path, "failed", str(err), step=before)
@@ -240,6 +244,8 @@ class SliceRunner:
                        "goes on from there." if more else
                        f"GPU slices {n - 1} and {n} were both cut off before they could save anything new (at step "
                        f"{step:,}). Use a smaller model, or a longer slice (GPT_ZEROGPU_SLICE_S), then Resume.")
+        if state == "paused" and (path / STOP_REQUEST).exists():  # Stop came after the slice's last step
+            state, more, message = "stopped", False, f"Stopped at step {step:,} after GPU slice {n}; Resume to go on."
         if step > before:
             record["train"] = None  # the checkpoint carries the resumed settings from now on
         record["chain"] = more
