@@ -29,7 +29,8 @@ def test_rl_trains_a_copy_of_the_chat_run_with_the_one_trainer_and_eval_measures
     assert main(["rl", "--from", str(parent), "--task", "addition", "-k", "4", "--temperature", "1.5",
                  "--max-iters", "3", "--batch-size", "4", "--lr", "3e-3", "--seed", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "4 questions x 4 answers a step, temperature 1.5" in printed and "Starts from adder-chat at step 150" in printed
+    assert "4 questions x 4 answers a step, temperature 1.5" in printed
+    assert "Starts from adder-chat at step 150" in printed
     assert "mean reward" in printed and f"checkpoint in {out}" in printed and f"gpt.chat eval {out}" in printed
     run = ckpt.load_checkpoint(out)
     assert run.step == 3 and run.meta["parent"] == "adder-chat" and run.meta["task"] == "addition"

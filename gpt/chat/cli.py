@@ -13,8 +13,9 @@ with the `Finetune` objective, from the parent made into a chat model as
 step 0 (`gpt.chat.finetune`), so the run folder resumes, samples and exports
 like any other. `rl` is the same trainer with the `Reinforce` objective
 (`gpt.chat.rl`: k sampled answers per question, graded by the task, right
-ones made likelier), from a copy of a chat run as step 0. Exit codes: 0, 1 (a run that failed), 2 (a setting, a file
-or a run refused, as one `error:` line).
+ones made likelier), from a copy of a chat run as step 0. Exit codes: 0, 1
+(a run that failed), 2 (a setting, a file or a run refused, as one `error:`
+line).
 """
 
 from __future__ import annotations

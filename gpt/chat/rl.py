@@ -121,7 +121,8 @@ def write_step_zero(out_dir, parent_dir, task: Task, parent_name: str, train: di
     return note
 
 
-def rl_configs(parent: GPTConfig, overrides: dict | None = None, device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
+def rl_configs(parent: GPTConfig, overrides: dict | None = None,
+               device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
     """The parent's shape and vocabulary (RL adds no token), and the RL stage's training settings
     (`gpt.presets.LATER_STAGES`: AdamW 1e-4, 16 questions a step, five minutes at most) with `overrides`."""
     return stage_configs(RL_PRESET, parent, parent.vocab_size, overrides, device)
