@@ -1,4 +1,5 @@
-"""The RL panel (gpt.ui.rl_panel): its handlers as the page calls them, and the panel on a small page in Chromium.
+"""The RL panel (gpt.ui.rl_panel): its handlers as the page calls them (in Chromium, in the app's Chat tab:
+tests/test_rl_browser.py).
 
 The handlers run against a real run service with a small chat run that counts
 letters (it answers '1' to most questions, right about 70% of the time, so
@@ -8,7 +9,6 @@ its sampled answers are some right and some wrong).
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pytest
 from gpt.jobs import JobManager
 from gpt.limits import Limits
 from gpt.ui.rl_panel import SERIES, RLHandlers, answers_html, before_after_html, reward_frame
-from helpers_app import ROOT, wait_until
+from helpers_app import wait_until
 from helpers_rl import chat_run, pretrained_run
 
 pytestmark = pytest.mark.timeout(600)
@@ -105,58 +105,3 @@ def test_start_poll_and_stop_as_the_page_calls_them(manager):
     assert manager.runs.status(watched, "alice").state == "stopped"
     sig = h.poll("alice", watched, sig)[-1]
     assert h.poll("alice", watched, sig)[:5] == (gr.skip(),) * 5  # nothing new: nothing is sent again
-
-
-# --- the panel on a small page, in a browser --------------------------------------------------------------------
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI", "").lower() != "true",
-                    reason=f"{CHROMIUM} is not installed")
-def test_the_panel_in_a_browser_starts_rl_and_draws_the_reward_and_the_graded_answers(manager):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    from gpt.ui.page import Page
-    from gpt.ui.rl_panel import build_rl_panel
-    from helpers_app import free_port
-    from helpers_browser import ARGS, SHOTS
-
-    with gr.Blocks() as demo:
-        page = Page(manager=manager, models=None, who=gr.State("student"), timer=gr.Timer(1.0))
-        with gr.Accordion("Reward the answers (RL)", open=True):
-            build_rl_panel(page)
-        load = demo.load(lambda: None)
-        for event in page.on_load:
-            load = load.then(**event)
-    port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1366, "height": 768})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function(f"document.querySelector('#rl-parent input')?.value.includes('{COUNTER}')",
-                                   timeout=60_000)
-            page.locator("#rl-task input").click()
-            page.get_by_role("option", name="count", exact=True).click()
-            page.locator("#rl-start").click()
-            page.wait_for_function("document.querySelector('#rl-msg').innerText.includes('started')", timeout=60_000)
-            page.wait_for_function("document.querySelectorAll('#rl-answers .rl-answer').length >= 8",
-                                   timeout=180_000)
-            page.wait_for_function("document.querySelector('#rl-before-after').innerText.includes('at step 0 and at "
-                                   "step 10')", timeout=180_000)
-            page.wait_for_function("document.querySelectorAll('#rl-plot svg, #rl-plot canvas').length > 0",
-                                   timeout=60_000)
-            colours = page.eval_on_selector_all("#rl-answers .rl-answer", "els => els.map(e => e.className)")
-            assert {"rl-answer right", "rl-answer wrong"} <= set(colours), colours
-            page.locator("#rl-plot").scroll_into_view_if_needed()
-            page.screenshot(path=SHOTS / "rl-panel-1366.png", full_page=True)
-            page.set_viewport_size({"width": 1920, "height": 1080})
-            page.screenshot(path=SHOTS / "rl-panel-1920.png", full_page=True)
-            page.locator("#rl-stop").click()
-            page.wait_for_function("document.querySelector('#rl-progress').innerText.includes('stopped')",
-                                   timeout=60_000)
-            browser.close()
-    finally:
-        demo.close()

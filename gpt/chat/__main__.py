@@ -1,4 +1,4 @@
-"""`python -m gpt.chat finetune | eval | ask` (the command line is `gpt.chat.cli`)."""
+"""`python -m gpt.chat finetune | rl | eval | ask` (the command line is `gpt.chat.cli`)."""
 
 import sys
 

@@ -1,6 +1,7 @@
 """`python -m gpt.chat`: fine-tune any run into a chat model, measure it, and talk to it, from a terminal.
 
     python -m gpt.chat finetune --from checkpoints/shakespeare-char --task mix --max-seconds 300 --out runs/chat
+    python -m gpt.chat rl --from runs/chat --task addition --samples 8 --max-seconds 300 --out runs/chat-rl
     python -m gpt.chat eval runs/chat --task addition --n 200 [--json]
     python -m gpt.chat ask runs/chat "What is 47 + 38?"
     python -m gpt.chat ask runs/chat                     # a conversation in the terminal
@@ -10,8 +11,11 @@ shakespeare, mix, or mix:addition=4,count=1) or a conversation file (JSONL
 chat format or Alpaca). `finetune` is the one trainer (`gpt.train.Trainer`)
 with the `Finetune` objective, from the parent made into a chat model as
 step 0 (`gpt.chat.finetune`), so the run folder resumes, samples and exports
-like any other. Exit codes: 0, 1 (a run that failed), 2 (a setting, a file
-or a run refused, as one `error:` line).
+like any other. `rl` is the same trainer with the `Reinforce` objective
+(`gpt.chat.rl`: k sampled answers per question, graded by the task, right
+ones made likelier), from a copy of a chat run as step 0. Exit codes: 0, 1
+(a run that failed), 2 (a setting, a file or a run refused, as one `error:`
+line).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from .evaluate import ask_stream, evaluate
 from .files import load_conversations
 from .finetune import finetune_configs, finetune_objective, write_step_zero
 from .grow import grown_tokenizer
+from . import rl
 from .task import Task
 from .tasks import TASKS, task_from_name
 from .tokenizer import ChatTokenizer
@@ -70,62 +75,122 @@ def _device(requested: str | None) -> str:
     return device
 
 
-# --- finetune ------------------------------------------------------------------------------------
-
-
-def _finetune_setup(args: argparse.Namespace, limits: Limits):
-    """Everything checked before a weight is written: the parent, the data, the configs, the limits, the fit."""
-    out = Path(args.out or f"checkpoints/{Path(args.parent).name}-chat")
+def _new_run_folder(args: argparse.Namespace, suffix: str) -> Path:
+    """--out, or checkpoints/<parent>-<suffix>: a folder that holds no run yet."""
+    out = Path(args.out or f"checkpoints/{Path(args.parent).name}-{suffix}")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder; give a run folder.")
     if (out / ckpt.WEIGHTS).exists():
         raise ConfigError(f"--out {out} already holds a run; choose another folder.")
-    device = _device(args.device)
-    data = load_task(args.task, limits)
-    parent = ckpt.load_checkpoint(args.parent, device="cpu", limits=limits)
-    chat, _ = grown_tokenizer(parent.tokenizer, data)
-    overrides = {k: getattr(args, k) for k in ("lr", "batch_size", "max_iters", "max_seconds", "seed")}
-    model_cfg, train_cfg = finetune_configs(parent.model_config, chat.vocab_size, overrides, device)
-    limits.check_run(model_cfg, train_cfg)
-    finetune_objective(data, chat, model_cfg.block_size)  # some conversation fits the context, or a sentence now
-    return out, data, parent, model_cfg, train_cfg
+    return out
 
 
-def finetune(args: argparse.Namespace) -> int:
+def _overrides(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in ("lr", "batch_size", "max_iters", "max_seconds", "seed")}
+
+
+def _task_meta(args: argparse.Namespace, data: Task) -> dict:
+    """What every checkpoint of a run made from a parent records about where it comes from."""
+    builtin = data.name in TASKS or data.name.startswith("mix")
+    return {"corpus": data.name, "data_source": "task" if builtin else "conversations",
+            "parent": Path(args.parent).name, "task": data.name}
+
+
+def _train(model_cfg, train_cfg, objective, out: Path, meta: dict, on_eval):
+    """The one trainer, resuming from the step 0 in `out`, with a progress bar; None (and the error) if it failed."""
     from tqdm import tqdm
 
     from ..train import Trainer
 
-    limits = Limits.from_env()
-    out, data, parent, model_cfg, train_cfg = _finetune_setup(args, limits)
-    meta = {"corpus": data.name, "data_source": "task" if data.name in TASKS or data.name.startswith("mix")
-            else "conversations", "parent": Path(args.parent).name, "task": data.name}
-    note = write_step_zero(out, parent, data, train_cfg, meta, limits)
-    print(f"{Path(args.parent).name} -> chat model on {data.name}. {note}")
-    saved = ckpt.load_checkpoint(out)
-    objective = finetune_objective(data, saved.tokenizer, model_cfg.block_size)
-    if objective.batches.note:
-        print(objective.batches.note)
     bar = tqdm(total=train_cfg.max_iters, unit="step", dynamic_ncols=True)
 
     def on_step(p):
         bar.n = p["step"]
         bar.set_postfix(loss=f"{p['loss']:.3f}" if p["loss"] is not None else "-", refresh=p["step"] % 10 == 0)
 
-    def on_eval(r):
-        tqdm.write(f"step {r['step']:5d} | train {r['train_loss']:.4f} | val {r['val_loss']:.4f} | held-out "
-                   f"accuracy {r['val_accuracy']:.0%} | ended {r['val_ended']:.0%} | {r['elapsed_s']:.1f}s")
-
-    trainer = Trainer(model_cfg, train_cfg, objective, out, resume=True, on_eval=on_eval, on_step=on_step,
-                      meta={**meta, "grown": note})
+    trainer = Trainer(model_cfg, train_cfg, objective, out, resume=True, on_eval=lambda r: tqdm.write(on_eval(r)),
+                      on_step=on_step, meta=meta)
     state = trainer.run()
     bar.close()
     if state == "failed":
         print(f"error: {trainer.error}", file=sys.stderr)
+        return None
+    return trainer
+
+
+# --- finetune ------------------------------------------------------------------------------------
+
+
+def _finetune_setup(args: argparse.Namespace, limits: Limits):
+    """Everything checked before a weight is written: the parent, the data, the configs, the limits, the fit."""
+    out = _new_run_folder(args, "chat")
+    device = _device(args.device)
+    data = load_task(args.task, limits)
+    parent = ckpt.load_checkpoint(args.parent, device="cpu", limits=limits)
+    chat, _ = grown_tokenizer(parent.tokenizer, data)
+    model_cfg, train_cfg = finetune_configs(parent.model_config, chat.vocab_size, _overrides(args), device)
+    limits.check_run(model_cfg, train_cfg)
+    finetune_objective(data, chat, model_cfg.block_size)  # some conversation fits the context, or a sentence now
+    return out, data, parent, model_cfg, train_cfg
+
+
+def finetune(args: argparse.Namespace) -> int:
+    limits = Limits.from_env()
+    out, data, parent, model_cfg, train_cfg = _finetune_setup(args, limits)
+    meta = _task_meta(args, data)
+    note = write_step_zero(out, parent, data, train_cfg, meta, limits)
+    print(f"{Path(args.parent).name} -> chat model on {data.name}. {note}")
+    saved = ckpt.load_checkpoint(out)
+    objective = finetune_objective(data, saved.tokenizer, model_cfg.block_size)
+    if objective.batches.note:
+        print(objective.batches.note)
+    trainer = _train(model_cfg, train_cfg, objective, out, {**meta, "grown": note}, lambda r: (
+        f"step {r['step']:5d} | train {r['train_loss']:.4f} | val {r['val_loss']:.4f} | held-out "
+        f"accuracy {r['val_accuracy']:.0%} | ended {r['val_ended']:.0%} | {r['elapsed_s']:.1f}s"))
+    if trainer is None:
         return 1
     last = trainer.metrics[-1]
     print(f"done: step {trainer.step}, held-out accuracy {last['val_accuracy']:.0%}, ended "
           f"{last['val_ended']:.0%}, {trainer.elapsed:.1f}s; checkpoint in {out}")
+    return 0
+
+
+# --- rl ------------------------------------------------------------------------------------------
+
+
+def _rl_setup(args: argparse.Namespace, limits: Limits):
+    """Everything checked before a weight is written: the settings, the data, a chat parent that can write the
+    task's answers, the configs, the limits, questions that fit the context."""
+    out = _new_run_folder(args, "rl")
+    device = _device(args.device)
+    settings = rl.RLConfig.for_stage(args.samples, args.temperature)
+    data = load_task(args.task, limits)
+    parent = ckpt.load_checkpoint(args.parent, device="cpu", limits=limits)
+    rl.check_parent(parent.tokenizer, data, Path(args.parent).name)
+    model_cfg, train_cfg = rl.rl_configs(parent.model_config, _overrides(args), device)
+    limits.check_run(model_cfg, train_cfg)
+    rl.rl_objective(data, parent.tokenizer, model_cfg.block_size, settings)  # some question fits, or a sentence
+    return out, data, settings, model_cfg, train_cfg
+
+
+def reward(args: argparse.Namespace) -> int:
+    limits = Limits.from_env()
+    out, data, settings, model_cfg, train_cfg = _rl_setup(args, limits)
+    meta = {**_task_meta(args, data), "samples": settings.samples, "temperature": settings.temperature}
+    note = rl.write_step_zero(out, args.parent, data, Path(args.parent).name, train_cfg.to_dict(), limits, meta)
+    print(f"RL on {data.name}: {train_cfg.batch_size} questions x {settings.samples} answers a step, temperature "
+          f"{settings.temperature:g}. {note}")
+    saved = ckpt.load_checkpoint(out)
+    objective = rl.rl_objective(data, saved.tokenizer, model_cfg.block_size, settings)
+    trainer = _train(model_cfg, train_cfg, objective, out, {**meta, "grown": note}, lambda r: (
+        f"step {r['step']:5d} | mean reward {r['reward']:.3f}" if "reward" in r else f"step {r['step']:5d} | "
+        "mean reward   -  ") + f" | held-out accuracy {r['val_accuracy']:.0%} | {r['elapsed_s']:.1f}s")
+    if trainer is None:
+        return 1
+    first, last = trainer.metrics[0], trainer.metrics[-1]
+    print(f"done: step {trainer.step}, held-out accuracy {first['val_accuracy']:.0%} at step {first['step']} -> "
+          f"{last['val_accuracy']:.0%}, {trainer.elapsed:.1f}s; checkpoint in {out}\n"
+          f"measure it: python -m gpt.chat eval {out} --task {args.task}")
     return 0
 
 
@@ -224,6 +289,15 @@ def _sampling_flags(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--max-new-tokens", type=int, default=200)
 
 
+def _run_flags(ap: argparse.ArgumentParser) -> None:
+    """The training settings a run made from a parent may override (none given: the stage's)."""
+    for flag in ("--max-iters", "--batch-size", "--seed"):
+        ap.add_argument(flag, type=int, default=None)
+    for flag in ("--max-seconds", "--lr"):
+        ap.add_argument(flag, type=float, default=None)
+    ap.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m gpt.chat", description="From a GPT to a chat model.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -232,11 +306,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ft.add_argument("--from", dest="parent", required=True, help="the run folder to start from")
     ft.add_argument("--task", required=True, help=tasks)
     ft.add_argument("--out", default=None, help="the new run's folder (default checkpoints/<parent>-chat)")
-    for flag in ("--max-iters", "--batch-size", "--seed"):
-        ft.add_argument(flag, type=int, default=None)
-    for flag in ("--max-seconds", "--lr"):
-        ft.add_argument(flag, type=float, default=None)
-    ft.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
+    _run_flags(ft)
+    rw = sub.add_parser("rl", help="reward a chat model's right answers on a task with a grader (RL)")
+    rw.add_argument("--from", dest="parent", required=True, help="the chat run to start from")
+    rw.add_argument("--task", required=True, help=tasks + ": its grader gives the reward")
+    rw.add_argument("--out", default=None, help="the new run's folder (default checkpoints/<parent>-rl)")
+    lo, hi = rl.SAMPLES_RANGE
+    rw.add_argument("-k", "--samples", type=int, default=None, help=f"answers per question, {lo}-{hi} (default 8)")
+    rw.add_argument("--temperature", type=float, default=None, help="sampling temperature, above 0 (default 1)")
+    _run_flags(rw)
     ev = sub.add_parser("eval", help="held-out questions of a task, answered greedily and graded")
     ev.add_argument("run", help="a chat model's run folder")
     ev.add_argument("--task", required=True, help=tasks)
@@ -252,7 +330,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-COMMANDS = {"finetune": finetune, "eval": eval_run, "ask": ask_run}
+COMMANDS = {"finetune": finetune, "rl": reward, "eval": eval_run, "ask": ask_run}
 
 
 def main(argv: list[str] | None = None) -> int:

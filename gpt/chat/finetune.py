@@ -35,14 +35,21 @@ from .tokenizer import ChatTokenizer
 EVAL_POINTS = 10  # evaluations over a run of max_iters steps (each grades held-out questions)
 
 
-def finetune_configs(parent: GPTConfig, vocab_size: int, overrides: dict | None = None,
-                     device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
-    """The parent's shape with `vocab_size` token rows, and the finetune stage's training settings with
-    `overrides` (None keeps the stage's value, max_seconds 0 means no time limit), about ten evaluations."""
+def stage_configs(stage: str, parent: GPTConfig, vocab_size: int, overrides: dict | None = None,
+                  device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
+    """The parent's shape with `vocab_size` token rows, and a later stage's training settings
+    (`gpt.presets.LATER_STAGES[stage]`) with `overrides` (None keeps the stage's value, max_seconds 0 means no
+    time limit), about ten evaluations (or the stage's own, if more often)."""
     model = {k: v for k, v in parent.to_dict().items() if k != "vocab_size"}
-    model_cfg, train_cfg = configs_from(FINETUNE_PRESET, vocab_size, model, {**(overrides or {}), "device": device})
+    model_cfg, train_cfg = configs_from(stage, vocab_size, model, {**(overrides or {}), "device": device})
     train_cfg.eval_interval = max(1, min(train_cfg.eval_interval, max(10, train_cfg.max_iters // EVAL_POINTS)))
     return model_cfg, train_cfg
+
+
+def finetune_configs(parent: GPTConfig, vocab_size: int, overrides: dict | None = None,
+                     device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
+    """The finetune stage's configs (`stage_configs`): AdamW 1e-3, batch 32, five minutes at most."""
+    return stage_configs(FINETUNE_PRESET, parent, vocab_size, overrides, device)
 
 
 def write_step_zero(out: str | os.PathLike, parent: ckpt.Checkpoint, data, train_cfg: TrainConfig, meta: dict,

@@ -45,11 +45,13 @@ from ..errors import ConfigError
 from ..model import GPTConfig
 from ..presets import LATER_STAGES, RL_PRESET
 from ..tokcompare import bits_per_char
+from ..train import TrainConfig
 from ..train.objective import IGNORE, Batch, Objective, Trainer
 from ..validate import number, whole
 from .batches import ChatBatches
 from .conversation import Example
 from .evaluate import EXTRA_TOKENS, Graded, Score, pick_examples
+from .finetune import stage_configs
 from .grow import data_texts, grown_base
 from .objective import Finetune
 from .task import Task
@@ -117,6 +119,18 @@ def write_step_zero(out_dir, parent_dir, task: Task, parent_name: str, train: di
     ckpt.save_checkpoint(out_dir, saved.model, saved.model_config, saved.tokenizer, 0, train=train, elapsed_s=0.0,
                          n_params=sum(p.numel() for p in saved.model.parameters()), **{**(meta or {}), "grown": note})
     return note
+
+
+def rl_configs(parent: GPTConfig, overrides: dict | None = None,
+               device: str = "auto") -> tuple[GPTConfig, TrainConfig]:
+    """The parent's shape and vocabulary (RL adds no token), and the RL stage's training settings
+    (`gpt.presets.LATER_STAGES`: AdamW 1e-4, 16 questions a step, five minutes at most) with `overrides`."""
+    return stage_configs(RL_PRESET, parent, parent.vocab_size, overrides, device)
+
+
+def rl_objective(task: Task, tokenizer: ChatTokenizer, block_size: int, config: RLConfig | None = None) -> "Reinforce":
+    """What the trainer is handed for an RL run on `task`: its questions, sampled answers and grader."""
+    return Reinforce(task, ChatBatches(task, tokenizer, block_size), config or RLConfig.for_stage())
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,7 @@ def objective_for(request: RunRequest, corpus: corpora.Corpus, tokenizer: Tokeni
         return Finetune(data, ChatBatches(data, tokenizer, block_size))
     if request.kind == "rl":
         data = conversations(corpus, request, limits)
-        return rl.Reinforce(data, ChatBatches(data, tokenizer, block_size),
-                            rl.RLConfig.for_stage(request.samples, request.temperature))
+        return rl.rl_objective(data, tokenizer, block_size, rl.RLConfig.for_stage(request.samples, request.temperature))
     return NextToken(dataset or Dataset(corpus.text, tokenizer, name=corpus.name))
 
 

@@ -75,8 +75,11 @@ def step_chat(lesson: Lesson) -> Step:
     else:
         output.append("Fine-tune a run in the Chat tab (or python -m gpt.chat finetune) and this step sets your chat "
                       "model beside the run it came from.")
-    output += ["", "Next comes the reward stage (RL): the chat model answers, a grader scores each answer, and "
-               "the answers that scored well are made likelier, with no written answer to copy."]
+    output += ["", "Next comes the reward stage (RL): the chat model answers each question several times, a grader "
+               "scores each answer (1 right, 0 wrong), and the answers that scored better than their question's "
+               "average are made likelier, with no written answer to copy. It sharpens what the model can already "
+               "sometimes do; it cannot teach what the model never samples. Try it in the Chat tab (Reward the "
+               "answers) or with python -m gpt.chat rl."]
     why = ("The model from the lecture continues documents; a chat model answers and stops. Supervised "
            "fine-tuning (SFT) keeps the network, the loss and the training loop, and changes three things: "
            "special tokens that say whose turn it is (new rows in the embedding, each started at the mean of the "

@@ -10,6 +10,7 @@ Plain JSON types in and out, so a notebook or a test can drive the server:
     c.predict(run=run, prompt="12+", token=token, api_name="/generate")
     ft = c.predict(parent="shakespeare-char", task="mix", max_seconds=300, token=token, api_name="/start_finetune")
     c.predict(run=ft["name"], messages="What is 47 + 38?", token=token, api_name="/chat")   # {"answer": "85", ...}
+    c.predict(parent=ft["name"], task="addition", samples=8, token=token, api_name="/start_rl")  # reward its answers
 
 Who is asking is the `token` argument: `/start_run` without one makes a new
 person and returns their token; every later call passes it to see, stop,
@@ -34,6 +35,7 @@ from . import chat
 from ..validate import number, text, whole
 from .addresses import client_address
 from .messages import refuse
+from .rl_panel import rl_request
 from .page import CHAT_QUEUE, GENERATE_QUEUE, Page
 
 
@@ -65,8 +67,25 @@ def _check_finetune(given: dict, max_bytes: int) -> None:
                         "file): one of the two." if given["task"] else "Choose a built-in task (mix, addition, "
                         "addition3, count, reverse, identity, shakespeare) or give conversations (the text of a "
                         "JSONL or Alpaca file) to fine-tune on.")
+    _check_stage_settings(given, "fine-tune")
+
+
+def _check_rl(given: dict) -> None:
+    """Every /start_rl field's type and range, once, at the boundary (k and the temperature in the RL stage's
+    ranges are checked where every RL run's are: `gpt.chat.rl.RLConfig`)."""
+    for field in ("parent", "task", "name", "token"):
+        text(given[field], field, 200)
+    if not given["task"]:
+        raise DataError(f"Choose a built-in task ({', '.join(chat.TASK_CHOICES)}): its grader gives the reward.")
+    whole(given["samples"], "samples", 0, 10**9, hint="(answers per question; 0 keeps the RL stage's 8)")
+    number(given["temperature"], "temperature", -1, 10**3, hint="(-1 keeps the RL stage's 1)")
+    _check_stage_settings(given, "RL")
+
+
+def _check_stage_settings(given: dict, stage: str) -> None:
+    """The training settings of a run made from a parent: 0 (or max_seconds -1) keeps the stage's value."""
     for field in ("max_iters", "batch_size"):
-        whole(given[field], field, 0, 10**9, hint="(0 keeps the fine-tune stage's value)")
+        whole(given[field], field, 0, 10**9, hint=f"(0 keeps the {stage} stage's value)")
     number(given["max_seconds"], "max_seconds", -1, 10**7, hint="(-1 keeps the stage's 300 s, 0 means no limit)")
     number(given["lr"], "lr", 0, 1e3, hint="(0 keeps the stage's value)")
 
@@ -206,6 +225,26 @@ class Api:
         except Exception as err:  # noqa: BLE001
             refuse(err)
 
+    def start_rl(self, parent: str, task: str, samples: int = 0, temperature: float = -1, max_seconds: float = -1,
+                 max_iters: int = 0, lr: float = 0, batch_size: int = 0, name: str = "", token: str = "",
+                 request: gr.Request = None) -> dict:
+        """Queue an RL run: `parent` (a chat run you may see, e.g. one /start_finetune made) answers questions of a
+        built-in `task` (addition, addition3, count, reverse, identity, shakespeare, mix), `samples` answers each
+        (4-16) at `temperature` (above 0, at most 2); the task's grader rewards the right ones, which are made
+        likelier. samples, max_iters, lr, batch_size: 0 keeps the RL stage's value (8 answers, 16 questions a
+        step, AdamW 1e-4); temperature -1 keeps it (1); max_seconds -1 keeps it (300), 0 means no time limit.
+        Returns the new run's status and `token`, as /start_run does; /run_status's rows then carry `reward`
+        (the mean reward since the last row), `rewards` ([step, mean reward] of each step) and `val_accuracy`."""
+        try:
+            _check_rl(locals())
+            owner = self._owner(token) or self.m.identity.owner(self.m.identity.issue())
+            req = rl_request(parent, task, samples, None if temperature < 0 else temperature,
+                             None if max_seconds < 0 else max_seconds, max_iters, lr, batch_size)
+            job = self.m.start(owner, None, req, name=name or None, address=client_address(request))
+            return {**self.m.runs.status(job.name, owner).to_json(), "token": self.m.identity.issue(owner)}
+        except Exception as err:  # noqa: BLE001
+            refuse(err)
+
     def new_token(self) -> str:
         """A token for a new person, to pass to /start_run (e.g. before two starts at the same moment)."""
         return self.m.identity.issue()
@@ -213,7 +252,8 @@ class Api:
     def endpoints(self) -> dict:
         return {"new_token": self.new_token, "start_run": self.start_run, "run_status": self.run_status, "stop_run": self.stop_run,
                 "resume_run": self.resume_run, "delete_run": self.delete_run, "list_runs": self.list_runs,
-                "generate": self.generate, "chat": self.chat, "start_finetune": self.start_finetune}
+                "generate": self.generate, "chat": self.chat, "start_finetune": self.start_finetune,
+                "start_rl": self.start_rl}
 
 
 def register_api(page: Page) -> Api:

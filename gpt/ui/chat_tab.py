@@ -33,6 +33,7 @@ from .addresses import client_address
 from .messages import problem, say
 from .page import CHAT_QUEUE, PRIVATE, QUIET, Page, unchanged
 from .pickers import pick_run, short_label
+from .rl_panel import build_rl_panel
 
 FILE = "file"  # the task choice that means "my uploaded conversations"
 TASK_CHOICES = [(name, name) for name in chat.TASK_CHOICES] + [("my file (JSONL or Alpaca)", FILE)]
@@ -307,7 +308,8 @@ def build_chat_tab(page: Page) -> gr.Tab:
         v = _compare_area()
         k = _mask_area()
         history, watched, last = gr.State([]), gr.State(None), gr.State(None)
-        # The reward stage (RL, gpt/ui/rl_panel.py) adds its accordion here, last in the tab: build_rl_panel(page).
+        with gr.Accordion("Reward the answers (RL)", open=False, elem_id="rl-area"):
+            build_rl_panel(page)
     _wire_chat(page, h, c, history)
     _wire_finetune(page, h, f, c["run"], watched, last)
     sampling = [c["max_new"], c["temperature"], c["top_k"], c["top_p"]]

@@ -20,7 +20,7 @@ import gradio as gr
 import pandas as pd
 
 from ..chat.rl import SAMPLES_RANGE, Reinforce
-from ..chat.tasks import TASKS
+from ..chat.tasks import TASKS, task_from_name
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest
 from ..presets import LATER_STAGES, RL_PRESET
@@ -94,6 +94,21 @@ def before_after_html(rows: list[dict]) -> str:
     return "".join(out) + "</table>"
 
 
+def rl_request(parent, task, samples=None, temperature=None, max_seconds=None, max_iters=None, lr=None,
+               batch_size=None) -> RunRequest:
+    """An RL run of the chat run `parent` on a built-in task, as the panel and /start_rl ask for one. None or 0
+    keeps the RL stage's value (`gpt.presets.LATER_STAGES`), except max_seconds 0 (no time limit) and a
+    temperature (0 is refused when the run is checked: greedy answers teach nothing)."""
+    if not parent:
+        raise GPTError("Choose a chat run to reward: fine-tune a run on a task first (it then shows here).")
+    task_from_name(task)  # an unknown task is a sentence now, not once it is queued
+    as_int = lambda x: int(x) if x else None  # noqa: E731
+    return RunRequest(kind="rl", parent=parent, task=task, samples=as_int(samples),
+                      temperature=None if temperature is None else float(temperature),
+                      max_seconds=None if max_seconds is None else float(max_seconds), max_iters=as_int(max_iters),
+                      lr=float(lr) if lr else None, batch_size=as_int(batch_size))
+
+
 class RLHandlers:
     def __init__(self, manager: JobManager):
         self.m = manager
@@ -108,10 +123,7 @@ class RLHandlers:
     def start(self, owner, parent, task, samples, temperature, seconds, request: gr.Request = None):
         """Start an RL run; the panel watches it from now on."""
         try:
-            if not parent:
-                raise GPTError("Choose a chat run to reward: fine-tune a run on a task first (it then shows here).")
-            req = RunRequest(kind="rl", parent=parent, task=task, samples=samples, temperature=temperature,
-                             max_seconds=seconds)
+            req = rl_request(parent, task, samples, temperature, seconds)
             job = self.m.start(owner, None, req, address=client_address(request))
         except Exception as err:  # noqa: BLE001
             return problem(err), gr.skip()
