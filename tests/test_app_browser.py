@@ -152,7 +152,7 @@ def test_first_two_minutes(page, url):
     wait_text(page, "gen-status", "never saw")
 
     # 6. the run is in the checkpoints table, with a download ready
-    page.get_by_role("tab", name="3 · Checkpoints").click()
+    page.get_by_role("tab", name="4 · Checkpoints").click()
     wait_text(page, "runs-table", run)
     page.wait_for_function("() => !document.querySelector('#ckpt-download').disabled")
     page.screenshot(path=SHOTS / "05-checkpoints.png", full_page=True)

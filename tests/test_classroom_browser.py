@@ -120,7 +120,7 @@ def test_a_refusal_goes_when_the_run_changes_and_delete_asks_first(page, url):
     wait_text(page, "progress", "stopped")
     page.wait_for_function("() => !document.getElementById('train-msg').innerText.includes('already have a run')")
 
-    page.get_by_role("tab", name="3 · Checkpoints").click()
+    page.get_by_role("tab", name="4 · Checkpoints").click()
     wait_text(page, "runs-table", run)
     page.click("#ckpt-run input")
     page.get_by_role("option", name=run, exact=False).first.click()

@@ -167,7 +167,7 @@ def test_in_the_app_the_checkpoints_tab_exports_and_imports(browser, tmp_path_fa
     demo, url = launch_app(root)
     try:
         page = new_page(browser, url)
-        page.get_by_role("tab", name="3 · Checkpoints").click()
+        page.get_by_role("tab", name="4 · Checkpoints").click()
         wait_text(page, "runs-table", "shipped")
         name, _ = downloaded(page, "export-hf")
         assert name == "shipped-transformers.zip"

@@ -69,7 +69,7 @@ class ChatHandlers:
         stop = self._stop_event(owner)
         history = list(history or [])
         try:
-            chat.refuse_empty(message)
+            chat.typed_message(message)
             loaded = chat.open_chat(self.m, self.models, owner, run)
             settings, notes = chat.chat_settings(loaded, self.m.limits.max_new_tokens, max_new_tokens, temperature,
                                                  top_k, top_p)
@@ -118,7 +118,7 @@ class ChatHandlers:
         """Stream (the parent's text, the chat model's answer, status) for the same question."""
         stop = self._stop_event(owner)
         try:
-            chat.refuse_empty(question)
+            chat.typed_message(question)
             loaded = chat.open_chat(self.m, self.models, owner, run)
             parent = self.m.runs.summary(run, owner).parent
             if not parent:

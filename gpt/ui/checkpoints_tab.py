@@ -87,7 +87,7 @@ class CheckpointHandlers:
 
 def build_checkpoints_tab(page: Page) -> gr.Tab:
     h, who = CheckpointHandlers(page.manager), page.who
-    with gr.Tab("3 · Checkpoints", id="checkpoints") as tab:
+    with gr.Tab("4 · Checkpoints", id="checkpoints") as tab:
         table = gr.Dataframe(headers=library.TABLE_HEADERS, interactive=False, elem_id="runs-table")
         with gr.Row():
             run = gr.Dropdown(label="Run", scale=5, elem_id="ckpt-run")
