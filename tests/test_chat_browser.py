@@ -51,6 +51,14 @@ def choose(page, elem_id: str, option: str) -> None:
     page.wait_for_function("([id, v]) => document.querySelector(`#${id} input`).value === v", arg=[elem_id, option])
 
 
+def choose_run(page, elem_id: str, name: str) -> None:
+    """A run picker's option by the run's name (its label goes on: name · whose · corpus · tokenizer)."""
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=f"{name} · ", exact=False).first.click()
+    page.wait_for_function("([id, v]) => document.querySelector(`#${id} input`).value.startsWith(v)",
+                           arg=[elem_id, f"{name} · "])
+
+
 def send(page, message: str) -> str:
     """Type a message, press Enter, and return the line under the chat once the answer (or a refusal) is whole."""
     page.evaluate("() => { document.getElementById('chat-status').innerText = ''; }")
@@ -66,7 +74,7 @@ def walk(page, parent: str, seconds: int, steps: int, shots: Path, tmp: Path) ->
     said = {}
     page.get_by_role("tab", name="3 · Chat").click()
     page.wait_for_function("(v) => document.querySelector('#ft-parent input')?.value.length > 0", arg=parent)
-    choose(page, "ft-parent", parent)
+    choose_run(page, "ft-parent", parent)
     # 1) a broken conversation file: a sentence naming each bad line and its field, and no run is made
     choose(page, "ft-task", "my file (JSONL or Alpaca)")
     bad = tmp / "mine.jsonl"
@@ -135,7 +143,7 @@ def open_page(p, url: str):
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     page.set_default_timeout(90_000)
     page.goto(url)
-    page.wait_for_selector("#chat-tab", state="attached")
+    page.get_by_role("tab", name="3 · Chat").wait_for()
     return browser, page
 
 
@@ -160,7 +168,7 @@ def test_a_student_fine_tunes_chats_compares_and_sees_the_mask(tmp_path):
     assert "Line 3: 'output' is missing." in said["broken"]
     assert "Added 1 character the conversations use: W." in said["growth"]
     assert "finished" in said["progress"] and said["sample"].startswith("Q: What is ")
-    assert said["chat_run"].startswith("parent-chat-") or said["chat_run"] != "parent-chat"
+    assert said["chat_run"].startswith("parent-chat-1 · ")  # the new chat model, chosen for the chat
     assert "What is 47 + 38?" in said["answer"] and ("ended" in said["answer_status"] or "did not end" in
                                                       said["answer_status"])
     assert "Your message is 20,000 characters long" in said["huge"]

@@ -144,7 +144,7 @@ def test_a_fine_tune_keeps_the_limits_waits_in_the_queue_and_is_on_the_teachers_
     from helpers_class import TOKEN
 
     m = JobManager(tmp_path / "runs", replace(BIG, max_iters=100_000), device="cpu")
-    parent = parent_run(m)
+    parent, bobs = parent_run(m), parent_run(m, "bob")
     parent_params = count_parameters(ckpt.load_checkpoint(m.root / parent).model_config)["total"]
     made = sorted(p.name for p in m.root.iterdir() if p.is_dir())
     with pytest.raises(GPTError, match="over this server's limit"):
@@ -155,15 +155,15 @@ def test_a_fine_tune_keeps_the_limits_waits_in_the_queue_and_is_on_the_teachers_
     assert sorted(p.name for p in m.root.iterdir() if p.is_dir()) == made  # nothing was made
     m.set_limits(replace(m.limits, max_params=BIG.max_params))
     first = m.start("alice", None, finetune(parent=parent, max_iters=100_000))
-    second = m.start("alice", None, finetune(parent=parent, max_iters=20))
+    second = m.start("bob", None, finetune(parent=bobs, max_iters=20))
     wait_until(lambda: first.trainer is not None, timeout=120, what="the first fine-tune")
-    assert m.runs.status(second.name, "alice").queue_position == 1
+    assert m.runs.status(second.name, "bob").queue_position == 1
     teacher = TeacherHandlers(m, Gate(TOKEN))
     teacher.unlock(TOKEN)
     table = teacher.refresh(TOKEN, 120, None)[0]
-    assert first.name in table and second.name in table and "alice" not in table
+    assert first.name in table and second.name in table and "alice" not in table and "bob" not in table
     assert "Stopping" in teacher.stop(TOKEN, first.name)
     m.wait(first.name, 60)
     wait_until(lambda: second.state == "finished", timeout=300, what="the queued fine-tune")
-    assert m.runs.status(second.name, "alice").chat
+    assert m.runs.status(second.name, "bob").chat
     m.shutdown()
