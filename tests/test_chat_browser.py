@@ -61,11 +61,12 @@ def choose_run(page, elem_id: str, name: str) -> None:
 
 def send(page, message: str) -> str:
     """Type a message, press Enter, and return the line under the chat once the answer (or a refusal) is whole."""
-    page.evaluate("() => { document.getElementById('chat-status').innerText = ''; }")
+    before = text(page, "chat-status")
     page.locator("#chat-message textarea").fill(message)
     page.locator("#chat-message textarea").press("Enter")
-    page.wait_for_function("() => /ended|did not end|Stopped|[.;]$/.test("
-                           "(document.getElementById('chat-status')?.innerText || '').trim())", timeout=120_000)
+    page.wait_for_function("(before) => { const t = (document.getElementById('chat-status')?.innerText || '').trim();"
+                           " return t !== before.trim() && !t.endsWith('...') && /[.;]$/.test(t); }", arg=before,
+                           timeout=120_000)
     return text(page, "chat-status")
 
 
