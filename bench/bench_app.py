@@ -96,7 +96,7 @@ def set_slider(page, elem_id: str, value) -> None:
 
 def views_while_training(page, repeats: int) -> dict:
     """Tab 4 on the shipped model: the attention view, a head change, the next-token bars."""
-    page.get_by_role("tab", name="4 · See inside the model").click()
+    page.get_by_role("tab", name="5 · See inside the model").click()
     page.locator("#views-tabs").get_by_role("tab", name="Attention").click()
     page.wait_for_function("() => (document.getElementById('att-status')?.innerText || '').includes('tokens')",
                            timeout=120_000)

@@ -138,7 +138,7 @@ def test_see_inside_the_model(page, url):
     t0 = time.monotonic()
     page.goto(url)
     wait_text(page, "corpus-stats", "characters")
-    page.get_by_role("tab", name="4 · See inside the model").click()
+    page.get_by_role("tab", name="5 · See inside the model").click()
 
     # 1. why the mask: two normal runs, one after the other, through the job manager (they train meanwhile)
     open_view(page, "Why the mask")

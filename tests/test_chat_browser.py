@@ -110,12 +110,14 @@ def walk(page, parent: str, seconds: int, steps: int, shots: Path, tmp: Path) ->
     # 3) chatting, then what may not be sent
     said["answer_status"] = send(page, "What is 47 + 38?")
     said["answer"] = page.locator("#chatbot").inner_text()
+    page.locator("#chatbot").scroll_into_view_if_needed()
+    page.screenshot(path=shots / "chat-1366.png")
     page.locator("#chat-message textarea").fill("")
     page.click("#chat-send")
     wait_text(page, "chat-status", "Type a message first.")
     said["huge"] = send(page, "4" * 20_000)
-    page.locator("#chatbot").scroll_into_view_if_needed()
-    page.screenshot(path=shots / "chat-1366.png")
+    page.locator("#chat-status").scroll_into_view_if_needed()
+    page.screenshot(path=shots / "chat-refused-1366.png")
     # 4) base vs chat, and the mask made visible
     page.click("#vs-ask")
     wait_text(page, "vs-status", "only continues the text", timeout=120_000)

@@ -85,7 +85,7 @@ def test_the_projector_view_fits_a_projector(page, url):
     assert out["top"] < VIEWPORT["height"] - 150 and out["left"] >= controls["right"] - 1  # beside the controls
     page.screenshot(path=DOCS / "projector-generate-1366.png")
 
-    page.get_by_role("tab", name="4 · See inside the model").click()
+    page.get_by_role("tab", name="5 · See inside the model").click()
     page.locator("#views-tabs").get_by_role("tab", name="Tokenizers").click()
     page.wait_for_function("() => document.querySelectorAll('#tok-table tr').length === 4")
     table, holder = box(page, "#tok-table table"), box(page, "#tok-table")

@@ -218,8 +218,8 @@ def _chat_area(lim) -> dict:
     c["chatbot"] = gr.Chatbot(height=340, render_markdown=False, elem_id="chatbot", label="Conversation",
                               placeholder="Ask something the model was fine-tuned on: What is 47 + 38?")
     with gr.Row():
-        c["message"] = gr.Textbox(placeholder="Your message, then Enter", show_label=False, scale=5,
-                                  elem_id="chat-message")
+        c["message"] = gr.Textbox(placeholder="Your message, then Enter", show_label=False, scale=5, max_lines=3,
+                                  elem_id="chat-message")  # a pasted page scrolls inside the box
         c["send"] = gr.Button("Send", variant="primary", scale=1, min_width=70, elem_id="chat-send")
         c["stop"] = gr.Button("■", variant="stop", scale=0, min_width=40, elem_id="chat-stop")
         c["clear"] = gr.Button("Clear", scale=0, min_width=60, elem_id="chat-clear")

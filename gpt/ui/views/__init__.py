@@ -66,7 +66,7 @@ class Views:
 def build_views_tab(page: Page) -> gr.Tab:
     """Lay out the tab inside the page's gr.Tabs and wire it; the page's other tabs pause its timers."""
     v, who = Views.of(page.manager, page.models), page.who
-    with gr.Tab("4 · See inside the model", id="inside", elem_id="views-tab") as tab:
+    with gr.Tab("5 · See inside the model", id="inside", elem_id="views-tab") as tab:
         with gr.Tabs(elem_id="views-tabs"):
             t_att, att_runs = build_attention_view(v.attention, who)
             t_next, nt_runs = build_next_token_view(v.next_token, who)
