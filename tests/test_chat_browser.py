@@ -59,14 +59,12 @@ def choose_run(page, elem_id: str, name: str) -> None:
                            arg=[elem_id, f"{name} · "])
 
 
-def send(page, message: str) -> str:
-    """Type a message, press Enter, and return the line under the chat once the answer (or a refusal) is whole."""
-    before = text(page, "chat-status")
+def send(page, message: str, until: str) -> str:
+    """Type a message, press Enter, and return the line under the chat once it matches `until` (a regex)."""
     page.locator("#chat-message textarea").fill(message)
     page.locator("#chat-message textarea").press("Enter")
-    page.wait_for_function("(before) => { const t = (document.getElementById('chat-status')?.innerText || '').trim();"
-                           " return t !== before.trim() && !t.endsWith('...') && /[.;]$/.test(t); }", arg=before,
-                           timeout=120_000)
+    page.wait_for_function("(until) => new RegExp(until).test(document.getElementById('chat-status')?.innerText || '')",
+                           arg=until, timeout=120_000)
     return text(page, "chat-status")
 
 
@@ -108,14 +106,14 @@ def walk(page, parent: str, seconds: int, steps: int, shots: Path, tmp: Path) ->
     page.wait_for_function("() => document.querySelector('#chat-run input')?.value.includes('-chat')")
     said["chat_run"] = page.locator("#chat-run input").input_value()
     # 3) chatting, then what may not be sent
-    said["answer_status"] = send(page, "What is 47 + 38?")
+    said["answer_status"] = send(page, "What is 47 + 38?", "ended with|did not end")
     said["answer"] = page.locator("#chatbot").inner_text()
     page.locator("#chatbot").scroll_into_view_if_needed()
     page.screenshot(path=shots / "chat-1366.png")
     page.locator("#chat-message textarea").fill("")
     page.click("#chat-send")
     wait_text(page, "chat-status", "Type a message first.")
-    said["huge"] = send(page, "4" * 20_000)
+    said["huge"] = send(page, "4" * 20_000, "20,000 characters")
     page.locator("#chat-status").scroll_into_view_if_needed()
     page.screenshot(path=shots / "chat-refused-1366.png")
     # 4) base vs chat, and the mask made visible
