@@ -14,7 +14,11 @@ training. Then, greedy, on the same held-out two-digit additions (--n, 200):
   since it has never seen the chat format.
 The table gives each seed, then the median; the load average is printed beside
 every row (the machine is shared: a loaded one reaches fewer steps in the same
-seconds, and the row says how many it reached).
+seconds, and the row says how many it reached). Beside the wall-clock seconds
+(what --seconds limits) each row gives the CPU seconds the process used while
+training (all its threads): on a loaded machine that is the work done, and
+CPU seconds / threads is about what an idle machine with that many cores
+would take for the same steps.
 """
 
 from __future__ import annotations
@@ -50,17 +54,21 @@ def fine_tune(parent_dir: Path, task: str, seconds: float, seed: int, out: Path,
     parent = ckpt.load_checkpoint(parent_dir)
     chat, _ = grown_tokenizer(parent.tokenizer, data)
     model_cfg, train_cfg = finetune_configs(parent.model_config, chat.vocab_size,
-                                            {"max_seconds": seconds, "seed": seed, "max_iters": 100_000}, device)
+                                            {"max_seconds": seconds, "seed": seed, "max_iters": ARGS.max_iters}, device)
     write_step_zero(out, parent, data, train_cfg, {"corpus": data.name, "parent": parent_dir.name, "task": data.name})
     before = ckpt.load_checkpoint(out, device=device)
     parent_score = evaluate(before.model, before.tokenizer, "addition", n=ARGS.n)
+    cpu0 = time.process_time()
     trainer = Trainer(model_cfg, train_cfg, finetune_objective(data, before.tokenizer, model_cfg.block_size), out,
                       resume=True, on_eval=lambda r: print(
                           f"    step {r['step']:5d} {r['elapsed_s']:6.1f}s val loss {r['val_loss']:.3f} held-out "
-                          f"({data.name}) {r['val_accuracy']:.0%} ended {r['val_ended']:.0%} | {load()}", flush=True))
+                          f"({data.name}) {r['val_accuracy']:.0%} ended {r['val_ended']:.0%} | cpu "
+                          f"{time.process_time() - cpu0:6.0f}s | {load()}", flush=True))
     trainer.run()
+    cpu = time.process_time() - cpu0
     score = evaluate(trainer.model.eval(), trainer.tokenizer, "addition", n=ARGS.n)
-    return {"step": trainer.step, "seconds": trainer.elapsed, "accuracy": score.accuracy, "ended": score.ended,
+    return {"step": trainer.step, "seconds": trainer.elapsed, "cpu": cpu, "accuracy": score.accuracy,
+            "ended": score.ended,
             "parent_accuracy": parent_score.accuracy, "parent_ended": parent_score.ended, "load": load()}
 
 
@@ -71,6 +79,7 @@ def main() -> None:
     ap.add_argument("--task", default="mix")
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--max-iters", type=int, default=100_000, help="a step limit too (with --seconds 0: the only one)")
     ap.add_argument("--n", type=int, default=200, help="held-out additions graded")
     ap.add_argument("--device", default="cpu")
     ARGS = ap.parse_args()
@@ -85,14 +94,16 @@ def main() -> None:
             row["wall"] = time.time() - t0
         rows.append(row)
         print(f"  seed {seed}: {row}", flush=True)
-    print("\n| seed | steps | trained (s) | addition, held-out (greedy) | ended with <|end|> | parent (step 0) | load |")
-    print("|---:|---:|---:|---:|---:|---:|---|")
+    print("\n| seed | steps | trained (s) | CPU (s) | addition, held-out (greedy) | ended with <|end|> | "
+          "parent (step 0) | load |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
     for seed, r in zip(ARGS.seeds.split(","), rows):
-        print(f"| {seed} | {r['step']:,} | {r['seconds']:.0f} | {r['accuracy']:.1%} | {r['ended']:.1%} | "
-              f"{r['parent_accuracy']:.1%} (ended {r['parent_ended']:.0%}) | {r['load']} |")
-    med = {k: statistics.median(r[k] for r in rows) for k in ("step", "seconds", "accuracy", "ended", "parent_accuracy")}
-    print(f"| median | {med['step']:,.0f} | {med['seconds']:.0f} | {med['accuracy']:.1%} | {med['ended']:.1%} | "
-          f"{med['parent_accuracy']:.1%} | end: {load()} |")
+        print(f"| {seed} | {r['step']:,} | {r['seconds']:.0f} | {r['cpu']:.0f} | {r['accuracy']:.1%} | "
+              f"{r['ended']:.1%} | {r['parent_accuracy']:.1%} (ended {r['parent_ended']:.0%}) | {r['load']} |")
+    keys = ("step", "seconds", "cpu", "accuracy", "ended", "parent_accuracy")
+    med = {k: statistics.median(r[k] for r in rows) for k in keys}
+    print(f"| median | {med['step']:,.0f} | {med['seconds']:.0f} | {med['cpu']:.0f} | {med['accuracy']:.1%} | "
+          f"{med['ended']:.1%} | {med['parent_accuracy']:.1%} | end: {load()} |")
 
 
 if __name__ == "__main__":

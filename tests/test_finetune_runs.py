@@ -131,3 +131,39 @@ def test_a_fine_tune_trains_in_gpu_slices_like_any_run(tmp_path):
     status = m.runs.status(job.name, "alice")
     assert status.state == "finished" and status.step == 60 and status.chat and status.parent == parent
     assert [r["step"] for r in ckpt.read_metrics(m.root / job.name)][0] == 0
+
+
+def test_a_fine_tune_keeps_the_limits_waits_in_the_queue_and_is_on_the_teachers_page(tmp_path):
+    """The limits are checked at Start on the GROWN model (its new rows count); a second fine-tune waits its turn;
+    the teacher sees both, by name, and stops one."""
+    from dataclasses import replace
+
+    from gpt.model import count_parameters
+    from gpt.ui.teacher import Gate, TeacherHandlers
+
+    from helpers_class import TOKEN
+
+    m = JobManager(tmp_path / "runs", replace(BIG, max_iters=100_000), device="cpu")
+    parent, bobs = parent_run(m), parent_run(m, "bob")
+    parent_params = count_parameters(ckpt.load_checkpoint(m.root / parent).model_config)["total"]
+    made = sorted(p.name for p in m.root.iterdir() if p.is_dir())
+    with pytest.raises(GPTError, match="over this server's limit"):
+        m.start("alice", None, finetune(parent=parent, max_iters=200_000))
+    m.set_limits(replace(m.limits, max_params=parent_params + 10))  # the parent fits; with its new rows it does not
+    with pytest.raises(GPTError, match="parameters"):
+        m.start("alice", None, finetune(parent=parent))
+    assert sorted(p.name for p in m.root.iterdir() if p.is_dir()) == made  # nothing was made
+    m.set_limits(replace(m.limits, max_params=BIG.max_params))
+    first = m.start("alice", None, finetune(parent=parent, max_iters=100_000))
+    second = m.start("bob", None, finetune(parent=bobs, max_iters=20))
+    wait_until(lambda: first.trainer is not None, timeout=120, what="the first fine-tune")
+    assert m.runs.status(second.name, "bob").queue_position == 1
+    teacher = TeacherHandlers(m, Gate(TOKEN))
+    teacher.unlock(TOKEN)
+    table = teacher.refresh(TOKEN, 120, None)[0]
+    assert first.name in table and second.name in table and "alice" not in table and "bob" not in table
+    assert "Stopping" in teacher.stop(TOKEN, first.name)
+    m.wait(first.name, 60)
+    wait_until(lambda: second.state == "finished", timeout=300, what="the queued fine-tune")
+    assert m.runs.status(second.name, "bob").chat
+    m.shutdown()

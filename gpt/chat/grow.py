@@ -129,6 +129,7 @@ def _shown(pieces: list[str]) -> str:
 def _note(added_text: list[str], unit: str, added_specials: list[str], n_old: int) -> str:
     parts = []
     if added_text:
+        unit = unit if len(added_text) > 1 else unit[:-1]  # "1 character", "1 GPT-2 token"
         parts.append(f"Added {len(added_text):,} {unit} the conversations use: {_shown(added_text)}.")
     if added_specials:
         parts.append(f"Added the chat tokens {', '.join(added_specials)}.")

@@ -246,8 +246,12 @@ def growth_line(status: RunStatus | None) -> str:
     return f"**{status.name}**: {status.parent} fine-tuned on {status.task}.{grown}"
 
 
-def refuse_empty(message) -> str:
-    """The page's typed message: text with something in it."""
+def typed_message(message) -> str:
+    """The page's typed message: text with something in it, and not longer than any message may be (checked
+    before it is encoded: a pasted book is refused at once)."""
     if not isinstance(message, str) or not message.strip():
         raise SamplingError("Type a message first.")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise SamplingError(f"Your message is {len(message):,} characters long, over the limit of "
+                            f"{MAX_MESSAGE_CHARS:,}; a model reads a few hundred tokens at most, so shorten it.")
     return message

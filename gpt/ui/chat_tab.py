@@ -70,7 +70,7 @@ class ChatHandlers:
         stop = self._stop_event(owner)
         history = list(history or [])
         try:
-            chat.refuse_empty(message)
+            chat.typed_message(message)
             loaded = chat.open_chat(self.m, self.models, owner, run)
             settings, notes = chat.chat_settings(loaded, self.m.limits.max_new_tokens, max_new_tokens, temperature,
                                                  top_k, top_p)
@@ -119,7 +119,7 @@ class ChatHandlers:
         """Stream (the parent's text, the chat model's answer, status) for the same question."""
         stop = self._stop_event(owner)
         try:
-            chat.refuse_empty(question)
+            chat.typed_message(question)
             loaded = chat.open_chat(self.m, self.models, owner, run)
             parent = self.m.runs.summary(run, owner).parent
             if not parent:
@@ -219,8 +219,8 @@ def _chat_area(lim) -> dict:
     c["chatbot"] = gr.Chatbot(height=340, render_markdown=False, elem_id="chatbot", label="Conversation",
                               placeholder="Ask something the model was fine-tuned on: What is 47 + 38?")
     with gr.Row():
-        c["message"] = gr.Textbox(placeholder="Your message, then Enter", show_label=False, scale=5,
-                                  elem_id="chat-message")
+        c["message"] = gr.Textbox(placeholder="Your message, then Enter", show_label=False, scale=5, max_lines=3,
+                                  elem_id="chat-message")  # a pasted page scrolls inside the box
         c["send"] = gr.Button("Send", variant="primary", scale=1, min_width=70, elem_id="chat-send")
         c["stop"] = gr.Button("■", variant="stop", scale=0, min_width=40, elem_id="chat-stop")
         c["clear"] = gr.Button("Clear", scale=0, min_width=60, elem_id="chat-clear")
