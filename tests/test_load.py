@@ -30,4 +30,3 @@ def test_20_users_sample_while_a_run_trains():
     assert r["n_errors"] == 0, r["errors"]
     assert r["completed"] == 20
     assert r["train_steps_during"] > 0 and r["train_state"] == "running"
-    assert time.monotonic() - t0 < 60
