@@ -63,8 +63,12 @@ def test_an_rl_run_started_from_the_chat_tab_draws_its_reward_and_colours_its_an
                                    timeout=60_000)
             colours = page.eval_on_selector_all("#rl-answers .rl-answer", "els => els.map(e => e.className)")
             assert {"rl-answer right", "rl-answer wrong"} <= set(colours), colours
-            assert page.locator("#rl-answers .rl-answer.right").first.evaluate(
-                "e => getComputedStyle(e).backgroundColor") == "rgb(220, 252, 231)"  # green
+            # every right answer green, every wrong one red (the chip's own style: a chip the page redraws from
+            # red to green may still be mid-transition in its computed style)
+            backgrounds = page.eval_on_selector_all(
+                "#rl-answers .rl-answer", "els => els.map(e => [e.classList.contains('right'), e.style.backgroundColor])")
+            assert {bg for right, bg in backgrounds if right} == {"rgb(220, 252, 231)"}, backgrounds  # green
+            assert {bg for right, bg in backgrounds if not right} == {"rgb(254, 226, 226)"}, backgrounds  # red
             shoot(page, "rl-1366x768")
             page.set_viewport_size({"width": 1920, "height": 1080})
             shoot(page, "rl-1920x1080")
