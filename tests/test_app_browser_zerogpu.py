@@ -73,8 +73,6 @@ def test_a_run_on_zerogpu_trains_in_slices_on_the_page(tmp_path, monkeypatch):
             page.wait_for_function("() => /: (running|paused), step/.test("
                                    "document.getElementById('watch-status')?.innerText || '')")
             assert "elsewhere" not in page.locator("#watch-status").inner_text()  # the student's own run
-            page.locator("#views-tabs").get_by_role("tab", name="Attention").click()
-            wait_text(page, "att-status", "training in GPU slices: its weights as the last slice saved them")
             page.get_by_role("tab", name="1 · Train").click()
             page.click("#stop-btn")  # during a slice or between two: both stop the run
             wait_text(page, "progress", "stopped", timeout=30_000)
