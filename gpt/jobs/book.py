@@ -15,7 +15,7 @@ from typing import Callable
 
 from .. import checkpoint as ckpt
 from .. import history
-from ..errors import CheckpointError
+from ..errors import CheckpointError, GPTError
 from ..limits import Limits
 from ..train import Trainer, progress_fraction
 from . import folder as folders
@@ -124,6 +124,16 @@ class RunBook:
         elif job is not None and info.state == job.state:
             info.message = info.message or job.error or job.message
         return info
+
+    def status_if_visible(self, name: str | None, owner: str | None) -> RunStatus | None:
+        """`status(name, owner)`, or None where there is no name or the asker may not see the run (a poll's case:
+        a run deleted or never theirs shows as no run, not as an error)."""
+        if not name:
+            return None
+        try:
+            return self.status(name, owner)
+        except GPTError:
+            return None
 
     def status(self, name: str, owner: str | None = None) -> RunStatus:
         """Progress of one run: its summary plus step, speed, ETA, latest losses, the metric rows and the curve."""

@@ -187,12 +187,7 @@ class ChatHandlers:
     def poll(self, owner, name, last, current_chat):
         """Timer tick: the watched fine-tune's progress, curves, growth note and latest graded answer, each sent
         only when it changed; once it finishes, the chat picker offers it, chosen."""
-        status = None
-        if name:
-            try:
-                status = self.m.runs.status(name, owner)
-            except GPTError:
-                status = None
+        status = self.m.runs.status_if_visible(name, owner)
         sig = [name, status and status.state, status and status.step, status and len(status.metrics),
                status and status.message, status and status.queue_position]
         same = unchanged(sig, last, 8)

@@ -159,12 +159,9 @@ class RLHandlers:
     def poll(self, owner, watched, last):
         """Timer tick: progress, the reward plot, the sampled answers, before and after; each only when changed."""
         name = self.watching(owner, watched)
-        status = None
-        if name:
-            try:
-                status = self.m.runs.status(name, owner)
-            except GPTError:
-                name = None
+        status = self.m.runs.status_if_visible(name, owner)
+        if status is None:
+            name = None
         recent, newest = self.live(name) if name else ([], None)
         sig = [name, status and status.state, status and status.step, status and len(status.metrics),
                recent[-1][0] if recent else None, status and status.message]

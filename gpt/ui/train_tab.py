@@ -158,12 +158,9 @@ class TrainHandlers:
         """Timer tick: progress, the live curve, the latest sample and, when the run being watched is
         among the compared ones, the comparison; each sent only when it changed."""
         name = self.m.runs.current_run(owner) if owner else None
-        status = None
-        if name:
-            try:
-                status = self.m.runs.status(name, owner)
-            except GPTError:
-                name = None
+        status = self.m.runs.status_if_visible(name, owner)
+        if status is None:
+            name = None
         steps = len(status.history) and status.history[-1][0] if status else 0
         sig = [name, status and status.state, status and status.step, steps,
                status and len(status.metrics), status and status.queue_position, status and status.message,
