@@ -61,6 +61,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
                           build_chat_tab(page), build_checkpoints_tab(page)]
             build_views_tab(page)
         load = demo.load(**sign_in_event(page))
+        page.wire_polls()  # the tabs' live updates: one event per tick of the page's clock
         for event in page.on_load:
             load = load.then(**event)
     build_teacher_page(demo, manager)  # /teacher, only when GPT_TEACHER_TOKEN is set
@@ -78,6 +79,9 @@ def launch(demo: gr.Blocks, **kwargs):
         max_file_size=f"{demo.manager.limits.max_upload_mb}mb",
     )
     options.update(kwargs)
+    # Gradio recomputes its per-function timing summary (a pandas table of up to 10,000 past events) after every
+    # event by default; with every open page polling each second that grew to most of the server's CPU
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
     keep_peer_address()  # who is asking is the peer, or what a trusted proxy says (gpt.ui.addresses)
     keep_swept(max_total_bytes=10 * demo.manager.limits.max_upload_bytes)  # uploads never fill the disk
     return demo.queue(default_concurrency_limit=2).launch(**options)

@@ -40,6 +40,11 @@ def text(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id}").inner_text()
 
 
+# how often a wait looks again, in ms: Playwright's default looks every animation frame, and `innerText` lays the
+# page out each time, which kept a renderer busy for as long as a test waited on a training run
+POLL_MS = 100
+
+
 def wait_text(page, elem_id: str, needle: str, timeout: float = 60_000) -> None:
     page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
-                           arg=[elem_id, needle], timeout=timeout)
+                           arg=[elem_id, needle], timeout=timeout, polling=POLL_MS)

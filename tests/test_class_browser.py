@@ -18,34 +18,56 @@ docs/screenshots/; the rest to artifacts/screenshots/ (git-ignored).
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
+from gpt.jobs.manager import TEACHER
+
 from helpers_class import TOKEN, launch_class_app
-from helpers_browser import ARGS, CHROMIUM, PROGRESS_HISTORY, SHOTS, text, wait_text
+from helpers_browser import ARGS, CHROMIUM, POLL_MS, PROGRESS_HISTORY, SHOTS, text, wait_text
 from test_app_browser import pick_addition_and_tiny, set_number
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.timeout(600)
 DOCS_SHOTS = SHOTS.parent.parent / "docs" / "screenshots"
-ITERS = [20_000, 60, 120, 240, 480]  # the first trains until the teacher stops it
+ITERS = [20_000, 30, 40, 50, 60]  # the first trains until the teacher stops it
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
+def app(tmp_path_factory):
     demo, url = launch_class_app(tmp_path_factory.mktemp("runs"), GPT_MAX_CONCURRENT_JOBS=1, GPT_MAX_ITERS=20_000)
-    yield url
+    demo.url = url
+    yield demo
     demo.manager.shutdown()
     demo.close()
 
 
 @pytest.fixture(scope="module")
-def browser():
+def chromium():
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def url(app):
+    return app.url
+
+
+@pytest.fixture
+def browser(chromium, app):
+    """The test's people. When it ends their pages close and what they left training stops, as a teacher would,
+    so a failure in one test never leaves the next a busy server."""
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
+    m = app.manager
+    for job in [j for j in m.registry.jobs.values() if j.active]:
+        m.stop(TEACHER, job.name)
+        m.wait(job.name, timeout=60)
 
 
 def open_page(browser, url: str, width: int = 1366, height: int = 768):
@@ -79,13 +101,19 @@ def table_rows(page, elem_id: str) -> list[list[str]]:
                                   .map(tr => [...tr.children].map(td => td.innerText.trim()))""", elem_id)
 
 
+def lap(t0: float, what: str) -> None:
+    print(f"{time.monotonic() - t0:6.1f} s  {what}", flush=True)  # where the time went, when a wait times out
+
+
 def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board_ranks(browser, url):
+    t0 = time.monotonic()
     students = [open_page(browser, url) for _ in ITERS]
     for k, (page, iters) in enumerate(zip(students, ITERS)):
         ask_for_a_run(page, f"Student {k + 1}", iters)
         wait_text(page, "progress", "running" if k == 0 else "queued")
     names = [run_name(p) for p in students]
     assert len(set(names)) == 5
+    lap(t0, "five runs asked for")
 
     # every queued page shows its position and an estimated start, and the estimate is live
     for k, page in enumerate(students[1:], start=1):
@@ -95,8 +123,9 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
     students[4].screenshot(path=SHOTS / "class-queued.png", full_page=True)
     before = text(students[1], "progress")
     students[1].wait_for_function("(before) => document.getElementById('progress').innerText !== before",
-                                  arg=before, timeout=15_000)
+                                  arg=before, timeout=15_000, polling=POLL_MS)
 
+    lap(t0, "the queue checked")
     # the teacher's page: a sentence for a wrong token, then every run with its student's name
     intruder = open_page(browser, f"{url}teacher")
     intruder.locator("#teacher-token input").fill("not-the-token")
@@ -106,7 +135,8 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
     teacher = open_page(browser, f"{url}teacher")
     teacher.locator("#teacher-token input").fill(TOKEN)
     teacher.click("#teacher-open")
-    teacher.wait_for_function("() => document.querySelectorAll('#teacher-runs tr[data-run]').length === 5")
+    teacher.wait_for_function("() => document.querySelectorAll('#teacher-runs tr[data-run]').length === 5",
+                              polling=POLL_MS)
     rows = {r[0]: r for r in table_rows(teacher, "teacher-runs")}
     assert set(rows) == set(names)
     assert [rows[n][1] for n in names] == [f"Student {k + 1}" for k in range(5)]
@@ -117,6 +147,7 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
         teacher.wait_for_timeout(500)
         teacher.screenshot(path=DOCS_SHOTS / f"teacher-{width}x{height}.png")
 
+    lap(t0, "the teacher's page checked")
     # the teacher stops the first run: the queue moves, and its student's page says so
     teacher.click("#teacher-run input")
     teacher.get_by_role("option", name=names[0], exact=True).click()
@@ -125,11 +156,14 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
     wait_text(students[0], "progress", "stopped")
     wait_text(students[1], "progress", "running")
 
+    lap(t0, "the first run stopped")
     # once the four others finished, the board ranks them, lowest bits per character first
     teacher.wait_for_function("""(runs) => runs.every(r => [...document.querySelectorAll('#teacher-runs tr')]
                                    .some(tr => tr.dataset.run === r && tr.innerText.includes('finished')))""",
-                              arg=names[1:], timeout=240_000)
-    teacher.wait_for_function("() => document.querySelectorAll('#teacher-board tr[data-run]').length >= 4")
+                              arg=names[1:], timeout=240_000, polling=POLL_MS)
+    teacher.wait_for_function("() => document.querySelectorAll('#teacher-board tr[data-run]').length >= 4",
+                              polling=POLL_MS)
+    lap(t0, "the four others finished")
     board = table_rows(teacher, "teacher-board")
     assert [int(r[0]) for r in board] == list(range(1, len(board) + 1))
     bpc = [float(r[2]) for r in board]
@@ -168,14 +202,16 @@ def test_the_teacher_cancels_a_queued_run_and_its_student_still_sees_it(browser,
     assert "Loading your run" in seen[0] and not any("No run yet" in t for t in seen), seen
 
     teacher = open_teacher(browser, url)
-    teacher.wait_for_function("(run) => document.querySelector(`#teacher-runs tr[data-run='${run}']`)", arg=queued_run)
+    teacher.wait_for_function("(run) => document.querySelector(`#teacher-runs tr[data-run='${run}']`)", arg=queued_run,
+                              polling=POLL_MS)
     teacher_stops(teacher, queued_run)  # the teacher's message says what really happens: a cancel, kept
     wait_text(teacher, "teacher-action-msg", f"Cancelled {queued_run} while it waited in the queue")
     wait_text(waiting, "progress", "Cancelled by the teacher while it waited in the queue")
     line = text(waiting, "progress")
     assert queued_run in line and "stopped" in line  # still there, for its student, not "No run yet"
     # the board lists it without a rank: it was never evaluated (a step-0 loss ranks nothing)
-    teacher.wait_for_function("(run) => document.querySelector(`#teacher-board tr[data-run='${run}']`)", arg=queued_run)
+    teacher.wait_for_function("(run) => document.querySelector(`#teacher-board tr[data-run='${run}']`)", arg=queued_run,
+                              polling=POLL_MS)
     row = [r for r in table_rows(teacher, "teacher-board") if r[3] == queued_run][0]
     assert row[0] == "-" and row[2] == "not yet", row
     teacher_stops(teacher, busy_run)

@@ -31,7 +31,7 @@ from . import frames
 from ..jobs import sampling as gen
 from .addresses import client_address
 from .messages import problem, say
-from .page import CHAT_QUEUE, PRIVATE, QUIET, Page, unchanged
+from .page import CHAT_QUEUE, PRIVATE, Page, unchanged
 from .pickers import pick_run, short_label
 from .rl_panel import build_rl_panel
 
@@ -342,4 +342,4 @@ def _wire_finetune(page: Page, h: ChatHandlers, f: dict, chat_run, watched, last
     outputs = [f["progress"], f["loss_plot"], f["accuracy_plot"], f["growth"], f["sample"], f["stop"], f["resume"],
                chat_run, last]
     if page.timer is not None:
-        page.timer.tick(h.poll, [who, watched, last, chat_run], outputs, **QUIET)
+        page.every_tick(h.poll, [who, watched, last, chat_run], outputs)

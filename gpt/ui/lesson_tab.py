@@ -31,7 +31,7 @@ from .chat import student_runs
 from .figure_downloads import export
 from ..jobs.sampling import ModelCache
 from .messages import problem, say
-from .page import PRIVATE, QUIET, Page, unchanged
+from .page import PRIVATE, Page, unchanged
 
 STEP_CHOICES = [(title, name) for name, title, _ in lesson.steps()]
 LADDER_CHOICES = [("Rungs 1-6 (about 2-7 minutes on a 2-core CPU)", "1-6"),
@@ -271,6 +271,5 @@ def build_lesson_tab(page: Page) -> gr.Tab:
     lad["stop"].click(h.stop_ladder, [page.who, names], lad["msg"], **PRIVATE).then(**view)
     lad["go_on"].click(h.go_on, [page.who, names], [lad["msg"], names], **PRIVATE).then(**view)
     if page.timer is not None:
-        page.timer.tick(h.poll, [page.who, names, last], [lad["plot"], lad["table"], lad["status"], names, last],
-                        **QUIET)
+        page.every_tick(h.poll, [page.who, names, last], [lad["plot"], lad["table"], lad["status"], names, last])
     return tab

@@ -27,7 +27,7 @@ from ..presets import LATER_STAGES, RL_PRESET
 from . import frames
 from .addresses import client_address
 from .messages import problem, say
-from .page import PRIVATE, QUIET, Page, unchanged
+from .page import PRIVATE, Page, unchanged
 
 SERIES = ("reward (each step)", "reward (mean per evaluation)", "held-out accuracy")
 COLOURS = {"reward (each step)": "#86efac", "reward (mean per evaluation)": "#15803d", "held-out accuracy": "#1d4ed8"}
@@ -224,5 +224,5 @@ def build_rl_panel(page: Page) -> dict:
     c["start"].click(h.start, [who, *settings], [c["msg"], watched], **PRIVATE).then(
         h.poll, [who, watched, last], poll_out, show_progress="hidden", **PRIVATE)
     c["stop"].click(h.stop, [who, watched], c["msg"], **PRIVATE)
-    page.timer.tick(h.poll, [who, watched, last], poll_out, **QUIET)
+    page.every_tick(h.poll, [who, watched, last], poll_out)
     return c

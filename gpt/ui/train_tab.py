@@ -380,9 +380,9 @@ def build_train_tab(page: Page) -> gr.Tab:
     w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
     w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
     slice_timer.wire(page, w["msg"])  # on ZeroGPU: the timer runs the GPU slices
-    page.timer.tick(h.class_limit, class_limit, class_limit, **QUIET)
+    page.every_tick(h.class_limit, [class_limit], [class_limit])
     class_limit.change(**show_estimate)
-    page.timer.tick(h.poll, poll_in, poll_out, **QUIET)
+    page.every_tick(h.poll, poll_in, poll_out)
     w["compare_refresh"].click(**show_compare)
     w["compare_runs"].change(h.clear_plot, None, w["compare_plot"], **PRIVATE).then(
         h.compare, [who, w["compare_runs"]], w["compare_plot"], **PRIVATE)
