@@ -41,8 +41,17 @@ def text(page, elem_id: str) -> str:
 
 
 # how often a wait looks again, in ms: Playwright's default looks every animation frame, and `innerText` lays the
-# page out each time, which kept a renderer busy for as long as a test waited on a training run
+# page out each time, which kept a renderer busy for as long as a test waited on a training run. Every
+# `page.wait_for_function` of the browser tests looks this often unless it says otherwise.
 POLL_MS = 100
+_wait_for_function = sync_api.Page.wait_for_function
+
+
+def _wait_for_function_every_poll_ms(self, expression, *, arg=None, timeout=None, polling=POLL_MS):
+    return _wait_for_function(self, expression, arg=arg, timeout=timeout, polling=polling)
+
+
+sync_api.Page.wait_for_function = _wait_for_function_every_poll_ms
 
 
 def wait_text(page, elem_id: str, needle: str, timeout: float = 60_000) -> None:

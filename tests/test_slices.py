@@ -1,8 +1,8 @@
 """A run trained in GPU slices equals the same run trained in one go (gpt.jobs.slices through gpt.jobs.zerogpu's stand-in).
 
 Each slice runs in its own process, its order and result pickled, killed at
-its duration: what ZeroGPU does. The run is the default preset's model and
-optimizer (shortened: few steps, two evaluation batches, no samples) on the
+its duration: what ZeroGPU does. The run is the default preset's block and
+optimizer (narrowed and shortened: two layers of 64, few steps, two evaluation batches, no samples) on the
 built-in addition task, and the slices are sized from the uninterrupted run's
 own time, so there are always several of a few seconds, however busy the
 machine is.
@@ -31,6 +31,9 @@ from gpt.jobs.zerogpu import SliceKilled, StandIn
 pytestmark = pytest.mark.timeout(600)
 MAX_ITERS, EVAL_INTERVAL = 36, 6
 START_UP_S = 1.5  # a slice's process: fork, rebuild the dataset and the model, load the checkpoint
+# the default preset's block, optimizer and schedule, two layers of 64 wide: every part a slice must carry
+# exactly (Muon's and AdamW's moments, rotary, QK-norm, the untied head) at a fraction of a step's time
+NARROW = dict(n_layer=2, n_embd=64)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def text():
 def straight(tmp_path_factory, text):
     """The default preset, trained in one go in this process: what every sliced run must equal."""
     ds = Dataset(text, CharTokenizer.from_text(text), name="addition")
-    model_cfg, train_cfg = configs_from(DEFAULT_PRESET, ds.tokenizer.vocab_size, {}, dict(
+    model_cfg, train_cfg = configs_from(DEFAULT_PRESET, ds.tokenizer.vocab_size, NARROW, dict(
         max_iters=MAX_ITERS, eval_interval=EVAL_INTERVAL, eval_iters=2, sample_tokens=0, device="cpu"))
     train_cfg = dataclasses.replace(train_cfg, max_seconds=None)  # the preset's 130 s would make time decide the schedule
     losses = []
@@ -61,6 +64,7 @@ def order_for(straight, text, run_dir, budget_s: float, hints=None) -> SliceOrde
 
 
 def slice_budget(straight) -> float:
+    print(f"straight run: {straight['seconds']:.2f} s")
     return max(1.0, straight["seconds"] / 4)  # about four slices' worth of training, each a few seconds
 
 
