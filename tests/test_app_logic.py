@@ -644,6 +644,8 @@ def test_train_handlers_start_poll_refuse_stop(handlers, manager):
     wait_until(lambda: manager.runs.status(name).step > 2, what="steps")
     progress, plot, sample, stop_btn, resume_btn, compare, msg, sig = handlers.train.poll("alice", None, [name])
     assert name in progress and "running" in progress
+    no_run_yet = [None] * len(sig)  # what the page's poll saw before Start: the sentence Start wrote stays
+    assert handlers.train.poll("alice", no_run_yet, [name])[6] == gr_skip()
     assert isinstance(plot, pd.DataFrame) and set(plot["series"]) == set(plots.LOSS_SERIES)
     assert stop_btn["interactive"] and not resume_btn["interactive"]
     assert compare is None or set(compare["run"]) == {name}

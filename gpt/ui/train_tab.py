@@ -168,8 +168,9 @@ class TrainHandlers:
         same = unchanged(sig, last, 7)
         if same:
             return same
-        # the line under Start answered the last click; once the run on screen changes state, it is old news
-        msg = "" if last is not None and (last[0] != name or last[1] != sig[1]) else gr.skip()
+        # the line under Start answered the last click; once the run on screen changes state, it is old news (a
+        # run that just appeared is the one the click started: its sentence stays until that run moves on)
+        msg = "" if last is not None and last[0] == name and last[1] != sig[1] else gr.skip()
         plot = compare = gr.skip()
         if not last or last[0] != name or last[3] != steps or last[4] != sig[4]:
             plot = frames.loss_frame(status.metrics, status.history) if name else None
