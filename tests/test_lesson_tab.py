@@ -122,3 +122,34 @@ def test_a_stop_on_the_train_tab_says_the_rungs_after_it_will_not_start(handlers
     _, names = h.start_ladder(owner, "addition", None, None, "char", 2048, "1-2")
     wait_until(lambda: h.m.runs.live_trainer(names[0]) is not None, timeout=120, what="rung 1 to train")
     assert "The 1 run planned after it will not start." in h.m.stop(owner, names[0])
+
+
+def test_a_stop_between_two_rungs_stops_the_climb_and_cancels_the_rung_being_set_up(handlers, monkeypatch):
+    """Stop pressed after rung 1 finished, while rung 2 is being set up: the climb stops there, never 'no rung is
+    training' (the Lesson browser test once pressed Stop in that moment on a slow machine)."""
+    import threading
+
+    for n in (1, 2, 3):
+        monkeypatch.setitem(ladder.RUNGS, n, dataclasses.replace(ladder.RUNGS[n], train={
+            **ladder.RUNGS[n].train, "max_iters": 20, "eval_interval": 10, "eval_iters": 2, "sample_tokens": 0}))
+    h, owner = handlers, "student-3"
+    real_start, setting_up, go = h.m.start, threading.Event(), threading.Event()
+
+    def slow_start(*args, **kw):  # the rungs after the first: held while rung 2 is being set up
+        if kw.get("name", "").endswith("rung2"):
+            setting_up.set()
+            go.wait(60)
+        return real_start(*args, **kw)
+
+    _, names = h.start_ladder(owner, "addition", None, None, "char", 2048, "1-3")
+    monkeypatch.setattr(h.m, "start", slow_start)
+    assert setting_up.wait(120), "rung 1 did not finish"
+    assert h.m.active_job(owner) is None  # the moment in between: nothing of the ladder is active
+    msg = h.stop_ladder(owner, names)
+    assert "Stopping the ladder at rung 2, before it began: rung 1 had just finished" in msg
+    go.set()
+    wait_until(lambda: (h.m.root / names[1]).exists() and h.m.active_job(owner) is None, timeout=60,
+               what="rung 2 to be cancelled")
+    _, table, status, _ = h.ladder_view(owner, names)
+    assert list(table["state"]) == ["finished", "stopped", "not started"], status
+    assert "rung 3 never started" in status

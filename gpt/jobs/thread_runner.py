@@ -73,6 +73,11 @@ class ThreadRunner:
 
     def stop(self, name: str, by: str) -> str:
         job = self.reg.job(name)
+        with self.reg.cond:  # a run that has just finished and not yet started the next one of its plan
+            if job is not None and not job.active and job.then:
+                k, job.then, job.stopped_by = len(job.then), [], by
+                return (f"**{name}** had just finished; the {k} run{'s' if k > 1 else ''} planned after it will not "
+                        "start.")
         if job is None or not job.active:
             raise TrainingError(f"Run {name!r} is not training.")
         waiting = job.state == "queued"
@@ -170,11 +175,18 @@ class ThreadRunner:
             self._start_next(job)
 
     def _start_next(self, job: Job) -> None:
+        """Start the next run of the finished job's plan. The plan stays on the job until the next run exists, so
+        a Stop that lands while it is set up finds the plan, clears it, and the new run is cancelled at once."""
         (corpus, request, name), *rest = job.then
         try:
             self.m.start(job.owner, corpus, request, name=name, then=rest, address=job.address)
         except GPTError as err:
             job.message = f"Finished; the next run ({name}) could not start: {err}"
+            return
+        with self.reg.cond:
+            stopped_meanwhile, job.then = not job.then, []
+        if stopped_meanwhile:
+            self.stop(name, by=job.stopped_by or "you")
 
     def _cancelled(self, job: Job) -> None:
         """Stopped before it had a slot: nothing trained; it stays, marked cancelled, for its owner to see."""
