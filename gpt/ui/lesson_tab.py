@@ -268,8 +268,10 @@ def build_lesson_tab(page: Page) -> gr.Tab:
     inputs = [t.corpus, t.upload, t.pasted, t.tokenizer, t.bpe_vocab, step, seed, block, batch, page.who]
     outputs = [p["heading"], p["why"], p["code"], p["output"], p["lecture"], p["plot"]]
     show = dict(fn=h.show, inputs=inputs, outputs=outputs, show_progress="minimal", **PRIVATE)
-    view = dict(fn=h.ladder_view, inputs=[page.who, names],
-                outputs=[lad["plot"], lad["table"], lad["status"], names], **PRIVATE)
+    # drawn after a click, and the poll's memory cleared: a state that changed while the click's view was drawn
+    # (a Stop lands a moment later) is drawn by the next tick, never hidden behind "nothing changed"
+    view = dict(fn=lambda owner, shown: (*h.ladder_view(owner, shown), None), inputs=[page.who, names],
+                outputs=[lad["plot"], lad["table"], lad["status"], names, last], **PRIVATE)
     tab.select(**show).then(**view)  # the Train tab's choices are read whenever the tab is opened, not followed
     gr.on([step.change, seed.submit, block.release, batch.release], trigger_mode="always_last", **show)
     nxt.click(h.next_step, step, step, **PRIVATE)
