@@ -56,4 +56,4 @@ sync_api.Page.wait_for_function = _wait_for_function_every_poll_ms
 
 def wait_text(page, elem_id: str, needle: str, timeout: float = 60_000) -> None:
     page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
-                           arg=[elem_id, needle], timeout=timeout, polling=POLL_MS)
+                           arg=[elem_id, needle], timeout=timeout)

@@ -25,7 +25,7 @@ import pytest
 from gpt.jobs.manager import TEACHER
 
 from helpers_class import TOKEN, launch_class_app
-from helpers_browser import ARGS, CHROMIUM, POLL_MS, PROGRESS_HISTORY, SHOTS, text, wait_text
+from helpers_browser import ARGS, CHROMIUM, PROGRESS_HISTORY, SHOTS, text, wait_text
 from test_app_browser import pick_addition_and_tiny, set_number
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -123,7 +123,7 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
     students[4].screenshot(path=SHOTS / "class-queued.png", full_page=True)
     before = text(students[1], "progress")
     students[1].wait_for_function("(before) => document.getElementById('progress').innerText !== before",
-                                  arg=before, timeout=15_000, polling=POLL_MS)
+                                  arg=before, timeout=15_000)
 
     lap(t0, "the queue checked")
     # the teacher's page: a sentence for a wrong token, then every run with its student's name
@@ -135,8 +135,7 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
     teacher = open_page(browser, f"{url}teacher")
     teacher.locator("#teacher-token input").fill(TOKEN)
     teacher.click("#teacher-open")
-    teacher.wait_for_function("() => document.querySelectorAll('#teacher-runs tr[data-run]').length === 5",
-                              polling=POLL_MS)
+    teacher.wait_for_function("() => document.querySelectorAll('#teacher-runs tr[data-run]').length === 5")
     rows = {r[0]: r for r in table_rows(teacher, "teacher-runs")}
     assert set(rows) == set(names)
     assert [rows[n][1] for n in names] == [f"Student {k + 1}" for k in range(5)]
@@ -160,9 +159,8 @@ def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board
     # once the four others finished, the board ranks them, lowest bits per character first
     teacher.wait_for_function("""(runs) => runs.every(r => [...document.querySelectorAll('#teacher-runs tr')]
                                    .some(tr => tr.dataset.run === r && tr.innerText.includes('finished')))""",
-                              arg=names[1:], timeout=240_000, polling=POLL_MS)
-    teacher.wait_for_function("() => document.querySelectorAll('#teacher-board tr[data-run]').length >= 4",
-                              polling=POLL_MS)
+                              arg=names[1:], timeout=240_000)
+    teacher.wait_for_function("() => document.querySelectorAll('#teacher-board tr[data-run]').length >= 4")
     lap(t0, "the four others finished")
     board = table_rows(teacher, "teacher-board")
     assert [int(r[0]) for r in board] == list(range(1, len(board) + 1))
@@ -202,16 +200,14 @@ def test_the_teacher_cancels_a_queued_run_and_its_student_still_sees_it(browser,
     assert "Loading your run" in seen[0] and not any("No run yet" in t for t in seen), seen
 
     teacher = open_teacher(browser, url)
-    teacher.wait_for_function("(run) => document.querySelector(`#teacher-runs tr[data-run='${run}']`)", arg=queued_run,
-                              polling=POLL_MS)
+    teacher.wait_for_function("(run) => document.querySelector(`#teacher-runs tr[data-run='${run}']`)", arg=queued_run)
     teacher_stops(teacher, queued_run)  # the teacher's message says what really happens: a cancel, kept
     wait_text(teacher, "teacher-action-msg", f"Cancelled {queued_run} while it waited in the queue")
     wait_text(waiting, "progress", "Cancelled by the teacher while it waited in the queue")
     line = text(waiting, "progress")
     assert queued_run in line and "stopped" in line  # still there, for its student, not "No run yet"
     # the board lists it without a rank: it was never evaluated (a step-0 loss ranks nothing)
-    teacher.wait_for_function("(run) => document.querySelector(`#teacher-board tr[data-run='${run}']`)", arg=queued_run,
-                              polling=POLL_MS)
+    teacher.wait_for_function("(run) => document.querySelector(`#teacher-board tr[data-run='${run}']`)", arg=queued_run)
     row = [r for r in table_rows(teacher, "teacher-board") if r[3] == queued_run][0]
     assert row[0] == "-" and row[2] == "not yet", row
     teacher_stops(teacher, busy_run)

@@ -94,18 +94,19 @@ class LessonHandlers:
         """Stop the rung that trains (or waits) and the climb after it; says where the ladder stands."""
         planned = self._planned(owner, names)
         job = self.m.active_job(owner) if owner else None
-        between = None
+        between = nxt = None
         if job is None or job.name not in planned:  # a rung may have just finished, the next not yet begun
             between = next((j for n in planned if (j := self.m.job(n)) is not None and j.then and not j.active), None)
-            if between is None:
+            plan = between.then if between is not None else []
+            if not plan:
                 return say("No rung of your ladder is training.", ok=False)
-        nxt = between.then[0][2] if between is not None and between.then else None
+            nxt = plan[0][2]
         try:
             self.m.stop(owner, (between or job).name)
         except Exception as err:  # noqa: BLE001
             return problem(err)
         if between is not None:
-            return say(f"Stopping the ladder at rung {_rung_of(nxt) if nxt else '?'}, before it began: rung "
+            return say(f"Stopping the ladder at rung {_rung_of(nxt)}, before it began: rung "
                        f"{_rung_of(between.name)} had just finished. **Go on** climbs on from there.")
         return say(f"Stopping the ladder at rung {_rung_of(job.name)}: its weights are saved. **Go on** climbs on "
                    "from there.")
