@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import gradio as gr
 import pytest
@@ -153,3 +154,22 @@ def test_a_stop_between_two_rungs_stops_the_climb_and_cancels_the_rung_being_set
     _, table, status, _ = h.ladder_view(owner, names)
     assert list(table["state"]) == ["finished", "stopped", "not started"], status
     assert "rung 3 never started" in status
+
+
+def test_a_stop_on_a_rung_still_waiting_in_the_queue_says_nothing_was_trained(handlers, monkeypatch):
+    for n, steps in ((1, 20_000), (2, 20)):
+        monkeypatch.setitem(ladder.RUNGS, n, dataclasses.replace(ladder.RUNGS[n], train={
+            **ladder.RUNGS[n].train, "max_iters": steps, "eval_interval": 10, "eval_iters": 2, "sample_tokens": 0}))
+    real = time.strftime  # both ladders pressed in the same second
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "1202-0635" if fmt == "%m%d-%H%M%S" else real(fmt, *a))
+    h = handlers  # one slot on a CPU: another student's long rung holds it
+    msg, theirs = h.start_ladder("student-a", "addition", None, None, "char", 2048, "1")
+    assert "queued" in msg
+    msg, names = h.start_ladder("student-b", "addition", None, None, "char", 2048, "1-2")
+    assert "queued" in msg, msg  # a ladder pressed in the same second as another gets names of its own
+    assert len({theirs[0], *names}) == 3 and names[0].endswith("-rung1")
+    assert h.m.active_job("student-b").state == "queued"
+    msg = h.stop_ladder("student-b", names)
+    assert "Cancelled the ladder at rung 1 while it waited in the queue: nothing of it was trained" in msg
+    assert "weights are saved" not in msg
+    h.m.stop("student-a", theirs[0])

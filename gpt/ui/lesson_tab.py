@@ -16,6 +16,7 @@ climbs on from the first rung that did not finish.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import gradio as gr
@@ -44,6 +45,17 @@ class LessonHandlers:
     def __init__(self, manager: JobManager, models: ModelCache | None = None):
         self.m = manager
         self.models = models or ModelCache(2)  # the last step loads the student's runs
+        self._naming = threading.Lock()  # a class presses "Train the ladder" in the same second
+
+    def _stem(self, corpus, kind) -> str:
+        """`ladder-CORPUS-KIND-MMDD-HHMMSS`, with `-2`, `-3`... when another ladder of that second has it:
+        every rung's name grows from the stem, and a name is never given twice (folder.new_folder)."""
+        base = f"{PREFIX}{corpus.name}-{kind}-{time.strftime('%m%d-%H%M%S')}"
+        taken = folders.used_names(self.m.root) | {p.name for p in self.m.root.iterdir()}
+        k = 1
+        while any(n.startswith(f"{base}{'' if k == 1 else f'-{k}'}-rung") for n in taken):
+            k += 1
+        return base if k == 1 else f"{base}-{k}"
 
     def _lesson(self, choice, upload, pasted, kind, bpe_vocab, seed, block_size, batch_size) -> lesson.Lesson:
         settings = lesson.Settings(seed=int(seed), block_size=int(block_size), batch_size=int(batch_size))
@@ -78,13 +90,15 @@ class LessonHandlers:
             corpus = corpora.load(choice, upload, pasted, max_bytes=self.m.limits.max_upload_bytes)
             vocab = int(bpe_vocab) if kind == "bpe" and bpe_vocab else None
             exact = corpora.dataset(corpus, kind, vocab).tokenizer.vocab_size
-            stamp = time.strftime("%m%d-%H%M%S")
-            plan = [(corpus, RunRequest(tokenizer=kind, vocab_size=vocab, rung=n),
-                     f"{PREFIX}{corpus.name}-{kind}-{stamp}-rung{n}") for n in numbers]
-            for _, request, _ in plan:  # refuse before anything is queued, not halfway up the ladder
-                check_request(corpus, request, self.m.limits, self.m.device, exact)
-            (c, request, name), *rest = plan
-            self.m.start(owner, c, request, name=name, vocab_size=exact, then=rest)
+            for n in numbers:  # refuse before anything is queued, not halfway up the ladder
+                check_request(corpus, RunRequest(tokenizer=kind, vocab_size=vocab, rung=n), self.m.limits,
+                              self.m.device, exact)
+            with self._naming:  # the first rung's folder takes the stem before another ladder looks
+                stem = self._stem(corpus, kind)
+                plan = [(corpus, RunRequest(tokenizer=kind, vocab_size=vocab, rung=n), f"{stem}-rung{n}")
+                        for n in numbers]
+                (c, request, name), *rest = plan
+                self.m.start(owner, c, request, name=name, vocab_size=exact, then=rest)
         except Exception as err:  # noqa: BLE001
             return problem(err), gr.skip()
         return say(f"The ladder is queued: {len(plan)} runs, one after another. The curves below fill in "
@@ -101,6 +115,7 @@ class LessonHandlers:
             if not plan:
                 return say("No rung of your ladder is training.", ok=False)
             nxt = plan[0][2]
+        waited = job is not None and job.state == "queued"  # behind other runs: nothing trained, nothing to save
         try:
             self.m.stop(owner, (between or job).name)
         except Exception as err:  # noqa: BLE001
@@ -108,6 +123,9 @@ class LessonHandlers:
         if between is not None:
             return say(f"Stopping the ladder at rung {_rung_of(nxt)}, before it began: rung "
                        f"{_rung_of(between.name)} had just finished. **Go on** climbs on from there.")
+        if waited:
+            return say(f"Cancelled the ladder at rung {_rung_of(job.name)} while it waited in the queue: nothing of "
+                       "it was trained. **Go on** climbs on from there.")
         return say(f"Stopping the ladder at rung {_rung_of(job.name)}: its weights are saved. **Go on** climbs on "
                    "from there.")
 
