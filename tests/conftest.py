@@ -27,3 +27,17 @@ def shakespeare_text() -> str:
     if not shakespeare_available():
         pytest.skip("Tiny Shakespeare is not available offline (set GPT_DATA_DIR)")
     return (Path(os.environ["GPT_DATA_DIR"]) / "tinyshakespeare.txt").read_text(encoding="utf-8")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`--dist loadgroup`), every browser test goes to one worker, in file order: two
+    Chromiums, two app servers and their training runs side by side starve each other into their timeouts on
+    two cores, while a browser test beside CPU-bound tests runs fine. Every other test keeps its file's group, so
+    a module's fixtures (a trained run, an app server) are built once. The browser group, the longest, goes
+    first, so the other worker's files fill the time beside it. Without xdist the markers do nothing."""
+    def browser(item) -> bool:
+        return "browser" in item.path.name or item.get_closest_marker("browser") is not None
+
+    items.sort(key=lambda item: not browser(item))  # stable: file order within each part
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("browser" if browser(item) else item.path.stem))

@@ -94,7 +94,7 @@ def page_for(managers, root, gpu_fn, settings=SHORT) -> SlicedPage:
 def test_start_chains_gpu_slices_until_the_run_finishes_and_the_page_sees_each_one(managers, root):
     h = page_for(managers, root, StandIn(train_slice, SHORT.duration_s))
     line = h.start("me", max_iters=1500)
-    assert "trains on the GPU in slices of 3 s" in line
+    assert "trains on the GPU in slices of 3 s" in line and "while a page of yours is open (a reload goes on)" in line
     name = h.m.runs.current_run("me")
     seen, done = [], threading.Event()
 
@@ -271,6 +271,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI", "").lower() != "true",
                     reason=f"{CHROMIUM} is not installed")
+@pytest.mark.browser
 def test_the_page_pieces_in_a_browser_train_in_slices_and_show_the_slice_line(managers, root):
     sync_api = pytest.importorskip("playwright.sync_api")
     from gpt.ui import frames, slice_timer

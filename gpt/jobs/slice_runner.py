@@ -106,9 +106,10 @@ class SliceRunner:
     def describe_start(self, job: Job, resumed: bool = False) -> str:
         d = self.settings.duration_s
         if resumed:
-            return f"Resuming **{job.name}** in GPU slices of {d:g} s while this page is open."
+            return (f"Resuming **{job.name}** in GPU slices of {d:g} s while a page of yours is open (a reload goes "
+                    "on).")
         return (f"Run **{job.name}** trains on the GPU in slices of {d:g} s, each from your ZeroGPU quota; the "
-                "first slice starts now and the next ones follow while this page is open.")
+                "first slice starts now and the next ones follow while a page of yours is open (a reload goes on).")
 
     def stop(self, name: str, by: str) -> str:
         """Stop after this slice's next step (during a slice) or at once (between slices)."""
@@ -260,7 +261,7 @@ class SliceRunner:
     def _said(result: SliceResult, n: int) -> tuple[str, str]:
         if result.state == "paused":
             return "paused", (f"GPU slice {n} trained to step {result.step:,} of {result.max_iters:,}; the next slice "
-                              "goes on from there while this page is open.")
+                              "goes on from there while a page of yours is open.")
         if result.state == "finished":
             return "finished", f"Finished: step {result.step:,}, in {n} GPU slice{'s' if n > 1 else ''}."
         if result.state == "stopped":

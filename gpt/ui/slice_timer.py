@@ -30,8 +30,8 @@ def describe_slices(settings: SliceSettings | None = None) -> str:
     """The page's line on where training runs, for a ZeroGPU Space (in place of 'training runs on the CPU')."""
     d = (settings or slice_runner.SETTINGS).duration_s
     return (f"This is a ZeroGPU Space: **each run trains on its GPU in slices of {d:g} s**, each taken from your own "
-            "daily ZeroGPU quota (sign in to Hugging Face for a bigger one). Slices follow one another while this "
-            "page is open; after a refusal, click Resume.")
+            "daily ZeroGPU quota (sign in to Hugging Face for a bigger one). Slices follow one another while a "
+            "page of yours is open, across reloads; after a refusal, click Resume.")
 
 
 def storage_note() -> str:
