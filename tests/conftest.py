@@ -29,15 +29,30 @@ def shakespeare_text() -> str:
     return (Path(os.environ["GPT_DATA_DIR"]) / "tinyshakespeare.txt").read_text(encoding="utf-8")
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`--dist loadgroup`), every browser test goes to one worker, in file order: two
-    Chromiums, two app servers and their training runs side by side starve each other into their timeouts on
-    two cores, while a browser test beside CPU-bound tests runs fine. Every other test keeps its file's group, so
-    a module's fixtures (a trained run, an app server) are built once. The browser group, the longest, goes
-    first, so the other worker's files fill the time beside it. Without xdist the markers do nothing."""
-    def browser(item) -> bool:
-        return "browser" in item.path.name or item.get_closest_marker("browser") is not None
+def _in_a_browser(nodeid: str) -> bool:
+    """A test that drives Chromium: its file is named for it (test_*browser*.py), or so is the test."""
+    return "browser" in nodeid.split("[", 1)[0]
 
-    items.sort(key=lambda item: not browser(item))  # stable: file order within each part
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("browser" if browser(item) else item.path.stem))
+
+def pytest_collection_modifyitems(config, items):
+    """The browser tests first (stable: file order within each part), so under xdist the longest group starts
+    first and the other worker's files fill the time beside it."""
+    items.sort(key=lambda item: not _in_a_browser(item.nodeid))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`-n 2`: every browser test goes to one worker, one after another, and every other file to whichever
+    worker is free, whole (a module's fixtures, a trained run or an app server, are built once). Two Chromiums,
+    two app servers and their training runs side by side starve each other into their timeouts on two cores;
+    a browser test beside CPU-bound tests runs fine. (xdist's own `loadgroup` cannot do it under pytest 9:
+    it renames node ids through an attribute pytest no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False  # collection order (the browser group first), not the most tests first
+
+    class BrowsersApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "browser" if _in_a_browser(nodeid) else nodeid.split("::", 1)[0]
+
+    return BrowsersApart(config, log)

@@ -163,7 +163,7 @@ def test_attention_of_a_run_still_training_uses_its_snapshot(views, manager):
                what="steps")
     assert job.name in [c[1] for c in views.attention.model_runs("alice")["choices"]]
     out = views.attention.show("alice", job.name, "7+8=15", 0, 0)
-    assert out[0] is not None and "still training" in out[5]
+    assert out[0] is not None and "training when drawn: its weights at step" in out[5]
     manager.stop("alice", job.name)
     manager.wait(job.name, 30)
 
@@ -359,4 +359,5 @@ def test_a_run_training_in_gpu_slices_says_its_weights_are_the_last_slice_s():
     saved = SimpleNamespace(live=False, step=0)
     assert "training in GPU slices: its weights as the last slice saved them, at step 0" in view._at("r", saved)
     assert view._at("done", saved) == "**done** at step 0" and view._at("other", saved) == "**other** at step 0"
-    assert "still training: its weights at step 7" in view._at("r", SimpleNamespace(live=True, step=7))
+    assert "training when drawn: its weights at step 7; ↻ draws its latest" in view._at("r", SimpleNamespace(
+        live=True, step=7))

@@ -32,7 +32,8 @@ class View:
         """Which weights the view shows. A run training in GPU slices (ZeroGPU) has its live weights in the GPU's
         process: here they are the ones its last slice saved (step 0 until the first slice ends), and it says so."""
         if loaded.live:
-            return f"**{run}** (still training: its weights at step {loaded.step:,})"
+            # the line stays on screen after the run moves on or ends: say when it was true and how to redraw
+            return f"**{run}** (training when drawn: its weights at step {loaded.step:,}; ↻ draws its latest)"
         job = self.m.job(run)
         if job is not None and job.slice_number and job.state in ("running", "paused"):
             return (f"**{run}** (training in GPU slices: its weights as the last slice saved them, at step "
