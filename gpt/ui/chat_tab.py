@@ -336,9 +336,9 @@ def _wire_finetune(page: Page, h: ChatHandlers, f: dict, chat_run, watched, last
     f["refresh"].click(**show_parents)
     f["task"].change(h.task_inputs, f["task"], f["upload"], **PRIVATE)
     start_in = [who, f["parent"], f["task"], f["upload"], f["max_seconds"], f["max_iters"], f["lr"], f["batch_size"]]
-    f["start"].click(h.start_finetune, start_in, [f["msg"], watched], **PRIVATE)
+    page.wake_after(f["start"].click(h.start_finetune, start_in, [f["msg"], watched], **PRIVATE))
     f["stop"].click(h.stop_finetune, [who, watched], f["msg"], **PRIVATE)
-    f["resume"].click(h.resume_finetune, [who, watched], f["msg"], **PRIVATE)
+    page.wake_after(f["resume"].click(h.resume_finetune, [who, watched], f["msg"], **PRIVATE))
     outputs = [f["progress"], f["loss_plot"], f["accuracy_plot"], f["growth"], f["sample"], f["stop"], f["resume"],
                chat_run, last]
     if page.timer is not None:

@@ -294,10 +294,13 @@ def build_lesson_tab(page: Page) -> gr.Tab:
     tab.select(**show).then(**view)  # the Train tab's choices are read whenever the tab is opened, not followed
     gr.on([step.change, seed.submit, block.release, batch.release], trigger_mode="always_last", **show)
     nxt.click(h.next_step, step, step, **PRIVATE)
-    lad["start"].click(h.start_ladder, [page.who, *inputs[:5], lad["rungs"]], [lad["msg"], names], **PRIVATE).then(
-        **view)
+    climb = lad["start"].click(h.start_ladder, [page.who, *inputs[:5], lad["rungs"]], [lad["msg"], names], **PRIVATE)
+    climb.then(**view)
+    page.wake_after(climb)
     lad["stop"].click(h.stop_ladder, [page.who, names], lad["msg"], **PRIVATE).then(**view)
-    lad["go_on"].click(h.go_on, [page.who, names], [lad["msg"], names], **PRIVATE).then(**view)
+    go_on = lad["go_on"].click(h.go_on, [page.who, names], [lad["msg"], names], **PRIVATE)
+    go_on.then(**view)
+    page.wake_after(go_on)
     if page.timer is not None:
         page.every_tick(h.poll, [page.who, names, last], [lad["plot"], lad["table"], lad["status"], names, last])
     return tab

@@ -221,8 +221,9 @@ def build_rl_panel(page: Page) -> dict:
     c["refresh"].click(**pick)
     poll_out = [c["progress"], c["plot"], c["answers"], c["before_after"], c["stop"], last]
     settings = [c["parent"], c["task"], c["samples"], c["temperature"], c["seconds"]]
-    c["start"].click(h.start, [who, *settings], [c["msg"], watched], **PRIVATE).then(
-        h.poll, [who, watched, last], poll_out, show_progress="hidden", **PRIVATE)
+    started = c["start"].click(h.start, [who, *settings], [c["msg"], watched], **PRIVATE)
+    started.then(h.poll, [who, watched, last], poll_out, show_progress="hidden", **PRIVATE)
+    page.wake_after(started)
     c["stop"].click(h.stop, [who, watched], c["msg"], **PRIVATE)
     page.every_tick(h.poll, [who, watched, last], poll_out)
     return c

@@ -374,12 +374,13 @@ def build_train_tab(page: Page) -> gr.Tab:
           trigger_mode="always_last", **show_estimate)
 
     start_in = [*corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders, m["share"]]
-    w["start"].click(h.start, [who, *start_in], w["msg"], **PRIVATE).then(
-        h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(
+    started = w["start"].click(h.start, [who, *start_in], w["msg"], **PRIVATE)
+    started.then(h.first_point, poll_in, poll_out, show_progress="hidden", **PRIVATE).then(
         h.compare_with_new, [who, w["compare_runs"]], w["compare_runs"], **PRIVATE)
+    page.wake_after(started)
     m["to_lesson"].click(None, None, None, js=TO_LESSON, **PRIVATE)
     w["stop"].click(h.stop, who, w["msg"], **PRIVATE)
-    w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE)
+    page.wake_after(w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE))
     slice_timer.wire(page, w["msg"])  # on ZeroGPU: the timer runs the GPU slices
     page.every_tick(h.class_limit, [class_limit], [class_limit])
     class_limit.change(**show_estimate)
