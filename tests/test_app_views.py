@@ -359,5 +359,5 @@ def test_a_run_training_in_gpu_slices_says_its_weights_are_the_last_slice_s():
     saved = SimpleNamespace(live=False, step=0)
     assert "training in GPU slices: its weights as the last slice saved them, at step 0" in view._at("r", saved)
     assert view._at("done", saved) == "**done** at step 0" and view._at("other", saved) == "**other** at step 0"
-    assert "training when drawn: its weights at step 7; ↻ draws its latest" in view._at("r", SimpleNamespace(
+    assert "training when drawn: its weights at step 7; draw again for its latest" in view._at("r", SimpleNamespace(
         live=True, step=7))

@@ -33,7 +33,7 @@ class View:
         process: here they are the ones its last slice saved (step 0 until the first slice ends), and it says so."""
         if loaded.live:
             # the line stays on screen after the run moves on or ends: say when it was true and how to redraw
-            return f"**{run}** (training when drawn: its weights at step {loaded.step:,}; ↻ draws its latest)"
+            return f"**{run}** (training when drawn: its weights at step {loaded.step:,}; draw again for its latest)"
         job = self.m.job(run)
         if job is not None and job.slice_number and job.state in ("running", "paused"):
             return (f"**{run}** (training in GPU slices: its weights as the last slice saved them, at step "
