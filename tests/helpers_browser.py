@@ -55,5 +55,10 @@ sync_api.Page.wait_for_function = _wait_for_function_every_poll_ms
 
 
 def wait_text(page, elem_id: str, needle: str, timeout: float = 60_000) -> None:
-    page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
-                           arg=[elem_id, needle], timeout=timeout)
+    """Wait until #elem_id's text holds `needle`; a timeout says what it held instead (a flake explains itself)."""
+    try:
+        page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
+                               arg=[elem_id, needle], timeout=timeout)
+    except sync_api.TimeoutError:
+        held = page.evaluate("(id) => document.getElementById(id)?.innerText ?? '(no such element)'", elem_id)
+        raise AssertionError(f"#{elem_id} never said {needle!r} in {timeout / 1000:.0f} s; it says {held!r}") from None

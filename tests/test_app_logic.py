@@ -677,6 +677,10 @@ def test_generate_and_checkpoint_handlers(handlers, manager, tmp_path):
     out = list(handlers.generate.generate("alice", name, "1+", 20, 0.8, 5, 0.9, 3))
     assert out[-1][0].startswith("1+") and "Done" in out[-1][1]
     assert handlers.generate.stop_generation("alice") == gr_skip()  # it had finished: its "Done" line stays
+    # a click that beats the tab's own list (opening the tab refreshes it) samples the run the list will show
+    assert list(handlers.generate.generate("alice", None, "1+", 20, 0.8, 5, 0.9, 3))[-1] == out[-1]
+    with pytest.warns(UserWarning):
+        assert "Choose a run" in list(handlers.generate.generate("bob", None, "1+", 20, 0.8, 5, 0.9, 3))[-1][1]
     with pytest.warns(UserWarning):
         out = list(handlers.generate.generate("alice", name, "hello", 20, 0.8, 0, 1.0, -1))
     assert out == [("", out[0][1])] and "never saw" in out[0][1]  # a sentence, not a traceback

@@ -113,8 +113,13 @@ def test_a_conversation_longer_than_the_context_loses_its_oldest_turns_and_says_
     assert "message(s) were left out" in status  # the model read only the last ones, and the page says so
 
 
-def test_no_chat_model_or_a_run_that_is_not_one_is_a_sentence(h):
-    assert "Choose a chat model" in last(h.send("alice", None, "2+2?", [], *GREEDY))[-1]
+def test_no_chat_model_or_a_run_that_is_not_one_is_a_sentence(h, tmp_path):
+    nothing = JobManager(tmp_path / "empty", BIG, device="cpu")  # a server with no chat model at all
+    assert "Choose a chat model" in last(ChatHandlers(nothing, ModelCache()).send("alice", None, "2+2?", [], *GREEDY))[-1]
+    # a Send that beats the tab's own list (opening the tab refreshes it) asks the model the list will show
+    assert h.chat_choices("alice")["value"] == "parent-chat"
+    _, _, kept, status = last(h.send("alice", None, "2+2?", [], *GREEDY))
+    assert kept[-1] == {"role": "assistant", "content": "4"} and "ended with" in status
     assert "is not a chat model" in last(h.send("alice", "parent", "2+2?", [], *GREEDY))[-1]
     assert "There is no run named" in last(h.send("alice", "someone-elses", "2+2?", [], *GREEDY))[-1]
 

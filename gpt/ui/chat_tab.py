@@ -32,7 +32,7 @@ from ..jobs import sampling as gen
 from .addresses import client_address
 from .messages import problem, say
 from .page import CHAT_QUEUE, PRIVATE, Page, unchanged
-from .pickers import pick_run, short_label
+from .pickers import first_choice, pick_run, short_label
 from .rl_panel import build_rl_panel
 
 FILE = "file"  # the task choice that means "my uploaded conversations"
@@ -49,6 +49,10 @@ class ChatHandlers:
         self._stop: dict[str, threading.Event] = {}  # owner -> the Stop button of their answer in progress
 
     # --- which runs ---------------------------------------------------------------------------------
+    def _chosen(self, owner, run) -> str:
+        """The chat model asked for; a click that beats the tab's own list asks for the one it will show."""
+        return run or first_choice(self.m, owner, chat.chat_runs(self.m.runs.list_runs(owner))) or ""
+
     def chat_choices(self, owner, current=None):
         return pick_run(self.m, owner, chat.chat_runs(self.m.runs.list_runs(owner)), current, short_label)
 
@@ -71,6 +75,7 @@ class ChatHandlers:
         history = list(history or [])
         try:
             chat.typed_message(message)
+            run = self._chosen(owner, run)
             loaded = chat.open_chat(self.m, self.models, owner, run)
             settings, notes = chat.chat_settings(loaded, self.m.limits.max_new_tokens, max_new_tokens, temperature,
                                                  top_k, top_p)
@@ -120,6 +125,7 @@ class ChatHandlers:
         stop = self._stop_event(owner)
         try:
             chat.typed_message(question)
+            run = self._chosen(owner, run)
             loaded = chat.open_chat(self.m, self.models, owner, run)
             parent = self.m.runs.summary(run, owner).parent
             if not parent:

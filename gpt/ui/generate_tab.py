@@ -17,7 +17,7 @@ from ..jobs import JobManager
 from ..jobs import sampling as gen
 from .messages import problem
 from .page import GENERATE_QUEUE, PRIVATE, Page
-from .pickers import pick_run, sampleable
+from .pickers import first_choice, pick_run, sampleable
 
 
 class GenerateHandlers:
@@ -41,6 +41,8 @@ class GenerateHandlers:
                 del self._stop[owner or ""]
 
     def _stream(self, stop, owner, run, prompt, max_new_tokens, temperature, top_k, top_p, seed):
+        # a click that beats the tab's own list (opening the tab refreshes it) samples the run the list will show
+        run = run or first_choice(self.m, owner, sampleable(self.m.runs.list_runs(owner))) or ""
         req = gen.SampleRequest(run, prompt or "", max_new_tokens, temperature, top_k, top_p, seed)
         try:
             loaded = gen.open_run(self.m, self.models, owner, run, self.m.device)

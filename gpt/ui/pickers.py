@@ -40,13 +40,18 @@ def short_label(r: RunStatus) -> str:
     return " · ".join([r.name, r.whose, r.corpus, r.tokenizer])
 
 
+def first_choice(manager: JobManager, owner: str, runs: list[RunStatus]) -> str | None:
+    """The run a picker shows when nothing listed is chosen: the asker's current run, the shipped one, the first."""
+    names = [r.name for r in runs]
+    mine = manager.runs.current_run(owner) if owner else None
+    return next((n for n in (mine, SHIPPED) if n in names), names[0] if names else None)
+
+
 def pick_run(manager: JobManager, owner: str, runs: list[RunStatus], current: str | None,
              label: Callable[[RunStatus], str] = run_label) -> dict:
     """A dropdown update listing `runs`, keeping `current` if listed."""
-    names = [r.name for r in runs]
-    if current not in names:
-        mine = manager.runs.current_run(owner) if owner else None
-        current = next((n for n in (mine, SHIPPED) if n in names), names[0] if names else None)
+    if current not in [r.name for r in runs]:
+        current = first_choice(manager, owner, runs)
     return gr.update(choices=[(label(r), r.name) for r in runs], value=current)
 
 
