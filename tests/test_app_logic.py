@@ -563,6 +563,9 @@ def test_progress_html_for_each_state():
     html = plots.progress_html(RunStatus(**base, state="running"))
     assert "step <b>50</b> / 100" in html and "1,234 tokens/s" in html and "about 12 s left" in html and "width:50.0%" in html
     assert "width:100.0%" in plots.progress_html(RunStatus(**base, state="finished"))
+    assert "batch loss 2.500" in html
+    rl = plots.progress_html(RunStatus(**{**base, "loss": -0.04}, state="running", kind="rl"))
+    assert "policy-gradient loss -0.040" in rl and "batch loss" not in rl  # not an error that went below zero
 
 
 # --- the handlers, called as plain functions -----------------------------------------------------

@@ -68,6 +68,9 @@ def test_before_and_after_shows_the_same_held_out_questions_at_step_zero_and_now
     table = before_after_html(ROWS)
     assert "at step 0 and at step 2: 1 then 2 of 2 right" in table
     assert table.count("What is 1 + 2?") == 1 and "✗ 4" in table and "✓ 3" in table
+    first = before_after_html(ROWS[:1])  # one evaluation so far: one column, not step 0 beside step 0
+    assert "Held-out questions at step 0: 1 of 2 right" in first and first.count("<th>Step 0</th>") == 1
+    assert "and at step 0" not in first and "✗ 4" in first and "✓ 4" in first
 
 
 def test_the_chat_runs_offered_are_the_chat_runs_the_asker_may_see(manager):

@@ -117,7 +117,10 @@ def progress_html(status: RunStatus | None) -> str:
         if (status.processes or 1) > 1:
             parts.append(f"{status.processes} processes (torchrun)")
         if status.loss is not None and state == "running":
-            parts.append(f"batch loss {status.loss:.3f}")
+            # RL's is the policy-gradient objective (advantage x log-probability): it is not an error, and it
+            # sits near 0 either side; the reward is the number to watch (the RL panel's curve)
+            parts.append(f"policy-gradient loss {status.loss:.3f}" if status.kind == "rl" else
+                         f"batch loss {status.loss:.3f}")
         if status.val_loss is not None:
             ppl = f", perplexity {status.val_ppl:,.1f}" if status.val_ppl is not None and not status.active else ""
             parts.append(f"val loss {_fmt(status.val_loss)} ({_fmt(status.val_bpc, '{:.2f}')} bits/char{ppl})")

@@ -47,6 +47,9 @@ body.projector .gradio-container .prose th { font-size: 18px; }
 body.projector .gradio-container [data-testid="block-info"], body.projector .gradio-container label > span,
 body.projector .gradio-container .label-wrap span { font-size: 17px; }
 body.projector #intro, body.projector #runtime, body.projector #display-name-row { display: none; }
+/* the Chat tab: the message box and Send on the first screen (its intro is the Lesson's to say) */
+body.projector #chat-intro { display: none; }
+body.projector #chatbot { height: 250px !important; max-height: 250px !important; }
 body.projector #train-tab { display: flex; flex-direction: column; }
 body.projector #watch-area { order: -1; }
 body.projector #train-settings { order: 1; }

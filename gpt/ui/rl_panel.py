@@ -78,14 +78,23 @@ def answers_html(steps: list[tuple[int, list[dict]]]) -> str:
 
 
 def before_after_html(rows: list[dict]) -> str:
-    """The held-out questions as the model answered them at step 0 and at its latest evaluation."""
+    """The held-out questions as the model answered them at step 0 and at its latest evaluation (one column
+    until a second evaluation: 'step 0 and step 0' side by side says nothing)."""
     rated = [r for r in rows if r.get("held_out")]
     if not rated:
         return '<div class="rl-before-after">The held-out questions show here after the first evaluation.</div>'
     first, last = rated[0], rated[-1]
     score = lambda r: sum(1 for h in r["held_out"] if h[3])  # noqa: E731
+    n = len(last["held_out"])
+    if first is last:
+        out = [f'<table class="rl-before-after"><caption>Held-out questions at step {first["step"]:,}: '
+               f'{score(first)} of {n} right; the next evaluation shows them again beside these</caption>'
+               f'<tr><th>Question</th><th>Right answer</th><th>Step {first["step"]:,}</th></tr>']
+        out += [f"<tr><td>{html.escape(q)}</td><td>{html.escape(expected)}</td><td>{_chip(before, ok)}</td></tr>"
+                for q, expected, before, ok in first["held_out"]]
+        return "".join(out) + "</table>"
     out = [f'<table class="rl-before-after"><caption>The same held-out questions at step {first["step"]:,} and at '
-           f'step {last["step"]:,}: {score(first)} then {score(last)} of {len(last["held_out"])} right</caption>'
+           f'step {last["step"]:,}: {score(first)} then {score(last)} of {n} right</caption>'
            f'<tr><th>Question</th><th>Right answer</th><th>Step {first["step"]:,}</th>'
            f'<th>Step {last["step"]:,}</th></tr>']
     for (q, expected, before, ok_before), (_, _, after, ok_after) in zip(first["held_out"], last["held_out"]):
