@@ -554,6 +554,15 @@ def test_loss_frame_keeps_every_series_and_numbers():
     assert list(cmp["run"]) == ["a", "b"]
 
 
+def test_a_plot_is_sent_blank_until_it_has_a_point():
+    from gpt.ui import frames
+
+    assert frames.drawn(frames.loss_frame([], [])) is None  # NaN rows only: a chart laid out for no data
+    assert frames.drawn(frames.compare_frame({})) is None
+    curve = frames.loss_frame([], [(1, 6.1)])
+    assert frames.drawn(curve) is curve and set(curve["series"]) == set(frames.LOSS_SERIES)
+
+
 def test_progress_html_for_each_state():
     assert "Start training" in plots.progress_html(None)
     base = dict(name="r", owner=None, mine=True, shared=False, corpus="addition", tokenizer="char", model_type="gpt",

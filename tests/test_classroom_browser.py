@@ -49,6 +49,20 @@ def font_px(page, selector: str) -> float:
     return page.evaluate("(s) => parseFloat(getComputedStyle(document.querySelector(s)).fontSize)", selector)
 
 
+def assert_the_plot_shows_its_labels_and_legend(page, selector: str, entries: int) -> None:
+    """Every y label, the y title and each legend entry inside the plot's frame: a chart first laid out with no
+    data cut "6.15" to "5.15" and dropped the legend's entries below the frame (gpt.ui.frames.drawn)."""
+    frame = box(page, selector)
+    texts = page.evaluate("""(s) => [...document.querySelectorAll(`${s} svg .role-axis-label text, ${s} svg .role-axis-title text,
+                                     ${s} svg .role-legend-label text`)].map(t => [t.textContent, t.getBoundingClientRect().toJSON()])""",
+                          selector)
+    labels = [t for t, _ in texts]
+    assert "loss" in labels or "value" in labels or "percent" in labels, labels  # the y title is drawn
+    assert sum(1 for t in labels if "(" in t) >= entries, labels  # the legend's entries: "train (each step)"...
+    for label, b in texts:
+        assert frame["left"] - 1 <= b["left"] and b["bottom"] <= frame["bottom"] + 1, (label, b, frame)
+
+
 def test_the_projector_view_fits_a_projector(page, url):
     page.goto(url)
     wait_text(page, "corpus-stats", "characters")
@@ -78,6 +92,7 @@ def test_the_projector_view_fits_a_projector(page, url):
     for selector in ("#start-btn", "#loss-plot"):
         b = box(page, selector)
         assert b["top"] >= 0 and b["bottom"] <= VIEWPORT["height"], (selector, b)
+    assert_the_plot_shows_its_labels_and_legend(page, "#loss-plot", 3)
     run = page.locator("#progress .run-line b").first.inner_text().strip()  # not Gradio's timer overlay
     page.wait_for_function("(run) => document.getElementById('compare-runs').innerText.includes(run)", arg=run)
     page.screenshot(path=DOCS / "projector-train-1366.png")

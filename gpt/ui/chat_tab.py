@@ -206,8 +206,8 @@ class ChatHandlers:
         finished = status.state == "finished" and (last is None or last[1] != "finished")
         picker = self.chat_choices(owner, name if finished else current_chat) if (
             last is None or last[1] != sig[1]) else gr.skip()
-        return (frames.progress_html(status), frames.loss_frame(status.metrics, status.history),
-                chat.accuracy_frame(status.metrics), chat.growth_line(status), status.latest_sample,
+        return (frames.progress_html(status), frames.drawn(frames.loss_frame(status.metrics, status.history)),
+                frames.drawn(chat.accuracy_frame(status.metrics)), chat.growth_line(status), status.latest_sample,
                 gr.update(interactive=status.mine and status.active),
                 gr.update(interactive=status.mine and not status.active and status.state != "running elsewhere"),
                 picker, sig)

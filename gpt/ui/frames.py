@@ -56,6 +56,18 @@ def loss_frame(metrics: list[dict], step_losses: list[tuple[int, float]]) -> pd.
     return _frame(rows, LOSS_COLUMNS)
 
 
+def drawn(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The frame a plot is sent, or None (a blank plot) while it has no finite point.
+
+    Gradio's LinePlot lays its chart out once, when it first draws, and later values only swap the data
+    (Vega's autosize does not resize): a chart first drawn from a frame of NaN rows keeps the margins of an
+    axis without labels and a legend without entries, so the y labels of the real curve are cut on the
+    left ("6.15" read as "5.15") and the legend's entries fall below the frame. A blank plot draws nothing,
+    and its first real frame is laid out whole."""
+    finite = frame.iloc[:, 1].notna() & frame.iloc[:, 0].notna()
+    return frame if bool(finite.any()) else None
+
+
 def compare_frame(runs: dict[str, list[dict]]) -> pd.DataFrame:
     """val bpc against step for each run: {run name: metric rows}."""
     rows = [(r["step"], r["val_bpc"], name) for name, metrics in runs.items() for r in metrics if "val_bpc" in r]

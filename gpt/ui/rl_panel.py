@@ -179,13 +179,13 @@ class RLHandlers:
             return same
         if status is None:
             idle = '<div class="run-progress idle">No RL run yet: pick a chat run and a task, then press Start.</div>'
-            return idle, reward_frame([]), answers_html([]), before_after_html([]), gr.update(interactive=False), sig
+            return idle, None, answers_html([]), before_after_html([]), gr.update(interactive=False), sig
         rows = status.metrics
         steps = [(r["step"], r["sampled"]) for r in rows if r.get("sampled")]
         if newest is not None and (not steps or newest[0] > steps[-1][0]):
             steps.append(newest)
         stoppable = bool(status.mine and (status.active or status.state == "paused"))
-        return (frames.progress_html(status), reward_frame(rows, recent), answers_html(steps[::-1][:SHOWN_STEPS]),
+        return (frames.progress_html(status), frames.drawn(reward_frame(rows, recent)), answers_html(steps[::-1][:SHOWN_STEPS]),
                 before_after_html(rows), gr.update(interactive=stoppable), sig)
 
 

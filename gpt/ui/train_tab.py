@@ -173,7 +173,7 @@ class TrainHandlers:
         msg = "" if last is not None and last[0] == name and last[1] != sig[1] else gr.skip()
         plot = compare = gr.skip()
         if not last or last[0] != name or last[3] != steps or last[4] != sig[4]:
-            plot = frames.loss_frame(status.metrics, status.history) if name else None
+            plot = frames.drawn(frames.loss_frame(status.metrics, status.history)) if name else None
         if name in (compared or []) and (not last or last[4] != sig[4]):
             compare = self.compare(owner, compared)
         stoppable = bool(status and status.mine and (status.active or status.state == "paused"))  # paused: GPU slices
@@ -213,8 +213,7 @@ class TrainHandlers:
                     out[name] = self.m.runs.metrics(name)
                 except GPTError:
                     continue
-        frame = frames.compare_frame(out)
-        return frame if len(frame) else None
+        return frames.drawn(frames.compare_frame(out))
 
     @staticmethod
     def clear_plot():
@@ -318,6 +317,7 @@ def _watch_area() -> dict:
                                      title="Loss in nats per token (lower is better)", elem_id="loss-plot")
         with gr.Column():
             c["compare_plot"] = gr.LinePlot(None, x="step", y="val_bpc", color="run", height=260,
+                                            x_axis_format="~g", y_axis_format=".2f",  # not 5.727689 at one point
                                             title="Compare runs: validation bits per character", elem_id="compare-plot")
             with gr.Row():
                 c["compare_runs"] = gr.Dropdown(multiselect=True, label="Runs to compare", scale=5,

@@ -39,7 +39,7 @@ class WatchView(View):
         same = unchanged(sig, last, 4)
         if same:
             return same
-        curve = frames.loss_frame(rows, steps)
+        curve = frames.drawn(frames.loss_frame(rows, steps))
         line = f"**{run}**: {status.state}, step {status.step:,}"
         if status.val_loss is not None:
             line += f", val loss {status.val_loss:.3f}"
