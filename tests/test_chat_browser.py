@@ -73,6 +73,8 @@ def walk(page, parent: str, seconds: int, steps: int, shots: Path, tmp: Path) ->
     said = {}
     page.get_by_role("tab", name="3 · Chat").click()
     page.wait_for_function("(v) => document.querySelector('#ft-parent input')?.value.length > 0", arg=parent)
+    send_box = page.locator("#chat-send").bounding_box()  # a 768-pixel screen shows Send without scrolling
+    assert send_box["y"] + send_box["height"] <= page.viewport_size["height"], send_box
     choose_run(page, "ft-parent", parent)
     # 1) a broken conversation file: a sentence naming each bad line and its field, and no run is made
     choose(page, "ft-task", "my file (JSONL or Alpaca)")

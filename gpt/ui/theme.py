@@ -34,6 +34,8 @@ CSS = TOKENS_CSS + PROGRESS_CSS + PASTE_CSS + VIEWS_CSS + PROJECTOR_CSS + """
 #gen-controls .head, #settings .head { flex-wrap: wrap; row-gap: 2px; }
 #gen-controls .head label, #settings .head label { white-space: nowrap; }
 .msg-error { color: #b91c1c; font-weight: 600; }
+/* a 768-pixel-high screen shows the Chat tab's message box and Send without scrolling */
+@media (max-height: 820px) { #chatbot { height: 280px !important; max-height: 280px !important; } }
 """
 INTRO = """# Build a GPT
 Train a small GPT from scratch on a text, watch it learn, then make it write.
