@@ -137,6 +137,11 @@ def test_attention_heatmap_grid_and_pickers_sized_to_the_model(views, manager):
     assert shown_png(heat) == png_file(heat_png) and shown_png(grid) == png_file(grid_png)
     assert heat_png["value"].endswith(f"attention-{run}-layer1-head1.png")  # head 5 clamped to the last head
     assert (layer["maximum"], layer["value"], head["maximum"], head["value"]) == (1, 1, 1, 1)
+    assert layer["label"] == "Layer (0..1)" and layer["interactive"] is True
+    one = finished(manager, "bob", n_layer=1, n_head=2)  # a slider needs two ends: locked, and its label says so
+    _, _, layer1, head1, *_ = views.attention.show("bob", one, "12+34=46", 0, 0)
+    assert layer1["label"] == "Layer (this model has one: 0)" and layer1["interactive"] is False
+    assert head1["label"] == "Head (0..1)"
     assert isinstance(links, pd.DataFrame) and len(links) == 8 and list(links.columns) == LINK_HEADERS
     assert links["weight"].between(0, 1).all() and links.iloc[0]["looks most at"] == "1 (pos 0)"  # token 0 sees itself
     assert "8 tokens" in status and "layer 1" in status and "mask" in status

@@ -32,7 +32,7 @@ class AttentionView(View):
         layer, head = min(int(layer or 0), n_layer - 1), min(int(head or 0), n_head - 1)
         heat, links, status, heat_png = self._one_head(run, loaded, maps, layer, head)
         grid, grid_png = export(f"attention-{run}-all-heads", figures.attention_grid_figure, maps)
-        return (heat, grid, slider_update(n_layer, layer), slider_update(n_head, head), links, status,
+        return (heat, grid, slider_update(n_layer, layer, "Layer"), slider_update(n_head, head, "Head"), links, status,
                 download(heat_png), download(grid_png))
 
     def head(self, owner, run, prompt, layer=0, head=0):

@@ -45,6 +45,8 @@ def refresh_button(elem_id: str) -> gr.Button:
     return gr.Button("↻", scale=0, min_width=40, elem_id=elem_id)
 
 
-def slider_update(count: int, value: int) -> dict:
-    """A 0-based picker sized to the model: 0..count-1."""
-    return gr.update(minimum=0, maximum=max(1, count - 1), value=value, interactive=count > 1)
+def slider_update(count: int, value: int, noun: str) -> dict:
+    """A 0-based picker sized to the model: 0..count-1. A slider needs two ends, so a model with one layer
+    (or head) gets a locked 0..1 slider whose label says there is only 0."""
+    label = f"{noun} (0..{count - 1})" if count > 1 else f"{noun} (this model has one: 0)"
+    return gr.update(minimum=0, maximum=max(1, count - 1), value=value, interactive=count > 1, label=label)
