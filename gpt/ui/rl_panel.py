@@ -185,8 +185,8 @@ class RLHandlers:
         if newest is not None and (not steps or newest[0] > steps[-1][0]):
             steps.append(newest)
         stoppable = bool(status.mine and (status.active or status.state == "paused"))
-        return (frames.progress_html(status), frames.drawn(reward_frame(rows, recent)), answers_html(steps[::-1][:SHOWN_STEPS]),
-                before_after_html(rows), gr.update(interactive=stoppable), sig)
+        return (frames.progress_html(status), frames.drawn(reward_frame(rows, recent)),
+                answers_html(steps[::-1][:SHOWN_STEPS]), before_after_html(rows), gr.update(interactive=stoppable), sig)
 
 
 def _settings_row(page: Page) -> dict:
