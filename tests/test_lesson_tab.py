@@ -157,6 +157,39 @@ def test_a_stop_between_two_rungs_stops_the_climb_and_cancels_the_rung_being_set
     assert "rung 3 never started" in status
 
 
+def test_a_stop_before_the_next_rung_is_made_redraws_the_page_and_says_it_never_started(handlers, monkeypatch):
+    """Stop pressed after rung 1 finished and before its worker reads the plan: rung 2 is never made, and the
+    page's poll (which saw rungs 2 and 3 'waiting' before) redraws to say they never started (the Lesson browser
+    test once waited 90 s on a page that kept its old line)."""
+    import threading
+
+    for n in (1, 2, 3):
+        monkeypatch.setitem(ladder.RUNGS, n, dataclasses.replace(ladder.RUNGS[n], train={
+            **ladder.RUNGS[n].train, "max_iters": 20, "eval_interval": 10, "eval_iters": 2, "sample_tokens": 0}))
+    h, owner = handlers, "student-4"
+    runner, held, go = h.m.runner, threading.Event(), threading.Event()
+    real_next = runner._start_next
+
+    def slow_next(job):  # the worker of rung 1, between its end and reading the plan
+        held.set()
+        go.wait(60)
+        return real_next(job)
+
+    monkeypatch.setattr(runner, "_start_next", slow_next)
+    _, names = h.start_ladder(owner, "addition", None, None, "char", 2048, "1-3")
+    assert held.wait(120), "rung 1 did not finish"
+    *_, before, sig = h.poll(owner, names, None)
+    assert before == names and "never started" not in h.ladder_view(owner, names)[2]  # rungs 2 and 3 waiting
+    assert "before it began: rung 1 had just finished" in h.stop_ladder(owner, names)
+    go.set()
+    wait_until(lambda: not h.m.job(names[0]).thread.is_alive(), timeout=60, what="rung 1's worker to end")
+    _, table, status, _, sig2 = h.poll(owner, names, sig)
+    assert sig2 != sig and "rungs 2 and 3 never started" in status, status  # redrawn, not skipped
+    assert list(table["state"]) == ["finished", "not started", "not started"]
+    assert not (h.m.root / names[1]).exists()  # nothing of rung 2 was made
+    assert "Going on with the ladder from rung 2" in h.go_on(owner, names)[0]
+
+
 def test_a_stop_on_a_rung_still_waiting_in_the_queue_says_nothing_was_trained(handlers, monkeypatch):
     for n, steps in ((1, 20_000), (2, 20)):
         monkeypatch.setitem(ladder.RUNGS, n, dataclasses.replace(ladder.RUNGS[n], train={

@@ -177,7 +177,11 @@ class ThreadRunner:
     def _start_next(self, job: Job) -> None:
         """Start the next run of the finished job's plan. The plan stays on the job until the next run exists, so
         a Stop that lands while it is set up finds the plan, clears it, and the new run is cancelled at once."""
-        (corpus, request, name), *rest = job.then
+        with self.reg.cond:  # a Stop may have cleared the plan since the worker looked: then nothing starts
+            plan = list(job.then)
+        if not plan:
+            return
+        (corpus, request, name), *rest = plan
         try:
             self.m.start(job.owner, corpus, request, name=name, then=rest, address=job.address)
         except GPTError as err:

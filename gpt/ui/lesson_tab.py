@@ -157,8 +157,12 @@ class LessonHandlers:
         try:
             return self.m.runs.summary(name, owner).state
         except GPTError:
-            job = self.m.active_job(owner) if owner else None
-            climbing = job is not None and any(n == name for _, _, n in job.then)
+            # the rung training now, or one that has just finished and whose worker is starting the next, holds
+            # the rest of the climb in its plan
+            stem, number = name.rsplit("-rung", 1)[0], _rung_of(name)
+            jobs = [self.m.active_job(owner) if owner else None] + [self.m.job(f"{stem}-rung{k}") for k in
+                                                                     range(1, number)]
+            climbing = any(job is not None and any(n == name for _, _, n in job.then) for job in jobs)
             return "waiting" if climbing else "not started"
 
     def _planned(self, owner, names) -> list[str]:
@@ -202,8 +206,8 @@ class LessonHandlers:
             try:
                 s = self.m.runs.summary(name, owner)
                 sig.append((name, s.state, s.step))
-            except GPTError:
-                sig.append((name, "waiting", 0))
+            except GPTError:  # no run yet: 'waiting' while the climb goes on, 'not started' once it was stopped
+                sig.append((name, self._state(name, owner), 0))
         same = unchanged(sig, last, 4)
         if same:
             return same
