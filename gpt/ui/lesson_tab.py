@@ -157,12 +157,11 @@ class LessonHandlers:
         try:
             return self.m.runs.summary(name, owner).state
         except GPTError:
-            # the rung training now, or one that has just finished and whose worker is starting the next, holds
-            # the rest of the climb in its plan
-            stem, number = name.rsplit("-rung", 1)[0], _rung_of(name)
-            jobs = [self.m.active_job(owner) if owner else None] + [self.m.job(f"{stem}-rung{k}") for k in
-                                                                     range(1, number)]
-            climbing = any(job is not None and any(n == name for _, _, n in job.then) for job in jobs)
+            # an earlier rung holds the rest of the climb in its plan: the one training now, or one that has just
+            # finished and whose worker is starting the next
+            stem = name.rsplit("-rung", 1)[0]
+            earlier = (self.m.job(f"{stem}-rung{k}") for k in range(1, _rung_of(name)))
+            climbing = any(job is not None and any(n == name for _, _, n in job.then) for job in earlier)
             return "waiting" if climbing else "not started"
 
     def _planned(self, owner, names) -> list[str]:
