@@ -95,6 +95,27 @@ def test_a_model_that_answers_and_ends_answers_the_same_in_transformers(tmp_path
         assert out[-1] == ours.end_id and hf_tok.decode(out, skip_special_tokens=True) == ex.answer
 
 
+def test_a_chat_model_made_from_the_shipped_model_answers_the_same_in_transformers_qwen3(tmp_path):
+    """The shipped model is a modern run: a chat model grown from it leaves as Qwen3, its template and its
+    greedy answer the same on both sides (our rows for the chat tokens are new, so the answer is the model's)."""
+    from pathlib import Path
+
+    shipped = ckpt.load_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints" / "shakespeare-char")
+    talk = [{"role": "user", "content": "Who art thou, and whence comest thou?"}]
+    grown = chat_model(shipped.model, shipped.tokenizer, [talk + [{"role": "assistant", "content": "A citizen."}]])
+    ckpt.save_checkpoint(tmp_path / "run", grown.model, grown.model.config, grown.tokenizer, step=1)
+    run_to_hf(tmp_path / "run", tmp_path / "hf")
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["architectures"] == ["Qwen3ForCausalLM"]
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    ours = grown.tokenizer
+    prompt = ours.render_prompt(talk)
+    assert hf_tok.apply_chat_template(talk, add_generation_prompt=True)["input_ids"] == prompt
+    out = model.generate(torch.tensor([prompt]), max_new_tokens=30, do_sample=False)[0, len(prompt):].tolist()
+    mine = reply(grown.model.eval(), ours, prompt, SamplingSettings(max_new_tokens=30, temperature=0))
+    assert out == mine.ids + ([ours.end_id] if mine.ended else []) and len(mine.ids) > 0
+
+
 def test_chat_tokens_are_real_special_tokens_and_a_typed_end_is_the_one_difference(tmp_path):
     run = chat_run(tmp_path, "char")
     ours = run.tokenizer

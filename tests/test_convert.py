@@ -168,7 +168,7 @@ def test_hf_import_refuses_a_pickle_and_other_architectures(tmp_path):
     (tmp_path / "hf" / "model.safetensors").rename(tmp_path / "hf" / "pytorch_model.bin")
     with pytest.raises(ConvertError, match="pytorch_model.bin is a pickle"):
         hf_to_run(tmp_path / "hf", tmp_path / "a")
-    (tmp_path / "hf" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({"model_type": "mistral"}))
     with pytest.raises(ConvertError, match="only GPT-2"):
         hf_to_run(tmp_path / "hf", tmp_path / "b")
 

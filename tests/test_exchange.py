@@ -32,6 +32,7 @@ def manager(tmp_path):
     random_run(m.root / "alice-run")
     folders.write_app_info(m.root / "alice-run", {"owner": "alice", "shared": False})
     random_run(m.root / "modern", pos_emb="rope", qk_norm=True, activation="relu2", tie_weights=False, bias=False)
+    random_run(m.root / "rotary-gelu", pos_emb="rope", qk_norm=True, activation="gelu", tie_weights=False, bias=False)
     yield m
     m.shutdown()
 
@@ -52,11 +53,16 @@ def test_a_run_downloads_in_both_formats_and_only_to_those_who_may_see_it(manage
         exchange.export_zip(manager, "bob", "alice-run", "hf")
 
 
-def test_choosing_a_modern_run_says_what_each_format_cannot_hold(manager):
-    hf, nano, plan, note = exchange.ExchangeHandlers(manager).prepare("bob", "modern")
+def test_choosing_a_run_says_what_each_format_cannot_hold_and_a_modern_run_crosses_as_qwen3(manager):
+    hf, nano, plan, note = exchange.ExchangeHandlers(manager).prepare("bob", "rotary-gelu")
     assert hf["interactive"] is False and nano["interactive"] is False and note == ""
-    assert plan.startswith("This run cannot download in another format: transformers' NanoChat cannot express its ")
-    assert "nanoGPT cannot express its rotary positions" in plan and nano["label"] == "nanoGPT cannot hold this run"
+    assert plan.startswith("This run cannot download in another format: transformers' Qwen3 cannot express its gelu "
+                           "activation, and nanoGPT cannot express its rotary positions")
+    assert nano["label"] == "nanoGPT cannot hold this run"
+    hf, nano, plan, note = exchange.ExchangeHandlers(manager).prepare("bob", "modern")
+    assert hf["interactive"] and hf["value"].endswith(".zip") and nano["interactive"] is False and note == ""
+    assert plan.startswith("This run can download as a transformers model (Qwen3); nanoGPT cannot express its rotary "
+                           "positions")
     hf, nano, plan, note = exchange.ExchangeHandlers(manager).prepare("alice", "alice-run")
     assert hf["interactive"] and nano["interactive"] and note == ""
     assert plan == "This run can download as a transformers model (GPT-2) and as a nanoGPT checkpoint."

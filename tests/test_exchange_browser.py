@@ -151,10 +151,13 @@ def test_a_nanochat_block_run_downloads_as_transformers_nanochat(page, tmp_path)
     assert '"model_type": "nanochat"' in (tmp_path / "nanochat-transformers" / "config.json").read_text()
 
 
-def test_a_modern_run_and_gpt2_get_plain_refusals(page):
+def test_a_modern_run_downloads_as_qwen3_and_gpt2_gets_a_plain_refusal(page, tmp_path):
     choose_run(page, "modern")
-    wait_text(page, "export-plan", "cannot express")
-    assert "nanoGPT cannot express its rotary positions" in text(page, "export-plan")
+    wait_text(page, "export-plan", "This run can download as a transformers model (Qwen3); nanoGPT cannot express "
+                                   "its rotary positions")
+    name, data = downloaded(page, "export-hf")
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
+    assert '"Qwen3ForCausalLM"' in (tmp_path / "modern-transformers" / "config.json").read_text()
     page.click("#start-gpt2")
     wait_text(page, "exchange-msg", "124M parameters, over this server's limit of 25M")
 

@@ -23,7 +23,8 @@ from helpers_convert import TEXT, nanogpt_logits, random_run, switches_of
 
 transformers = pytest.importorskip("transformers")
 
-NANOCHAT = dict(ARCHITECTURES["modern"], norm="rms", embed_norm=True)  # nanochat's block
+MODERN = ARCHITECTURES["modern"]  # the default recipe's block (LayerNorm, no norm after the embedding)
+NANOCHAT = dict(MODERN, norm="rms", embed_norm=True)  # nanochat's block
 PROMPT = "Before we proceed"
 
 
@@ -64,6 +65,12 @@ ACCEPTED_BY_TRANSFORMERS = {
     "nanochat-tied": (dict(NANOCHAT, tie_weights=True), "NanoChatForCausalLM"),
     "nanochat-gelu": (dict(NANOCHAT, activation="gelu"), "NanoChatForCausalLM"),
     "nanochat-ladder-parts": (dict(NANOCHAT, ffn="linear", attn_proj=False), "NanoChatForCausalLM"),
+    "modern": (MODERN, "Qwen3ForCausalLM"),
+    "modern-rms": (dict(MODERN, norm="rms"), "Qwen3ForCausalLM"),
+    "modern-rms-tied": (dict(MODERN, norm="rms", tie_weights=True), "Qwen3ForCausalLM"),
+    "modern-ladder-parts": (dict(MODERN, ffn="linear", attn_proj=False), "Qwen3ForCausalLM"),
+    "modern-no-qk-norm": (dict(MODERN, qk_norm=False), "LlamaForCausalLM"),
+    "modern-no-qk-norm-embd-scale": (dict(MODERN, qk_norm=False, attn_scale="embd"), "LlamaForCausalLM"),
 }
 
 
@@ -142,6 +149,68 @@ def test_a_nanochat_saved_by_transformers_imports_with_its_logits_or_names_what_
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.parametrize("kw", [MODERN, dict(MODERN, qk_norm=False), dict(MODERN, norm="rms", tie_weights=True)],
+                         ids=["qwen3-layernorm", "llama", "qwen3-rms-tied"])
+def test_a_qwen3_or_llama_export_imports_back_with_our_logits_and_config(tmp_path, kw):
+    run = random_run(tmp_path / "run", **kw)
+    hf_to_run(run_to_hf(run, tmp_path / "hf"), tmp_path / "back")
+    back, ours = ckpt.load_checkpoint(tmp_path / "back"), ckpt.load_checkpoint(run)
+    assert back.model_config == ours.model_config
+    ids = ours.tokenizer.encode(TEXT[:30])
+    assert same_logits(logits_of(back.model, ids), logits_of(ours.model, ids))
+
+
+def test_the_shipped_model_leaves_for_transformers_as_qwen3_with_its_logits_and_greedy_text(tmp_path):
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "shakespeare-char"
+    theirs, ours, ids = in_transformers(shipped, tmp_path / "hf")
+    assert type(theirs).__name__ == "Qwen3ForCausalLM" and ours.model_config.norm == "layer"
+    assert same_logits(logits_of(theirs, ids), logits_of(ours.model, ids))
+    greedy = theirs.generate(torch.tensor([ids]), max_new_tokens=40, do_sample=False)[0, len(ids):].tolist()
+    assert greedy == generate(ours.model, ids, SamplingSettings(max_new_tokens=40, temperature=0))
+
+
+def qwen3_made_by_transformers(tmp_path, **change):
+    """A random Qwen3 saved by transformers, ReLU squared (gate = up) and our sizes, with learned norm gains."""
+    run_to_hf(random_run(tmp_path / "run", **MODERN), tmp_path / "hf")  # for its tokenizer files
+    torch.manual_seed(4)
+    settings = dict(vocab_size=ckpt.load_checkpoint(tmp_path / "run").tokenizer.vocab_size, hidden_size=16,
+                    intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                    head_dim=8, hidden_act="relu", max_position_embeddings=32, rms_norm_eps=1e-6,
+                    rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, tie_word_embeddings=True)
+    theirs = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**{**settings, **change})).eval()
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            if name.endswith("layernorm.weight") or name == "model.norm.weight":
+                p.copy_(1 + 0.3 * torch.randn_like(p))
+            elif name.endswith("up_proj.weight"):
+                p.copy_(dict(theirs.named_parameters())[name.replace("up_proj", "gate_proj")])
+    theirs.save_pretrained(tmp_path / "theirs")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "theirs" / name).write_bytes((tmp_path / "hf" / name).read_bytes())
+    return theirs
+
+
+def test_a_qwen3_saved_by_transformers_imports_with_its_logits_or_names_what_it_cannot(tmp_path):
+    theirs = qwen3_made_by_transformers(tmp_path)
+    hf_to_run(tmp_path / "theirs", tmp_path / "imported")
+    ours = ckpt.load_checkpoint(tmp_path / "imported")
+    assert (ours.model_config.norm, ours.model_config.tie_weights) == ("rms", False)  # gains folded, head untied
+    ids = ours.tokenizer.encode(PROMPT)
+    assert same_logits(logits_of(theirs, ids), logits_of(ours.model, ids))
+
+    with torch.no_grad():  # a real gated MLP (gate and up differ) and learned QK gains: neither is ours
+        theirs.model.layers[1].mlp.up_proj.weight.mul_(2)
+    theirs.save_pretrained(tmp_path / "theirs")
+    with pytest.raises(ConvertError, match="layer 1's gate and up weights differ"):
+        hf_to_run(tmp_path / "theirs", tmp_path / "no")
+    qwen3_made_by_transformers(tmp_path / "silu", hidden_act="silu", num_key_value_heads=1)
+    with pytest.raises(ConvertError, match="hidden_act 'silu'.*grouped keys and values.*cannot be computed"):
+        hf_to_run(tmp_path / "silu" / "theirs", tmp_path / "no")
+    assert not (tmp_path / "no").exists()
+
+
 # --- refused: every part named, in one sentence, before anything is written -------------------------
 
 REFUSED = {  # change: (words transformers' refusal names, words nanoGPT's names; None: nanoGPT takes it)
@@ -151,8 +220,12 @@ REFUSED = {  # change: (words transformers' refusal names, words nanoGPT's names
     "bigram": (dict(model_type="bigram"), ["bigram"], ["bigram"]),
     "rms-learned": (dict(norm="rms"), ["GPT-2", "RMSNorm"], ["RMSNorm"]),
     "embed-norm-learned": (dict(embed_norm=True), ["GPT-2", "norm after the embedding"], ["norm after the embedding"]),
-    "modern-layernorm": (dict(NANOCHAT, norm="layer", embed_norm=False), ["NanoChat", "LayerNorm", "after the embedding"],
-                         ["rotary positions", "QK-norm", "relu2 activation", "untied LM head"]),
+    "modern-gelu": (dict(MODERN, activation="gelu"), ["transformers' Qwen3", "gelu activation", "ReLU squared"],
+                    ["rotary positions", "QK-norm", "untied LM head"]),
+    "modern-tied": (dict(MODERN, tie_weights=True), ["transformers' Qwen3", "LM head tied to the embedding"],
+                    ["rotary positions", "QK-norm", "relu2 activation"]),
+    "modern-no-qk-norm-gelu-bias": (dict(MODERN, qk_norm=False, activation="gelu", bias=True),
+                                    ["transformers' Llama", "gelu activation", "biases"], ["rotary positions"]),
     "nanochat-with-biases": (dict(NANOCHAT, bias=True), ["NanoChat", "biases"], ["rotary positions"]),
     "ladder-rung-2": (switches_of(RUNGS[2].model), ["residual connections", "norms"], ["residual", "relu", "untied"]),
     "ladder-rung-5": (switches_of(RUNGS[5].model), ["lack of norms"], ["lack of norms"]),
@@ -193,7 +266,7 @@ def test_every_ladder_rung_gets_a_verdict_for_each_format_from_its_settings_alon
     carriers = {n: (v["hf"].carrier, v["nanogpt"].carrier) for n, v in found.items()}
     assert carriers == {1: (None, None), 2: (None, None), 3: (None, None), 4: (None, None), 5: (None, None),
                         6: ("GPT-2", None), 7: ("GPT-2", None),
-                        "7-cpu": ("NanoChat" if ARCHITECTURES["modern"].get("norm") == "rms" else None, None)}
+                        "7-cpu": ("Qwen3", None)}
     assert summary(found[6]) == ("This run can download as a transformers model (GPT-2); nanoGPT cannot express its "
                                  "relu activation or untied LM head.")
     assert summary(found[5]) == ("This run cannot download in another format: transformers' GPT-2 cannot express its "

@@ -1,10 +1,10 @@
-"""Models in and out: transformers' GPT-2 and NanoChat, and nanoGPT, both ways, without ever unpickling.
+"""Models in and out: transformers' GPT-2, NanoChat, Qwen3 and Llama, and nanoGPT, both ways, without ever unpickling.
 
     verdicts(config, tokenizer)             which formats can carry a run, and why not (gpt.convert.fit)
-    run_to_hf(run_dir, out_dir)             a transformers folder, GPT-2 or NanoChat (gpt.convert.hf)
+    run_to_hf(run_dir, out_dir)             a transformers folder: GPT-2, NanoChat, Qwen3, Llama (gpt.convert.hf)
     run_to_nanogpt(run_dir, out_dir)        nanoGPT's ckpt.pt (+ meta.pkl) (gpt.convert.nanogpt)
     nanogpt_to_run(src, out_dir, meta_pkl)  a nanoGPT checkpoint as a run folder
-    hf_to_run(src_dir, out_dir)             a local GPT-2 folder as a run folder
+    hf_to_run(src_dir, out_dir)             a local transformers folder as a run folder
     download_gpt2(progress)                 GPT-2 124M from the Hugging Face hub (gpt.convert.hub)
 
 The command line is `python -m gpt.convert` (see __main__.py).

@@ -1,9 +1,9 @@
 """python -m gpt.convert: a run out to transformers or nanoGPT, or a model in as a run.
 
-    python -m gpt.convert checkpoints/RUN --to hf --out /tmp/hf-model       # GPT-2 or NanoChat, whichever computes it
+    python -m gpt.convert checkpoints/RUN --to hf --out /tmp/hf-model       # GPT-2, NanoChat, Qwen3 or Llama: whichever computes it
     python -m gpt.convert checkpoints/RUN --to nanogpt --out out-shakespeare-char
     python -m gpt.convert --from nanogpt out-shakespeare-char --out checkpoints/imported [--meta meta.pkl]
-    python -m gpt.convert --from hf /tmp/hf-model --out checkpoints/from-hf  # a GPT-2 or NanoChat folder
+    python -m gpt.convert --from hf /tmp/hf-model --out checkpoints/from-hf  # a GPT-2, NanoChat, Qwen3 or Llama folder
     python -m gpt.convert --from gpt2 --out checkpoints/gpt2      # downloads GPT-2 124M (online only)
 """
 

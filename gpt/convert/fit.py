@@ -1,12 +1,18 @@
-"""What each format can carry: a run's switches against GPT-2, NanoChat and nanoGPT, decided before a file is written.
+"""What each format can carry: a run's switches against GPT-2, NanoChat, Qwen3, Llama and nanoGPT, decided
+before a file is written.
 
-Three architectures outside this project compute some of our models exactly:
+Five architectures outside this project compute some of our models exactly:
 - GPT-2 (transformers' `GPT2LMHeadModel`): learned positions, pre-LayerNorm,
   residual blocks with the causal mask; it takes any of our activations
   (`ACT2FN` has gelu, gelu_new, relu and relu2), an untied head and, as
   zeros, missing biases;
 - NanoChat (transformers' `NanoChatForCausalLM`): rotary positions, QK-norm,
   RMSNorm without a gain in every block and after the embedding, no biases;
+- Qwen3 (`Qwen3ForCausalLM`): rotary positions, QK-norm, a ReLU-squared MLP
+  (as its gated MLP with gate = up), LayerNorm or RMSNorm without biases, and
+  no norm after the embedding: the modern recipe, the default
+  (`gpt.convert.qwen3` says how); Llama (`LlamaForCausalLM`) is the same
+  block without the QK-norm;
 - nanoGPT's `model.py`: GPT-2 with the exact GELU and a tied head only.
 
 Four of the lecture ladder's switches are the same function in another
@@ -17,8 +23,9 @@ feed-forward is an MLP of zeros; and the video's 1/sqrt(n_embd) attention
 scale is 1/sqrt(head_size) with the query weights times 1/sqrt(n_head)
 (`gpt.convert.layout.full_gpt_weights` rewrites them). The rest of the
 ladder (no residual connections, no LayerNorm), rotary positions for GPT-2,
-LayerNorm for NanoChat, no causal mask and the bigram table are refused,
-each part named, before anything is written.
+LayerNorm for NanoChat, an activation other than ReLU squared for Qwen3, no
+causal mask and the bigram table are refused, each part named, before
+anything is written.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from ..errors import ConvertError
 from ..model import ARCHITECTURES, GPTConfig
 from ..tokenizer import CharTokenizer, Tokenizer
 
-GPT2, NANOCHAT = "GPT-2", "NanoChat"
+GPT2, NANOCHAT, QWEN3, LLAMA = "GPT-2", "NanoChat", "Qwen3", "Llama"
 BIGRAM = ("A bigram model is a lookup table, not a GPT, so neither transformers nor nanoGPT has a place for it; "
           "train a GPT (--model gpt) to export.")
 
@@ -92,6 +99,25 @@ def nanochat_gaps(config: GPTConfig) -> list[Gap]:
     return gaps + _common_gaps(config, NANOCHAT)
 
 
+def qwen3_gaps(config: GPTConfig) -> list[Gap]:
+    """What transformers' Qwen3 (with the QK-norm) or Llama (without) cannot express."""
+    who = QWEN3 if config.qk_norm else LLAMA
+    gaps = []
+    if config.pos_emb != "rope":
+        gaps.append(("learned table of positions", f"{who} uses rotary positions"))
+    if config.activation != "relu2":
+        gaps.append((f"{config.activation} activation", f"{who}'s gated MLP computes ReLU squared (relu(z) times z) "
+                                                        "and no other activation of ours"))
+    if config.layernorm and config.embed_norm:
+        gaps.append(("norm after the embedding", f"{who} has none"))
+    if config.bias:
+        gaps.append(("biases", f"{who}'s MLP and norms have none"))
+    if config.layernorm and config.norm == "layer" and config.tie_weights:
+        gaps.append(("LM head tied to the embedding", f"{who}'s RMSNorm computes our LayerNorm only when the "
+                                                       "embedding is centred, which a tied head would read"))
+    return gaps + _common_gaps(config, who)
+
+
 def listed(parts: list[str], last: str = "or") -> str:
     """'a', 'a or b', 'a, b or c': a refusal's parts in one phrase."""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" {last} " + parts[-1]
@@ -132,15 +158,19 @@ def _refused(label: str, near: str, gaps: list[Gap], advice: str) -> Verdict:
 
 
 def transformers_verdict(config: GPTConfig) -> Verdict:
-    """GPT-2 or NanoChat, the transformers architecture that computes this model; or, when neither does,
-    every part the nearer one lacks."""
+    """GPT-2, NanoChat, Qwen3 or Llama, the transformers architecture that computes this model; or, when none
+    does, every part the nearest one lacks (GPT-2 for learned positions, else whichever lacks fewest)."""
     if config.model_type == "bigram":
         return Verdict("transformers", refusal=BIGRAM, parts=("bigram table",))
-    gpt2, nanochat = gpt2_gaps(config), nanochat_gaps(config)
-    if not gpt2 or not nanochat:
-        return Verdict("transformers", GPT2 if not gpt2 else NANOCHAT)
-    near, gaps = (NANOCHAT, nanochat) if config.pos_emb == "rope" else (GPT2, gpt2)
-    return _refused("transformers", f"transformers' {near}", gaps, _advice(lambda c: gpt2_gaps(c) and nanochat_gaps(c)))
+    found = {GPT2: gpt2_gaps(config), NANOCHAT: nanochat_gaps(config),
+             QWEN3 if config.qk_norm else LLAMA: qwen3_gaps(config)}
+    for carrier, gaps in found.items():
+        if not gaps:
+            return Verdict("transformers", carrier)
+    rotary = [name for name in found if name != GPT2]
+    near = GPT2 if config.pos_emb == "learned" else min(rotary, key=lambda name: len(found[name]))
+    return _refused("transformers", f"transformers' {near}", found[near],
+                    _advice(lambda c: gpt2_gaps(c) and nanochat_gaps(c) and qwen3_gaps(c)))
 
 
 def nanogpt_verdict(config: GPTConfig, tokenizer: Tokenizer) -> Verdict:
@@ -163,7 +193,7 @@ def nanogpt_verdict(config: GPTConfig, tokenizer: Tokenizer) -> Verdict:
 
 
 def transformers_architecture(config: GPTConfig) -> str:
-    """'GPT-2' or 'NanoChat'; a ConvertError naming every missing part when neither computes this model."""
+    """'GPT-2', 'NanoChat', 'Qwen3' or 'Llama'; a ConvertError naming every missing part when neither computes this model."""
     verdict = transformers_verdict(config)
     verdict.refuse()
     return verdict.carrier

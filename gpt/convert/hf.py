@@ -1,14 +1,16 @@
-"""A run folder as a Hugging Face transformers folder (GPT-2 or NanoChat), and back.
+"""A run folder as a Hugging Face transformers folder (GPT-2, NanoChat, Qwen3 or Llama), and back.
 
 `run_to_hf` writes what `AutoModelForCausalLM.from_pretrained` and
 `AutoTokenizer.from_pretrained` load with no custom code, in the architecture
 that computes the run (`gpt.convert.fit`: learned positions as GPT-2, the
-nanochat block as NanoChat; anything else is refused before a file is written):
+nanochat block as NanoChat, the modern one as Qwen3, or Llama without its
+QK-norm; anything else is refused before a file is written):
 - config.json: a GPT2Config with our sizes; n_positions = n_ctx = block size
   (llama.cpp's converter reads n_ctx); activation "gelu" (exact erf, our
   classic MLP's F.gelu), "gelu_new" (the tanh form, for GPT-2's own weights),
-  "relu" or "relu2"; or a NanoChatConfig (gpt.convert.nanochat);
-- model.safetensors: GPT-2's names and Conv1D layout (gpt.convert.layout), or NanoChat's;
+  "relu" or "relu2"; or a NanoChatConfig (gpt.convert.nanochat), or a
+  Qwen3Config or LlamaConfig (gpt.convert.qwen3);
+- model.safetensors: GPT-2's names and Conv1D layout (gpt.convert.layout), or the others';
 - generation_config.json, tokenizer.json (gpt.convert.hf_tokenizer),
   tokenizer_config.json, and a README.md model card.
 
@@ -20,7 +22,7 @@ corpus never had. So every id the corpus uses gets exactly our logit; the
 fallback's probability is spread over the copies, which matters only to text
 the model was never trained on.
 
-`hf_to_run` reads a local GPT-2 or NanoChat folder (one we exported, or one
+`hf_to_run` reads a local GPT-2, NanoChat, Qwen3 or Llama folder (one we exported, or one
 saved by `save_pretrained`) into a normal run folder. Only safetensors are
 read; pytorch_model.bin is a pickle and is refused.
 """
@@ -42,8 +44,8 @@ from ..errors import ConvertError
 from ..model import GPTConfig, build_model, parameter_breakdown
 from ..tokenizer import Tokenizer
 from ..tokenizers import tokenizer_from_spec
-from . import hf_tokenizer, nanochat
-from .fit import GPT2, NANOCHAT, full_gpt, transformers_architecture
+from . import hf_tokenizer, nanochat, qwen3
+from .fit import GPT2, LLAMA, NANOCHAT, QWEN3, full_gpt, transformers_architecture
 from .layout import full_gpt_weights, gpt2_to_ours, load_into, ours_to_gpt2
 
 # transformers' ACT2FN names: "gelu" is F.gelu's exact erf form, "gelu_new" GPT-2's tanh form, "relu2" ReLU squared
@@ -51,7 +53,12 @@ ACTIVATION_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "re
 HF_TO_ACTIVATION = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh",
                     "relu": "relu", "relu2": "relu2"}
 BLOCKS = {GPT2: "GPT-2's architecture (learned positions, pre-LayerNorm, an MLP, biases)",
-          NANOCHAT: "nanochat's architecture (rotary positions, QK-norm, RMSNorm without a gain, no biases)"}
+          NANOCHAT: "nanochat's architecture (rotary positions, QK-norm, RMSNorm without a gain, no biases)",
+          QWEN3: "Qwen3's architecture (rotary positions, QK-norm, RMSNorm, a gated MLP computing ReLU squared, "
+                 "no biases; written from this project's modern block, see gpt/convert/qwen3.py)",
+          LLAMA: "Llama's architecture (rotary positions, RMSNorm, a gated MLP computing ReLU squared, no biases; "
+                 "written from this project's modern block, see gpt/convert/qwen3.py)"}
+MODEL_TYPES = {"gpt2": GPT2, "nanochat": NANOCHAT, "qwen3": QWEN3, "llama": LLAMA}
 
 
 def _expand_compact(state: dict[str, torch.Tensor], tok: Tokenizer, tied: bool) -> dict[str, torch.Tensor]:
@@ -150,7 +157,7 @@ def _gpt2_weights(state: dict[str, torch.Tensor], config: GPTConfig) -> dict[str
 
 
 def run_to_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write the run at `run_dir` as a transformers folder `out_dir` (GPT-2 or NanoChat); returns out_dir."""
+    """Write the run at `run_dir` as a transformers folder `out_dir` (GPT-2, NanoChat, Qwen3 or Llama); returns out_dir."""
     run = ckpt.load_checkpoint(run_dir, device="cpu")
     arch = transformers_architecture(run.model_config)  # refuses before anything is written
     config, tok = full_gpt(run.model_config), run.tokenizer
@@ -160,9 +167,12 @@ def run_to_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
     eos = hf_tokenizer.eos_id(exported)
     if arch == GPT2:
         weights, hf = _gpt2_weights(state, config), hf_config(config, exported.vocab_size, exported)
-    else:
+    elif arch == NANOCHAT:
         weights = nanochat.ours_to_nanochat(state, config)
         hf = nanochat.nanochat_config(config, exported.vocab_size, eos, exported)
+    else:
+        weights = qwen3.ours_to_qwen3(state, config)
+        hf = qwen3.qwen3_config(config, exported.vocab_size, eos, exported)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_write(out / "model.safetensors", lambda tmp: save_file(weights, tmp, metadata={"format": "pt"}))
@@ -186,10 +196,10 @@ def _read_config(src: Path) -> dict:
     except RecursionError:  # json.loads recurses once per level: 100,000 '[' exhaust the stack
         raise ConvertError(f"{src.name}/config.json nests deeper than any model's config; it is not a GPT-2 "
                            "config.json.") from None
-    if not isinstance(data, dict) or data.get("model_type") not in ("gpt2", "nanochat"):
+    if not isinstance(data, dict) or data.get("model_type") not in MODEL_TYPES:
         kind = data.get("model_type") if isinstance(data, dict) else None
-        raise ConvertError(f"{src.name}/config.json describes a {kind!r} model; only GPT-2 and NanoChat "
-                           "(model_type 'gpt2' or 'nanochat') folders import.")
+        raise ConvertError(f"{src.name}/config.json describes a {kind!r} model; only GPT-2, NanoChat, Qwen3 and "
+                           "Llama (model_type 'gpt2', 'nanochat', 'qwen3' or 'llama') folders import.")
     return data
 
 
@@ -230,13 +240,14 @@ def _tokenizer_of(src: Path, data: dict) -> Tokenizer:
 
 
 def load_hf(src_dir: str | Path, dropout: float = 0.0) -> tuple[torch.nn.Module, GPTConfig, Tokenizer]:
-    """Model, config and tokenizer of a local transformers GPT-2 or NanoChat folder, checked."""
+    """Model, config and tokenizer of a local transformers GPT-2, NanoChat, Qwen3 or Llama folder, checked."""
     src = Path(src_dir)
     if not src.is_dir():
         raise ConvertError(f"{src.name} is not a folder; give the transformers model folder (config.json, model.safetensors).")
     data = _read_config(src)
-    nano = data["model_type"] == "nanochat"
-    config = nanochat.config_from_nanochat(data) if nano else config_from_hf(data)
+    arch = MODEL_TYPES[data["model_type"]]
+    read = {GPT2: config_from_hf, NANOCHAT: nanochat.config_from_nanochat}.get(arch, qwen3.config_from_qwen3)
+    config = read(data)
     config.dropout = float(dropout)
     weights = src / "model.safetensors"
     if not weights.exists():
@@ -250,14 +261,20 @@ def load_hf(src_dir: str | Path, dropout: float = 0.0) -> tuple[torch.nn.Module,
     if tok.vocab_size != config.vocab_size:
         raise ConvertError(f"{src.name}: the tokenizer has {tok.vocab_size:,} tokens but config.json says "
                            f"vocab_size {config.vocab_size:,}.")
-    model = build_model(config)
     where = f"{src.name}/model.safetensors"
-    load_into(model, nanochat.nanochat_to_ours(state, config, where) if nano else gpt2_to_ours(state), where)
+    if arch == GPT2:
+        ours = gpt2_to_ours(state)
+    elif arch == NANOCHAT:
+        ours = nanochat.nanochat_to_ours(state, config, where)
+    else:
+        ours = qwen3.qwen3_to_ours(state, config, where)  # may untie the head (its docstring says when)
+    model = build_model(config)
+    load_into(model, ours, where)
     return model.eval(), config, tok
 
 
 def hf_to_run(src_dir: str | Path, out_dir: str | Path, dropout: float = 0.0, **meta) -> Path:
-    """A transformers GPT-2 or NanoChat folder as the run folder `out_dir` (samples, resumes, fine-tunes)."""
+    """A transformers GPT-2, NanoChat, Qwen3 or Llama folder as the run folder `out_dir` (samples, resumes, fine-tunes)."""
     model, config, tok = load_hf(src_dir, dropout)
     n = parameter_breakdown(model)["total"]
     out = Path(out_dir)

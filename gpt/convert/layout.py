@@ -104,6 +104,29 @@ def gpt2_to_ours(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+class WeightReader:
+    """Reads another library's state dict by name: each missing weight, and each left unread, a sentence.
+
+    `kind` names the architecture in those sentences ("a NanoChat model"). Call `get` for every weight
+    the conversion uses, then `check_all_read`.
+    """
+
+    def __init__(self, state: dict[str, torch.Tensor], source: str, kind: str):
+        self.state, self.source, self.kind, self.used = state, source, kind, set()
+
+    def get(self, key: str) -> torch.Tensor:
+        if key not in self.state:
+            raise ConvertError(f"{self.source} has no weight '{key}'; it is not {self.kind} of this config.")
+        self.used.add(key)
+        return self.state[key].to(torch.float32)
+
+    def check_all_read(self, optional: tuple[str, ...] = ()) -> None:
+        extra = sorted(set(self.state) - self.used - set(optional))
+        if extra:
+            raise ConvertError(f"{self.source} holds weights {self.kind} of this config does not have "
+                               f"({', '.join(extra[:3])}).")
+
+
 def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load `state` into `model`, every name and shape checked, with a sentence for what does not fit."""
     expected = model.state_dict()

@@ -25,6 +25,7 @@ import torch
 from ..errors import ConvertError
 from ..model import RMS_EPS, GPTConfig
 from ..tokenizer import Tokenizer
+from .layout import WeightReader
 
 ROPE_THETA = 10000.0  # gpt.model.rotary_tables' base
 ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu", "relu2": "relu2"}
@@ -45,32 +46,43 @@ def nanochat_config(config: GPTConfig, vocab_size: int, eos: int | None, tokeniz
     }
 
 
+def attention_problems(data: dict, C: int, heads: int) -> list[str]:
+    """What a rotary decoder's config.json (NanoChat, Qwen3, Llama) of width C sets that our attention does not
+    compute."""
+    rope = data.get("rope_parameters") or {"rope_type": "default", "rope_theta": data.get("rope_theta", ROPE_THETA)}
+    problems = []
+    if int(data.get("num_key_value_heads") or heads) != heads:
+        problems.append("grouped keys and values (num_key_value_heads differs from num_attention_heads)")
+    if not isinstance(rope, dict) or rope.get("rope_type", "default") != "default" or float(rope.get("rope_theta", 0)) != ROPE_THETA:
+        problems.append(f"rotary settings {rope!r} (ours: the default kind with theta {ROPE_THETA:g})")
+    if data.get("head_dim") not in (None, C // max(heads, 1)):
+        problems.append(f"head_dim {data.get('head_dim')} (ours is hidden_size / num_attention_heads)")
+    return problems
+
+
+def refuse_config(problems: list[str]) -> None:
+    if problems:
+        raise ConvertError("config.json's " + "; ".join(problems) + " cannot be computed by this project's model, "
+                           "so the folder does not import.")
+
+
 def config_from_nanochat(data: dict) -> GPTConfig:
     """Our GPTConfig for a NanoChatConfig dict, refusing what our blocks do not compute."""
     C, heads = int(data.get("hidden_size", 768)), int(data.get("num_attention_heads", 6))
     act = data.get("hidden_act", "relu2")
     back = {v: k for k, v in ACTIVATIONS.items()}
-    rope = data.get("rope_parameters") or {"rope_type": "default", "rope_theta": data.get("rope_theta", ROPE_THETA)}
     problems = []
     if act not in back:
         problems.append(f"hidden_act {act!r} (ours: {', '.join(sorted(back))})")
     if int(data.get("intermediate_size", 4 * C)) != 4 * C:
         problems.append(f"intermediate_size {data.get('intermediate_size')} (ours is 4 x hidden_size, {4 * C})")
-    if int(data.get("num_key_value_heads") or heads) != heads:
-        problems.append("grouped keys and values (num_key_value_heads differs from num_attention_heads)")
     if data.get("final_logit_softcapping") is not None:
         problems.append(f"a logit softcap of {data['final_logit_softcapping']}")
     if data.get("attention_bias"):
         problems.append("attention biases")
-    if not isinstance(rope, dict) or rope.get("rope_type", "default") != "default" or float(rope.get("rope_theta", 0)) != ROPE_THETA:
-        problems.append(f"rotary settings {rope!r} (ours: the default kind with theta {ROPE_THETA:g})")
     if abs(float(data.get("rms_norm_eps", RMS_EPS)) - RMS_EPS) > 1e-12:
         problems.append(f"rms_norm_eps {data.get('rms_norm_eps')} (ours is {RMS_EPS:g})")
-    if data.get("head_dim") not in (None, C // max(heads, 1)):
-        problems.append(f"head_dim {data.get('head_dim')} (ours is hidden_size / num_attention_heads)")
-    if problems:
-        raise ConvertError("config.json's " + "; ".join(problems) + " cannot be computed by this project's model, "
-                           "so the folder does not import.")
+    refuse_config(problems + attention_problems(data, C, heads))
     return GPTConfig(vocab_size=int(data.get("vocab_size", 50304)), block_size=int(data.get("max_position_embeddings", 2048)),
                      n_layer=int(data.get("num_hidden_layers", 12)), n_head=heads, n_embd=C, dropout=0.0, bias=False,
                      pos_emb="rope", activation=back[act], qk_norm=True, norm="rms", embed_norm=True,
@@ -103,13 +115,8 @@ def ours_to_nanochat(state: dict[str, torch.Tensor], config: GPTConfig) -> dict[
 
 def nanochat_to_ours(state: dict[str, torch.Tensor], config: GPTConfig, source: str) -> dict[str, torch.Tensor]:
     """NanoChat's names -> ours (the inverse of ours_to_nanochat), with a sentence for a missing weight."""
-    H, used = config.n_head, set()
-
-    def get(key: str) -> torch.Tensor:
-        if key not in state:
-            raise ConvertError(f"{source} has no weight '{key}'; it is not a NanoChat model of this config.")
-        used.add(key)
-        return state[key].to(torch.float32)
+    H, weights = config.n_head, WeightReader(state, source, "a NanoChat model")
+    get = weights.get
 
     out = {"transformer.wte.weight": get("model.embed_tokens.weight")}
     out["lm_head.weight"] = get("model.embed_tokens.weight") if config.tie_weights else get("lm_head.weight")
@@ -121,7 +128,5 @@ def nanochat_to_ours(state: dict[str, torch.Tensor], config: GPTConfig, source: 
         out[ours + "attn.c_proj.weight"] = get(theirs + "o_proj.weight")
         out[ours + "mlp.c_fc.weight"] = get(f"model.layers.{i}.mlp.fc1.weight")
         out[ours + "mlp.c_proj.weight"] = get(f"model.layers.{i}.mlp.fc2.weight")
-    extra = sorted(set(state) - used)
-    if extra:
-        raise ConvertError(f"{source} holds weights a NanoChat model of this config does not have ({', '.join(extra[:3])}).")
+    weights.check_all_read()
     return {k: v.contiguous() for k, v in out.items()}

@@ -238,9 +238,10 @@ def build_exchange_panel(page: Page, run: gr.Component | None = None) -> Exchang
     """The panel, inside the current Blocks context. `run`: the tab's run dropdown, if it has one to share."""
     h = ExchangeHandlers(page.manager)
     with gr.Accordion("Models in and out: transformers, nanoGPT, GPT-2", open=True, elem_id="exchange"):
-        gr.Markdown("A classic GPT is GPT-2 weight for weight and a GPT with nanochat's block is transformers' "
-                    "NanoChat: download it for Hugging Face `transformers` (a folder as .zip) or, classic only, for "
-                    "nanoGPT (`ckpt.pt`, and `meta.pkl` for characters), or bring one in.")
+        gr.Markdown("A classic GPT is GPT-2 weight for weight, a modern one (the default) is transformers' Qwen3 "
+                    "and one with nanochat's block its NanoChat: download it for Hugging Face `transformers` (a "
+                    "folder as .zip) or, classic only, for nanoGPT (`ckpt.pt`, and `meta.pkl` for characters), or "
+                    "bring one in.")
         if run is None:
             run = gr.Dropdown(label="Run to export", elem_id="exchange-run")
             run.focus(h.run_choices, [page.who, run], run, **PRIVATE)
