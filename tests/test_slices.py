@@ -109,9 +109,12 @@ def test_a_slice_killed_at_its_deadline_loses_only_the_steps_since_its_save(stra
     run = tmp_path / "run"
     budget = slice_budget(straight)
     # a slice whose own pacing fails (a budget beyond its duration) is killed mid-training, as ZeroGPU would;
-    # its duration is a third of the run's training time, so the kill comes before the end even on a faster machine
+    # its duration is what a one-step slice takes here (its start-up: a fixed guess was longer than a whole run
+    # on a fast machine) and a third of the run's training time, so the kill comes after the first save and
+    # before the end
+    probe = StandIn(train_slice, 60)(order_for(straight, text, tmp_path / "probe", budget_s=0))
     with pytest.raises(SliceKilled, match="ran past its"):
-        StandIn(train_slice, START_UP_S + straight["seconds"] / 3)(order_for(straight, text, run, budget_s=1e6))
+        StandIn(train_slice, probe.seconds + straight["seconds"] / 3)(order_for(straight, text, run, budget_s=1e6))
     saved = saved_step(run)
     assert saved % EVAL_INTERVAL == 0  # a whole checkpoint, from its last evaluation
     trained = max(s for s, _ in read_step_losses(run))
