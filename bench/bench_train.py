@@ -4,6 +4,7 @@
     python bench/bench_train.py quality --runs 5 -- --preset small --max-iters 2000 --dropout 0
     python bench/bench_train.py throughput              # nanoGPT's CPU shape: small preset, batch 12, float32
     python bench/bench_train.py throughput --dtype bfloat16 --threads 1
+    python bench/bench_train.py vs-nanogpt --nanogpt ~/nanoGPT --rounds 3   # nanoGPT's own loop beside ours, MFU
 
 `quality` runs `python -m gpt.train` (the user's command, evaluation and
 checkpoints included) and reads the final validation loss and training wall
@@ -13,6 +14,15 @@ evaluation) is beside it. `throughput` times the Trainer's own loop
 in bursts of steps and reports the median burst (and the best), with the
 process CPU time per step beside it: on a shared machine the wall clock is
 inflated by other work, CPU time much less so.
+
+`vs-nanogpt` runs nanoGPT's own `model.py` and its `train.py` loop (its CPU
+command: float32, batch 12, context 64, 4x4x128, AdamW, clipping, the memmap
+`get_batch`), from a checkout you give (`git clone
+https://github.com/karpathy/nanoGPT`; nothing is downloaded here), and ours at
+the same shape in float32 and in the dtype 'auto' picks, each in its own
+process, interleaved round by round, so the ratio comes from one hour. It
+also times a large matrix product per dtype (the best this CPU does on these
+threads) and reports each loop's model FLOPs utilisation against it.
 
 Each row ends with the 1-minute load average before and after, so figures from
 a busy machine can be told apart. Set GPT_DATA_DIR to the folder holding
@@ -88,6 +98,7 @@ def throughput(args: argparse.Namespace) -> None:
     from gpt.train import Trainer
     from gpt.train import TrainConfig, configs_from
     from gpt import corpus as corpora
+    from gpt.model import flops_per_token, parameter_breakdown
 
     dataset = corpora.dataset(corpora.load("shakespeare"), "char")
     bursts, per_burst = args.repeats, args.steps
@@ -129,12 +140,12 @@ def throughput(args: argparse.Namespace) -> None:
     if trainer.state != "finished":
         sys.exit(f"training {trainer.state}: {trainer.error}")
     tok = train_cfg.batch_size * model_cfg.block_size
-    walls, cpus = [], []
-    for b in range(bursts):  # marks[i] is taken after the (i+1)-th step of this process
-        a, z = marks[args.warmup + b * per_burst - 1], marks[args.warmup + (b + 1) * per_burst - 1]
-        walls.append((z[0] - a[0]) / per_burst)
-        cpus.append((z[1] - a[1]) / per_burst)
+    walls, cpus = bursts_of(marks, args.warmup, bursts, per_burst)
     med_wall = statistics.median(walls)
+    if args.json:
+        print(json.dumps({"tok_s": tok / med_wall, "dtype": str(trainer.dtype).replace("torch.", ""),
+                          "flops_per_token": flops_per_token(model_cfg, parameter_breakdown(trainer.model)["total"])}))
+        return
     threads = os.environ.get("GPT_NUM_THREADS", str(os.cpu_count()))
     shown = "python bench/bench_train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print("| figure | command | median | best | CPU ms/step (median) | threads | load (1-min) |")
@@ -143,6 +154,139 @@ def throughput(args: argparse.Namespace) -> None:
           f"batch {train_cfg.batch_size}, {trainer.dtype}, {what}) | `{shown}` | {tok / med_wall:,.0f} "
           f"({med_wall * 1e3:.1f} ms/step) | {tok / min(walls):,.0f} | {statistics.median(cpus) * 1e3:.1f} | {threads} | "
           f"{l0:.1f}-{l1:.1f} |")
+
+
+def bursts_of(marks: list[tuple[float, float]], warmup: int, bursts: int, per_burst: int):
+    """Seconds of wall and of CPU per step in each burst; marks[i] is taken after step i + 1."""
+    walls, cpus = [], []
+    for b in range(bursts):
+        a, z = marks[warmup + b * per_burst - 1], marks[warmup + (b + 1) * per_burst - 1]
+        walls.append((z[0] - a[0]) / per_burst)
+        cpus.append((z[1] - a[1]) / per_burst)
+    return walls, cpus
+
+
+def nanogpt_throughput(args: argparse.Namespace) -> None:
+    """nanoGPT's train.py loop for its CPU command, on its own model.py, timed like `throughput`; prints JSON."""
+    import importlib.util
+    import math
+
+    import numpy as np
+    import torch
+
+    from gpt import corpus as corpora
+
+    torch.set_num_threads(args.threads or os.cpu_count())
+    spec = importlib.util.spec_from_file_location("nanogpt_model", Path(args.nanogpt) / "model.py")
+    model_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model_py)
+    text = corpora.load("shakespeare").text
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    data_dir = tempfile.mkdtemp()
+    n = int(0.9 * len(text))  # data/shakespeare_char/prepare.py: the first 90% trains
+    np.array([stoi[c] for c in text[:n]], dtype=np.uint16).tofile(os.path.join(data_dir, "train.bin"))
+    batch_size, block_size, lr, warmup_iters, lr_decay_iters, min_lr = 12, 64, 1e-3, 100, 2000, 1e-4
+    cfg = model_py.GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=block_size, bias=False, vocab_size=len(chars),
+                             dropout=0.0)
+    model = model_py.GPT(cfg)
+    optimizer = model.configure_optimizers(0.1, lr, (0.9, 0.99), "cpu")
+
+    def get_batch():  # train.py's, for the CPU
+        data = np.memmap(os.path.join(data_dir, "train.bin"), dtype=np.uint16, mode="r")
+        ix = torch.randint(len(data) - block_size, (batch_size,))
+        x = torch.stack([torch.from_numpy((data[i:i + block_size]).astype(np.int64)) for i in ix])
+        y = torch.stack([torch.from_numpy((data[i + 1:i + 1 + block_size]).astype(np.int64)) for i in ix])
+        return x, y
+
+    def get_lr(it):  # train.py's
+        if it < warmup_iters:
+            return lr * (it + 1) / (warmup_iters + 1)
+        ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+        return min_lr + 0.5 * (1.0 + math.cos(math.pi * min(ratio, 1.0))) * (lr - min_lr)
+
+    marks = []
+    X, Y = get_batch()
+    for it in range(args.warmup + args.repeats * args.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = get_lr(it)
+        logits, loss = model(X, Y)
+        X, Y = get_batch()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()  # log_interval=1 in the CPU command
+        marks.append((time.perf_counter(), time.process_time()))
+    walls, _ = bursts_of(marks, args.warmup, args.repeats, args.steps)
+    n_params = sum(p.numel() for p in model.parameters())  # tied head counted once, position table included
+    print(json.dumps({"tok_s": batch_size * block_size / statistics.median(walls), "dtype": "float32",
+                      "flops_per_token": 6 * n_params + 12 * 4 * 128 * block_size}))
+
+
+def matmul_peak(dtype_name: str, threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of the best of `repeats` (size x size) @ (size x size) products: what this CPU reaches on
+    `threads` threads in `dtype_name`, the denominator of the MFU figures (nominal peaks are not on a VM's
+    /proc/cpuinfo)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size ** 3 / best
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def vs_nanogpt(args: argparse.Namespace) -> None:
+    if not (Path(args.nanogpt) / "model.py").exists():
+        sys.exit(f"--nanogpt {args.nanogpt}: no model.py there; give a checkout of https://github.com/karpathy/nanoGPT.")
+    threads = args.threads or os.cpu_count()
+    me = [sys.executable, str(Path(__file__).resolve())]
+    common = ["--threads", str(threads), "--json", "--steps", str(args.steps), "--repeats", str(args.repeats)]
+    loops = {"nanoGPT (its model.py and loop, float32)": [*me, "nanogpt", "--nanogpt", args.nanogpt, *common],
+             "ours, float32": [*me, "throughput", "--dtype", "float32", *common],
+             "ours, dtype auto": [*me, "throughput", "--dtype", "auto", *common]}
+    got: dict[str, list[dict]] = {k: [] for k in loops}
+    l0 = load()
+    for r in range(args.rounds):
+        for name, cmd in loops.items():
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            if proc.returncode != 0:
+                sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
+            got[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(f"  round {r + 1}: {name}: {got[name][-1]['tok_s']:,.0f} tok/s", file=sys.stderr)
+    l1 = load()
+    peaks = {d: matmul_peak(d, threads) for d in ("float32", "bfloat16")}
+    base = [g["tok_s"] for g in got[next(iter(loops))]]
+    print(f"| loop ({threads} threads) | tok/s, median of {args.rounds} | rounds | ratio to nanoGPT (median of the "
+          "per-round ratios) | dtype | model TFLOP/s | MFU vs the best matmul in that dtype |")
+    print("|---|---|---|---|---|---|---|")
+    for name, rows in got.items():
+        toks = [g["tok_s"] for g in rows]
+        ratio = statistics.median(t / b for t, b in zip(toks, base))
+        flops = statistics.median(toks) * rows[0]["flops_per_token"]
+        peak = peaks.get(rows[0]["dtype"], peaks["float32"])
+        print(f"| {name} | {statistics.median(toks):,.0f} | {', '.join(f'{t:,.0f}' for t in toks)} | {ratio:.2f}x | "
+              f"{rows[0]['dtype']} | {flops / 1e12:.3f} | {100 * flops / peak:.1f}% |")
+    print(f"\nbest matmul (2048^3) on {threads} threads: float32 {peaks['float32'] / 1e9:,.0f} GFLOP/s, "
+          f"bfloat16 {peaks['bfloat16'] / 1e9:,.0f} GFLOP/s; load {l0:.1f}-{l1:.1f}; {cpu_flags()}")
+
+
+def cpu_flags() -> str:
+    """What decides bf16 here: the CPU's vector extensions as /proc/cpuinfo lists them."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "CPU flags unknown"
+    wanted = [f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")]
+    return "CPU: " + (", ".join(wanted) or "no AVX2")
 
 
 def main() -> None:
@@ -164,16 +308,25 @@ def main() -> None:
     t.add_argument("--warmup", type=int, default=10)
     t.add_argument("--from-run", default=None, help="a run folder: time steps from its saved weights and optimizer state")
     t.add_argument("--denormals", choices=["flush", "keep"], default="flush", help="keep: measure without flush-to-zero")
+    t.add_argument("--json", action="store_true", help="print one JSON line (tok/s, dtype, FLOPs per token) instead")
+    ng = sub.add_parser("nanogpt", help="nanoGPT's own loop at its CPU command's shape (needs --nanogpt)")
+    v = sub.add_parser("vs-nanogpt", help="nanoGPT's loop and ours, interleaved, with MFU (needs --nanogpt)")
+    for p in (ng, v):
+        p.add_argument("--nanogpt", required=True, help="a checkout of github.com/karpathy/nanoGPT")
+        p.add_argument("--threads", type=int, default=None)
+        p.add_argument("--steps", type=int, default=40)
+        p.add_argument("--repeats", type=int, default=5)
+    ng.add_argument("--warmup", type=int, default=10)
+    ng.add_argument("--json", action="store_true")
+    v.add_argument("--rounds", type=int, default=3)
     argv = sys.argv[1:]
     extra: list[str] = []
     if "--" in argv:
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1 :]
     args = ap.parse_args(argv)
-    if args.what == "quality":
-        quality(args, extra)
-    else:
-        throughput(args)
+    {"quality": lambda: quality(args, extra), "throughput": lambda: throughput(args),
+     "nanogpt": lambda: nanogpt_throughput(args), "vs-nanogpt": lambda: vs_nanogpt(args)}[args.what]()
 
 
 if __name__ == "__main__":

@@ -65,8 +65,10 @@ def build_optimizers(
     ]
     extra = {}
     sig = inspect.signature(torch.optim.AdamW).parameters
-    if device_type == "cuda" and "fused" in sig:
-        extra["fused"] = True  # one kernel for the whole update
+    if device_type in ("cuda", "cpu") and "fused" in sig:
+        # one kernel per tensor for the whole update; on a CPU too, where foreach ops loop op by op
+        # (measured: +6% training tokens a second at nanoGPT's shape, bench/bench_train.py vs-nanogpt)
+        extra["fused"] = True
     elif "foreach" in sig:
         extra["foreach"] = True  # one batched op per group instead of a loop over tensors
     opts: list[torch.optim.Optimizer] = [torch.optim.AdamW(groups, lr=lr, betas=betas, **extra)]
