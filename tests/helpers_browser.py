@@ -54,11 +54,14 @@ def _wait_for_function_every_poll_ms(self, expression, *, arg=None, timeout=None
 sync_api.Page.wait_for_function = _wait_for_function_every_poll_ms
 
 
-def wait_text(page, elem_id: str, needle: str, timeout: float = 60_000) -> None:
-    """Wait until #elem_id's text holds `needle`; a timeout says what it held instead (a flake explains itself)."""
+def wait_text(page, elem_id: str, needle: str | tuple[str, ...], timeout: float = 60_000) -> None:
+    """Wait until #elem_id's text holds `needle` (or any of a tuple of them: a fast machine may pass a state
+    between two polls); a timeout says what it held instead (a flake explains itself)."""
+    needles = [needle] if isinstance(needle, str) else list(needle)
     try:
-        page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
-                               arg=[elem_id, needle], timeout=timeout)
+        page.wait_for_function("([id, needles]) => needles.some(n => (document.getElementById(id)?.innerText || '')"
+                               ".includes(n))", arg=[elem_id, needles], timeout=timeout)
     except sync_api.TimeoutError:
         held = page.evaluate("(id) => document.getElementById(id)?.innerText ?? '(no such element)'", elem_id)
-        raise AssertionError(f"#{elem_id} never said {needle!r} in {timeout / 1000:.0f} s; it says {held!r}") from None
+        raise AssertionError(f"#{elem_id} never said {' or '.join(map(repr, needles))} in {timeout / 1000:.0f} s; "
+                             f"it says {held!r}") from None
