@@ -62,6 +62,7 @@ def test_sample_cli_bad_checkpoints_are_one_line(tmp_path, good, capsys):
     (["--seed", str(10**30)], "seed must be at most"),
     (["--max-seconds", "nan"], "max_seconds must be a positive number"),
     (["--lr", "inf"], "learning rate must be a positive number"),
+    (["--min-lr-ratio", "2"], "min_lr_ratio must be at most 1"),
 ])
 def test_train_cli_bad_flags_are_one_line(tmp_path, capsys, flags, match):
     line = one_error_line(capsys, train_main(["--data", "addition", *TINY, "--out", str(tmp_path / "r"), *flags]))

@@ -160,12 +160,12 @@ def test_presets_and_overrides():
 def test_cli_trains_then_samples(tmp_path, capsys):
     out = tmp_path / "cli"
     code = train_main(["--data", "addition", "--preset", "tiny", "--max-iters", "60", "--eval-interval", "30",
-                       "--sample-tokens", "0", "--out", str(out)])
+                       "--sample-tokens", "0", "--min-lr-ratio", "0.5", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "step    60" in printed and "val" in printed
     meta = json.loads((out / "config.json").read_text())
-    assert meta["step"] == 60 and meta["tokenizer"]["type"] == "char"
+    assert meta["step"] == 60 and meta["tokenizer"]["type"] == "char" and meta["train"]["min_lr_ratio"] == 0.5
     assert sample_main(["--checkpoint", str(out), "--prompt", "12+3", "--max-new-tokens", "20", "--seed", "1"]) == 0
     first = capsys.readouterr().out
     assert first.startswith("12+3") and len(first.strip()) >= 10
