@@ -92,8 +92,12 @@ def choose_run(page, name: str) -> None:
 
 
 def downloaded(page, elem_id: str) -> tuple[str, bytes]:
-    page.wait_for_function("(id) => { const b = document.querySelector(`#${id}`);"
-                           " return b && !b.disabled && !b.querySelector('button[disabled]'); }", arg=elem_id)
+    try:
+        page.wait_for_function("(id) => { const b = document.querySelector(`#${id}`);"
+                               " return b && !b.disabled && !b.querySelector('button[disabled]'); }", arg=elem_id)
+    except sync_api.TimeoutError:  # say what the panel showed instead (a flake explains itself)
+        raise AssertionError(f"#{elem_id} never became ready; it says {text(page, elem_id)!r}, the plan says "
+                             f"{text(page, 'export-plan')!r}, the message {text(page, 'exchange-msg')!r}") from None
     with page.expect_download() as info:
         page.click(f"#{elem_id}")
     return info.value.suggested_filename, Path(info.value.path()).read_bytes()
