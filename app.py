@@ -88,4 +88,12 @@ def launch(demo: gr.Blocks, **kwargs):
 
 
 if __name__ == "__main__":
-    launch(build_demo())
+    import sys
+
+    from gpt.errors import GPTError
+
+    try:
+        demo = build_demo()
+    except GPTError as err:  # a setting in the environment (GPT_TEACHER_TOKEN, GPT_MAX_*): its sentence, no traceback
+        sys.exit(f"error: {err}")
+    launch(demo)

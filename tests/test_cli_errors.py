@@ -172,3 +172,19 @@ def test_the_api_offers_its_own_corpora():
         with pytest.raises(DataError, match=f"Unknown corpus '{corpus}': choose one of shakespeare, addition, "
                                             "reverse, counting, text"):
             _check_start({**base, "corpus": corpus})
+
+
+@pytest.mark.parametrize("env, says", [({"GPT_TEACHER_TOKEN": "t"}, "GPT_TEACHER_TOKEN must be at least 8 characters"),
+                                       ({"GPT_MAX_ITERS": "lots"}, "GPT_MAX_ITERS")])
+def test_the_app_refuses_a_bad_setting_in_its_environment_with_one_line(tmp_path, env, says):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "app.py")], cwd=root, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "GPT_CHECKPOINT_DIR": str(tmp_path), **env})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and says in lines[0], proc.stderr[-2000:]

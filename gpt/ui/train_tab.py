@@ -317,7 +317,7 @@ def _watch_area() -> dict:
                                      title="Loss in nats per token (lower is better)", elem_id="loss-plot")
         with gr.Column():
             c["compare_plot"] = gr.LinePlot(None, x="step", y="val_bpc", color="run", height=260,
-                                            x_axis_format="~g", y_axis_format=".2f",  # not 5.727689 at one point
+                                            x_axis_format="d", y_axis_format=".2f",  # steps as 1200, not 1.2e+3; not 5.727689
                                             title="Compare runs: validation bits per character", elem_id="compare-plot")
             with gr.Row():
                 c["compare_runs"] = gr.Dropdown(multiselect=True, label="Runs to compare", scale=5,
