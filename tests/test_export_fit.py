@@ -273,3 +273,21 @@ def test_every_ladder_rung_gets_a_verdict_for_each_format_from_its_settings_alon
                                  "lack of norms, and nanoGPT cannot express its lack of norms, relu activation or "
                                  "untied LM head.")
     assert summary(found[1]) == "This run is a bigram table, which neither transformers nor nanoGPT can hold."
+
+
+@pytest.mark.parametrize("change, says", [({"hidden_size": "abc"}, "holds a setting of the wrong kind"),
+                                          ({"rms_norm_eps": "x"}, "holds a setting of the wrong kind"),
+                                          ({"layer_types": 5}, "holds a setting of the wrong kind"),
+                                          ({"tie_word_embeddings": "no"}, "tie_word_embeddings 'no' (true or false)"),
+                                          ({"tie_word_embeddings": True}, "lm_head.weight differs from it")])
+def test_a_hostile_qwen3_config_gets_a_sentence_from_the_command_line_and_imports_nothing(tmp_path, capsys, change,
+                                                                                         says):
+    from gpt.convert.__main__ import main as convert_main
+
+    run_to_hf(random_run(tmp_path / "run", **MODERN), tmp_path / "hf")  # untied: its lm_head is its own
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({**config, **change}))
+    assert convert_main(["--from", "hf", str(tmp_path / "hf"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err and str(tmp_path) not in err, err
+    assert not (tmp_path / "out").exists()

@@ -40,7 +40,7 @@ from safetensors.torch import load_file, save_file
 from .. import checkpoint as ckpt
 from ..bpe import BPETokenizer
 from ..chat.tokenizer import ChatTokenizer, base_of
-from ..errors import ConvertError
+from ..errors import ConvertError, GPTError
 from ..model import GPTConfig, build_model, parameter_breakdown
 from ..tokenizer import Tokenizer
 from ..tokenizers import tokenizer_from_spec
@@ -247,7 +247,13 @@ def load_hf(src_dir: str | Path, dropout: float = 0.0) -> tuple[torch.nn.Module,
     data = _read_config(src)
     arch = MODEL_TYPES[data["model_type"]]
     read = {GPT2: config_from_hf, NANOCHAT: nanochat.config_from_nanochat}.get(arch, qwen3.config_from_qwen3)
-    config = read(data)
+    try:
+        config = read(data)
+    except (TypeError, ValueError, OverflowError) as err:
+        if isinstance(err, GPTError):
+            raise
+        raise ConvertError(f"{src.name}/config.json holds a setting of the wrong kind ({err}); sizes must be whole "
+                           "numbers and rates numbers, as transformers writes them.") from None
     config.dropout = float(dropout)
     weights = src / "model.safetensors"
     if not weights.exists():

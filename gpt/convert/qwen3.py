@@ -118,6 +118,8 @@ def config_from_qwen3(data: dict) -> GPTConfig:
         problems.append("biases")
     if data.get("use_sliding_window") or any(t != "full_attention" for t in data.get("layer_types") or []):
         problems.append("a sliding attention window")
+    if not isinstance(data.get("tie_word_embeddings", False), bool):
+        problems.append(f"tie_word_embeddings {data['tie_word_embeddings']!r} (true or false)")
     eps = float(data.get("rms_norm_eps", 1e-6))
     if eps not in (LAYER_NORM_EPS, RMS_EPS):
         problems.append(f"rms_norm_eps {eps:g} (ours are {LAYER_NORM_EPS:g} and {RMS_EPS:g})")
@@ -146,6 +148,8 @@ def qwen3_to_ours(state: dict[str, torch.Tensor], config: GPTConfig, source: str
     out = {"transformer.wte.weight": wte}
     final = get("model.norm.weight")
     head = wte if config.tie_weights else get("lm_head.weight")
+    if config.tie_weights and "lm_head.weight" in state and not torch.equal(state["lm_head.weight"].float(), wte):
+        refuse("config.json ties the head to the embedding but lm_head.weight differs from it")
     for i in range(config.n_layer):
         ours, theirs = f"transformer.h.{i}.", f"model.layers.{i}."
         gate, up = get(theirs + "mlp.gate_proj.weight"), get(theirs + "mlp.up_proj.weight")
