@@ -2,6 +2,7 @@
 
     python bench/bench_train.py quality                 # the default preset (and its tokenizer) via the CLI, 3 runs
     python bench/bench_train.py quality --runs 5 -- --preset small --max-iters 2000 --dropout 0
+    python bench/bench_train.py quality --runs 3 --vs "--min-lr-ratio 0"   # the recipe against a variant, interleaved
     python bench/bench_train.py throughput              # nanoGPT's CPU shape: small preset, batch 12, float32
     python bench/bench_train.py throughput --dtype bfloat16 --threads 1
     python bench/bench_train.py vs-nanogpt --nanogpt ~/nanoGPT --rounds 3   # nanoGPT's own loop beside ours, MFU
@@ -54,37 +55,52 @@ def cpu_note() -> str:
     return f"{os.cpu_count()} cores"
 
 
+def _one_run(cli: list[str], label: str) -> dict:
+    """One `python -m gpt.train` run in a fresh folder: its last evaluation, its times and the load."""
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "gpt.train", *cli, "--out", out]
+        l0 = load()
+        before, t0 = os.times(), time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        after = os.times()
+        whole = time.perf_counter() - t0
+        if proc.returncode != 0:
+            sys.exit(f"run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        last = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines() if line.strip()][-1]
+    cpu = (after.children_user + after.children_system) - (before.children_user + before.children_system)
+    run = dict(loss=last["val_loss"], bpc=last["val_bpc"], wall=last["elapsed_s"], step=last["step"], cpu=cpu,
+               whole=whole, loads=(l0, load()))
+    print(f"  {label}: val {run['loss']:.4f} ({run['bpc']:.4f} bpc) at step {run['step']} in {run['wall']:.1f}s of "
+          f"training ({whole:.1f}s for the whole command, cpu {cpu:.0f}s, load {l0:.2f}->{run['loads'][1]:.2f})",
+          file=sys.stderr)
+    return run
+
+
 def quality(args: argparse.Namespace, extra: list[str]) -> None:
+    """`--runs` runs of the recipe; with `--vs "FLAGS"`, each round runs the recipe and then the recipe with FLAGS
+    (A B A B ...), so a machine whose speed drifts slows both alike, and prints the per-round differences."""
     cli = ["--data", "shakespeare", *extra]  # the preset's tokenizer unless extra names one
-    losses, bpcs, walls, steps, cpus, loads, procs = [], [], [], [], [], [], []
+    variants = {"": cli} | ({args.vs: [*cli, *shlex.split(args.vs)]} if args.vs else {})
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
     for i in range(args.runs):
-        with tempfile.TemporaryDirectory() as out:
-            cmd = [sys.executable, "-m", "gpt.train", *cli, "--out", out]
-            l0 = load()
-            before, t0 = os.times(), time.perf_counter()
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-            after = os.times()
-            procs.append(time.perf_counter() - t0)
-            if proc.returncode != 0:
-                sys.exit(f"run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-            rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines() if line.strip()]
-            last = rows[-1]
-            losses.append(last["val_loss"])
-            bpcs.append(last["val_bpc"])
-            walls.append(last["elapsed_s"])
-            steps.append(last["step"])
-            cpus.append((after.children_user + after.children_system) - (before.children_user + before.children_system))
-            loads.append((l0, load()))
-            print(f"  run {i + 1}: val {last['val_loss']:.4f} ({last['val_bpc']:.4f} bpc) at step {last['step']} in {last['elapsed_s']:.1f}s of training "
-                  f"({procs[-1]:.1f}s for the whole command, cpu {cpus[-1]:.0f}s, load {l0:.2f}->{loads[-1][1]:.2f})",
-                  file=sys.stderr)
+        for name, flags in variants.items():
+            runs[name].append(_one_run(flags, f"run {i + 1}{' ' + name if name else ''}"))
     med = statistics.median
-    shown = "python -m gpt.train " + " ".join(shlex.quote(c) for c in cli)
     print("| figure | command | median | runs (val bpc) | load (1-min) |")
     print("|---|---|---|---|---|")
-    print(f"| val bpc / val loss / training s / whole command s / steps | `{shown}` | {med(bpcs):.4f} / {med(losses):.4f} / "
-          f"{med(walls):.1f} s / {med(procs):.1f} s / {med(steps):.0f} | {', '.join(f'{v:.3f}' for v in bpcs)} | "
-          f"{min(min(x) for x in loads):.1f}-{max(max(x) for x in loads):.1f} |")
+    for name, flags in variants.items():
+        got = runs[name]
+        each = ", ".join(f"{r['bpc']:.3f}" for r in got)
+        shown = "python -m gpt.train " + " ".join(shlex.quote(c) for c in flags)
+        print(f"| val bpc / val loss / training s / whole command s / steps | `{shown}` | {med(r['bpc'] for r in got):.4f} / "
+              f"{med(r['loss'] for r in got):.4f} / {med(r['wall'] for r in got):.1f} s / "
+              f"{med(r['whole'] for r in got):.1f} s / {med(r['step'] for r in got):.0f} | "
+              f"{each} | "
+              f"{min(min(r['loads']) for r in got):.1f}-{max(max(r['loads']) for r in got):.1f} |")
+    if args.vs:
+        deltas = [b["bpc"] - a["bpc"] for a, b in zip(runs[""], runs[args.vs])]
+        print(f"\n{args.vs} minus the recipe, per round: {', '.join(f'{d:+.4f}' for d in deltas)} bpc "
+              f"(median {med(deltas):+.4f})")
 
 
 def throughput(args: argparse.Namespace) -> None:
@@ -294,6 +310,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="what", required=True)
     q = sub.add_parser("quality", help="val loss and wall time of full CLI runs (extra args after -- go to gpt.train)")
     q.add_argument("--runs", type=int, default=3)
+    q.add_argument("--vs", default=None, help='flags of a variant, e.g. "--min-lr-ratio 0": A B A B, each round')
     t = sub.add_parser("throughput", help="training tokens per second of the hot loop")
     t.add_argument("--preset", default="small")
     t.add_argument("--arch", choices=["classic", "modern"], default=None)
