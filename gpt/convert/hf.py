@@ -239,16 +239,22 @@ def _tokenizer_of(src: Path, data: dict) -> Tokenizer:
     return tokenizer_from_spec({"type": "gpt2", "kept_ids": None})  # GPT-2's vocab.json + merges.txt
 
 
+# each architecture's (config.json -> GPTConfig, its weights -> our names), as load_hf reads a folder
+READERS = {GPT2: (config_from_hf, lambda state, config, where: gpt2_to_ours(state)),
+           NANOCHAT: (nanochat.config_from_nanochat, nanochat.nanochat_to_ours),
+           QWEN3: (qwen3.config_from_qwen3, qwen3.qwen3_to_ours),
+           LLAMA: (qwen3.config_from_qwen3, qwen3.qwen3_to_ours)}
+
+
 def load_hf(src_dir: str | Path, dropout: float = 0.0) -> tuple[torch.nn.Module, GPTConfig, Tokenizer]:
     """Model, config and tokenizer of a local transformers GPT-2, NanoChat, Qwen3 or Llama folder, checked."""
     src = Path(src_dir)
     if not src.is_dir():
         raise ConvertError(f"{src.name} is not a folder; give the transformers model folder (config.json, model.safetensors).")
     data = _read_config(src)
-    arch = MODEL_TYPES[data["model_type"]]
-    read = {GPT2: config_from_hf, NANOCHAT: nanochat.config_from_nanochat}.get(arch, qwen3.config_from_qwen3)
+    read_config, read_weights = READERS[MODEL_TYPES[data["model_type"]]]
     try:
-        config = read(data)
+        config = read_config(data)
     except (TypeError, ValueError, OverflowError) as err:
         if isinstance(err, GPTError):
             raise
@@ -268,12 +274,7 @@ def load_hf(src_dir: str | Path, dropout: float = 0.0) -> tuple[torch.nn.Module,
         raise ConvertError(f"{src.name}: the tokenizer has {tok.vocab_size:,} tokens but config.json says "
                            f"vocab_size {config.vocab_size:,}.")
     where = f"{src.name}/model.safetensors"
-    if arch == GPT2:
-        ours = gpt2_to_ours(state)
-    elif arch == NANOCHAT:
-        ours = nanochat.nanochat_to_ours(state, config, where)
-    else:
-        ours = qwen3.qwen3_to_ours(state, config, where)  # may untie the head (its docstring says when)
+    ours = read_weights(state, config, where)  # before the model is built: Qwen3's may untie the head
     model = build_model(config)
     load_into(model, ours, where)
     return model.eval(), config, tok

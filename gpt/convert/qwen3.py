@@ -41,10 +41,10 @@ import torch
 from ..errors import ConvertError
 from ..model import RMS_EPS, GPTConfig
 from ..tokenizer import Tokenizer
+from .fit import LLAMA, QWEN3
 from .layout import WeightReader
 from .nanochat import ROPE_THETA, attention_problems, refuse_config
 
-QWEN3, LLAMA = "Qwen3", "Llama"
 LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, which gpt.model.layer_norm keeps
 CENTRED = 1e-5  # a write whose channels average within this of zero counts as centred
 
@@ -135,7 +135,7 @@ def qwen3_to_ours(state: dict[str, torch.Tensor], config: GPTConfig, source: str
     """Qwen3's or Llama's names -> ours (the inverse of ours_to_qwen3). `config.norm` comes in as the eps says
     ('layer' for 1e-5) and must find a centred stream; an 'rms' config gets the norms' gains folded in and may
     leave untied (config.tie_weights is set False then). A sentence for what does not fit."""
-    weights = WeightReader(state, source, f"a {'Qwen3' if config.qk_norm else 'Llama'} model")
+    weights = WeightReader(state, source, f"a {QWEN3 if config.qk_norm else LLAMA} model")
     get = weights.get
 
     def refuse(what: str):
