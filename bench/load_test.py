@@ -9,6 +9,13 @@ machine's load average (other work on the machine slows every figure).
     python bench/load_test.py                 # 20 users x 3 samples of 100 tokens
     python bench/load_test.py --users 30 --requests 1 --tokens 200   # a class pressing Generate at once
     python bench/load_test.py --users 20 --requests 1 --tokens 40 --json out.json
+    python bench/load_test.py --users 30 --requests 1 --tokens 200 --client http   # plain HTTP, as browsers cost
+
+The users are gradio_client Clients (one per user), or with `--client http`
+plain requests to the API's documented POST and event stream: gradio_client
+costs ~70 ms of CPU a request in this process, which on a 2-core machine is
+taken from the app (a class's browsers run on their own machines). The CPU
+seconds the app and the clients used during the burst are printed.
 
 Latency is from a request's submit to its whole text (its last character);
 the users connect first and send their first requests together, after one
@@ -34,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +72,15 @@ def wait_http(url: str, timeout: float) -> float:
 def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds a process has used, every thread counted (Linux's /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def start_app(ckpt_dir: Path, port: int, env_extra: dict | None = None) -> subprocess.Popen:
@@ -122,13 +139,37 @@ def make_sample_run(folder: Path) -> str:
     return f"tiny {corpus} model trained here (50 steps)"
 
 
+def http_generate(url: str, data: list, timeout: float = 120) -> str:
+    """One /generate over plain HTTP (the API's documented POST, then its event stream): the last text.
+    A browser's cost, not gradio_client's (~70 ms of CPU a request in this process, beside the app)."""
+    body = json.dumps({"data": data}).encode()
+    req = urllib.request.Request(f"{url}gradio_api/call/generate", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        event_id = json.loads(resp.read())["event_id"]
+    event, last = "", None
+    with urllib.request.urlopen(f"{url}gradio_api/call/generate/{event_id}", timeout=timeout) as stream:
+        for raw in stream:
+            line = raw.decode().strip()
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("generating", "complete"):
+                last = json.loads(line[5:])
+            elif line.startswith("data:") and event == "error":
+                raise RuntimeError(f"the app refused: {line[5:].strip()}")
+    if event != "complete" or not last:
+        raise RuntimeError(f"the stream ended with {event!r}, not a complete answer")
+    return last[0]
+
+
 def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: float, train_preset: str = "small",
-        startup_timeout: float = 120, warm: bool = True) -> dict:
+        startup_timeout: float = 120, warm: bool = True, client: str = "gradio_client") -> dict:
     from gradio_client import Client
 
     tmp = Path(tempfile.mkdtemp(prefix="gpt-load-"))
     result: dict = {"users": users, "requests_per_user": requests, "tokens": tokens, "train_corpus": train_corpus,
-                    "train_preset": train_preset, "warm": warm, "cpu_count": os.cpu_count(), "loadavg_before": os.getloadavg()}
+                    "train_preset": train_preset, "warm": warm, "client": client, "cpu_count": os.cpu_count(),
+                    "loadavg_before": os.getloadavg()}
     result["sample_model"] = make_sample_run(tmp)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -147,29 +188,32 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
         # one client per user, all connected before the clock starts, so the first requests leave together,
         # as a class's clicks do
         pool = cf.ThreadPoolExecutor(users)
-        clients = list(pool.map(lambda _: connect(url), range(users)))
+        clients = list(pool.map(lambda _: connect(url), range(users))) if client == "gradio_client" else []
         if warm:  # the model's first load (~1 s quiet, ~10 s at load 10) is the server's start, not sampling
-            clients[0].predict(run=SAMPLE_RUN, prompt="", max_new_tokens=1, api_name="/generate")
+            http_generate(url, [SAMPLE_RUN, "", 1, 0.8, 0, 1.0, -1, ""])
 
         def user(i: int) -> list[tuple[float, str | None]]:
-            c = clients[i]
             out = []
             for r in range(requests):
                 t0 = time.time()
                 try:
-                    text = c.predict(run=SAMPLE_RUN, prompt="", max_new_tokens=tokens, temperature=0.8,
-                                     top_k=0, top_p=1.0, seed=i * 100 + r, api_name="/generate")
+                    if client == "http":
+                        text = http_generate(url, [SAMPLE_RUN, "", tokens, 0.8, 0, 1.0, i * 100 + r, ""])
+                    else:
+                        text = clients[i].predict(run=SAMPLE_RUN, prompt="", max_new_tokens=tokens, temperature=0.8,
+                                                  top_k=0, top_p=1.0, seed=i * 100 + r, api_name="/generate")
                     err = None if isinstance(text, str) and len(text) > 0 else f"empty answer {text!r}"
                 except Exception as e:  # noqa: BLE001 - count it
                     err = f"{type(e).__name__}: {e}"
                 out.append((time.time() - t0, err))
             return out
 
-        t_start = time.time()
+        t_start, app_cpu, client_cpu = time.time(), process_cpu_s(proc.pid), time.process_time()
         futures = [pool.submit(user, i) for i in range(users)]
         done, pending = cf.wait(futures, timeout=time_limit)
         pool.shutdown(wait=False, cancel_futures=True)  # bounded: stragglers end when the app is stopped below
         wall = time.time() - t_start
+        result["app_cpu_s"], result["client_cpu_s"] = process_cpu_s(proc.pid) - app_cpu, time.process_time() - client_cpu
         result["loadavg_after"] = os.getloadavg()
         samples = [s for f in done for s in f.result()]
         errors = [e for _, e in samples if e] + [f"{len(pending)} users did not finish in {time_limit} s"] * bool(pending)
@@ -199,9 +243,13 @@ def main() -> int:
     ap.add_argument("--preset", default="small", help="the training run's preset")
     ap.add_argument("--time-limit", type=float, default=300)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--client", choices=("gradio_client", "http"), default="gradio_client",
+                    help="how each user asks: gradio_client (a Client per user), or plain HTTP (the API's POST and event "
+                         "stream, a browser's cost: the users' own CPU is not the app's on a class's 30 machines)")
     ap.add_argument("--cold", action="store_true", help="no warm-up request: the first ones also load the model")
     args = ap.parse_args()
-    r = run(args.users, args.requests, args.tokens, args.corpus, args.time_limit, args.preset, warm=not args.cold)
+    r = run(args.users, args.requests, args.tokens, args.corpus, args.time_limit, args.preset, warm=not args.cold,
+            client=args.client)
     cmd = " ".join(["python bench/load_test.py"] + sys.argv[1:])
     print("| users x requests | tokens | completed | errors | p50 s | p90 s | p95 s | p99 s | max s | train steps meanwhile "
           "| command |")
@@ -212,7 +260,8 @@ def main() -> int:
           f"{fmt(r.get('max_s'))} | {r.get('train_steps_during')} | `{cmd}` |")
     load = lambda k: " / ".join(f"{x:.2f}" for x in r[k]) if r.get(k) else "-"  # noqa: E731
     print(f"\nload average (1/5/15 min) before {load('loadavg_before')}, after {load('loadavg_after')} on "
-          f"{r['cpu_count']} CPUs; wall {fmt(r.get('wall_s'))} s; app start {fmt(r.get('startup_s'))} s; "
+          f"{r['cpu_count']} CPUs; wall {fmt(r.get('wall_s'))} s; CPU meanwhile: app {fmt(r.get('app_cpu_s'))} s, "
+          f"these clients {fmt(r.get('client_cpu_s'))} s; app start {fmt(r.get('startup_s'))} s; "
           f"sampled from: {r['sample_model']} ({'loaded by a warm-up request' if r['warm'] else 'cold'}); "
           f"training: {r['train_preset']} on {r['train_corpus']}, {r.get('train_state')}")
     if r.get("errors"):

@@ -34,6 +34,33 @@ from .engine import Row, SamplingSettings, decode_step, prefill, prefill_togethe
 from .kv_cache import RowKVCache
 
 
+_BUSY = threading.Condition()  # guards _busy_loops; notified when the last decode loop of this process goes idle
+_busy_loops = 0
+
+
+def decoding() -> bool:
+    """Whether any decode loop in this process has requests now."""
+    return _busy_loops > 0
+
+
+def wait_until_idle(timeout: float) -> bool:
+    """Block until no decode loop in this process has requests, or `timeout` seconds; whether it is idle.
+
+    What a training thread on the same CPU calls between steps (`gpt.jobs.thread_runner`): its Python
+    takes the interpreter lock from the decode loop and the web server, and a class waiting for text
+    should not wait for a step that can as well come a second later."""
+    with _BUSY:
+        return _BUSY.wait_for(lambda: _busy_loops == 0, timeout)
+
+
+def _busy(change: int) -> None:
+    global _busy_loops
+    with _BUSY:
+        _busy_loops += change
+        if _busy_loops == 0:
+            _BUSY.notify_all()
+
+
 class DecodeStream:
     """The reader's side of one request: its token ids as the loop makes them.
 
@@ -138,6 +165,13 @@ class BatchDecoder:
         return stream
 
     def _run(self) -> None:
+        _busy(+1)
+        try:
+            self._loop()
+        finally:
+            _busy(-1)
+
+    def _loop(self) -> None:
         rows: list[Row] = []
         streams: list[DecodeStream] = []
         cache: RowKVCache | None = None
