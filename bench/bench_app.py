@@ -69,18 +69,21 @@ def timed_change(page, elem_id: str, action, what: str, timeout_s: float = 30.0)
     return time.perf_counter() - t0
 
 
-def image_src(page, elem_id: str) -> str:
-    return page.evaluate("(id) => document.querySelector(`#${id} img`)?.getAttribute('src') || ''", elem_id)
+SHOWN = ("(id) => { const c = document.querySelector(`#${id} .vega-embed canvas`);"  # a chart the browser drew
+         " if (c && c.width > 100) return c.toDataURL();"
+         " const s = document.querySelector(`#${id} img`)?.getAttribute('src') || '';"  # or a PNG from the server
+         " return s.startsWith('data:image/png') ? s : ''; }")
 
 
 def timed_images(page, elem_ids: list[str], action, what: str, timeout_s: float = 60.0) -> float:
-    """Seconds from `action()` to every one of these gr.Plot elements showing a new PNG."""
-    before = [image_src(page, e) for e in elem_ids]
+    """Seconds from `action()` to every one of these gr.Plot elements showing a new figure (a PNG from the
+    server, or a chart the browser drew: the next-token bars)."""
+    before = [page.evaluate(SHOWN, e) for e in elem_ids]
     t0 = time.perf_counter()
     action()
     try:
-        page.wait_for_function("([ids, old]) => ids.every((id, i) => { const s = document.querySelector(`#${id} img`)"
-                               "?.getAttribute('src'); return s && s.startsWith('data:image/png') && s !== old[i]; })",
+        page.wait_for_function(f"([ids, old]) => ids.every((id, i) => {{ const s = ({SHOWN})(id); "
+                               "return s && s !== old[i]; })",
                                arg=[elem_ids, before], timeout=timeout_s * 1000, polling="raf")
     except Exception as err:  # noqa: BLE001 - say which view got no answer
         raise RuntimeError(f"{what}: {', '.join(elem_ids)} showed no new image within {timeout_s:.0f} s") from err

@@ -212,6 +212,61 @@ def next_token_figure(view: NextTokenView) -> Figure:
     return fig
 
 
+NEXT_TOKEN_SERIES = ("sampled from (after T and filters)", "cut by top-k / top-p", "model's own (T = 1, no filter)")
+
+
+def next_token_chart(view: NextTokenView) -> dict:
+    """`next_token_figure` as a Vega-Lite spec: the same bars, drawn by the browser.
+
+    The Next token view redraws on every move of a slider; a matplotlib PNG takes ~150 ms of the
+    server's CPU to lay out and render, a spec a millisecond, so the page draws this one and the PNG
+    for the download is rendered after it. Labels are the tokens as `show_piece` shows them, kept
+    distinct (two byte tokens can look alike) by invisible suffixes.
+    """
+    sampled, cut, own = NEXT_TOKEN_SERIES
+    labels: list[str] = []
+    for r in view.rows:
+        label = show_piece(r["piece"])
+        while label in labels:
+            label += "\u200b"
+        labels.append(label)
+    bars, outline = [], []
+    for label, r in zip(labels, view.rows):
+        bars.append({"token": label, "series": cut if r["cut"] else sampled,
+                     "p": r["tempered"] if r["cut"] else r["prob"], "raw": r["raw"],
+                     "shown": f"{100 * r['prob']:.0f}%" if r["prob"] >= 0.01 else "",
+                     "top": max(r["prob"], r["raw"])})
+        outline.append({"token": label, "line": own, "p": r["raw"]})
+    top = max([0.05, *(b["p"] for b in bars), *(o["p"] for o in outline)])
+    short = all(len(t.rstrip("\u200b")) <= 3 for t in labels)
+    x = {"field": "token", "type": "nominal", "sort": labels, "title": None,
+         "axis": {"labelAngle": 0 if short else -60, "labelFontSize": 18 if short else 13}}
+    y = {"type": "quantitative", "title": "probability", "scale": {"domain": [0, min(1.08, top * 1.18)]},
+         "axis": {"format": ".0%"}}
+    legend = {"orient": "top-right", "symbolType": "square", "labelFontSize": 14, "labelLimit": 400, "title": None}
+    return {
+        "title": {"text": f"What comes next? {_knobs(view)}", "fontSize": 19},
+        "width": {"step": 48}, "height": 380,
+        "config": {"axis": {"titleFontSize": 16, "labelFontSize": 14, "grid": False}, "view": {"stroke": None}},
+        "layer": [
+            {"data": {"values": bars}, "mark": {"type": "bar", "width": {"band": 0.7}},
+             "encoding": {"x": x, "y": {**y, "field": "p"},
+                          "color": {"field": "series", "type": "nominal", "legend": legend,
+                                    "scale": {"domain": [sampled, cut], "range": [BLUE, GREY]}},
+                          "tooltip": [{"field": "token"}, {"field": "series", "title": "bar"},
+                                      {"field": "p", "format": ".1%", "title": "probability"},
+                                      {"field": "raw", "format": ".1%", "title": "at T = 1, no filter"}]}},
+            {"data": {"values": outline}, "mark": {"type": "bar", "width": {"band": 0.7}, "filled": False,
+                                                   "strokeWidth": 1.6},
+             "encoding": {"x": x, "y": {**y, "field": "p"},
+                          "stroke": {"field": "line", "type": "nominal", "legend": {**legend, "symbolFillColor": "white"},
+                                     "scale": {"domain": [own], "range": ["black"]}}}},
+            {"data": {"values": bars}, "mark": {"type": "text", "dy": -8, "fontSize": 13},
+             "encoding": {"x": x, "y": {**y, "field": "top"}, "text": {"field": "shown"}}},
+        ],
+    }
+
+
 # --- tokenizers ------------------------------------------------------------------------------
 
 

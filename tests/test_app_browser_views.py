@@ -77,14 +77,21 @@ def page(url):
 # --- helpers ----------------------------------------------------------------------------------------
 
 
+SHOWN = ("(id) => { const c = document.querySelector(`#${id} .vega-embed canvas`);"  # a chart the browser drew
+         " if (c && c.width > 100) return c.toDataURL();"
+         " const s = document.querySelector(`#${id} img`)?.getAttribute('src') || '';"  # or a PNG from the server
+         " return s.startsWith('data:image/png') ? s : ''; }")
+
+
 def plot_src(page, elem_id: str) -> str:
-    return page.evaluate("(id) => document.querySelector(`#${id} img`)?.getAttribute('src') || ''", elem_id)
+    """What the gr.Plot shows: its PNG's data URL, or the pixels of the chart the browser drew."""
+    return page.evaluate(SHOWN, elem_id)
 
 
 def wait_plot(page, elem_id: str, other_than: str = "") -> str:
-    """Wait until the gr.Plot shows a PNG (a new one, if `other_than` is given); returns its src."""
-    page.wait_for_function("([id, old]) => { const s = document.querySelector(`#${id} img`)?.getAttribute('src');"
-                           " return s && s.startsWith('data:image/png') && s !== old; }", arg=[elem_id, other_than])
+    """Wait until the gr.Plot shows a figure (a new one, if `other_than` is given); returns `plot_src`."""
+    page.wait_for_function(f"([id, old]) => {{ const s = ({SHOWN})(id); return s && s !== old; }}",
+                           arg=[elem_id, other_than])
     return plot_src(page, elem_id)
 
 
@@ -194,6 +201,8 @@ def test_see_inside_the_model(page, url):
     set_number(page, "nt-top-k", 5)
     wait_text(page, "nt-status", "5 of its")
     wait_plot(page, "nt-plot", other_than=before)
+    assert page.locator("#nt-plot .vega-embed canvas").count() == 1  # drawn by the browser, not a PNG
+    assert downloaded(page, "nt-png", ".png").startswith(b"\x89PNG")  # the PNG follows the chart
     prompt = page.locator("#nt-prompt textarea").input_value()
     page.click("#nt-append")
     wait_text(page, "nt-status", "Appended")

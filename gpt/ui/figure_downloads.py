@@ -1,7 +1,8 @@
 """Figures and tables as files a person can download, and the buttons that offer them.
 
 A figure is rendered to PNG once: the same file is shown in the gr.Plot and
-offered by its download button. Exported files live in fresh folders under
+offered by its download button (the Next token view's bars are drawn by the
+browser instead, and its PNG is rendered after them: `export_file`). Exported files live in fresh folders under
 the system's temp directory (their names stay readable); the oldest are
 pruned so a long class does not fill the disk.
 """
@@ -51,11 +52,16 @@ def stem(name: str) -> str:
 
 def export(name: str, make, *args) -> tuple[PlotData, str]:
     """Draw `make(*args)` and render it once with `gpt.plots.save_figure`: (what gr.Plot shows, the PNG file)."""
+    path = export_file(name, make, *args)
+    shown = "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return PlotData(type="matplotlib", plot=shown), path
+
+
+def export_file(name: str, make, *args) -> str:
+    """Draw `make(*args)` and write it as a PNG file for a download button: its path."""
     with _DRAWING:  # one figure at a time, so two requests never restore each other's style half-way
         fig = make(*args)
-    path = figures.save_figure(fig, new_export_folder() / f"{stem(name)}.png")
-    shown = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-    return PlotData(type="matplotlib", plot=shown), str(path)
+    return str(figures.save_figure(fig, new_export_folder() / f"{stem(name)}.png"))
 
 
 def download(path: str | None) -> dict:

@@ -1,17 +1,24 @@
 """Next token: the distribution after a prompt, redrawn as temperature, top-k and top-p move.
 
 The tokens the filters cut are drawn grey; append a chosen token or sample
-one and step forward, one token at a time, as the sampler does.
+one and step forward, one token at a time, as the sampler does. The bars are
+drawn by the browser (`gpt.plots.next_token_chart`, a Vega-Lite spec), so a
+slider's move costs the server a forward pass and a millisecond of JSON; the
+same figure as a PNG, for the download button, is rendered after the chart
+is on the page.
 """
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
+from gradio.components.plot import PlotData
 
 from ... import insight
 from ... import plots as figures
 from ...errors import GPTError
-from ..figure_downloads import NO_FILE, download, export, png_button
+from ..figure_downloads import NO_FILE, download, export_file, png_button
 from ..messages import problem
 from ..page import PRIVATE
 from .base import View, refresh_button
@@ -21,20 +28,30 @@ NEXT_TOKEN_PROMPT = "First Citizen:\nBefore we proceed"
 
 class NextTokenView(View):
     def show(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0, note: str = ""):
-        """(bar chart, token dropdown, status, PNG) for what the model may write after `prompt`."""
+        """(chart, token dropdown, status, download button) for what the model may write after `prompt`; the
+        button waits for `png`."""
         try:
             loaded = self._open(owner, run)
             view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
         except Exception as err:  # noqa: BLE001
             return None, gr.update(choices=[], value=None), problem(err, toast=False), dict(NO_FILE)
-        fig, png = export(f"next-token-{run}", figures.next_token_figure, view)
+        chart = PlotData(type="altair", plot=json.dumps(figures.next_token_chart(view)))
         choices = insight.token_choices(view)
         kept = int((view.probs > 0).sum())
         status = " ".join(filter(None, [
             note, f"{self._at(run, loaded)} reads {len(view.ids)} tokens. {kept:,} of its "
                   f"{loaded.tokenizer.vocab_size:,} tokens can be drawn; {len(view.cut):,} are cut by top-k / top-p.",
             *view.notes]))
-        return fig, gr.update(choices=choices, value=choices[0][1] if choices else None), status, download(png)
+        return chart, gr.update(choices=choices, value=choices[0][1] if choices else None), status, dict(NO_FILE)
+
+    def png(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0):
+        """The download button offering the chart as a PNG (the matplotlib figure), once the chart is shown."""
+        try:
+            loaded = self._open(owner, run)
+            view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
+        except Exception:  # noqa: BLE001 - `show` has said what is wrong
+            return dict(NO_FILE)
+        return download(export_file(f"next-token-{run}", figures.next_token_figure, view))
 
     def append(self, owner, run, prompt, token, temperature=1.0, top_k=0, top_p=1.0):
         """Append the chosen token to the prompt, then show the next distribution: (prompt, *show)."""
@@ -72,7 +89,7 @@ def build_next_token_view(v: NextTokenView, who) -> tuple[gr.Tab, dict]:
             temperature = gr.Slider(0, 2, 1.0, step=0.05, label="Temperature (0 = greedy)", elem_id="nt-temperature")
             top_k = gr.Slider(0, 100, 0, step=1, label="Top-k (0 = off)", elem_id="nt-top-k")
             top_p = gr.Slider(0.05, 1.0, 1.0, step=0.05, label="Top-p (1 = off)", elem_id="nt-top-p")
-        plot = gr.Plot(show_label=False, elem_id="nt-plot")
+        plot = gr.Plot(show_label=False, elem_id="nt-plot")  # a Vega-Lite spec, drawn by the browser
         with gr.Row(equal_height=True):
             token = gr.Dropdown(label="Top tokens", scale=3, elem_id="nt-token")
             append = gr.Button("Append this token", scale=1, elem_id="nt-append")
@@ -82,10 +99,11 @@ def build_next_token_view(v: NextTokenView, who) -> tuple[gr.Tab, dict]:
 
     knobs = [temperature, top_k, top_p]
     out = [plot, token, status, png]
+    then_png = dict(fn=v.png, inputs=[who, run, prompt, *knobs], outputs=png, show_progress="hidden", **PRIVATE)
     gr.on([run.change, prompt.submit, *(k.change for k in knobs)], v.show, [who, run, prompt, *knobs], out,
-          trigger_mode="always_last", **PRIVATE)
-    append.click(v.append, [who, run, prompt, token, *knobs], [prompt, *out], **PRIVATE)
-    sample.click(v.sample, [who, run, prompt, *knobs], [prompt, *out], **PRIVATE)
+          trigger_mode="always_last", **PRIVATE).success(**then_png)
+    append.click(v.append, [who, run, prompt, token, *knobs], [prompt, *out], **PRIVATE).success(**then_png)
+    sample.click(v.sample, [who, run, prompt, *knobs], [prompt, *out], **PRIVATE).success(**then_png)
     show_runs = dict(fn=v.model_runs, inputs=[who, run], outputs=run, **PRIVATE)
     refresh.click(**show_runs)
     tab.select(**show_runs)
