@@ -102,12 +102,19 @@ def enable_tf32() -> None:
 
 
 def leave_a_core_for_the_page() -> int:
-    """Train on all CPU cores but one, so the page keeps answering while a run trains.
+    """Train on all CPU cores but one, so the page keeps answering while a run trains; the page's own
+    work (sampling, chat, the views' forward passes) runs on one intra-op thread per thread.
 
     On a 2-core machine two training threads and a web server fight over the
     cores, and OpenMP threads that spin waiting for each other make both
-    slow. GPT_NUM_THREADS (read by `gpt.device`) still wins when set.
+    slow. GPT_NUM_THREADS (read by `gpt.device`) still wins when set; a run's
+    thread sets it for itself (`configure_cpu_threads`). The page's threads
+    take the process's default, one: token-by-token decoding is tiny
+    operations, and on two OpenMP threads outside the main thread the app
+    streamed ~300 characters a second where one thread streams ~1,200.
     """
     n = max(1, (os.cpu_count() or 1) - 1)
     os.environ.setdefault("GPT_NUM_THREADS", str(n))
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)  # this thread's and every thread's that starts PyTorch later
     return int(os.environ["GPT_NUM_THREADS"])

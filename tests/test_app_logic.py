@@ -123,11 +123,25 @@ def test_zero_gpu_trains_on_the_cpu_and_says_so(monkeypatch):
     assert "ZeroGPU" not in runtime.describe_runtime(Limits(max_concurrent_jobs=2))
 
 
-def test_the_page_keeps_a_core(monkeypatch):
-    monkeypatch.delenv("GPT_NUM_THREADS", raising=False)
-    assert devices.leave_a_core_for_the_page() == max(1, (os.cpu_count() or 1) - 1)
-    monkeypatch.setenv("GPT_NUM_THREADS", "7")
-    assert devices.leave_a_core_for_the_page() == 7
+def test_the_page_keeps_a_core_and_its_own_threads_use_one(monkeypatch):
+    import threading
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.delenv("GPT_NUM_THREADS", raising=False)
+        assert devices.leave_a_core_for_the_page() == max(1, (os.cpu_count() or 1) - 1)
+        monkeypatch.setenv("GPT_NUM_THREADS", "7")
+        assert devices.leave_a_core_for_the_page() == 7
+        seen = []  # a thread the page starts later (a request's worker) decodes on one intra-op thread
+        worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        worker.start()
+        worker.join()
+        assert seen == [1] and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 # --- estimates ------------------------------------------------------------------------------

@@ -49,8 +49,8 @@ def settings(n, t=0.8, k=None, p=None, seed=None):
     return SamplingSettings(max_new_tokens=n, temperature=t, top_k=k, top_p=p, seed=seed)
 
 
-def in_batch(model, requests) -> list[list[int]]:
-    decoder = BatchDecoder(model)
+def in_batch(model, requests, threads: int | None = 1) -> list[list[int]]:
+    decoder = BatchDecoder(model, threads)
     streams = [decoder.submit(ids, s) for ids, s in requests]
     return [list(s) for s in streams]
 
@@ -139,7 +139,22 @@ def test_a_batch_equals_alone_on_two_threads_too(shipped, threads):
     requests = [(tok.encode(p), settings(30, t=t, seed=i)) for i, (p, t) in enumerate([("ROMEO:", 0), ("\n", 0.8),
                                                                                       ("To be, or", 1.1), ("A", 0.5)])]
     assert torch.get_num_threads() == 2
+    assert in_batch(model, requests, threads=2) == [generate(model, ids, s) for ids, s in requests]
+
+
+@pytest.mark.parametrize("threads", [2], indirect=True)
+def test_the_decode_loop_runs_on_one_thread_and_gives_the_text_of_two(shipped, threads, monkeypatch):
+    """OpenMP's threads outside the main thread sleep between a step's tiny operations and wake for each (4x
+    slower on two threads): the loop's own thread uses one, the caller's setting is left alone, and the text
+    is what `generate` gives on two (the CLI's, in the main thread)."""
+    import gpt.batching
+
+    model, tok = shipped
+    seen, real = [], gpt.batching.decode_step
+    monkeypatch.setattr(gpt.batching, "decode_step", lambda *a: seen.append(torch.get_num_threads()) or real(*a))
+    requests = [(tok.encode(p), settings(120, seed=i)) for i, p in enumerate(["ROMEO:", "\n", "To be"])]
     assert in_batch(model, requests) == [generate(model, ids, s) for ids, s in requests]
+    assert seen and set(seen) == {1} and torch.get_num_threads() == 2
 
 
 @pytest.mark.parametrize("arch", ["classic", "modern"])
