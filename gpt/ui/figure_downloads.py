@@ -2,9 +2,10 @@
 
 A figure is rendered to PNG once: the same file is shown in the gr.Plot and
 offered by its download button (the Next token view's bars are drawn by the
-browser instead, and its PNG is rendered after them: `export_file`). Exported files live in fresh folders under
-the system's temp directory (their names stay readable); the oldest are
-pruned so a long class does not fill the disk.
+browser instead, and its PNG is rendered after them: `export_file`).
+Exported files live in fresh folders under the system's temp directory
+(their names stay readable); the oldest are pruned so a long class does not
+fill the disk.
 """
 
 from __future__ import annotations
