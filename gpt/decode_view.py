@@ -59,4 +59,7 @@ def _view(module: nn.Module) -> nn.Module:
     clone = copy.copy(module)
     clone._modules = {name: None if child is None else _view(child) for name, child in module._modules.items()}
     clone.__class__ = _direct(RowwiseLinear if type(module) is nn.Linear else type(module))
+    # children, parameters and buffers as plain attributes: `self.c_attn` then skips nn.Module.__getattr__'s
+    # search of three dicts (~100 lookups a token); a view is never trained, saved or moved
+    clone.__dict__.update({**clone._modules, **clone._parameters, **clone._buffers})
     return clone
