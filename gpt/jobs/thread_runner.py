@@ -65,12 +65,11 @@ class SamplingFirst:
 
     def __call__(self, progress: dict | None = None) -> None:
         now = time.monotonic()
-        self.budget = min(self.burst_s, self.budget + (now - self.last) * self.share)
+        self.budget = min(self.burst_s, self.budget + (now - self.last) * self.share)  # the wait before counts too
+        self.last = now
         if self.budget > 0 and decoding():
             wait_until_idle(self.budget)
-            waited, now = time.monotonic() - now, time.monotonic()
-            self.budget -= waited
-        self.last = now
+            self.budget -= time.monotonic() - now
 
 
 class ThreadRunner:
