@@ -183,6 +183,20 @@ def _knobs(view: NextTokenView) -> str:
     return f"{t} · {k} · {p}"
 
 
+NEXT_TOKEN_SERIES = ("sampled from (after T and filters)", "cut by top-k / top-p", "model's own (T = 1, no filter)")
+
+
+def _next_token_top(rows: list[dict]) -> float:
+    """The top of the probability axis: every bar and outline fits, with room for the labels above them."""
+    top = max([*(r["prob"] for r in rows), *(r["raw"] for r in rows), *(r["tempered"] for r in rows if r["cut"]), 0.05])
+    return min(1.08, top * 1.18)
+
+
+def _token_labels_upright(labels: list[str]) -> bool:
+    """Short token labels (characters) stand upright and large; longer ones (BPE pieces) are tilted and smaller."""
+    return all(len(s) <= 3 for s in labels)
+
+
 @_projector
 def next_token_figure(view: NextTokenView) -> Figure:
     """Bars: what the sampler draws from (blue), tokens the filters cut (grey, hatched, at the
@@ -193,26 +207,22 @@ def next_token_figure(view: NextTokenView) -> Figure:
     fig = Figure(figsize=(max(9.0, 0.62 * len(rows) + 3), 6), layout="constrained")
     ax = fig.add_subplot()
     probs = [r["prob"] for r in rows]
-    bars = ax.bar(x, probs, width=0.7, color=BLUE, label="sampled from (after T and filters)")
+    sampled, cut, own = NEXT_TOKEN_SERIES
+    bars = ax.bar(x, probs, width=0.7, color=BLUE, label=sampled)
     ax.bar(x, [r["tempered"] if r["cut"] else 0.0 for r in rows], width=0.7, color=GREY, hatch="//",
-           edgecolor="#808080", label="cut by top-k / top-p")
-    ax.bar(x, [r["raw"] for r in rows], width=0.7, fill=False, edgecolor="black", linewidth=1.6,
-           label="model's own (T = 1, no filter)")
+           edgecolor="#808080", label=cut)
+    ax.bar(x, [r["raw"] for r in rows], width=0.7, fill=False, edgecolor="black", linewidth=1.6, label=own)
     for bar, p, r in zip(bars, probs, rows):
         if p >= 0.01:  # the label sits above both the blue bar and the outline
             ax.text(bar.get_x() + bar.get_width() / 2, max(p, r["raw"]), f"{100 * p:.0f}%", ha="center", va="bottom",
                     fontsize=13)
-    rotation = 0 if all(len(s) <= 3 for s in labels) else 60
-    ax.set_xticks(x, labels, fontsize=18 if rotation == 0 else 13, rotation=rotation)
-    top = max([*probs, *(r["raw"] for r in rows), *(r["tempered"] for r in rows if r["cut"]), 0.05])
-    ax.set_ylim(0, min(1.08, top * 1.18))
+    upright = _token_labels_upright(labels)
+    ax.set_xticks(x, labels, fontsize=18 if upright else 13, rotation=0 if upright else 60)
+    ax.set_ylim(0, _next_token_top(rows))
     ax.set_ylabel("probability")
     ax.set_title(f"What comes next? {_knobs(view)}")
     ax.legend(loc="upper right")
     return fig
-
-
-NEXT_TOKEN_SERIES = ("sampled from (after T and filters)", "cut by top-k / top-p", "model's own (T = 1, no filter)")
 
 
 def next_token_chart(view: NextTokenView) -> dict:
@@ -224,9 +234,9 @@ def next_token_chart(view: NextTokenView) -> dict:
     distinct (two byte tokens can look alike) by invisible suffixes.
     """
     sampled, cut, own = NEXT_TOKEN_SERIES
+    shown = [show_piece(r["piece"]) for r in view.rows]
     labels: list[str] = []
-    for r in view.rows:
-        label = show_piece(r["piece"])
+    for label in shown:
         while label in labels:
             label += "\u200b"
         labels.append(label)
@@ -237,11 +247,10 @@ def next_token_chart(view: NextTokenView) -> dict:
                      "shown": f"{100 * r['prob']:.0f}%" if r["prob"] >= 0.01 else "",
                      "top": max(r["prob"], r["raw"])})
         outline.append({"token": label, "line": own, "p": r["raw"]})
-    top = max([0.05, *(b["p"] for b in bars), *(o["p"] for o in outline)])
-    short = all(len(t.rstrip("\u200b")) <= 3 for t in labels)
+    upright = _token_labels_upright(shown)
     x = {"field": "token", "type": "nominal", "sort": labels, "title": None,
-         "axis": {"labelAngle": 0 if short else -60, "labelFontSize": 18 if short else 13}}
-    y = {"type": "quantitative", "title": "probability", "scale": {"domain": [0, min(1.08, top * 1.18)]},
+         "axis": {"labelAngle": 0 if upright else -60, "labelFontSize": 18 if upright else 13}}
+    y = {"type": "quantitative", "title": "probability", "scale": {"domain": [0, _next_token_top(view.rows)]},
          "axis": {"format": ".0%"}}
     legend = {"orient": "top-right", "symbolType": "square", "labelFontSize": 14, "labelLimit": 400, "title": None}
     return {

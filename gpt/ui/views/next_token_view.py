@@ -27,12 +27,16 @@ NEXT_TOKEN_PROMPT = "First Citizen:\nBefore we proceed"
 
 
 class NextTokenView(View):
+    def _distribution(self, owner, run, prompt, temperature, top_k, top_p):
+        """(the opened run, its `insight.NextTokenView` after `prompt`); raises GPTError as a sentence."""
+        loaded = self._open(owner, run)
+        return loaded, insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
+
     def show(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0, note: str = ""):
         """(chart, token dropdown, status, download button) for what the model may write after `prompt`; the
         button waits for `png`."""
         try:
-            loaded = self._open(owner, run)
-            view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
+            loaded, view = self._distribution(owner, run, prompt, temperature, top_k, top_p)
         except Exception as err:  # noqa: BLE001
             return None, gr.update(choices=[], value=None), problem(err, toast=False), dict(NO_FILE)
         chart = PlotData(type="altair", plot=json.dumps(figures.next_token_chart(view)))
@@ -47,8 +51,7 @@ class NextTokenView(View):
     def png(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0):
         """The download button offering the chart as a PNG (the matplotlib figure), once the chart is shown."""
         try:
-            loaded = self._open(owner, run)
-            view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
+            _, view = self._distribution(owner, run, prompt, temperature, top_k, top_p)
         except Exception:  # noqa: BLE001 - `show` has said what is wrong
             return dict(NO_FILE)
         return download(export_file(f"next-token-{run}", figures.next_token_figure, view))
@@ -68,8 +71,7 @@ class NextTokenView(View):
     def sample(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0, seed=None):
         """Draw one token as the sampler would, append it, show the next distribution."""
         try:
-            loaded = self._open(owner, run)
-            view = insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
+            loaded, view = self._distribution(owner, run, prompt, temperature, top_k, top_p)
             token = insight.pick_token(view, seed)
         except Exception as err:  # noqa: BLE001
             return (gr.skip(), gr.skip(), gr.skip(), problem(err, toast=False), gr.skip())
