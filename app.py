@@ -15,6 +15,7 @@ import os
 import gradio as gr
 
 import gpt.jobs.zerogpu  # noqa: F401 - first: on ZeroGPU, `spaces` must be imported before anything starts CUDA
+from gpt.decode_process import start as start_decode_process
 from gpt.device import leave_a_core_for_the_page
 from gpt.jobs import JobManager, storage
 from gpt.jobs.slice_runner import default_runner
@@ -82,6 +83,7 @@ def launch(demo: gr.Blocks, **kwargs):
     # Gradio recomputes its per-function timing summary (a pandas table of up to 10,000 past events) after every
     # event by default; with every open page polling each second that grew to most of the server's CPU
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    start_decode_process()  # a class's text is made in a process of its own, beside the server (gpt.decode_process)
     keep_peer_address()  # who is asking is the peer, or what a trusted proxy says (gpt.ui.addresses)
     keep_swept(max_total_bytes=10 * demo.manager.limits.max_upload_bytes)  # uploads never fill the disk
     return demo.queue(default_concurrency_limit=2).launch(**options)

@@ -136,7 +136,8 @@ def throughput(args: argparse.Namespace) -> None:
         what = f"from step {saved.step} of {args.from_run}"
     else:
         train_over = dict(batch_size=args.batch_size, max_iters=n_steps, eval_interval=10**9, eval_iters=1,
-                          sample_tokens=0, dtype=args.dtype, optimizer=args.optimizer)
+                          sample_tokens=0, dtype=args.dtype, optimizer=args.optimizer,
+                          compile=args.compile)
         model_over = dict(dropout=0.0, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
                           block_size=args.block_size)
         if args.arch:
@@ -317,6 +318,7 @@ def main() -> None:
     t.add_argument("--batch-size", type=int, default=12)
     t.add_argument("--dtype", default="float32", help="float32 (nanoGPT's CPU run), bfloat16 or auto")
     t.add_argument("--optimizer", default="adamw")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (its compile time falls in the warm-up)")
     t.add_argument("--threads", type=int, default=None)
     for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size"):
         t.add_argument(flag, type=int, default=None)

@@ -19,7 +19,10 @@ seconds the app and the clients used during the burst are printed.
 
 Latency is from a request's submit to its whole text (its last character);
 the users connect first and send their first requests together, after one
-warm-up request has loaded the model (`--cold`: none).
+warm-up request has loaded the model (`--cold`: none). Each user's page is
+open first: one 1-token request in the user's own session before the clock,
+as a browser's session exists from the page's load event on
+(`--cold-sessions`: each request a new session, built inside the burst).
 
 The training run asks for 20,000 iterations, the app's default GPT_MAX_ITERS
 (a larger request is refused), and stops when the test ends.
@@ -139,10 +142,11 @@ def make_sample_run(folder: Path) -> str:
     return f"tiny {corpus} model trained here (50 steps)"
 
 
-def http_generate(url: str, data: list, timeout: float = 120) -> str:
+def http_generate(url: str, data: list, timeout: float = 120, session: str | None = None) -> str:
     """One /generate over plain HTTP (the API's documented POST, then its event stream): the last text.
-    A browser's cost, not gradio_client's (~70 ms of CPU a request in this process, beside the app)."""
-    body = json.dumps({"data": data}).encode()
+    A browser's cost, not gradio_client's (~70 ms of CPU a request in this process, beside the app).
+    `session`: the user's session (a page's), else a new one for this request."""
+    body = json.dumps({"data": data, **({"session_hash": session} if session else {})}).encode()
     req = urllib.request.Request(f"{url}gradio_api/call/generate", data=body, method="POST",
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -163,12 +167,13 @@ def http_generate(url: str, data: list, timeout: float = 120) -> str:
 
 
 def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: float, train_preset: str = "small",
-        startup_timeout: float = 120, warm: bool = True, client: str = "gradio_client") -> dict:
+        startup_timeout: float = 120, warm: bool = True, client: str = "gradio_client",
+        cold_sessions: bool = False) -> dict:
     from gradio_client import Client
 
     tmp = Path(tempfile.mkdtemp(prefix="gpt-load-"))
     result: dict = {"users": users, "requests_per_user": requests, "tokens": tokens, "train_corpus": train_corpus,
-                    "train_preset": train_preset, "warm": warm, "client": client, "cpu_count": os.cpu_count(),
+                    "train_preset": train_preset, "warm": warm, "client": client, "cold_sessions": cold_sessions, "cpu_count": os.cpu_count(),
                     "loadavg_before": os.getloadavg()}
     result["sample_model"] = make_sample_run(tmp)
     port = free_port()
@@ -191,6 +196,15 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
         clients = list(pool.map(lambda _: connect(url), range(users))) if client == "gradio_client" else []
         if warm:  # the model's first load (~1 s quiet, ~10 s at load 10) is the server's start, not sampling
             http_generate(url, [SAMPLE_RUN, "", 1, 0.8, 0, 1.0, -1, ""])
+        # each user's page is open: its session exists, made by the page's load event, before anyone presses
+        # Generate (a session's first event builds its state for every component of the page, ~30 ms of the
+        # server's CPU here: thirty of them inside the burst measured the page's opening, not Generate)
+        sessions = [f"load-user-{i}-{time.time_ns()}" for i in range(users)]
+        if client == "gradio_client":
+            sessions = [c.session_hash for c in clients]
+        if not cold_sessions:
+            list(pool.map(lambda i: http_generate(url, [SAMPLE_RUN, "", 1, 0.8, 0, 1.0, -1, ""], session=sessions[i]),
+                          range(users)))
 
         def user(i: int) -> list[tuple[float, str | None]]:
             out = []
@@ -198,7 +212,8 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
                 t0 = time.time()
                 try:
                     if client == "http":
-                        text = http_generate(url, [SAMPLE_RUN, "", tokens, 0.8, 0, 1.0, i * 100 + r, ""])
+                        text = http_generate(url, [SAMPLE_RUN, "", tokens, 0.8, 0, 1.0, i * 100 + r, ""],
+                                             session=sessions[i])
                     else:
                         text = clients[i].predict(run=SAMPLE_RUN, prompt="", max_new_tokens=tokens, temperature=0.8,
                                                   top_k=0, top_p=1.0, seed=i * 100 + r, api_name="/generate")
@@ -248,9 +263,12 @@ def main() -> int:
                     help="how each user asks: gradio_client (a Client per user), or plain HTTP (the API's POST and event "
                          "stream, a browser's cost: the users' own CPU is not the app's on a class's 30 machines)")
     ap.add_argument("--cold", action="store_true", help="no warm-up request: the first ones also load the model")
+    ap.add_argument("--cold-sessions", action="store_true",
+                    help="every request a new visitor: its session's state is built inside the burst (~30 ms of the "
+                         "server's CPU each), as if thirty pages opened and pressed Generate at the same instant")
     args = ap.parse_args()
     r = run(args.users, args.requests, args.tokens, args.corpus, args.time_limit, args.preset, warm=not args.cold,
-            client=args.client)
+            client=args.client, cold_sessions=args.cold_sessions)
     cmd = " ".join(["python bench/load_test.py"] + sys.argv[1:])
     print("| users x requests | tokens | completed | errors | p50 s | p90 s | p95 s | p99 s | max s | train steps meanwhile "
           "| command |")
@@ -264,6 +282,7 @@ def main() -> int:
           f"{r['cpu_count']} CPUs; wall {fmt(r.get('wall_s'))} s; CPU meanwhile: app {fmt(r.get('app_cpu_s'))} s, "
           f"these clients {fmt(r.get('client_cpu_s'))} s; app start {fmt(r.get('startup_s'))} s; "
           f"sampled from: {r['sample_model']} ({'loaded by a warm-up request' if r['warm'] else 'cold'}); "
+          f"sessions: {'new with each request' if r['cold_sessions'] else 'open before the burst'}; "
           f"training: {r['train_preset']} on {r['train_corpus']}, {r.get('train_state')}")
     if r.get("errors"):
         print("errors:", r["errors"])

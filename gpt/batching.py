@@ -59,7 +59,9 @@ def wait_until_idle(timeout: float) -> bool:
         return _BUSY.wait_for(lambda: _busy_loops == 0, timeout)
 
 
-def _busy(change: int) -> None:
+def note_decoding(change: int) -> None:
+    """A decode loop starts (+1) or goes idle (-1): what `decoding` and `wait_until_idle` count (a loop in
+    another process counts through its server-side handle, `gpt.decode_process`)."""
     global _busy_loops
     with _BUSY:
         _busy_loops += change
@@ -160,10 +162,11 @@ class BatchDecoder:
         self.active = 0  # rows in the last step
 
     def submit(self, prompt_ids: list[int], settings: SamplingSettings,
-               should_stop: Callable[[], bool] | None = None) -> DecodeStream:
-        """Queue a request for the next step. Raises SamplingError at once for an empty prompt."""
+               should_stop: Callable[[], bool] | None = None, stream: DecodeStream | None = None) -> DecodeStream:
+        """Queue a request for the next step. Raises SamplingError at once for an empty prompt. `stream`:
+        where its tokens go (a `DecodeStream` that passes them on, `gpt.decode_process`); default a new one."""
         row = Row.open(prompt_ids, settings, self.model.config.block_size)
-        stream = DecodeStream(should_stop)
+        stream = stream if stream is not None else DecodeStream(should_stop)
         with self._lock:
             self._joining.append((row, stream))
             if self._thread is None:
@@ -174,11 +177,11 @@ class BatchDecoder:
     def _run(self) -> None:
         if self.threads is not None and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)  # this thread's OpenMP and MKL (and the default of later threads)
-        _busy(+1)
+        note_decoding(+1)
         try:
             self._loop()
         finally:
-            _busy(-1)
+            note_decoding(-1)
 
     def _loop(self) -> None:
         rows: list[Row] = []

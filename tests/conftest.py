@@ -22,6 +22,21 @@ def shakespeare_available() -> bool:
     return (Path(os.environ.get("GPT_DATA_DIR", "data")) / "tinyshakespeare.txt").exists()
 
 
+SHIPPED = ROOT / "checkpoints" / "shakespeare-char"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped model and its tokenizer: real float32 weights, where a last-bit difference could really
+    flip a token (the decoding tests)."""
+    if not (SHIPPED / "model.safetensors").exists():
+        pytest.skip("the shipped checkpoint is not here")
+    from gpt.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(SHIPPED, device="cpu")
+    return ck.model.eval(), ck.tokenizer
+
+
 @pytest.fixture
 def shakespeare_text() -> str:
     if not shakespeare_available():

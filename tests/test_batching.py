@@ -3,21 +3,18 @@ what each gets alone (gpt.engine.generate); each keeps its own settings, length,
 can join while others run and leave without disturbing them."""
 
 import threading
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from gpt.batching import BatchDecoder
-from gpt.checkpoint import load_checkpoint
 from gpt.decode_view import RowwiseLinear, decode_view
 from gpt.engine import Row, SamplingSettings, generate, prefill
 from gpt.kv_cache import RowKVCache
 from gpt.errors import SamplingError
 from gpt.model import ARCHITECTURES, GPT, GPTConfig
 
-SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "shakespeare-char"
 
 
 @pytest.fixture(autouse=True)
@@ -28,15 +25,6 @@ def threads(request):
     torch.set_num_threads(getattr(request, "param", 1))
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    """The shipped model: real float32 weights, where a last-bit difference could really flip a token."""
-    if not (SHIPPED / "model.safetensors").exists():
-        pytest.skip("the shipped checkpoint is not here")
-    ck = load_checkpoint(SHIPPED, device="cpu")
-    return ck.model.eval(), ck.tokenizer
 
 
 def small_model(arch: str, block_size: int = 16, vocab: int = 30):

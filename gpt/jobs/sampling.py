@@ -5,8 +5,10 @@ a copy of its weights taken between two optimizer steps, so a student can
 watch the text get better while the loss falls; requests that arrive while
 the run is at the same step share one snapshot (and so one decode loop). A
 run on disk is loaded once and kept while its checkpoint file is unchanged.
-Every model has one `gpt.batching.BatchDecoder`: the requests of a class on
-the same model are decoded side by side, each exactly as it would be alone.
+Every model has one decode loop (`gpt.batching.BatchDecoder`, run in the
+server's decode process for a model on the CPU, `gpt.decode_process`): the
+requests of a class on the same model are decoded side by side, each exactly
+as it would be alone.
 
 Notes (prompt cropped to the context, empty prompt started from a newline,
 top-k above the vocabulary clamped) come back as sentences next to the text;
@@ -25,6 +27,7 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..batching import BatchDecoder
+from ..decode_process import ProcessDecoder, decoder_for
 from ..engine import SamplingSettings
 from ..errors import CheckpointError, SamplingError
 from ..sample import StreamDecoder, prompt_to_ids
@@ -63,10 +66,11 @@ class Loaded:
     tokenizer: Tokenizer
     step: int
     live: bool  # a snapshot of a run still training
-    decoder: BatchDecoder = field(init=False, repr=False)  # the one decode loop of this model's requests
+    # the one decode loop of this model's requests: in the decode process for a model on the CPU
+    decoder: BatchDecoder | ProcessDecoder = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.decoder = BatchDecoder(self.model)
+        self.decoder = decoder_for(self.model)
 
 
 class ModelCache:

@@ -1,0 +1,300 @@
+"""Decoding in a process of its own: a class's text is not made under the web server's interpreter lock.
+
+A class pressing Generate at once is one decode loop (`gpt.batching`) and a
+web server streaming thirty answers, both Python, both in one process: they
+take turns on one interpreter lock, so on a 2-core machine the loop and the
+server shared one core while the other idled. Here the loop runs in a child
+process (one per server, every model's loop in it), the server streams what
+it sends back, and each has a core: thirty requests of 200 tokens took
+~1.5-2.0 s from submit to last character through the app in one process and
+~1.2 s in two (docs/benchmarks.md).
+
+`ProcessDecoder` is a `BatchDecoder` for the caller: `submit` gives a
+`DecodeStream`, `active` counts its requests. The text is the same bit for
+bit: the child runs the same loop on the same weights (sent once per model)
+on one thread, as the app's own loop does (tests/test_decode_process.py).
+The child starts on the first request (or `start()` at the server's start),
+ends when the server's process does, and when it dies the requests in it
+end with a sentence and the next request starts a new one. Stop, and a
+reader that goes away, reach the child at its next step.
+
+POSIX only (the child gets its end of a socket pair); elsewhere, and for a
+model on a GPU, the loop stays in the server's process (`decoder_for`).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from multiprocessing.connection import Connection
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from .batching import BatchDecoder, DecodeStream, note_decoding
+from .engine import Row, SamplingSettings
+from .errors import SamplingError
+
+GATHER_S = 0.002  # the child sends what a step made as one message: a step pushes every row's token within ~us
+ENV_SWITCH = "GPT_DECODE_PROCESS"  # "0": decode in the server's own process
+STOPPED = "The decoding process stopped while making this text; press Generate again."
+
+
+def enabled() -> bool:
+    return os.name == "posix" and os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def decoder_for(model: nn.Module):
+    """The decode loop for `model`: in the decode process for a model on the CPU (where enabled), else
+    a `BatchDecoder` in this process (a GPU's kernels already run outside the interpreter lock)."""
+    on_cpu = all(p.device.type == "cpu" for p in itertools.islice(model.parameters(), 1))
+    return ProcessDecoder(model) if on_cpu and enabled() else BatchDecoder(model)
+
+
+# -- the server's side
+
+class DecodeProcess:
+    """The child process and its connection: requests out, tokens back, one reader thread."""
+
+    def __init__(self):
+        parent, child = socket.socketpair()
+        self.proc = subprocess.Popen([sys.executable, "-m", "gpt.decode_process", str(child.fileno())],
+                                     pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": _package_root()})
+        child.close()
+        self.conn = Connection(parent.detach())
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _streams and _open
+        self._streams: dict[int, tuple[DecodeStream, "ProcessDecoder"]] = {}
+        self._cancel_sent: set[int] = set()
+        self._ids = itertools.count(1)
+        self.alive = True
+        threading.Thread(target=self._read, name="decode-process-reader", daemon=True).start()
+
+    def send(self, msg: tuple) -> None:
+        with self._send_lock:
+            self.conn.send(msg)
+
+    def submit(self, decoder: "ProcessDecoder", prompt_ids: list[int], settings: SamplingSettings,
+               stream: DecodeStream) -> None:
+        if stream.stopped():  # Stop pressed before it began: as the loop does at a request's join, nothing is made
+            stream._end()
+            return
+        with self._lock:
+            req = next(self._ids)
+            self._streams[req] = (stream, decoder)
+            decoder.active += 1
+            if len(self._streams) == 1:
+                note_decoding(+1)
+        try:
+            self.send(("submit", req, decoder.key, prompt_ids, settings))
+        except OSError:  # the child is gone: this request ends with the sentence the reader gives the rest
+            self._died()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                items = self.conn.recv()
+                self._send_cancels()  # first: a request stopped since the last message takes none of these tokens
+                for req, token, error in items:
+                    if token is not None:
+                        entry = self._streams.get(req)
+                        if entry is not None and req not in self._cancel_sent:  # stopped: no token after it
+                            entry[0]._push(token)
+                    else:
+                        self._finish(req, error)
+        except (EOFError, OSError):
+            pass
+        self._died()
+
+    def _send_cancels(self) -> None:
+        """Stop pressed or reader gone: tell the child, once, so the row leaves at its next step."""
+        for req, (stream, _) in list(self._streams.items()):
+            if req not in self._cancel_sent and stream.stopped():
+                self._cancel_sent.add(req)
+                self.send(("cancel", req))
+
+    def _finish(self, req: int, error: BaseException | None) -> None:
+        with self._lock:
+            entry = self._streams.pop(req, None)
+            self._cancel_sent.discard(req)
+            if entry is None:
+                return
+            entry[1].active -= 1
+            if not self._streams:
+                note_decoding(-1)
+        entry[0]._end(error)
+
+    def _died(self) -> None:
+        self.alive = False
+        error = SamplingError(STOPPED)
+        for req in list(self._streams):
+            self._finish(req, error)
+
+    def close(self) -> None:
+        self.alive = False
+        try:
+            self.conn.close()
+        finally:
+            self.proc.wait(5)
+
+
+def _package_root() -> str:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rest = os.environ.get("PYTHONPATH")
+    return root + (os.pathsep + rest if rest else "")
+
+
+_process: DecodeProcess | None = None
+_process_lock = threading.Lock()
+
+
+def process() -> DecodeProcess:
+    """This server's decode process, started (again) when there is none alive."""
+    global _process
+    with _process_lock:
+        if _process is None or not _process.alive:
+            _process = DecodeProcess()
+        return _process
+
+
+def start() -> None:
+    """Start the decode process now (at the server's start), so a class's first request does not wait
+    for it to import PyTorch (~2 s)."""
+    if enabled():
+        process()
+
+
+class ProcessDecoder:
+    """One model's decode loop, run in the decode process: what `BatchDecoder` is, for the caller."""
+
+    _keys = itertools.count(1)
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.key = next(ProcessDecoder._keys)
+        self.active = 0  # requests of this model now in the loop
+        self._sent_to: DecodeProcess | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, prompt_ids: list[int], settings: SamplingSettings,
+               should_stop: Callable[[], bool] | None = None) -> DecodeStream:
+        """Queue a request for the loop's next step. Raises SamplingError at once for an empty prompt."""
+        Row.open(prompt_ids, settings, self.model.config.block_size)  # the same checks, here, before anything is sent
+        stream = DecodeStream(should_stop)
+        with self._lock:
+            proc = process()
+            if self._sent_to is not proc:  # the weights, once per process: the child builds its own loop on them
+                buf = io.BytesIO()
+                torch.save(self.model, buf)
+                try:
+                    proc.send(("model", self.key, buf.getvalue()))
+                except OSError:
+                    proc.alive = False
+                    raise SamplingError(STOPPED) from None
+                self._sent_to = proc
+                weakref.finalize(self, _drop, weakref.ref(proc), self.key)
+        proc.submit(self, prompt_ids, settings, stream)
+        return stream
+
+
+def _drop(proc_ref, key: int) -> None:
+    """A model the server no longer holds leaves the child too."""
+    proc = proc_ref()
+    if proc is not None and proc.alive:
+        try:
+            proc.send(("drop", key))
+        except OSError:
+            pass
+
+
+# -- the child's side
+
+class _Outbox:
+    """Tokens and ends for the server, sent by one thread a step at a time."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self._cond = threading.Condition()
+        self._items: list[tuple] = []
+        threading.Thread(target=self._send, name="decode-outbox", daemon=True).start()
+
+    def put(self, item: tuple) -> None:
+        with self._cond:
+            self._items.append(item)
+            if len(self._items) == 1:
+                self._cond.notify()
+
+    def _send(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._items)
+            time.sleep(GATHER_S)
+            with self._cond:
+                items, self._items = self._items, []
+            try:
+                self.conn.send(items)
+            except OSError:
+                os._exit(0)  # the server is gone
+
+
+class _Forwarded(DecodeStream):
+    """A request in the child: its tokens and its end go to the server."""
+
+    def __init__(self, req: int, outbox: _Outbox, cancelled: set[int]):
+        super().__init__(lambda: req in cancelled)
+        self.req, self.outbox, self.cancelled_reqs = req, outbox, cancelled
+
+    def _push(self, token: int) -> None:
+        self.outbox.put((self.req, token, None))
+
+    def _end(self, error: BaseException | None = None) -> None:
+        self.cancelled_reqs.discard(self.req)
+        if error is not None:
+            try:
+                pickle.dumps(error)
+            except Exception:  # noqa: BLE001 - an error that cannot travel goes as its sentence
+                error = SamplingError(str(error))
+        self.outbox.put((self.req, None, error))
+
+
+def serve(conn: Connection) -> None:
+    """The child's loop: models in, requests in, tokens out, until the server closes its end."""
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)  # as the server's process does (gpt.device.configure_cpu_threads)
+    outbox = _Outbox(conn)
+    decoders: dict[int, BatchDecoder] = {}
+    cancelled: set[int] = set()
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        kind = msg[0]
+        if kind == "submit":
+            _, req, key, prompt_ids, settings = msg
+            cancelled.discard(req)
+            try:
+                decoders[key].submit(prompt_ids, settings, stream=_Forwarded(req, outbox, cancelled))
+            except Exception as err:  # noqa: BLE001 - the request ends with it; the loop goes on
+                _Forwarded(req, outbox, cancelled)._end(err)
+        elif kind == "cancel":
+            cancelled.add(msg[1])
+        elif kind == "model":
+            _, key, blob = msg
+            decoders[key] = BatchDecoder(torch.load(io.BytesIO(blob), weights_only=False), threads=1)
+        elif kind == "drop":
+            decoders.pop(msg[1], None)
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])))

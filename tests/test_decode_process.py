@@ -1,0 +1,121 @@
+"""Decoding in a process of its own (gpt.decode_process): the same tokens as the server's own loop, bit for
+bit; Stop and a reader that goes away reach the child; a child that dies ends its requests with a sentence
+and the next request starts a new one; the server counts the child's work as decoding (a run training
+beside it waits, gpt.jobs.thread_runner)."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+import torch
+
+from gpt import batching, decode_process
+from gpt.batching import BatchDecoder
+from gpt.decode_process import ProcessDecoder, decoder_for
+from gpt.engine import SamplingSettings, generate
+from gpt.errors import SamplingError
+from gpt.model import ARCHITECTURES, GPT, GPTConfig
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the decode process needs a POSIX socket pair")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the child and the server's decode loop run
+    yield
+    torch.set_num_threads(before)
+
+
+def settings(n, t=0.8, k=None, p=None, seed=None):
+    return SamplingSettings(max_new_tokens=n, temperature=t, top_k=k, top_p=p, seed=seed)
+
+
+def test_the_child_gives_the_text_of_the_servers_own_loop_bit_for_bit(shipped):
+    model, tok = shipped
+    requests = [
+        (tok.encode("ROMEO:"), settings(90, t=0)),  # greedy
+        (tok.encode("\n"), settings(150, seed=1)),  # past the 64-token context: slides
+        (tok.encode("JULIET:\nO"), settings(40, t=1.3, k=5, seed=2)),
+        (tok.encode("First Citizen"), settings(70, t=0.7, p=0.9, seed=3)),
+        (tok.encode("\n"), settings(1, seed=4)),
+    ]
+    remote = ProcessDecoder(model)
+    streams = [remote.submit(ids, s) for ids, s in requests]
+    got = [list(s) for s in streams]
+    here = BatchDecoder(model)
+    assert got == [list(here.submit(ids, s)) for ids, s in requests]
+    assert got == [generate(model, ids, s) for ids, s in requests]  # and each as it is alone
+    assert [len(g) for g in got] == [90, 150, 40, 70, 1] and remote.active == 0
+
+
+def test_stop_and_a_reader_gone_end_their_request_and_leave_the_others_intact(shipped):
+    model, tok = shipped
+    remote = ProcessDecoder(model)
+    stop = threading.Event()
+    stopped = remote.submit(tok.encode("\n"), settings(2000, seed=31), should_stop=stop.is_set)
+    gone = remote.submit(tok.encode("\n"), settings(2000, seed=32))
+    other = remote.submit(tok.encode("\n"), settings(300, seed=33))
+    reader = iter(gone)
+    first = [next(reader) for _ in range(10)]
+    reader.close()  # a closed browser tab
+    got = []
+    for token in stopped:
+        got.append(token)
+        if len(got) == 5:
+            stop.set()
+    assert 5 <= len(got) < 2000 and got == generate(model, tok.encode("\n"), settings(len(got), seed=31))
+    assert first == generate(model, tok.encode("\n"), settings(10, seed=32))
+    assert list(other) == generate(model, tok.encode("\n"), settings(300, seed=33))
+    deadline = time.time() + 30
+    while remote.active and time.time() < deadline:  # the cancelled request's end comes back from the child
+        time.sleep(0.05)
+    assert remote.active == 0
+
+
+def test_an_empty_prompt_is_refused_at_submit_and_an_error_in_the_child_reaches_its_reader():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=32, **ARCHITECTURES["modern"])).eval()
+    remote = ProcessDecoder(model)
+    with pytest.raises(SamplingError, match="no tokens"):
+        remote.submit([], settings(5))
+    with pytest.raises(IndexError):  # 99: no such token; raised in the child, read here
+        list(remote.submit([99], settings(5)))
+    assert list(remote.submit([1], settings(6, t=0))) == generate(model, [1], settings(6, t=0))  # the next one runs
+
+
+def test_a_child_that_dies_ends_its_requests_with_a_sentence_and_the_next_request_starts_another(shipped):
+    model, tok = shipped
+    remote = ProcessDecoder(model)
+    stream = remote.submit(tok.encode("\n"), settings(100_000, seed=5))
+    reader = iter(stream)
+    next(reader)
+    child = decode_process.process()
+    os.kill(child.proc.pid, signal.SIGKILL)  # out of memory, a crash: the server's process lives on
+    with pytest.raises(SamplingError, match="press Generate again"):
+        list(reader)
+    assert not child.alive and remote.active == 0
+    assert list(remote.submit(tok.encode("\n"), settings(30, seed=6))) == generate(model, tok.encode("\n"),
+                                                                                   settings(30, seed=6))
+    assert decode_process.process() is not child
+
+
+def test_the_server_counts_the_childs_work_as_decoding(shipped):
+    model, tok = shipped
+    remote = ProcessDecoder(model)
+    assert batching.wait_until_idle(30)
+    stream = remote.submit(tok.encode("\n"), settings(2000, seed=7))
+    reader = iter(stream)
+    next(reader)
+    assert batching.decoding() and not batching.wait_until_idle(0.05)  # a run training here waits (SamplingFirst)
+    reader.close()
+    assert batching.wait_until_idle(30) and not batching.decoding()
+
+
+def test_a_model_on_the_cpu_decodes_in_the_child_unless_switched_off(monkeypatch):
+    model = GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
+    assert isinstance(decoder_for(model), ProcessDecoder)
+    monkeypatch.setenv("GPT_DECODE_PROCESS", "0")
+    assert isinstance(decoder_for(model), BatchDecoder)
