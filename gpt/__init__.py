@@ -12,7 +12,7 @@ Where things are (the lecture's own version first, then the one the app runs):
     the training step   gpt/train/trainer.py  Trainer.train_step       (what it trains on: train/objective.py)
     sampling            gpt/engine.py         sample_next_token, generate_stream
     the KV cache        gpt/kv_cache.py       KVCache (one sequence), RowKVCache (a batch of requests)
-    a class at once     gpt/batching.py       BatchDecoder (continuous batching)
+    a class at once     gpt/batching.py       BatchDecoder (continuous batching; in its own process: decode_process.py)
     the run service     gpt/jobs/manager.py   JobManager (runners: thread_runner.py, slice_runner.py; runs: book.py)
     the page            app.py                build_demo, one tab per gpt/ui/*_tab.py
 
@@ -33,6 +33,7 @@ app.py. Modules, one idea each:
 - `engine`      KV-cached sampling: temperature, top-k, top-p, streaming; one request is a `Row`
 - `kv_cache`    the keys and values a model has seen: one sequence, or rows each at its own length
 - `decode_view` the model as the decoder runs it: each row's arithmetic its own, no module overhead
+- `decode_process` the decode loops in a process of their own, beside a web server (one core each)
 - `batching`    continuous batching: every request on one model in one decode loop
 - `sample`      prompts, streaming text, the sampling CLI
 - `optim`       optimizer groups (AdamW, Muon) and the learning-rate schedule

@@ -58,6 +58,11 @@ def test_a_rowwise_linear_gives_each_row_its_one_row_product_bit_for_bit(bias):
     alone = torch.cat([F.linear(x[i], layer.weight, layer.bias) for i in range(30)])  # (30, 384)
     for B in (2, 3, 4, 7, 30):
         assert torch.equal(rowwise_layer(x[:B]).view(B, -1), alone[:B])
+    for T in (2, 3, 4, 5, 47):  # prompts fed together: each its own (T, 128) product, as it is fed alone
+        prompts = torch.randn(30, T, 128)
+        alone = torch.stack([F.linear(prompts[i], layer.weight, layer.bias) for i in range(30)])
+        for B in (2, 3, 30):
+            assert torch.equal(rowwise_layer(prompts[:B]), alone[:B])
 
 
 def test_a_batched_step_gives_each_row_its_logits_alone_bit_for_bit(shipped):
