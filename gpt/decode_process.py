@@ -18,8 +18,9 @@ ends when the server's process does, and when it dies the requests in it
 end with a sentence and the next request starts a new one. Stop, and a
 reader that goes away, reach the child at its next step.
 
-POSIX only (the child gets its end of a socket pair); elsewhere, and for a
-model on a GPU, the loop stays in the server's process (`decoder_for`).
+POSIX only (the child gets its end of a socket pair); elsewhere, for a
+model on a GPU, and in a server whose child could not start, the loop stays
+in the server's process (`decoder_for`, `process`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from .batching import BatchDecoder, DecodeStream, note_decoding
 from .engine import Row, SamplingSettings
 from .errors import SamplingError
 
+START_TIMEOUT_S = 120  # importing PyTorch: ~1-2 s on a quiet machine, much longer on a loaded one
 GATHER_S = 0.002  # the child sends what a step made as one message: a step pushes every row's token within ~us
 ENV_SWITCH = "GPT_DECODE_PROCESS"  # "0": decode in the server's own process
 STOPPED = "The decoding process stopped while making this text; press Generate again."
@@ -67,7 +69,7 @@ class DecodeProcess:
 
     def __init__(self):
         parent, child = socket.socketpair()
-        self.proc = subprocess.Popen([sys.executable, "-m", "gpt.decode_process", str(child.fileno())],
+        self.proc = subprocess.Popen(child_command(child.fileno()),
                                      pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": _package_root()})
         child.close()
@@ -78,7 +80,12 @@ class DecodeProcess:
         self._cancel_sent: set[int] = set()
         self._ids = itertools.count(1)
         self.alive = True
+        self._ready = threading.Event()  # the child's first message: PyTorch imported, serving
         threading.Thread(target=self._read, name="decode-process-reader", daemon=True).start()
+        if not self._ready.wait(START_TIMEOUT_S) or not self.alive:
+            self.alive = False
+            self.proc.kill()  # nothing to do if it has exited; one that hangs while starting is ended
+            raise OSError(f"the decode process did not start (exit status {self.proc.wait(10)})")
 
     def send(self, msg: tuple) -> None:
         with self._send_lock:
@@ -92,7 +99,7 @@ class DecodeProcess:
         with self._lock:
             req = next(self._ids)
             self._streams[req] = (stream, decoder)
-            decoder.active += 1
+            decoder.in_child += 1
             if len(self._streams) == 1:
                 note_decoding(+1)
         try:
@@ -104,6 +111,7 @@ class DecodeProcess:
         try:
             while True:
                 items = self.conn.recv()
+                self._ready.set()
                 self._send_cancels()  # first: a request stopped since the last message takes none of these tokens
                 for req, token, error in items:
                     if token is not None:
@@ -115,6 +123,7 @@ class DecodeProcess:
         except (EOFError, OSError):
             pass
         self._died()
+        self._ready.set()  # a child that never started: its starter stops waiting
 
     def _send_cancels(self) -> None:
         """Stop pressed or reader gone: tell the child, once, so the row leaves at its next step."""
@@ -129,7 +138,7 @@ class DecodeProcess:
             self._cancel_sent.discard(req)
             if entry is None:
                 return
-            entry[1].active -= 1
+            entry[1].in_child -= 1
             if not self._streams:
                 note_decoding(-1)
         entry[0]._end(error)
@@ -148,6 +157,11 @@ class DecodeProcess:
             self.proc.wait(5)
 
 
+def child_command(fd: int) -> list[str]:
+    """The child's command line: this package's `serve` on its end of the socket pair."""
+    return [sys.executable, "-m", "gpt.decode_process", str(fd)]
+
+
 def _package_root() -> str:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     rest = os.environ.get("PYTHONPATH")
@@ -156,22 +170,31 @@ def _package_root() -> str:
 
 _process: DecodeProcess | None = None
 _process_lock = threading.Lock()
+_cannot_start = False  # a child that failed to start: this server decodes in its own process from then on
 
 
-def process() -> DecodeProcess:
-    """This server's decode process, started (again) when there is none alive."""
-    global _process
+def process() -> DecodeProcess | None:
+    """This server's decode process, started (again) when there is none alive; None when one could not
+    start (the loops then run here, as they did before there was a decode process)."""
+    global _process, _cannot_start
     with _process_lock:
+        if _cannot_start:
+            return None
         if _process is None or not _process.alive:
-            _process = DecodeProcess()
+            try:
+                _process = DecodeProcess()
+            except OSError as err:
+                _cannot_start = True
+                print(f"gpt: {err}; decoding in the server's own process instead", file=sys.stderr)
+                return None
         return _process
 
 
 def start() -> None:
-    """Start the decode process now (at the server's start), so a class's first request does not wait
-    for it to import PyTorch (~2 s)."""
+    """Start the decode process now, in the background (at the server's start), so a class's first request
+    does not wait for it to import PyTorch (~1-2 s)."""
     if enabled():
-        process()
+        threading.Thread(target=process, name="decode-process-start", daemon=True).start()
 
 
 class ProcessDecoder:
@@ -182,9 +205,15 @@ class ProcessDecoder:
     def __init__(self, model: nn.Module):
         self.model = model
         self.key = next(ProcessDecoder._keys)
-        self.active = 0  # requests of this model now in the loop
+        self.in_child = 0  # requests of this model now in the child's loop
         self._sent_to: DecodeProcess | None = None
+        self._here: BatchDecoder | None = None  # the loop in this process, where no decode process could start
         self._lock = threading.Lock()
+
+    @property
+    def active(self) -> int:
+        """Requests of this model being decoded now."""
+        return self.in_child + (self._here.active if self._here is not None else 0)
 
     def submit(self, prompt_ids: list[int], settings: SamplingSettings,
                should_stop: Callable[[], bool] | None = None) -> DecodeStream:
@@ -193,6 +222,9 @@ class ProcessDecoder:
         stream = DecodeStream(should_stop)
         with self._lock:
             proc = process()
+            if proc is None:
+                self._here = self._here or BatchDecoder(self.model)
+                return self._here.submit(prompt_ids, settings, should_stop)
             if self._sent_to is not proc:  # the weights, once per process: the child builds its own loop on them
                 buf = io.BytesIO()
                 torch.save(self.model, buf)
@@ -269,9 +301,9 @@ class _Forwarded(DecodeStream):
 
 def serve(conn: Connection) -> None:
     """The child's loop: models in, requests in, tokens out, until the server closes its end."""
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)  # as the server's process does (gpt.device.configure_cpu_threads)
+    torch.set_num_threads(1)  # as the server's own loop runs (gpt.batching)
     outbox = _Outbox(conn)
+    conn.send([])  # ready
     decoders: dict[int, BatchDecoder] = {}
     cancelled: set[int] = set()
     while True:

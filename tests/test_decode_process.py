@@ -5,6 +5,7 @@ beside it waits, gpt.jobs.thread_runner)."""
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -119,3 +120,15 @@ def test_a_model_on_the_cpu_decodes_in_the_child_unless_switched_off(monkeypatch
     assert isinstance(decoder_for(model), ProcessDecoder)
     monkeypatch.setenv("GPT_DECODE_PROCESS", "0")
     assert isinstance(decoder_for(model), BatchDecoder)
+
+
+def test_a_child_that_cannot_start_leaves_the_decoding_in_the_servers_process(shipped, monkeypatch, capsys):
+    model, tok = shipped
+    monkeypatch.setattr(decode_process, "_process", None)
+    monkeypatch.setattr(decode_process, "_cannot_start", False)
+    monkeypatch.setattr(decode_process, "child_command", lambda fd: [sys.executable, "-c", "raise SystemExit(3)"])
+    remote = ProcessDecoder(model)
+    got = list(remote.submit(tok.encode("\n"), settings(40, seed=8)))  # no error for the student: decoded here
+    assert got == generate(model, tok.encode("\n"), settings(40, seed=8))
+    assert decode_process.process() is None and remote._here is not None and remote.active == 0
+    assert "did not start (exit status 3)" in capsys.readouterr().err
