@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -146,13 +147,18 @@ def http_generate(url: str, data: list, timeout: float = 120, session: str | Non
     """One /generate over plain HTTP (the API's documented POST, then its event stream): the last text.
     A browser's cost, not gradio_client's (~70 ms of CPU a request in this process, beside the app).
     `session`: the user's session (a page's), else a new one for this request."""
+    return http_call(url, "generate", data, timeout, session)[0]
+
+
+def http_call(url: str, api_name: str, data: list, timeout: float = 120, session: str | None = None) -> list:
+    """One call of an API endpoint over plain HTTP: its outputs (the last ones, for a stream)."""
     body = json.dumps({"data": data, **({"session_hash": session} if session else {})}).encode()
-    req = urllib.request.Request(f"{url}gradio_api/call/generate", data=body, method="POST",
+    req = urllib.request.Request(f"{url}gradio_api/call/{api_name}", data=body, method="POST",
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         event_id = json.loads(resp.read())["event_id"]
     event, last = "", None
-    with urllib.request.urlopen(f"{url}gradio_api/call/generate/{event_id}", timeout=timeout) as stream:
+    with urllib.request.urlopen(f"{url}gradio_api/call/{api_name}/{event_id}", timeout=timeout) as stream:
         for raw in stream:
             line = raw.decode().strip()
             if line.startswith("event:"):
@@ -163,7 +169,7 @@ def http_generate(url: str, data: list, timeout: float = 120, session: str | Non
                 raise RuntimeError(f"the app refused: {line[5:].strip()}")
     if event != "complete" or not last:
         raise RuntimeError(f"the stream ended with {event!r}, not a complete answer")
-    return last[0]
+    return last
 
 
 def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: float, train_preset: str = "small",
@@ -223,9 +229,24 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
                 out.append((time.time() - t0, err))
             return out
 
+        probes: list[float] = []  # the rest of the page meanwhile: a status poll's round trip, every 0.1 s
+        burst_over = threading.Event()
+
+        def probe() -> None:
+            while not burst_over.is_set():
+                t0 = time.time()
+                http_call(url, "run_status", [run_name, token], session="load-probe")
+                probes.append(time.time() - t0)
+                burst_over.wait(0.1)
+
+        http_call(url, "run_status", [run_name, token], session="load-probe")  # its page is open too
         t_start, app_cpu, client_cpu = time.time(), process_cpu_s(proc.pid), time.process_time()
         futures = [pool.submit(user, i) for i in range(users)]
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
         done, pending = cf.wait(futures, timeout=time_limit)
+        burst_over.set()
+        prober.join(30)
         pool.shutdown(wait=False, cancel_futures=True)  # bounded: stragglers end when the app is stopped below
         wall = time.time() - t_start
         result["app_cpu_s"] = process_cpu_s(proc.pid) - app_cpu
@@ -243,6 +264,8 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
             p99_s=percentile(lat, 99) if lat else None, max_s=max(lat) if lat else None,
             mean_s=statistics.mean(lat) if lat else None,
             train_steps_during=status.get("step", 0) - step_before, train_state=status.get("state"),
+            probe_n=len(probes), probe_p50_s=percentile(probes, 50) if probes else None,
+            probe_p95_s=percentile(probes, 95) if probes else None,
         )
     finally:
         stop_app(proc, tmp)
@@ -274,6 +297,7 @@ def main() -> int:
           "| command |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
+    ms = lambda v: "-" if v is None else f"{v * 1000:.0f} ms"  # noqa: E731
     print(f"| {r['users']} x {r['requests_per_user']} | {r['tokens']} | {r.get('completed')} | {r.get('n_errors')} | "
           f"{fmt(r.get('p50_s'))} | {fmt(r.get('p90_s'))} | {fmt(r.get('p95_s'))} | {fmt(r.get('p99_s'))} | "
           f"{fmt(r.get('max_s'))} | {r.get('train_steps_during')} | `{cmd}` |")
@@ -283,7 +307,9 @@ def main() -> int:
           f"these clients {fmt(r.get('client_cpu_s'))} s; app start {fmt(r.get('startup_s'))} s; "
           f"sampled from: {r['sample_model']} ({'loaded by a warm-up request' if r['warm'] else 'cold'}); "
           f"sessions: {'new with each request' if r['cold_sessions'] else 'open before the burst'}; "
-          f"training: {r['train_preset']} on {r['train_corpus']}, {r.get('train_state')}")
+          f"training: {r['train_preset']} on {r['train_corpus']}, {r.get('train_state')}; "
+          f"a /run_status poll meanwhile: p50 {ms(r.get('probe_p50_s'))}, p95 {ms(r.get('probe_p95_s'))} "
+          f"({r.get('probe_n')} polls)")
     if r.get("errors"):
         print("errors:", r["errors"])
     if args.json:
