@@ -58,7 +58,8 @@ def enabled() -> bool:
 def decoder_for(model: nn.Module):
     """The decode loop for `model`: in the decode process for a model on the CPU (where enabled), else
     a `BatchDecoder` in this process (a GPU's kernels already run outside the interpreter lock)."""
-    on_cpu = all(p.device.type == "cpu" for p in itertools.islice(model.parameters(), 1))
+    first = next(model.parameters(), None)
+    on_cpu = first is None or first.device.type == "cpu"
     return ProcessDecoder(model) if on_cpu and enabled() else BatchDecoder(model)
 
 
@@ -75,7 +76,7 @@ class DecodeProcess:
         child.close()
         self.conn = Connection(parent.detach())
         self._send_lock = threading.Lock()
-        self._lock = threading.Lock()  # guards _streams and _open
+        self._lock = threading.Lock()  # guards _streams
         self._streams: dict[int, tuple[DecodeStream, "ProcessDecoder"]] = {}
         self._cancel_sent: set[int] = set()
         self._ids = itertools.count(1)
@@ -148,14 +149,6 @@ class DecodeProcess:
         error = SamplingError(STOPPED)
         for req in list(self._streams):
             self._finish(req, error)
-
-    def close(self) -> None:
-        self.alive = False
-        try:
-            self.conn.close()
-        finally:
-            self.proc.wait(5)
-
 
 def child_command(fd: int) -> list[str]:
     """The child's command line: this package's `serve` on its end of the socket pair."""
@@ -305,6 +298,7 @@ def serve(conn: Connection) -> None:
     outbox = _Outbox(conn)
     conn.send([])  # ready
     decoders: dict[int, BatchDecoder] = {}
+    unloadable: dict[int, Exception] = {}
     cancelled: set[int] = set()
     while True:
         try:
@@ -316,6 +310,8 @@ def serve(conn: Connection) -> None:
             _, req, key, prompt_ids, settings = msg
             cancelled.discard(req)
             try:
+                if key in unloadable:
+                    raise unloadable[key]
                 decoders[key].submit(prompt_ids, settings, stream=_Forwarded(req, outbox, cancelled))
             except Exception as err:  # noqa: BLE001 - the request ends with it; the loop goes on
                 _Forwarded(req, outbox, cancelled)._end(err)
@@ -323,9 +319,13 @@ def serve(conn: Connection) -> None:
             cancelled.add(msg[1])
         elif kind == "model":
             _, key, blob = msg
-            decoders[key] = BatchDecoder(torch.load(io.BytesIO(blob), weights_only=False), threads=1)
+            try:
+                decoders[key] = BatchDecoder(torch.load(io.BytesIO(blob), weights_only=False), threads=1)
+            except Exception as err:  # noqa: BLE001 - its requests end with it; the other models go on
+                unloadable[key] = err
         elif kind == "drop":
             decoders.pop(msg[1], None)
+            unloadable.pop(msg[1], None)
 
 
 if __name__ == "__main__":

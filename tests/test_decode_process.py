@@ -132,3 +132,20 @@ def test_a_child_that_cannot_start_leaves_the_decoding_in_the_servers_process(sh
     assert got == generate(model, tok.encode("\n"), settings(40, seed=8))
     assert decode_process.process() is None and remote._here is not None and remote.active == 0
     assert "did not start (exit status 3)" in capsys.readouterr().err
+
+
+class OnlyHere(GPT):
+    """A model class the child cannot import (it lives in this test module)."""
+
+
+def test_a_model_the_child_cannot_load_ends_its_requests_with_the_reason_and_the_rest_go_on(shipped):
+    model, tok = shipped
+    torch.manual_seed(0)
+    odd = OnlyHere(GPTConfig(vocab_size=30, block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
+    with pytest.raises(ModuleNotFoundError):
+        list(ProcessDecoder(odd).submit([1], settings(5)))
+    child = decode_process.process()
+    assert child.alive
+    assert list(ProcessDecoder(model).submit(tok.encode("\n"), settings(20, seed=9))) == generate(
+        model, tok.encode("\n"), settings(20, seed=9))
+    assert decode_process.process() is child
