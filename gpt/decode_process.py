@@ -2,12 +2,13 @@
 
 A class pressing Generate at once is one decode loop (`gpt.batching`) and a
 web server streaming thirty answers, both Python, both in one process: they
-take turns on one interpreter lock, so on a 2-core machine the loop and the
-server shared one core while the other idled. Here the loop runs in a child
-process (one per server, every model's loop in it), the server streams what
-it sends back, and each has a core: thirty requests of 200 tokens took
-~1.5-2.0 s from submit to last character through the app in one process and
-~1.2 s in two (docs/benchmarks.md).
+take turns on one interpreter lock, and with a run training beside them a
+third thread takes it too. Here the loop runs in a child process (one per
+server, every model's loop in it) and the server only streams what it sends
+back. Measured (docs/benchmarks.md): a class's 30 x 200 tokens took as long
+as before (the decoding itself is the limit), but the server used a third of
+the CPU during the burst, the rest of the page answered 2-3x faster at p95,
+and one stream beside a training run was ~1.2x faster.
 
 `ProcessDecoder` is a `BatchDecoder` for the caller: `submit` gives a
 `DecodeStream`, `active` counts its requests. The text is the same bit for
