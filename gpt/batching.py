@@ -150,10 +150,11 @@ class BatchDecoder:
     (runs, snapshots of a run's weights) have their own decoders.
     """
 
-    def __init__(self, model: nn.Module, threads: int | None = 1):
+    def __init__(self, model: nn.Module, threads: int | None = 1, compiled=None):
         self.model = model
         self.threads = threads  # intra-op threads of the loop's own thread; None: whatever the process has
         self._view = decode_view(model)
+        self.compiled = compiled  # a `gpt.compiled_step.CompiledStep` of the model: its steps once it is ready
         self._lock = threading.Lock()
         self._joining: list[tuple[Row, DecodeStream]] = []
         self._thread: threading.Thread | None = None
@@ -234,7 +235,8 @@ class BatchDecoder:
         return cache
 
     def _step(self, rows: list[Row], streams: list[DecodeStream], cache: RowKVCache) -> None:
-        ids = decode_step(self._view, cache, rows, self._prefill(rows, cache))
+        step = self.compiled if self.compiled is not None and self.compiled.ready else None
+        ids = decode_step(self._view, cache, rows, self._prefill(rows, cache), step)
         self.steps += 1
         self.rows_stepped += len(rows)
         self.active = len(rows)

@@ -55,17 +55,18 @@ def _direct(cls: type) -> type:
     return _DIRECT[cls]
 
 
-def decode_view(model: nn.Module) -> nn.Module:
+def decode_view(model: nn.Module, rowwise: bool = True) -> nn.Module:
     """The model as the decoder runs it: the same parameters (shared, not copied), every nn.Linear a
     `RowwiseLinear`, every module called straight through its forward, in eval mode. Its modules are
-    copies, so the model itself (perhaps training on another thread) is left as it is."""
-    return _view(model).eval()
+    copies, so the model itself (perhaps training on another thread) is left as it is. `rowwise=False`
+    keeps nn.Linear: for a caller whose products always have >= FULL_KERNEL_ROWS rows (`gpt.compiled_step`)."""
+    return _view(model, rowwise).eval()
 
 
-def _view(module: nn.Module) -> nn.Module:
+def _view(module: nn.Module, rowwise: bool) -> nn.Module:
     clone = copy.copy(module)
-    clone._modules = {name: None if child is None else _view(child) for name, child in module._modules.items()}
-    clone.__class__ = _direct(RowwiseLinear if type(module) is nn.Linear else type(module))
+    clone._modules = {name: None if child is None else _view(child, rowwise) for name, child in module._modules.items()}
+    clone.__class__ = _direct(RowwiseLinear if rowwise and type(module) is nn.Linear else type(module))
     # children, parameters and buffers as plain attributes: `self.c_attn` then skips nn.Module.__getattr__'s
     # search of three dicts (~100 lookups a token); a view is never trained, saved or moved
     clone.__dict__.update({**clone._modules, **clone._parameters, **clone._buffers})

@@ -295,16 +295,21 @@ def prefill_together(model: nn.Module, cache: RowKVCache, slots: list[int], rows
     return logits[:, -1]
 
 
-def decode_step(model: nn.Module, cache: RowKVCache, rows: list[Row], fed: dict[int, torch.Tensor] | None = None
-                ) -> list[int]:
+def decode_step(model: nn.Module, cache: RowKVCache, rows: list[Row], fed: dict[int, torch.Tensor] | None = None,
+                step: Callable[[RowKVCache, torch.Tensor, list], torch.Tensor] | None = None) -> list[int]:
     """One new token for each row (rows 0..B-1 of the cache). A row in `fed` (row -> logits from its
     prefill) has its next token's logits already; every other row's latest token goes in at its own
-    position, one forward pass for all. Then each row samples its own."""
+    position, one forward pass for all. Then each row samples its own. `step`: that forward pass
+    compiled (a ready `gpt.compiled_step.CompiledStep`), in place of the model's own."""
     fed = fed or {}
     if len(fed) < len(rows):
         idx = torch.tensor([[0 if i in fed else r.tokens[-1]] for i, r in enumerate(rows)], device=cache.k.device)
-        cache.begin([None if i in fed else r.fed for i, r in enumerate(rows)])
-        logits = model(idx, kv_cache=cache, last_only=True)[0][:, -1]  # (B, vocab)
+        lengths = [None if i in fed else r.fed for i, r in enumerate(rows)]
+        if step is not None:
+            logits = step(cache, idx, lengths)  # (B, vocab)
+        else:
+            cache.begin(lengths)
+            logits = model(idx, kv_cache=cache, last_only=True)[0][:, -1]  # (B, vocab)
         if fed:
             logits = logits.index_copy(0, torch.tensor(list(fed), device=logits.device), torch.stack(list(fed.values())))
     else:
@@ -325,13 +330,15 @@ def generate_stream(
     use_cache: bool = True,
     window: str = "slide",
     should_stop: Callable[[], bool] | None = None,
+    step=None,
 ) -> Iterator[int]:
     """Yield new token ids one at a time, as they are made.
 
     `should_stop()` is checked before each token: a UI Stop button sets it.
     The same seed gives the same tokens, with or without the cache, and alone
     or beside other requests (`gpt.batching.BatchDecoder`: the same `Row`,
-    `prefill` and `decode_step`, with this one row).
+    `prefill` and `decode_step`, with this one row). `step`: a
+    `gpt.compiled_step.CompiledStep` of the model, used once it is ready.
     """
     settings = settings or SamplingSettings()
     row = Row.open(prompt_ids, settings, model.config.block_size, window)
@@ -342,7 +349,8 @@ def generate_stream(
             return
         if cache is not None:
             logits = prefill(view, cache, 0, row)
-            (token,) = decode_step(view, cache, [row], {} if logits is None else {0: logits})
+            (token,) = decode_step(view, cache, [row], {} if logits is None else {0: logits},
+                                   step if step is not None and step.ready else None)
         else:  # the whole context every step (nanoGPT's way; the comparison the cache is measured against)
             row.fit_window()
             ctx = torch.tensor([row.tokens[row.start :]], device=cache_device(model))  # (1, T)

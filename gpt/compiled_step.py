@@ -1,0 +1,170 @@
+"""The decode step captured once by torch.compile: a token in a few dozen fused calls.
+
+A small model's token is overhead, not arithmetic: the shipped model's step
+is ~40 module calls and over a hundred kernels, each a few microseconds of
+PyTorch's dispatch, around 1.6 MFLOP. torch.compile turns the one-token step
+of `gpt.engine.decode_step` (a forward pass over a row cache) into fused C++
+loops around the matrix products (docs/benchmarks.md has what it measured).
+
+What keeps it honest:
+- One graph for any number of rows, each row's numbers its own. Every call
+  has at least `ROWS` rows (a request alone is padded with rows that sit the
+  step out, at the cache's scratch slot), the number of rows is symbolic, so
+  every product has >= 4 rows, where on one thread each row gets the same
+  bits whatever the other rows are (`gpt.decode_view`), and the fused loops
+  work row by row: a seed gives the same text alone or beside a class
+  (tests/test_compiled_step.py).
+- Its logits are the eager step's up to float rounding (the fused norms and
+  softmax add up in another order, ~1e-6): its text is the eager step's but
+  where a drawn number falls that close to the edge between two tokens.
+- Compiling takes seconds to a minute (a C++ compiler runs), so `warm()` does
+  it on a scratch cache, off anyone's wait (`warm_later`: one background
+  thread, one model at a time), and a decoder uses the step once it is
+  `ready`; until then, and for good where torch.compile cannot work here (no
+  C++ compiler, an unsupported platform: said once on stderr), the eager
+  step serves. `GPT_COMPILE_DECODE=0` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import types
+
+import torch
+import torch.nn as nn
+
+from .decode_view import FULL_KERNEL_ROWS, decode_view
+from .kv_cache import RowKVCache
+
+ROWS = FULL_KERNEL_ROWS  # the fewest rows a compiled step computes
+ENV_SWITCH = "GPT_COMPILE_DECODE"  # "0": the eager step only
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+class _StepCache:
+    """A `RowKVCache` as the attention layers see it during a compiled step, on the tensors given to the graph:
+    k, v (n_layer, capacity, nh, slots, hs), the step's rows the first B."""
+
+    def __init__(self, k, v, slot, positions, attn_mask):
+        B = slot.size(0)
+        self.k, self.v = k[:, :B], v[:, :B]  # (n_layer, B, nh, slots, hs)
+        self.index = slot.expand(B, k.size(2), 1, k.size(4))  # (B, nh, 1, hs): each row's new slot
+        self.pos, self.attn_mask = positions, attn_mask
+
+    def positions(self, T: int) -> torch.Tensor:
+        return self.pos  # (B, 1)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k_all, v_all = self.k[layer], self.v[layer]  # (B, nh, slots, hs)
+        k_all.scatter_(2, self.index, k.to(k_all.dtype))
+        v_all.scatter_(2, self.index, v.to(v_all.dtype))
+        return k_all, v_all
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+def _step(view: nn.Module, idx, slot, positions, attn_mask, k, v) -> torch.Tensor:
+    """One token for each row: idx (B, 1) -> logits (B, vocab), the row cache's k and v written in place."""
+    logits, _ = view(idx, kv_cache=_StepCache(k, v, slot, positions, attn_mask), last_only=True)
+    return logits[:, -1]
+
+
+def _own_code(fn: types.FunctionType) -> types.FunctionType:
+    """fn with a code object of its own. torch.compile keeps its graphs on the code object: each model's
+    step must not count towards another's recompile limit (8), nor keep its graphs alive after it."""
+    return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
+class CompiledStep:
+    """One model's decode step, compiled by `warm()`; called as `step(cache, idx, lengths)` by
+    `gpt.engine.decode_step` in place of the model's forward pass once `ready`."""
+
+    def __init__(self, model: nn.Module, threads: int | None = 1):
+        self.model = model
+        self.threads = threads  # the intra-op threads the step will run on: its C++ loops are built for them
+        self._view = decode_view(model, rowwise=False)  # every product has >= ROWS rows: one product each
+        self._compiled = torch.compile(_own_code(_step), fullgraph=True)
+        self._lock = threading.Lock()
+        self.ready = False
+        self.failed: str | None = None  # why torch.compile could not make the step, as a sentence
+
+    def __call__(self, cache: RowKVCache, idx: torch.Tensor, lengths: list[int | None]) -> torch.Tensor:
+        """idx (B, 1) of the rows 0..B-1 of `cache`, each filled to lengths[b] (None: sits the step out)
+        -> logits (B, vocab). Fewer than ROWS rows are padded with rows that sit out."""
+        B = idx.size(0)
+        if B < ROWS:
+            idx = torch.cat([idx, idx.new_zeros(ROWS - B, 1)])
+            lengths = list(lengths) + [None] * (ROWS - B)
+        if cache.capacity < idx.size(0):
+            cache.grow(idx.size(0))
+        cache.begin(lengths)
+        return self._compiled(self._view, idx, *cache.step_tensors(), cache.k, cache.v)[:B]
+
+    def warm(self) -> bool:
+        """Compile now, on a scratch cache; whether the step is ready. Seconds to a minute; only the first
+        call compiles. The graph is made for any number of rows and any cache capacity (both symbolic),
+        and a second call with other sizes must not compile again, or the step is not used."""
+        with self._lock:
+            if self.ready or self.failed is not None:
+                return self.ready
+            if self.threads is not None and torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                with torch.inference_mode():
+                    cache = RowKVCache(self.model, ROWS + 3)  # capacity != rows: two sizes, not one
+                    self._first_call(cache, ROWS)
+                    with torch.compiler.set_stance("fail_on_recompile"):
+                        self(cache, torch.zeros(ROWS + 1, 1, dtype=torch.long), [None] * (ROWS + 1))
+                self.ready = True
+            except Exception as err:  # noqa: BLE001 - no compiler, an unsupported op: the eager step serves
+                self.failed = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                _say_once(f"gpt: the decode step is not compiled here ({self.failed[:300]}); decoding runs eagerly, "
+                          "as fast as before.")
+        return self.ready
+
+    def _first_call(self, cache: RowKVCache, B: int) -> None:
+        idx = torch.zeros(B, 1, dtype=torch.long, device=cache.k.device)
+        cache.begin([None] * B)
+        args = (idx, *cache.step_tensors())
+        for t in args:
+            torch._dynamo.mark_dynamic(t, 0)  # the number of rows
+        for t in (cache.k, cache.v):
+            torch._dynamo.mark_dynamic(t, 1)  # the cache's capacity
+        self._compiled(self._view, *args, cache.k, cache.v)
+
+
+_said: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    if line not in _said:
+        _said.add(line)
+        print(line, file=sys.stderr)
+
+
+_queue: "queue.Queue[CompiledStep]" = queue.Queue()
+_worker: threading.Thread | None = None
+_worker_lock = threading.Lock()
+
+
+def warm_later(step: CompiledStep) -> None:
+    """Compile `step` on a background thread, after the steps queued before it (one compile at a time:
+    each takes a core for seconds)."""
+    global _worker
+    _queue.put(step)
+    with _worker_lock:
+        if _worker is None:
+            _worker = threading.Thread(target=_warm_queued, name="compile-decode-step", daemon=True)
+            _worker.start()
+
+
+def _warm_queued() -> None:
+    while True:
+        _queue.get().warm()

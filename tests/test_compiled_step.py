@@ -1,0 +1,128 @@
+"""The compiled decode step (gpt.compiled_step): it computes what the eager step computes (to float rounding,
+the same tokens), one graph serves one request and many with each row's numbers its own (a seed gives the
+same text alone or in a class, bit for bit), it never compiles again while serving, and where torch.compile
+cannot work the eager step serves the same text."""
+
+import pytest
+import torch
+
+from gpt import compiled_step
+from gpt.batching import BatchDecoder
+from gpt.compiled_step import ROWS, CompiledStep
+from gpt.decode_view import decode_view
+from gpt.engine import Row, SamplingSettings, generate, prefill
+from gpt.kv_cache import RowKVCache
+from gpt.model import ARCHITECTURES, GPT, GPTConfig
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the decode loop runs
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def warmed():
+    """A small modern model (the shipped model's kind: rotary, QK-norm, ReLU squared) and its step, compiled
+    once for the module (the C++ compiler takes seconds)."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=32, **ARCHITECTURES["modern"])).eval()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    step = CompiledStep(model)
+    assert step.warm(), step.failed
+    torch.set_num_threads(before)
+    return model, step
+
+
+def settings(n, t=0.8, k=None, p=None, seed=None):
+    return SamplingSettings(max_new_tokens=n, temperature=t, top_k=k, top_p=p, seed=seed)
+
+
+def test_the_compiled_step_gives_the_eager_steps_logits_and_tokens(warmed):
+    """Step by step over a whole window (prompt, then one token at a time, past a slide): logits within
+    float rounding of the eager step's, and the same greedy and seeded text."""
+    model, step = warmed
+    view = decode_view(model)
+    for rows_alone in ([5], [3, 1, 4, 1, 5, 9, 2, 6]):
+        eager_cache, compiled_cache = RowKVCache(model, 1), RowKVCache(model, 1)
+        row = Row.open(rows_alone, settings(12, t=0), 16)
+        with torch.inference_mode():
+            prefill(view, eager_cache, 0, row)
+            prefill(view, compiled_cache, 0, Row.open(rows_alone, settings(12, t=0), 16))
+            for _ in range(6):
+                eager_cache.begin([row.fed])
+                eager = view(torch.tensor([[row.tokens[-1]]]), kv_cache=eager_cache, last_only=True)[0][:, -1]
+                compiled = step(compiled_cache, torch.tensor([[row.tokens[-1]]]), [row.fed])
+                assert compiled.shape == eager.shape == (1, 30)
+                torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+                row.fed += 1
+                row.take(int(eager.argmax()))
+    for s in (settings(40, t=0), settings(40, t=0.9, seed=7), settings(40, t=1.0, k=5, p=0.9, seed=3)):
+        assert generate(model, [1, 2, 3], s, step=step) == generate(model, [1, 2, 3], s)
+
+
+def test_the_same_seed_gives_the_same_text_alone_and_beside_others_bit_for_bit(warmed):
+    """Alone (one row, padded to ROWS), in a batch of fewer than ROWS and of more, with different settings,
+    lengths and stops, joining at different steps and sliding past the window: every request's tokens are
+    the ones it gets alone through the compiled step."""
+    model, step = warmed
+    requests = [([1], settings(30, seed=1)), ([2, 3, 4], settings(25, t=0)), (list(range(1, 12)), settings(40, k=4, seed=9)),
+                ([5, 6], settings(8, p=0.5, seed=2)), ([7], settings(33, t=1.3, seed=4)), ([8, 9, 10, 11, 12], settings(20, seed=5)),
+                ([13], settings(1, seed=6))]
+    alone = [generate(model, ids, s, step=step) for ids, s in requests]
+    for group in (requests[:2], requests[:ROWS + 3]):
+        decoder = BatchDecoder(model, compiled=step)
+        streams = [decoder.submit(ids, s) for ids, s in group]
+        assert [list(s) for s in streams] == alone[: len(group)]
+        assert decoder.steps > 0 and decoder.rows_stepped > decoder.steps  # they really shared steps
+
+
+def test_a_request_stopped_mid_batch_leaves_the_others_their_text(warmed):
+    model, step = warmed
+    requests = [([1], settings(30, seed=1)), ([2], settings(30, seed=2)), ([3], settings(30, seed=3))]
+    alone = [generate(model, ids, s, step=step) for ids, s in requests]
+    made = []
+    decoder = BatchDecoder(model, compiled=step)
+    streams = [decoder.submit(ids, s, should_stop=(lambda: len(made) >= 5) if i == 1 else None)
+               for i, (ids, s) in enumerate(requests)]
+    for token in streams[1]:
+        made.append(token)
+    assert [list(streams[0]), list(streams[2])] == [alone[0], alone[2]]
+    assert 5 <= len(made) < 30 and made == alone[1][: len(made)]
+
+
+def test_serving_never_compiles_again(warmed):
+    """Once warm, any number of rows and any cache capacity run the graph made at warm-up: a compile in the
+    middle of a class would stop every stream for seconds."""
+    model, step = warmed
+    with torch.compiler.set_stance("fail_on_recompile"), torch.inference_mode():
+        for rows, capacity in ((1, 1), (2, 2), (3, 9), (4, 4), (5, 8), (17, 17), (33, 40)):
+            cache = RowKVCache(model, capacity)
+            logits = step(cache, torch.ones(rows, 1, dtype=torch.long), [0] * rows)
+            assert logits.shape == (rows, 30) and torch.isfinite(logits).all()
+
+
+def test_a_step_that_cannot_compile_leaves_the_eager_step_serving(monkeypatch, capsys):
+    torch.manual_seed(1)
+    model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16, **ARCHITECTURES["modern"])).eval()
+    step = CompiledStep(model)
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(step, "_compiled", no_compiler)
+    assert step.warm() is False and not step.ready and "C++ compiler" in step.failed
+    assert "not compiled here" in capsys.readouterr().err
+    s = settings(20, seed=3)
+    decoder = BatchDecoder(model, compiled=step)
+    assert list(decoder.submit([1], s)) == generate(model, [1], s)
+
+
+def test_compiling_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv(compiled_step.ENV_SWITCH, "0")
+    assert not compiled_step.enabled()
+    monkeypatch.setenv(compiled_step.ENV_SWITCH, "1")
+    assert compiled_step.enabled()
