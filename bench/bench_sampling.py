@@ -60,11 +60,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--checkpoint", default=None, help="time this trained model instead of fresh weights")
+    ap.add_argument("--compile", action="store_true", help="also time the compiled decode step (gpt.compiled_step)")
     args = ap.parse_args()
     threads = configure_cpu_threads(args.threads)
     settings = SamplingSettings(max_new_tokens=args.tokens, temperature=0.8, seed=1337)
     l0 = os.getloadavg()[0]
-    cmd = "python bench/bench_sampling.py" + (f" --threads {args.threads}" if args.threads else "")
+    cmd = "python bench/bench_sampling.py" + (f" --threads {args.threads}" if args.threads else "") + (
+        " --compile" if args.compile else "")
     print(f"| model | mode | new tokens/s (median) | best | CPU ms/token | speed-up vs no cache | threads | load |")
     print("|---|---|---|---|---|---|---|---|")
     for preset in ([args.checkpoint] if args.checkpoint else args.presets.split(",")):
@@ -77,6 +79,16 @@ def main() -> None:
             "KV cache, slide": dict(use_cache=True, window="slide"),
             "KV cache, crop": dict(use_cache=True, window="crop"),
         }
+        steps = {"": None}
+        if args.compile:
+            from gpt.compiled_step import CompiledStep
+
+            step = CompiledStep(model, threads=None)
+            t = time.perf_counter()
+            assert step.warm(), step.failed
+            print(f"| {name} | compiling the step (once) | {time.perf_counter() - t:.1f} s | | | | {threads} | |")
+            modes["KV cache, slide, compiled step"] = dict(use_cache=True, window="slide", step=step)
+            steps[", compiled step"] = step
         base = None
         for mode, kw in modes.items():
             wall, best, cpu = timed(lambda: generate(model, prompt, settings, **kw), args.repeats)
@@ -89,15 +101,16 @@ def main() -> None:
             from gpt.tokenizers import build_tokenizer
 
             tok = tokenizer or build_tokenizer("char", "\n" + "".join(chr(32 + i) for i in range(64)))  # 65 characters
-            if tok.vocab_size == c.vocab_size:
+            for label, step in steps.items() if tok.vocab_size == c.vocab_size else ():
                 n_chars = []
 
                 def stream():
-                    n_chars.append(sum(len(piece) for piece in stream_text(model, tok, prompt_to_ids(tok, "", model.config.block_size)[0], settings)))
+                    ids = prompt_to_ids(tok, "", model.config.block_size)[0]
+                    n_chars.append(sum(len(piece) for piece in stream_text(model, tok, ids, settings, step=step)))
 
                 wall, best, cpu = timed(stream, args.repeats)
                 chars = n_chars[-1]
-                print(f"| {name} | streamed text (`gpt.sample`), chars/s | {chars / wall:,.0f} | {chars / best:,.0f} | "
+                print(f"| {name} | streamed text (`gpt.sample`{label}), chars/s | {chars / wall:,.0f} | {chars / best:,.0f} | "
                       f"{cpu / chars * 1e3:.2f} | - | {threads} | {l0:.1f}-{os.getloadavg()[0]:.1f} |")
     print(f"\ncommand: `{cmd}`")
 

@@ -24,6 +24,7 @@ class KVCache:
     """
 
     attn_mask = None  # every row at the same position: the model's causal mask is the right one
+    attend = None  # the attention layers attend themselves (a compiled step's cache does it, gpt.compiled_step)
 
     def __init__(self, k: torch.Tensor, v: torch.Tensor, pos: int = 0):
         self.k, self.v = k, v
@@ -72,6 +73,8 @@ class RowKVCache:
     slot is scratch: a row that sits a step out (its prompt was just fed,
     and gave its next token's logits) writes its stand-in there.
     """
+
+    attend = None  # the attention layers attend themselves, after `update`
 
     def __init__(self, model: nn.Module, capacity: int = 1):
         self.block_size = model.config.block_size
@@ -129,6 +132,13 @@ class RowKVCache:
         """What `begin` made for the step: each row's slot (B, 1, 1, 1), position (B, 1) and mask
         (B, 1, 1, slots), the inputs of a compiled step (`gpt.compiled_step`)."""
         return self._slot, self._positions, self.attn_mask
+
+    def write(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Every layer's new key and value for the step's rows, each at its row's slot: k, v (n_layer, B,
+        nh, 1, hs), what a compiled step gives back instead of writing them itself (`gpt.compiled_step`)."""
+        index = self._slot.expand(k.shape)  # (n_layer, B, nh, 1, hs)
+        self.k[:, : self.rows].scatter_(3, index, k.to(self.k.dtype))
+        self.v[:, : self.rows].scatter_(3, index, v.to(self.v.dtype))
 
     def positions(self, T: int) -> torch.Tensor:
         return self._positions  # (B, 1): each row's new token at its own position

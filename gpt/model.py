@@ -196,15 +196,18 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache=None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x, rope)
-        mask = None
-        if kv_cache is not None:  # write this step's keys/values, attend over everything so far
-            k, v = kv_cache.update(self.layer_idx, k, v)  # (B, nh, pos0+T, hs), or every slot of a row cache
-            mask = kv_cache.attn_mask  # None, or rows of different lengths: (B, 1, T, slots), -inf where unfilled
         dropout = self.config.dropout if self.training else 0.0
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            y = self._attend_written_out(q, k, v, T, dropout, mask)
+        if kv_cache is not None and kv_cache.attend is not None:  # a compiled decode step's own (gpt.compiled_step)
+            y = kv_cache.attend(self.layer_idx, q, k, v, self.scale)
         else:
-            y = self._attend(q, k, v, T, dropout, mask)
+            mask = None
+            if kv_cache is not None:  # write this step's keys/values, attend over everything so far
+                k, v = kv_cache.update(self.layer_idx, k, v)  # (B, nh, pos0+T, hs), or every slot of a row cache
+                mask = kv_cache.attn_mask  # None, or rows of different lengths: (B, 1, T, slots), -inf where unfilled
+            if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+                y = self._attend_written_out(q, k, v, T, dropout, mask)
+            else:
+                y = self._attend(q, k, v, T, dropout, mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return dropout_if_training(self.c_proj(y), dropout, self.training)
 

@@ -97,11 +97,12 @@ def stream_text(
     *,
     use_cache: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    step=None,
 ) -> Iterator[str]:
     """Yield pieces of generated text as they are made after the prompt `ids` (from `prompt_to_ids`;
-    the prompt is not repeated)."""
+    the prompt is not repeated). `step`: a `gpt.compiled_step.CompiledStep` of the model, once ready."""
     decoder = StreamDecoder(tokenizer)
-    for token in generate_stream(model, ids, settings, use_cache=use_cache, should_stop=should_stop):
+    for token in generate_stream(model, ids, settings, use_cache=use_cache, should_stop=should_stop, step=step):
         piece = decoder.push(token)
         if piece:
             yield piece
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-kv-cache", action="store_true", help="recompute the whole context every token (slow; for comparison)")
+    ap.add_argument("--compile", action="store_true",
+                    help="compile the decode step first (CPU; seconds to a minute, then ~2x the tokens a second)")
     args = ap.parse_args(argv)
     try:
         device = detect_device(args.device)
@@ -136,8 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         ids, prompt_notes = prompt_to_ids(ck.tokenizer, args.prompt, ck.model_config.block_size)
         for note in notes + prompt_notes:
             print(f"note: {note}", file=sys.stderr)
+        step = None
+        if args.compile and device == "cpu" and not args.no_kv_cache:
+            from .compiled_step import CompiledStep
+
+            print("note: compiling the decode step (seconds to a minute)...", file=sys.stderr)
+            step = CompiledStep(ck.model, threads=None)
+            step.warm()  # where it cannot compile it says so, and the eager step serves
         sys.stdout.write(args.prompt)
-        for piece in stream_text(ck.model, ck.tokenizer, ids, settings, use_cache=not args.no_kv_cache):
+        for piece in stream_text(ck.model, ck.tokenizer, ids, settings, use_cache=not args.no_kv_cache, step=step):
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
