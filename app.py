@@ -23,7 +23,7 @@ from gpt.optim import warm_up_in_background
 from gpt.ui.api import register_api
 from gpt.ui.chat_tab import build_chat_tab
 from gpt.ui.checkpoints_tab import build_checkpoints_tab
-from gpt.jobs.sampling import ModelCache
+from gpt.jobs.sampling import ModelCache, ready_in_background
 from gpt.ui.generate_tab import build_generate_tab
 from gpt.ui.addresses import keep_peer_address, trusted_proxies
 from gpt.ui.boundary import Blocks
@@ -31,6 +31,7 @@ from gpt.ui.identity import Identity, browser_secret, sign_in_event
 from gpt.ui.lesson_tab import build_lesson_tab
 from gpt.ui.name_field import build_name_field
 from gpt.ui.page import Page
+from gpt.ui.pickers import SHIPPED
 from gpt.ui.projector import build_projector_toggle
 from gpt.ui.runtime import runtime_line
 from gpt.ui.teacher import build_teacher_page
@@ -49,6 +50,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
     with Blocks(title="Build a GPT") as demo:
         who = Identity(manager.identity, browser_secret(manager.root))
         page = Page(manager, ModelCache(), who, timer=gr.Timer(1.0))
+        demo.models = page.models  # launch() readies the shipped model in it
         register_api(page)  # first, so the client API keeps its names whatever the page's events are called
         with gr.Row(elem_id="page-header"):  # one row, so Start fits a 1080-pixel screen without the projector view
             with gr.Column(scale=3):
@@ -84,6 +86,8 @@ def launch(demo: gr.Blocks, **kwargs):
     # event by default; with every open page polling each second that grew to most of the server's CPU
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
     start_decode_process()  # a class's text is made in a process of its own, beside the server (gpt.decode_process)
+    if hasattr(demo, "models"):  # the shipped model's weights in that process, its decode step compiled there
+        ready_in_background(demo.manager, demo.models, SHIPPED)
     keep_peer_address()  # who is asking is the peer, or what a trusted proxy says (gpt.ui.addresses)
     keep_swept(max_total_bytes=10 * demo.manager.limits.max_upload_bytes)  # uploads never fill the disk
     return demo.queue(default_concurrency_limit=2).launch(**options)

@@ -32,6 +32,7 @@ import queue
 import sys
 import threading
 import types
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -174,16 +175,16 @@ def _say_once(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-_queue: "queue.Queue[CompiledStep]" = queue.Queue()
+_queue: "queue.Queue[tuple[CompiledStep, Callable | None]]" = queue.Queue()
 _worker: threading.Thread | None = None
 _worker_lock = threading.Lock()
 
 
-def warm_later(step: CompiledStep) -> None:
+def warm_later(step: CompiledStep, then: Callable[[CompiledStep], None] | None = None) -> None:
     """Compile `step` on a background thread, after the steps queued before it (one compile at a time:
-    each takes a core for seconds)."""
+    each takes a core for seconds); then call `then(step)`, ready or not (`step.failed` says why)."""
     global _worker
-    _queue.put(step)
+    _queue.put((step, then))
     with _worker_lock:
         if _worker is None:
             _worker = threading.Thread(target=_warm_queued, name="compile-decode-step", daemon=True)
@@ -192,4 +193,7 @@ def warm_later(step: CompiledStep) -> None:
 
 def _warm_queued() -> None:
     while True:
-        _queue.get().warm()
+        step, then = _queue.get()
+        step.warm()
+        if then is not None:
+            then(step)

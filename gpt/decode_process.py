@@ -42,6 +42,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from . import compiled_step
 from .batching import BatchDecoder, DecodeStream, note_decoding
 from .engine import Row, SamplingSettings
 from .errors import SamplingError
@@ -56,12 +57,14 @@ def enabled() -> bool:
     return os.name == "posix" and os.environ.get(ENV_SWITCH, "1") != "0"
 
 
-def decoder_for(model: nn.Module):
+def decoder_for(model: nn.Module, compile: bool = False):
     """The decode loop for `model`: in the decode process for a model on the CPU (where enabled), else
-    a `BatchDecoder` in this process (a GPU's kernels already run outside the interpreter lock)."""
+    a `BatchDecoder` in this process (a GPU's kernels already run outside the interpreter lock).
+    `compile`: the child compiles the model's decode step in the background (`gpt.compiled_step`): for a
+    model that will serve many requests (a run on disk, the shipped model), not a training run's snapshot."""
     first = next(model.parameters(), None)
     on_cpu = first is None or first.device.type == "cpu"
-    return ProcessDecoder(model) if on_cpu and enabled() else BatchDecoder(model)
+    return ProcessDecoder(model, compile) if on_cpu and enabled() else BatchDecoder(model)
 
 
 # -- the server's side
@@ -81,6 +84,7 @@ class DecodeProcess:
         self._streams: dict[int, tuple[DecodeStream, "ProcessDecoder"]] = {}
         self._cancel_sent: set[int] = set()
         self._ids = itertools.count(1)
+        self.models: dict[int, weakref.ref] = {}  # key -> the ProcessDecoder whose weights were sent
         self.alive = True
         self._ready = threading.Event()  # the child's first message: PyTorch imported, serving
         threading.Thread(target=self._read, name="decode-process-reader", daemon=True).start()
@@ -116,7 +120,9 @@ class DecodeProcess:
                 self._ready.set()
                 self._send_cancels()  # first: a request stopped since the last message takes none of these tokens
                 for req, token, error in items:
-                    if token is not None:
+                    if req is None:  # a model's decode step compiled (token: the model's key), or why not
+                        self._compiled(token, error)
+                    elif token is not None:
                         entry = self._streams.get(req)
                         if entry is not None and req not in self._cancel_sent:  # stopped: no token after it
                             entry[0]._push(token)
@@ -126,6 +132,11 @@ class DecodeProcess:
             pass
         self._died()
         self._ready.set()  # a child that never started: its starter stops waiting
+
+    def _compiled(self, key: int, failed: str | None) -> None:
+        decoder = self.models.get(key, lambda: None)()
+        if decoder is not None:
+            decoder.compiled, decoder.compile_failed = failed is None, failed
 
     def _send_cancels(self) -> None:
         """Stop pressed or reader gone: tell the child, once, so the row leaves at its next step."""
@@ -196,8 +207,11 @@ class ProcessDecoder:
 
     _keys = itertools.count(1)
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, compile: bool = False):
         self.model = model
+        self.compile = compile  # the child compiles its decode step (gpt.compiled_step)
+        self.compiled = False  # the child said its compiled step is serving
+        self.compile_failed: str | None = None  # ...or why it could not compile it
         self.key = next(ProcessDecoder._keys)
         self.in_child = 0  # requests of this model now in the child's loop
         self._sent_to: DecodeProcess | None = None
@@ -215,22 +229,35 @@ class ProcessDecoder:
         Row.open(prompt_ids, settings, self.model.config.block_size)  # the same checks, here, before anything is sent
         stream = DecodeStream(should_stop)
         with self._lock:
-            proc = process()
+            proc = self._in_child()
             if proc is None:
                 self._here = self._here or BatchDecoder(self.model)
                 return self._here.submit(prompt_ids, settings, should_stop)
-            if self._sent_to is not proc:  # the weights, once per process: the child builds its own loop on them
-                buf = io.BytesIO()
-                torch.save(self.model, buf)
-                try:
-                    proc.send(("model", self.key, buf.getvalue()))
-                except OSError:
-                    proc.alive = False
-                    raise SamplingError(STOPPED) from None
-                self._sent_to = proc
-                weakref.finalize(self, _drop, weakref.ref(proc), self.key)
         proc.submit(self, prompt_ids, settings, stream)
         return stream
+
+    def prepare(self) -> None:
+        """Send the weights to the decode process now (and let it compile the step), before anyone asks:
+        the shipped model at the server's start. Nothing happens where there is no decode process."""
+        with self._lock:
+            self._in_child()
+
+    def _in_child(self) -> "DecodeProcess | None":
+        """The decode process, holding this model's weights (sent once per process: the child builds its
+        own loop on them); None where no decode process could start."""
+        proc = process()
+        if proc is not None and self._sent_to is not proc:
+            buf = io.BytesIO()
+            torch.save(self.model, buf)
+            try:
+                proc.send(("model", self.key, buf.getvalue(), self.compile))
+            except OSError:
+                proc.alive = False
+                raise SamplingError(STOPPED) from None
+            self._sent_to = proc
+            proc.models[self.key] = weakref.ref(self)
+            weakref.finalize(self, _drop, weakref.ref(proc), self.key)
+        return proc
 
 
 def _drop(proc_ref, key: int) -> None:
@@ -319,11 +346,18 @@ def serve(conn: Connection) -> None:
         elif kind == "cancel":
             cancelled.add(msg[1])
         elif kind == "model":
-            _, key, blob = msg
+            _, key, blob, compile = msg
             try:
-                decoders[key] = BatchDecoder(torch.load(io.BytesIO(blob), weights_only=False), threads=1)
+                model = torch.load(io.BytesIO(blob), weights_only=False)
             except Exception as err:  # noqa: BLE001 - its requests end with it; the other models go on
                 unloadable[key] = err
+                continue
+            step = None
+            if compile and compiled_step.enabled():
+                step = compiled_step.CompiledStep(model, threads=1)
+                # the eager step serves until it is ready; then the server hears of it
+                compiled_step.warm_later(step, then=lambda step, key=key: outbox.put((None, key, step.failed)))
+            decoders[key] = BatchDecoder(model, threads=1, compiled=step)
         elif kind == "drop":
             decoders.pop(msg[1], None)
             unloadable.pop(msg[1], None)

@@ -16,6 +16,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Tiny test models gain nothing from two threads, and oversubscribed OpenMP threads spin.
 os.environ.setdefault("GPT_NUM_THREADS", "1")
+# The decode process compiles a served model's step in the background (seconds of a core per model): the tests
+# that need it turn it on (tests/test_compiled_step.py, tests/test_decode_process.py).
+os.environ.setdefault("GPT_COMPILE_DECODE", "0")
 
 
 def shakespeare_available() -> bool:

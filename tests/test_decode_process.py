@@ -149,3 +149,28 @@ def test_a_model_the_child_cannot_load_ends_its_requests_with_the_reason_and_the
     assert list(ProcessDecoder(model).submit(tok.encode("\n"), settings(20, seed=9))) == generate(
         model, tok.encode("\n"), settings(20, seed=9))
     assert decode_process.process() is child
+
+
+def test_the_child_compiles_a_served_models_step_and_decodes_with_it(monkeypatch):
+    """A run on disk is decoded with its compiled step once the child has compiled it in the background
+    (gpt.compiled_step): the server hears that it is ready, and the text is then the compiled step's, bit for
+    bit; before, the eager step's."""
+    from gpt.compiled_step import CompiledStep
+
+    monkeypatch.setenv("GPT_COMPILE_DECODE", "1")
+    monkeypatch.setattr(decode_process, "_process", None)  # a new child, with compiling on
+    torch.manual_seed(0)  # the small modern model of tests/test_compiled_step.py: its compiled code is cached
+    model = GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=32, **ARCHITECTURES["modern"])).eval()
+    remote = ProcessDecoder(model, compile=True)
+    requests = [([1], settings(40, seed=1)), ([2, 3], settings(25, t=0)), ([4], settings(30, k=5, seed=2))]
+    eager = [generate(model, ids, s) for ids, s in requests]
+    assert [list(remote.submit(ids, s)) for ids, s in requests] == eager  # not compiled yet, or the same tokens
+    deadline = time.monotonic() + 300
+    while not remote.compiled and remote.compile_failed is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert remote.compiled, remote.compile_failed
+    here = CompiledStep(model)
+    assert here.warm()
+    streams = [remote.submit(ids, s) for ids, s in requests]
+    assert [list(s) for s in streams] == [generate(model, ids, s, step=here) for ids, s in requests]
+    decode_process.process().proc.kill()  # this test's child; the next test starts its own

@@ -29,7 +29,7 @@ from .. import checkpoint as ckpt
 from ..batching import BatchDecoder
 from ..decode_process import ProcessDecoder, decoder_for
 from ..engine import SamplingSettings
-from ..errors import CheckpointError, SamplingError
+from ..errors import CheckpointError, GPTError, SamplingError
 from ..sample import StreamDecoder, prompt_to_ids
 from ..tokenizer import Tokenizer
 from ..validate import text
@@ -70,7 +70,8 @@ class Loaded:
     decoder: BatchDecoder | ProcessDecoder = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.decoder = decoder_for(self.model)
+        # a run on disk serves a class for the lesson: its step is compiled; a snapshot serves one step
+        self.decoder = decoder_for(self.model, compile=not self.live)
 
 
 class ModelCache:
@@ -134,6 +135,24 @@ def open_run(manager: JobManager, cache: ModelCache, owner: str, name: str, devi
     if trainer is not None:
         return cache.snapshot(name, trainer, device)
     return cache.get(manager.runs.run_path(name), device)
+
+
+def ready_in_background(manager: JobManager, cache: ModelCache, name: str) -> threading.Thread:
+    """Load the run everyone can see named `name` (the shipped model) and hand it to its decode loop now,
+    on a thread: its weights reach the decode process and its step compiles there (`gpt.compiled_step`)
+    before a class's first Generate, which then waits for neither. A run that is not there is skipped."""
+
+    def load() -> None:
+        try:
+            loaded = open_run(manager, cache, None, name)
+        except GPTError:
+            return  # no such run here (a server without the shipped model): nothing to prepare
+        if isinstance(loaded.decoder, ProcessDecoder):
+            loaded.decoder.prepare()
+
+    thread = threading.Thread(target=load, name="ready-shipped-model", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
