@@ -52,13 +52,26 @@ def baseline_package(rev: str) -> str:
     return name
 
 
-def stream_chars(pkg: str, checkpoint: str, tokens: int):
-    """A function that streams `tokens` new tokens through `pkg.sample.stream_text` and returns the characters."""
+def compiled(model):
+    """The model's compiled decode step (gpt.compiled_step), warmed here: the figures are after the compile."""
+    from gpt.compiled_step import CompiledStep
+
+    step = CompiledStep(model)
+    t = time.perf_counter()
+    assert step.warm(), step.failed
+    print(f"(compiled the decode step in {time.perf_counter() - t:.1f} s)")
+    return step
+
+
+def stream_chars(pkg: str, checkpoint: str, tokens: int, compile: bool = False):
+    """A function that streams `tokens` new tokens through `pkg.sample.stream_text` and returns the characters
+    (with this tree's compiled step where `compile`)."""
     ck = importlib.import_module(f"{pkg}.checkpoint").load_checkpoint(checkpoint, device="cpu")
     sample = importlib.import_module(f"{pkg}.sample")
     settings = importlib.import_module(f"{pkg}.engine").SamplingSettings(max_new_tokens=tokens, temperature=0.8, seed=1337)
     ids = sample.prompt_to_ids(ck.tokenizer, "", ck.model.config.block_size)[0]
-    return lambda: sum(len(piece) for piece in sample.stream_text(ck.model, ck.tokenizer, ids, settings))
+    extra = {"step": compiled(ck.model)} if compile else {}
+    return lambda: sum(len(piece) for piece in sample.stream_text(ck.model, ck.tokenizer, ids, settings, **extra))
 
 
 def timed(fn) -> tuple[float, float, object]:
@@ -69,6 +82,8 @@ def timed(fn) -> tuple[float, float, object]:
 
 def one_stream(args) -> None:
     paths = {"this tree": stream_chars("gpt", args.checkpoint, args.streams)}
+    if args.compile:
+        paths["this tree, compiled step"] = stream_chars("gpt", args.checkpoint, args.streams, compile=True)
     if args.baseline:
         paths[f"baseline {args.baseline}"] = stream_chars(baseline_package(args.baseline), args.checkpoint, args.streams)
     for fn in paths.values():
@@ -87,10 +102,12 @@ def one_stream(args) -> None:
         med[name] = statistics.median(walls)
         print(f"| {name} | {chars / med[name]:,.0f} | {chars / min(walls):,.0f} | {chars / statistics.median(cpus):,.0f} "
               f"| {len(rs)} |")
-    if args.baseline:
-        ratios = [b[0] / a[0] for a, b in zip(*runs.values())]
-        print(f"\nthis tree / baseline, run by run (wall): median {statistics.median(ratios):.2f}x "
-              f"(runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+    first = runs["this tree"]
+    for name, rs in runs.items():
+        if name != "this tree":
+            ratios = [a[0] / b[0] for a, b in zip(first, rs)]
+            print(f"\n{name} / this tree, run by run (speed): median {statistics.median(ratios):.2f}x "
+                  f"(runs: {', '.join(f'{r:.2f}' for r in ratios)})")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -107,8 +124,10 @@ def a_class(args) -> None:
     requests = [([0], SamplingSettings(max_new_tokens=args.class_tokens, temperature=0.8, seed=i))
                 for i in range(args.class_size)]
 
-    def together() -> list[float]:
-        decoder = BatchDecoder(model)
+    step = compiled(model) if args.compile else None
+
+    def together(step=None) -> list[float]:
+        decoder = BatchDecoder(model, compiled=step)
         t0 = time.perf_counter()
         streams = [decoder.submit(ids, s) for ids, s in requests]
         done = []
@@ -125,14 +144,15 @@ def a_class(args) -> None:
             done.append(time.perf_counter() - t0)
         return done
 
-    together()  # warm-up
+    together(step)  # warm-up
     rows = []
-    for _ in range(args.repeats):
-        rows.append((together(), one_by_one() if args.alone else None))
+    for _ in range(args.repeats):  # interleaved: each way sees the same moments of load
+        rows.append((together(), one_by_one() if args.alone else None, together(step) if step else None))
     print(f"\n### A class at once: {args.class_size} requests x {args.class_tokens} tokens, one thread ({load()})\n")
     print("| how | p50 submit -> last token, s | p95 | all done, s |")
     print("|---|---:|---:|---:|")
-    for label, i in (("one decode loop, continuous batching", 0), ("one after another, alone", 1)):
+    for label, i in (("one decode loop, continuous batching", 0), ("one after another, alone", 1),
+                     ("one decode loop, compiled step", 2)):
         if rows[0][i] is None:
             continue
         p50 = statistics.median(percentile(r[i], 50) for r in rows)
@@ -150,6 +170,7 @@ def main() -> None:
     ap.add_argument("--class-tokens", type=int, default=200)
     ap.add_argument("--alone", action="store_true", help="also time the class's requests one after another")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--compile", action="store_true", help="also time the compiled decode step, interleaved")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.streams:

@@ -87,14 +87,28 @@ def process_cpu_s(pid: int) -> float:
         return 0.0
 
 
+COMPILED_LINE = "decode step compiled"  # what the decode process writes to the app's log (gpt.decode_process)
+
+
+def wait_for_log(log: Path, text: str, timeout: float) -> float | None:
+    """Seconds until `text` appears in the app's log, or None after `timeout`."""
+    start = time.time()
+    while time.time() - start < timeout:
+        if log.exists() and text in log.read_text(errors="replace"):
+            return time.time() - start
+        time.sleep(0.5)
+    return None
+
+
 def start_app(ckpt_dir: Path, port: int, env_extra: dict | None = None) -> subprocess.Popen:
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", GPT_CHECKPOINT_DIR=str(ckpt_dir),
                GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), **(env_extra or {}))
     shared = ROOT.parent / "shared" / "data"
     if "GPT_DATA_DIR" not in env and (shared / "tinyshakespeare.txt").exists():
         env["GPT_DATA_DIR"] = str(shared)
-    return subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(ckpt_dir / "app.log", "wb") as log:  # the app's stderr: the decode process says when it compiled
+        return subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
 
 
 def stop_app(proc: subprocess.Popen, folder: Path) -> None:
@@ -202,6 +216,11 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
         clients = list(pool.map(lambda _: connect(url), range(users))) if client == "gradio_client" else []
         if warm:  # the model's first load (~1 s quiet, ~10 s at load 10) is the server's start, not sampling
             http_generate(url, [SAMPLE_RUN, "", 1, 0.8, 0, 1.0, -1, ""])
+            # ...and so is compiling its decode step, which the decode process does in the background
+            # (gpt.compiled_step) while the eager step serves: the burst is timed after it, as a class after
+            # the server's first minute
+            if all(os.environ.get(v, "1") != "0" for v in ("GPT_DECODE_PROCESS", "GPT_COMPILE_DECODE")):
+                result["compile_wait_s"] = wait_for_log(tmp / "app.log", COMPILED_LINE, 300)
         # each user's page is open: its session exists, made by the page's load event, before anyone presses
         # Generate (a session's first event builds its state for every component of the page, ~30 ms of the
         # server's CPU here: thirty of them inside the burst measured the page's opening, not Generate)
@@ -305,7 +324,8 @@ def main() -> int:
     print(f"\nload average (1/5/15 min) before {load('loadavg_before')}, after {load('loadavg_after')} on "
           f"{r['cpu_count']} CPUs; wall {fmt(r.get('wall_s'))} s; CPU meanwhile: app {fmt(r.get('app_cpu_s'))} s, "
           f"these clients {fmt(r.get('client_cpu_s'))} s; app start {fmt(r.get('startup_s'))} s; "
-          f"sampled from: {r['sample_model']} ({'loaded by a warm-up request' if r['warm'] else 'cold'}); "
+          f"sampled from: {r['sample_model']} ({'loaded by a warm-up request' if r['warm'] else 'cold'}; decode step "
+          f"{'compiled after ' + fmt(r['compile_wait_s']) + ' s' if r.get('compile_wait_s') else 'not compiled'}); "
           f"sessions: {'new with each request' if r['cold_sessions'] else 'open before the burst'}; "
           f"training: {r['train_preset']} on {r['train_corpus']}, {r.get('train_state')}; "
           f"a /run_status poll meanwhile: p50 {ms(r.get('probe_p50_s'))}, p95 {ms(r.get('probe_p95_s'))} "

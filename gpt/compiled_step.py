@@ -31,6 +31,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import types
 from typing import Callable
 
@@ -116,6 +117,7 @@ class CompiledStep:
         self._compiled = torch.compile(_own_code(_step), fullgraph=True, options=options)
         self._lock = threading.Lock()
         self.ready = False
+        self.compile_s: float | None = None  # how long compiling took
         self.failed: str | None = None  # why torch.compile could not make the step, as a sentence
 
     def __call__(self, cache: RowKVCache, idx: torch.Tensor, lengths: list[int | None]) -> torch.Tensor:
@@ -125,8 +127,8 @@ class CompiledStep:
         if B < ROWS:
             idx = torch.cat([idx, idx.new_zeros(ROWS - B, 1)])
             lengths = list(lengths) + [None] * (ROWS - B)
-        if cache.capacity < idx.size(0):
-            cache.grow(idx.size(0))
+        if cache.capacity <= idx.size(0):  # the graph is made for fewer rows than the cache holds (see warm)
+            cache.grow(2 * idx.size(0))
         cache.begin(lengths)
         slot, positions, _ = cache.step_tensors()
         logits, k, v = self._compiled(self._view, idx, slot, positions, cache.k, cache.v)
@@ -135,19 +137,23 @@ class CompiledStep:
 
     def warm(self) -> bool:
         """Compile now, on a scratch cache; whether the step is ready. Seconds to a minute; only the first
-        call compiles. The graph is made for any number of rows and any cache capacity (both symbolic),
-        and a second call with other sizes must not compile again, or the step is not used."""
+        call compiles. The graph is made for any number of rows and any larger cache capacity (both
+        symbolic: a graph loaded from PyTorch's compile cache may guard that the two differ, so `__call__`
+        keeps the cache larger), and a second call with other sizes must not compile again, or the step
+        is not used."""
         with self._lock:
             if self.ready or self.failed is not None:
                 return self.ready
             if self.threads is not None and torch.get_num_threads() != self.threads:
                 torch.set_num_threads(self.threads)
             try:
+                started = time.perf_counter()
                 with torch.inference_mode():
                     cache = RowKVCache(self.model, ROWS + 3)  # capacity != rows: two sizes, not one
                     self._first_call(cache, ROWS)
                     with torch.compiler.set_stance("fail_on_recompile"):
                         self(cache, torch.zeros(ROWS + 1, 1, dtype=torch.long), [None] * (ROWS + 1))
+                self.compile_s = time.perf_counter() - started
                 self.ready = True
             except Exception as err:  # noqa: BLE001 - no compiler, an unsupported op: the eager step serves
                 self.failed = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"

@@ -320,6 +320,14 @@ class _Forwarded(DecodeStream):
         self.outbox.put((self.req, None, error))
 
 
+def _compiled(outbox: _Outbox, key: int, step: "compiled_step.CompiledStep") -> None:
+    """Tell the server that a model's compiled step serves now (or why it does not); one line in its log."""
+    if step.ready:
+        print(f"gpt: decode step compiled in {step.compile_s:.1f} s; the model's requests use it now",
+              file=sys.stderr, flush=True)
+    outbox.put((None, key, step.failed))
+
+
 def serve(conn: Connection) -> None:
     """The child's loop: models in, requests in, tokens out, until the server closes its end."""
     torch.set_num_threads(1)  # as the server's own loop runs (gpt.batching)
@@ -356,7 +364,7 @@ def serve(conn: Connection) -> None:
             if compile and compiled_step.enabled():
                 step = compiled_step.CompiledStep(model, threads=1)
                 # the eager step serves until it is ready; then the server hears of it
-                compiled_step.warm_later(step, then=lambda step, key=key: outbox.put((None, key, step.failed)))
+                compiled_step.warm_later(step, then=lambda step, key=key: _compiled(outbox, key, step))
             decoders[key] = BatchDecoder(model, threads=1, compiled=step)
         elif kind == "drop":
             decoders.pop(msg[1], None)

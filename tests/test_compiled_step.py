@@ -96,13 +96,17 @@ def test_a_request_stopped_mid_batch_leaves_the_others_their_text(warmed):
 
 def test_serving_never_compiles_again(warmed):
     """Once warm, any number of rows and any cache capacity run the graph made at warm-up: a compile in the
-    middle of a class would stop every stream for seconds."""
+    middle of a class would stop every stream for seconds. The second step of the same model is loaded from
+    PyTorch's compile cache, whose graphs carry guards of their own (one was rows != capacity)."""
     model, step = warmed
+    again = CompiledStep(model)
+    assert again.warm(), again.failed
     with torch.compiler.set_stance("fail_on_recompile"), torch.inference_mode():
-        for rows, capacity in ((1, 1), (2, 2), (3, 9), (4, 4), (5, 8), (17, 17), (33, 40)):
-            cache = RowKVCache(model, capacity)
-            logits = step(cache, torch.ones(rows, 1, dtype=torch.long), [0] * rows)
-            assert logits.shape == (rows, 30) and torch.isfinite(logits).all()
+        for compiled in (step, again):
+            for rows, capacity in ((1, 1), (2, 2), (3, 9), (4, 4), (5, 8), (17, 17), (30, 30), (33, 40), (8, 64)):
+                cache = RowKVCache(model, capacity)
+                logits = compiled(cache, torch.ones(rows, 1, dtype=torch.long), [0] * rows)
+                assert logits.shape == (rows, 30) and torch.isfinite(logits).all()
 
 
 def test_a_step_that_cannot_compile_leaves_the_eager_step_serving(monkeypatch, capsys):
