@@ -259,6 +259,7 @@ def run(users: int, requests: int, tokens: int, train_corpus: str, time_limit: f
                 burst_over.wait(0.1)
 
         http_call(url, "run_status", [run_name, token], session="load-probe")  # its page is open too
+        step_before = trainer.predict(run=run_name, token=token, api_name="/run_status").get("step", 0)
         t_start, app_cpu, client_cpu = time.time(), process_cpu_s(proc.pid), time.process_time()
         futures = [pool.submit(user, i) for i in range(users)]
         prober = threading.Thread(target=probe, daemon=True)

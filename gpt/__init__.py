@@ -33,6 +33,7 @@ app.py. Modules, one idea each:
 - `engine`      KV-cached sampling: temperature, top-k, top-p, streaming; one request is a `Row`
 - `kv_cache`    the keys and values a model has seen: one sequence, or rows each at its own length
 - `decode_view` the model as the decoder runs it: each row's arithmetic its own, no module overhead
+- `compiled_step` the decode step captured once by torch.compile (in the background; eager until ready)
 - `decode_process` the decode loops in a process of their own, beside a web server (one core each)
 - `batching`    continuous batching: every request on one model in one decode loop
 - `sample`      prompts, streaming text, the sampling CLI

@@ -19,6 +19,11 @@ ends when the server's process does, and when it dies the requests in it
 end with a sentence and the next request starts a new one. Stop, and a
 reader that goes away, reach the child at its next step.
 
+A model sent with `compile` (a run on disk; the shipped model is sent at the
+server's start) has its decode step compiled in the child, in the background
+(`gpt.compiled_step`); the eager step serves until then, and the server hears
+when it is done (`ProcessDecoder.compiled`, and a line in its log).
+
 POSIX only (the child gets its end of a socket pair); elsewhere, for a
 model on a GPU, and in a server whose child could not start, the loop stays
 in the server's process (`decoder_for`, `process`).
@@ -35,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import weakref
 from multiprocessing.connection import Connection
 from typing import Callable
@@ -130,6 +136,9 @@ class DecodeProcess:
                         self._finish(req, error)
         except (EOFError, OSError):
             pass
+        except Exception:  # noqa: BLE001 - a bug here must not leave a class's streams waiting for ever
+            traceback.print_exc()
+            self.proc.kill()  # nobody reads it any more: the next request starts a new one
         self._died()
         self._ready.set()  # a child that never started: its starter stops waiting
 
@@ -140,7 +149,9 @@ class DecodeProcess:
 
     def _send_cancels(self) -> None:
         """Stop pressed or reader gone: tell the child, once, so the row leaves at its next step."""
-        for req, (stream, _) in list(self._streams.items()):
+        with self._lock:  # requests join from other threads meanwhile
+            streams = list(self._streams.items())
+        for req, (stream, _) in streams:
             if req not in self._cancel_sent and stream.stopped():
                 self._cancel_sent.add(req)
                 self.send(("cancel", req))

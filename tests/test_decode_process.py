@@ -174,3 +174,26 @@ def test_the_child_compiles_a_served_models_step_and_decodes_with_it(monkeypatch
     streams = [remote.submit(ids, s) for ids, s in requests]
     assert [list(s) for s in streams] == [generate(model, ids, s, step=here) for ids, s in requests]
     decode_process.process().proc.kill()  # this test's child; the next test starts its own
+
+
+def test_a_fault_in_the_servers_reader_ends_the_requests_with_a_sentence_not_a_wait(shipped, monkeypatch, capsys):
+    """The reader thread once died of 'dictionary changed size during iteration' (requests joining while it
+    looked for stopped ones) and a class's streams waited for ever: any fault there ends them with the sentence
+    a dead child gives, and the next request starts a new child."""
+    model, tok = shipped
+    remote = ProcessDecoder(model)
+    stream = remote.submit(tok.encode("\n"), settings(100_000, seed=5))
+    reader = iter(stream)
+    next(reader)
+    child = decode_process.process()
+
+    def broken():
+        raise RuntimeError("dictionary changed size during iteration")
+
+    monkeypatch.setattr(child, "_send_cancels", broken)
+    with pytest.raises(SamplingError, match="press Generate again"):
+        list(reader)
+    assert "dictionary changed size" in capsys.readouterr().err
+    assert child.proc.wait(30) is not None and not child.alive
+    assert list(remote.submit(tok.encode("\n"), settings(20, seed=6))) == generate(model, tok.encode("\n"),
+                                                                                   settings(20, seed=6))
