@@ -111,10 +111,7 @@ class CompiledStep:
         self.model = model
         self.threads = threads  # the intra-op threads the step will run on: its C++ loops are built for them
         self._view = decode_view(model, rowwise=False)  # every product has >= ROWS rows: one product each
-        # a view's modules never change (a decoder's model is a fixed copy): checking its ~30 parameters
-        # before every call was ~20 us of a ~500 us step
-        options = {"guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe}
-        self._compiled = torch.compile(_own_code(_step), fullgraph=True, options=options)
+        self._compiled: Callable | None = None  # made by `warm`
         self._lock = threading.Lock()
         self.ready = False
         self.compile_s: float | None = None  # how long compiling took
@@ -146,17 +143,28 @@ class CompiledStep:
                 return self.ready
             if self.threads is not None and torch.get_num_threads() != self.threads:
                 torch.set_num_threads(self.threads)
-            try:
-                started = time.perf_counter()
-                with torch.inference_mode():
-                    cache = RowKVCache(self.model, ROWS + 3)  # capacity != rows: two sizes, not one
-                    self._first_call(cache, ROWS)
-                    with torch.compiler.set_stance("fail_on_recompile"):
-                        self(cache, torch.zeros(ROWS + 1, 1, dtype=torch.long), [None] * (ROWS + 1))
-                self.compile_s = time.perf_counter() - started
-                self.ready = True
-            except Exception as err:  # noqa: BLE001 - no compiler, an unsupported op: the eager step serves
-                self.failed = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+            started = time.perf_counter()
+            for cpp_wrapper in (True, False):  # C++ calls its kernels (~1.1x); else Python (no Python.h here)
+                options = {
+                    # a view's modules never change (a decoder's model is a fixed copy): checking its ~30
+                    # parameters before every call was ~20 us of a ~500 us step
+                    "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe,
+                    "cpp_wrapper": cpp_wrapper,
+                }
+                self._compiled = torch.compile(_own_code(_step), fullgraph=True, options=options)
+                try:
+                    with torch.inference_mode():
+                        cache = RowKVCache(self.model, ROWS + 3)  # capacity != rows: two sizes, not one
+                        self._first_call(cache, ROWS)
+                        with torch.compiler.set_stance("fail_on_recompile"):
+                            self(cache, torch.zeros(ROWS + 1, 1, dtype=torch.long), [None] * (ROWS + 1))
+                except Exception as err:  # noqa: BLE001 - no compiler, an unsupported op: the eager step serves
+                    text = str(err).strip()
+                    self.failed = f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
+                    continue
+                self.compile_s, self.ready, self.failed = time.perf_counter() - started, True, None
+                break
+            if not self.ready:
                 _say_once(f"gpt: the decode step is not compiled here ({self.failed[:300]}); decoding runs eagerly, "
                           "as fast as before.")
         return self.ready

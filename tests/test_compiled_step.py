@@ -117,12 +117,35 @@ def test_a_step_that_cannot_compile_leaves_the_eager_step_serving(monkeypatch, c
     def no_compiler(*args, **kwargs):
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
 
-    monkeypatch.setattr(step, "_compiled", no_compiler)
+    monkeypatch.setattr(torch, "compile", lambda *args, **kwargs: no_compiler)
     assert step.warm() is False and not step.ready and "C++ compiler" in step.failed
     assert "not compiled here" in capsys.readouterr().err
     s = settings(20, seed=3)
     decoder = BatchDecoder(model, compiled=step)
     assert list(decoder.submit([1], s)) == generate(model, [1], s)
+
+
+def test_where_kernels_cannot_be_called_from_cpp_they_are_called_from_python(warmed, monkeypatch):
+    """The C++ wrapper needs Python's headers; without them the step is compiled with the Python one."""
+    model, _ = warmed
+    real = torch.compile
+    asked = []
+
+    def compile_without_headers(fn, **kwargs):
+        asked.append(kwargs["options"]["cpp_wrapper"])
+        compiled = real(fn, **kwargs)
+        if not kwargs["options"]["cpp_wrapper"]:
+            return compiled
+
+        def fails(*args):
+            raise RuntimeError("fatal error: Python.h: No such file or directory")
+        return fails
+
+    monkeypatch.setattr(torch, "compile", compile_without_headers)
+    step = CompiledStep(model)
+    assert step.warm() and step.failed is None and asked == [True, False]
+    s = settings(30, seed=11)
+    assert generate(model, [4], s, step=step) == generate(model, [4], s, step=warmed[1])
 
 
 def test_compiling_can_be_turned_off(monkeypatch):
