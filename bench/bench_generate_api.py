@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from load_test import free_port, start_app, stop_app, wait_http  # noqa: E402
+from load_test import COMPILED_LINE, free_port, start_app, stop_app, wait_for_log, wait_http  # noqa: E402
 
 RUN = "bench-generate"
 
@@ -74,6 +74,8 @@ def main() -> int:
     ap.add_argument("--preset", default="small")
     ap.add_argument("--tokens", type=int, default=1000)
     ap.add_argument("--requests", type=int, default=5)
+    ap.add_argument("--checkpoint", default=None, help="serve this trained run (e.g. checkpoints/shakespeare-char) "
+                    "instead of a fresh model of --preset's shape")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if "GPT_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "data" / "tinyshakespeare.txt").exists():
@@ -81,7 +83,13 @@ def main() -> int:
     from gradio_client import Client
 
     tmp = Path(tempfile.mkdtemp(prefix="gpt-bench-generate-"))
-    shape = build_run(tmp, args.preset)
+    if args.checkpoint:
+        import shutil
+
+        shutil.copytree(args.checkpoint, tmp / RUN)
+        shape = Path(args.checkpoint).name
+    else:
+        shape = build_run(tmp, args.preset)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     proc = start_app(tmp, port)
@@ -90,6 +98,11 @@ def main() -> int:
         wait_http(url, 120)
         client = Client(url, verbose=False)
         one_request(client, 50, 0)  # warm-up: the model is loaded on the first request
+        compiled = None  # ...and its decode step compiled in the decode process, in the background
+        if all(os.environ.get(v, "1") != "0" for v in ("GPT_DECODE_PROCESS", "GPT_COMPILE_DECODE")):
+            compiled = wait_for_log(tmp / "app.log", COMPILED_LINE, 300)
+        print(f"  decode step: {'compiled after %.1f s' % compiled if compiled is not None else 'not compiled'}",
+              file=sys.stderr)
         for i in range(args.requests):
             rows.append(one_request(client, args.tokens, i + 1))
             r = rows[-1]
