@@ -18,6 +18,8 @@ bit for bit, greedy or sampled (tests/test_batching.py):
 - every Linear, attention product, norm, softmax and sampling filter works
   row by row (a matrix product over the batch would not: see gpt.decode_view);
 - each request draws its uniform numbers from its own generator, up front.
+A compiled step (`gpt.compiled_step`, given as `compiled`) keeps all of this
+among the requests it serves: alone or thirty, the same graph, each row its own.
 
 The loop's thread runs PyTorch on one intra-op thread (`threads`): a step is
 dozens of tiny operations, and OpenMP's worker threads, which outside the
