@@ -56,8 +56,6 @@ class _StepCache:
     step, layer by layer (most of a step's time, measured). k, v: (n_layer, capacity, nh, slots, hs), the
     step's rows the first B; slot (B, 1, 1, 1): where each row's new key goes."""
 
-    attn_mask = None
-
     def __init__(self, k, v, slot, positions):
         B = slot.size(0)
         self.k, self.v = k[:, :B], v[:, :B]  # (n_layer, B, nh, slots, hs)
@@ -127,7 +125,7 @@ class CompiledStep:
         if cache.capacity <= idx.size(0):  # the graph is made for fewer rows than the cache holds (see warm)
             cache.grow(2 * idx.size(0))
         cache.begin(lengths)
-        slot, positions, _ = cache.step_tensors()
+        slot, positions = cache.step_tensors()
         logits, k, v = self._compiled(self._view, idx, slot, positions, cache.k, cache.v)
         cache.write(k, v)
         return logits[:B]
@@ -172,7 +170,7 @@ class CompiledStep:
     def _first_call(self, cache: RowKVCache, B: int) -> None:
         idx = torch.zeros(B, 1, dtype=torch.long, device=cache.k.device)
         cache.begin([None] * B)
-        args = (idx, *cache.step_tensors()[:2])
+        args = (idx, *cache.step_tensors())
         for t in args:
             torch._dynamo.mark_dynamic(t, 0)  # the number of rows
         for t in (cache.k, cache.v):

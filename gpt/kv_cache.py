@@ -128,10 +128,10 @@ class RowKVCache:
             [[n or 0] for n in lengths], device=self.k.device)  # (B, 1)
         self.attn_mask = torch.where(self._slots <= self._slot, self._open, self._shut)  # (B, 1, 1, slots)
 
-    def step_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """What `begin` made for the step: each row's slot (B, 1, 1, 1), position (B, 1) and mask
-        (B, 1, 1, slots), the inputs of a compiled step (`gpt.compiled_step`)."""
-        return self._slot, self._positions, self.attn_mask
+    def step_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """What `begin` made for the step: each row's slot (B, 1, 1, 1) and position (B, 1), the inputs
+        of a compiled step (`gpt.compiled_step`, which makes its own mask from the slots)."""
+        return self._slot, self._positions
 
     def write(self, k: torch.Tensor, v: torch.Tensor) -> None:
         """Every layer's new key and value for the step's rows, each at its row's slot: k, v (n_layer, B,

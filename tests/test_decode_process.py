@@ -87,13 +87,17 @@ def test_an_empty_prompt_is_refused_at_submit_and_an_error_in_the_child_reaches_
     assert list(remote.submit([1], settings(6, t=0))) == generate(model, [1], settings(6, t=0))  # the next one runs
 
 
+def streaming(model, tok):
+    """A long request under way in the child: its decoder, its reader (one token read) and the child."""
+    remote = ProcessDecoder(model)
+    reader = iter(remote.submit(tok.encode("\n"), settings(100_000, seed=5)))
+    next(reader)
+    return remote, reader, decode_process.process()
+
+
 def test_a_child_that_dies_ends_its_requests_with_a_sentence_and_the_next_request_starts_another(shipped):
     model, tok = shipped
-    remote = ProcessDecoder(model)
-    stream = remote.submit(tok.encode("\n"), settings(100_000, seed=5))
-    reader = iter(stream)
-    next(reader)
-    child = decode_process.process()
+    remote, reader, child = streaming(model, tok)
     os.kill(child.proc.pid, signal.SIGKILL)  # out of memory, a crash: the server's process lives on
     with pytest.raises(SamplingError, match="press Generate again"):
         list(reader)
@@ -181,11 +185,7 @@ def test_a_fault_in_the_servers_reader_ends_the_requests_with_a_sentence_not_a_w
     looked for stopped ones) and a class's streams waited for ever: any fault there ends them with the sentence
     a dead child gives, and the next request starts a new child."""
     model, tok = shipped
-    remote = ProcessDecoder(model)
-    stream = remote.submit(tok.encode("\n"), settings(100_000, seed=5))
-    reader = iter(stream)
-    next(reader)
-    child = decode_process.process()
+    remote, reader, child = streaming(model, tok)
 
     def broken():
         raise RuntimeError("dictionary changed size during iteration")
