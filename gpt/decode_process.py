@@ -372,7 +372,7 @@ def serve(conn: Connection) -> None:
                 unloadable[key] = err
                 continue
             step = None
-            if compile and compiled_step.enabled():
+            if compile and compiled_step.enabled() and getattr(model, "supports_kv_cache", False):  # not the bigram
                 step = compiled_step.CompiledStep(model, threads=1)
                 # the eager step serves until it is ready; then the server hears of it
                 compiled_step.warm_later(step, then=lambda step, key=key: _compiled(outbox, key, step))
