@@ -237,8 +237,7 @@ class BatchDecoder:
         return cache
 
     def _step(self, rows: list[Row], streams: list[DecodeStream], cache: RowKVCache) -> None:
-        step = self.compiled if self.compiled is not None and self.compiled.ready else None
-        ids = decode_step(self._view, cache, rows, self._prefill(rows, cache), step)
+        ids = decode_step(self._view, cache, rows, self._prefill(rows, cache), self.compiled)
         self.steps += 1
         self.rows_stepped += len(rows)
         self.active = len(rows)

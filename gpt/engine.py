@@ -296,16 +296,16 @@ def prefill_together(model: nn.Module, cache: RowKVCache, slots: list[int], rows
 
 
 def decode_step(model: nn.Module, cache: RowKVCache, rows: list[Row], fed: dict[int, torch.Tensor] | None = None,
-                step: Callable[[RowKVCache, torch.Tensor, list], torch.Tensor] | None = None) -> list[int]:
+                step=None) -> list[int]:
     """One new token for each row (rows 0..B-1 of the cache). A row in `fed` (row -> logits from its
     prefill) has its next token's logits already; every other row's latest token goes in at its own
     position, one forward pass for all. Then each row samples its own. `step`: that forward pass
-    compiled (a ready `gpt.compiled_step.CompiledStep`), in place of the model's own."""
+    compiled (a `gpt.compiled_step.CompiledStep`), in place of the model's own once it is ready."""
     fed = fed or {}
     if len(fed) < len(rows):
         idx = torch.tensor([[0 if i in fed else r.tokens[-1]] for i, r in enumerate(rows)], device=cache.k.device)
         lengths = [None if i in fed else r.fed for i, r in enumerate(rows)]
-        if step is not None:
+        if step is not None and step.ready:
             logits = step(cache, idx, lengths)  # (B, vocab)
         else:
             cache.begin(lengths)
@@ -349,8 +349,7 @@ def generate_stream(
             return
         if cache is not None:
             logits = prefill(view, cache, 0, row)
-            (token,) = decode_step(view, cache, [row], {} if logits is None else {0: logits},
-                                   step if step is not None and step.ready else None)
+            (token,) = decode_step(view, cache, [row], {} if logits is None else {0: logits}, step)
         else:  # the whole context every step (nanoGPT's way; the comparison the cache is measured against)
             row.fit_window()
             ctx = torch.tensor([row.tokens[row.start :]], device=cache_device(model))  # (1, T)
