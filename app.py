@@ -19,6 +19,7 @@ from gpt.decode_process import start as start_decode_process
 from gpt.device import leave_a_core_for_the_page
 from gpt.jobs import JobManager, storage
 from gpt.jobs.slice_runner import default_runner
+from gpt.limits import Limits
 from gpt.optim import warm_up_in_background
 from gpt.ui.api import register_api
 from gpt.ui.chat_tab import build_chat_tab
@@ -34,19 +35,23 @@ from gpt.ui.page import Page
 from gpt.ui.pickers import SHIPPED
 from gpt.ui.projector import build_projector_toggle
 from gpt.ui.runtime import runtime_line
-from gpt.ui.teacher import build_teacher_page
+from gpt.ui.teacher import build_teacher_page, teacher_token
 from gpt.ui.theme import CSS, INTRO, THEME
 from gpt.ui.train_tab import build_train_tab
 from gpt.ui.uploads import keep_swept
 from gpt.ui.views import build_views_tab
 
 def build_demo(manager: JobManager | None = None) -> gr.Blocks:
+    # a wrong setting in the environment stops the start with its sentence before anything is built or copied
+    teacher_token()  # GPT_TEACHER_TOKEN, when set, is long enough
+    trusted_proxies()  # GPT_TRUSTED_PROXIES is addresses
+    if manager is None:
+        Limits.from_env()  # GPT_MAX_*: numbers in range
     leave_a_core_for_the_page()
     warm_up_in_background()  # PyTorch's first optimizer costs ~1 s of imports: not on the first Start
     if manager is None:
         storage.seed_shipped_runs(storage.detect())  # a storage volume gets the shipped model on first start
         manager = JobManager(runner=default_runner())
-    trusted_proxies()  # a GPT_TRUSTED_PROXIES that is not addresses stops the start with a sentence
     with Blocks(title="Build a GPT") as demo:
         who = Identity(manager.identity, browser_secret(manager.root))
         page = Page(manager, ModelCache(), who, timer=gr.Timer(1.0))

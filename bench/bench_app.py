@@ -69,15 +69,15 @@ def timed_change(page, elem_id: str, action, what: str, timeout_s: float = 30.0)
     return time.perf_counter() - t0
 
 
-SHOWN = ("(id) => { const c = document.querySelector(`#${id} .vega-embed canvas`);"  # a chart the browser drew
-         " if (c && c.width > 100) return c.toDataURL();"
+SHOWN = ("(id) => { const v = document.querySelector(`#${id} svg`);"  # the bars the browser drew (an SVG)
+         " if (v && v.getBoundingClientRect().width > 100) return v.outerHTML;"
          " const s = document.querySelector(`#${id} img`)?.getAttribute('src') || '';"  # or a PNG from the server
          " return s.startsWith('data:image/png') ? s : ''; }")
 
 
 def timed_images(page, elem_ids: list[str], action, what: str, timeout_s: float = 60.0) -> float:
     """Seconds from `action()` to every one of these gr.Plot elements showing a new figure (a PNG from the
-    server, or a chart the browser drew: the next-token bars)."""
+    server, or the SVG of the next-token bars)."""
     before = [page.evaluate(SHOWN, e) for e in elem_ids]
     t0 = time.perf_counter()
     action()

@@ -9,6 +9,7 @@ shrinks everything. `figure_png` and `save_figure` export any of them.
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import os
@@ -226,55 +227,21 @@ def next_token_figure(view: NextTokenView) -> Figure:
 
 
 def next_token_chart(view: NextTokenView) -> dict:
-    """`next_token_figure` as a Vega-Lite spec: the same bars, drawn by the browser.
+    """What the page needs to draw `next_token_figure` in the browser, for any temperature, top-k and top-p.
 
-    The Next token view redraws on every move of a slider; a matplotlib PNG takes ~150 ms of the
-    server's CPU to lay out and render, a spec a millisecond, so the page draws this one and the PNG
-    for the download is rendered after it. Labels are the tokens as `show_piece` shows them, kept
-    distinct (two byte tokens can look alike) by invisible suffixes.
+    The Next token view redraws on every move of a slider, while a run may be training on the same
+    cores: a matplotlib PNG takes ~150 ms of the server's CPU, and any answer from the server waits
+    its turn behind the page's other events. So the page gets every logit once per prompt (float32,
+    base64: 260 bytes for characters, 200 KB for GPT-2's 50,257 tokens) and the bars it shows (the
+    top tokens at T = 1, whose order no knob changes), and redraws the bars itself as the sliders
+    move (`gpt/ui/views/next_token_chart.js`, which applies the sampler's filters step for step).
     """
     sampled, cut, own = NEXT_TOKEN_SERIES
-    shown = [show_piece(r["piece"]) for r in view.rows]
-    labels: list[str] = []
-    for label in shown:
-        while label in labels:
-            label += "\u200b"
-        labels.append(label)
-    bars, outline = [], []
-    for label, r in zip(labels, view.rows):
-        bars.append({"token": label, "series": cut if r["cut"] else sampled,
-                     "p": r["tempered"] if r["cut"] else r["prob"], "raw": r["raw"],
-                     "shown": f"{100 * r['prob']:.0f}%" if r["prob"] >= 0.01 else "",
-                     "top": max(r["prob"], r["raw"])})
-        outline.append({"token": label, "line": own, "p": r["raw"]})
-    upright = _token_labels_upright(shown)
-    x = {"field": "token", "type": "nominal", "sort": labels, "title": None,
-         "axis": {"labelAngle": 0 if upright else -60, "labelFontSize": 18 if upright else 13}}
-    y = {"type": "quantitative", "title": "probability", "scale": {"domain": [0, _next_token_top(view.rows)]},
-         "axis": {"format": ".0%"}}
-    legend = {"orient": "top-right", "symbolType": "square", "labelFontSize": 14, "labelLimit": 400, "title": None}
-    return {
-        "title": {"text": f"What comes next? {_knobs(view)}", "fontSize": 19},
-        "width": {"step": 48}, "height": 380,
-        "config": {"axis": {"titleFontSize": 16, "labelFontSize": 14, "grid": False}, "view": {"stroke": None}},
-        "layer": [
-            {"data": {"values": bars}, "mark": {"type": "bar", "width": {"band": 0.7}},
-             "encoding": {"x": x, "y": {**y, "field": "p"},
-                          "color": {"field": "series", "type": "nominal", "legend": legend,
-                                    "scale": {"domain": [sampled, cut], "range": [BLUE, GREY]}},
-                          "tooltip": [{"field": "token"}, {"field": "series", "title": "bar"},
-                                      {"field": "p", "format": ".1%", "title": "probability"},
-                                      {"field": "raw", "format": ".1%", "title": "at T = 1, no filter"}]}},
-            {"data": {"values": outline}, "mark": {"type": "bar", "width": {"band": 0.7}, "filled": False,
-                                                   "strokeWidth": 1.6},
-             "encoding": {"x": x, "y": {**y, "field": "p"},
-                          "stroke": {"field": "line", "type": "nominal",
-                                     "legend": {**legend, "symbolFillColor": "white"},
-                                     "scale": {"domain": [own], "range": ["black"]}}}},
-            {"data": {"values": bars}, "mark": {"type": "text", "dy": -8, "fontSize": 13},
-             "encoding": {"x": x, "y": {**y, "field": "top"}, "text": {"field": "shown"}}},
-        ],
-    }
+    logits = view.logits.detach().float().cpu().numpy().astype("<f4")
+    return {"logits": base64.b64encode(logits.tobytes()).decode("ascii"),
+            "bars": [{"id": r["id"], "label": show_piece(r["piece"])} for r in view.rows],
+            "series": [sampled, cut, own], "colors": {"sampled": BLUE, "cut": GREY},
+            "knobs": {"temperature": view.temperature, "top_k": view.top_k or 0, "top_p": view.top_p or 1.0}}
 
 
 # --- tokenizers ------------------------------------------------------------------------------

@@ -65,15 +65,19 @@ def set_number(page, elem_id: str, value) -> None:
     raise AssertionError(f"{elem_id} did not keep the value {value}")
 
 
-def pick_addition_and_tiny(page) -> None:
-    """The addition corpus and the tiny preset, with the settings open: a run of a few seconds."""
-    page.click("#corpus input")
-    page.get_by_role("option", name="Synthetic: addition (37+45=82)").click()
-    wait_text(page, "corpus-stats", "addition")
-    page.click("#settings .label-wrap")
-    page.click("#preset input")
-    page.get_by_role("option", name="tiny", exact=False).first.click()
-    page.wait_for_function("document.querySelector('#n-embd input[type=number]').value == '32'")
+def pick_addition_and_tiny(*pages) -> None:
+    """The addition corpus and the tiny preset, with the settings open: a run of a few seconds. With several
+    pages, each step is taken on all of them before waiting for any, as a class does at once."""
+    for page in pages:
+        page.click("#corpus input")
+        page.get_by_role("option", name="Synthetic: addition (37+45=82)").click()
+    for page in pages:
+        wait_text(page, "corpus-stats", "addition")
+        page.click("#settings .label-wrap")
+        page.click("#preset input")
+        page.get_by_role("option", name="tiny", exact=False).first.click()
+    for page in pages:
+        page.wait_for_function("document.querySelector('#n-embd input[type=number]').value == '32'")
 
 
 def test_first_two_minutes(page, url):

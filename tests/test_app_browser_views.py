@@ -77,14 +77,14 @@ def page(url):
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-SHOWN = ("(id) => { const c = document.querySelector(`#${id} .vega-embed canvas`);"  # a chart the browser drew
-         " if (c && c.width > 100) return c.toDataURL();"
+SHOWN = ("(id) => { const v = document.querySelector(`#${id} svg`);"  # the bars the browser drew (an SVG)
+         " if (v && v.getBoundingClientRect().width > 100) return v.outerHTML;"
          " const s = document.querySelector(`#${id} img`)?.getAttribute('src') || '';"  # or a PNG from the server
          " return s.startsWith('data:image/png') ? s : ''; }")
 
 
 def plot_src(page, elem_id: str) -> str:
-    """What the gr.Plot shows: its PNG's data URL, or the pixels of the chart the browser drew."""
+    """What the gr.Plot shows: its PNG's data URL, or the SVG of the next-token bars."""
     return page.evaluate(SHOWN, elem_id)
 
 
@@ -207,7 +207,22 @@ def test_see_inside_the_model(page, url):
     set_number(page, "nt-top-k", 5)
     wait_text(page, "nt-status", "5 of its")
     wait_plot(page, "nt-plot", other_than=before)
-    assert page.locator("#nt-plot .vega-embed canvas").count() == 1  # drawn by the browser, not a PNG
+    kept = "() => [...document.querySelectorAll('#nt-plot g.nt-bar')].filter(g => +g.dataset.prob > 0).length"
+    assert page.evaluate(kept) == 5  # the bars, drawn by the browser: five tokens left to draw from
+    # the browser redraws the bars from the logits it has, without the server: its events are held meanwhile
+    held = []
+    page.route("**/queue/join**", lambda route: held.append(route))
+    page.locator("#nt-temperature input[type=number]").fill("0")
+    page.wait_for_function("() => document.querySelector('#nt-plot svg')?.getAttribute('aria-label')"
+                           ".includes('T = 0 (greedy)')")
+    assert page.evaluate(kept) == 1 and "5 of its" in text(page, "nt-status")
+    for route in held:  # the server's answer follows
+        route.continue_()
+    page.unroute("**/queue/join**")
+    page.locator("#nt-temperature input[type=number]").press("Tab")
+    wait_text(page, "nt-status", "1 of its")
+    set_number(page, "nt-temperature", 1)  # back to T = 1: five drawn from, the others cut (the screenshot)
+    wait_text(page, "nt-status", "5 of its")
     assert downloaded(page, "nt-png", ".png").startswith(b"\x89PNG")  # the PNG follows the chart
     prompt = page.locator("#nt-prompt textarea").input_value()
     page.click("#nt-append")

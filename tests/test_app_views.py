@@ -179,9 +179,8 @@ def test_attention_of_a_run_still_training_uses_its_snapshot(views, manager):
 def test_next_token_filters_stepping_and_sampling(views, manager):
     run = finished(manager, "alice")
     chart, tokens, status, png = views.next_token.show("alice", run, "12+3", 1.0, 3, 1.0)
-    spec = json.loads(chart.plot)  # a Vega-Lite spec the browser draws; the download waits for `png`
-    assert chart.type == "altair" and spec["title"]["text"].startswith("What comes next? T = 1 · top-k 3")
-    assert sum(b["series"].startswith("cut") for b in spec["layer"][0]["data"]["values"]) == 10
+    assert chart.startswith("<svg") and "What comes next? T = 1 · top-k 3" in chart  # the download waits for `png`
+    assert chart.count('data-series="cut') == 10
     assert png["interactive"] is False
     assert png_file(views.next_token.png("alice", run, "12+3", 1.0, 3, 1.0))
     assert views.next_token.png("alice", run, "hello")["interactive"] is False  # nothing to draw: no file

@@ -70,31 +70,31 @@ def browser(chromium, app):
         m.wait(job.name, timeout=60)
 
 
-def open_page(browser, url: str, width: int = 1366, height: int = 768):
+def open_page(browser, url: str, width: int = 1366, height: int = 768, wait: bool = True):
+    """A new person's page; with `wait=False` the page is only asked for, so several load at once."""
     context = browser.new_context(viewport={"width": width, "height": height})
     context.add_init_script(PROGRESS_HISTORY)  # window.__progress: what the progress line showed since the load
     page = context.new_page()
     page.set_default_timeout(90_000)
-    page.goto(url)
+    page.goto(url, wait_until="load" if wait else "commit")
     return page
 
 
-def ask_for_a_run(page, name: str, iters: int) -> None:
-    """What a student does: a name, the addition corpus, the tiny preset, share, Start."""
-    fill_in(page, name, iters)
-    page.click("#start-btn")
-
-
-def fill_in(page, name: str, iters: int) -> None:
-    """Everything before Start: a name, the addition corpus, the tiny preset, the steps, share."""
-    wait_text(page, "corpus-stats", "characters")
-    box = page.locator("#display-name input, #display-name textarea").first
-    box.fill(name)
-    box.press("Enter")
-    wait_text(page, "display-name-msg", "Saved")
-    pick_addition_and_tiny(page)
-    set_number(page, "max-iters", iters)
-    page.locator("#share input").check()
+def fill_in(pages, names: list[str], iters: list[int]) -> None:
+    """Everything before Start on each page: a name, the addition corpus, the tiny preset, the steps, share.
+    Each step is taken on every page before waiting for any: a class fills in its forms together."""
+    for page in pages:
+        wait_text(page, "corpus-stats", "characters")
+    boxes = [page.locator("#display-name input, #display-name textarea").first for page in pages]
+    for box, name in zip(boxes, names):
+        box.fill(name)
+        box.press("Enter")
+    for page in pages:
+        wait_text(page, "display-name-msg", "Saved")
+    pick_addition_and_tiny(*pages)
+    for page, n in zip(pages, iters):
+        set_number(page, "max-iters", n)
+        page.locator("#share input").check()
 
 
 def run_name(page) -> str:
@@ -112,9 +112,8 @@ def lap(t0: float, what: str) -> None:
 
 def test_five_browsers_one_trains_four_queue_the_teacher_stops_one_and_the_board_ranks(browser, url):
     t0 = time.monotonic()
-    students = [open_page(browser, url) for _ in ITERS]
-    for k, (page, iters) in enumerate(zip(students, ITERS)):  # the forms first: a class fills them in together
-        fill_in(page, f"Student {k + 1}", iters)
+    students = [open_page(browser, url, wait=False) for _ in ITERS]  # five people open the page at once
+    fill_in(students, [f"Student {k + 1}" for k in range(len(ITERS))], ITERS)  # and fill in their forms together
     for k, page in enumerate(students):  # then Start, one after another: the first trains, four queue
         page.click("#start-btn")
         wait_text(page, "progress", "running" if k == 0 else "queued")
@@ -194,10 +193,11 @@ def teacher_stops(teacher, run: str) -> None:
 
 
 def test_the_teacher_cancels_a_queued_run_and_its_student_still_sees_it(browser, url):
-    busy, waiting = open_page(browser, url), open_page(browser, url)
-    ask_for_a_run(busy, "Student A", 20_000)
+    busy, waiting = open_page(browser, url, wait=False), open_page(browser, url, wait=False)
+    fill_in([busy, waiting], ["Student A", "Student B"], [20_000, 60])
+    busy.click("#start-btn")
     wait_text(busy, "progress", "running")
-    ask_for_a_run(waiting, "Student B", 60)
+    waiting.click("#start-btn")
     wait_text(waiting, "progress", "queued")
     busy_run, queued_run = run_name(busy), run_name(waiting)
 

@@ -2,18 +2,18 @@
 
 The tokens the filters cut are drawn grey; append a chosen token or sample
 one and step forward, one token at a time, as the sampler does. The bars are
-drawn by the browser (`gpt.plots.next_token_chart`, a Vega-Lite spec), so a
-slider's move costs the server a forward pass and a millisecond of JSON; the
-same figure as a PNG, for the download button, is rendered after the chart
-is on the page.
+drawn by the browser from every logit (`gpt.plots.next_token_chart`,
+`next_token_chart.js`): a slider's move redraws them at once, as it moves,
+and the server's answer (the status, the token list) follows; the same
+figure as a PNG, for the download button, is rendered after that.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gradio as gr
-from gradio.components.plot import PlotData
 
 from ... import insight
 from ... import plots as figures
@@ -24,6 +24,7 @@ from ..page import PRIVATE
 from .base import View, refresh_button
 
 NEXT_TOKEN_PROMPT = "First Citizen:\nBefore we proceed"
+CHART_JS = (Path(__file__).parent / "next_token_chart.js").read_text(encoding="utf-8")
 
 
 class NextTokenView(View):
@@ -38,8 +39,8 @@ class NextTokenView(View):
         try:
             loaded, view = self._distribution(owner, run, prompt, temperature, top_k, top_p)
         except Exception as err:  # noqa: BLE001
-            return None, gr.update(choices=[], value=None), problem(err, toast=False), dict(NO_FILE)
-        chart = PlotData(type="altair", plot=json.dumps(figures.next_token_chart(view)))
+            return "null", gr.update(choices=[], value=None), problem(err, toast=False), dict(NO_FILE)
+        chart = json.dumps(figures.next_token_chart(view))
         choices = insight.token_choices(view)
         kept = int((view.probs > 0).sum())
         status = " ".join(filter(None, [
@@ -47,6 +48,11 @@ class NextTokenView(View):
                   f"{loaded.tokenizer.vocab_size:,} tokens can be drawn; {len(view.cut):,} are cut by top-k / top-p.",
             *view.notes]))
         return chart, gr.update(choices=choices, value=choices[0][1] if choices else None), status, dict(NO_FILE)
+
+    def retune(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0):
+        """`show` for a slider's move: the browser has redrawn the bars from the logits it has, so only the
+        token list, the status and the download change (the logits are 200 KB for GPT-2's vocabulary)."""
+        return (gr.skip(), *self.show(owner, run, prompt, temperature, top_k, top_p)[1:])
 
     def png(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0):
         """The download button offering the chart as a PNG (the matplotlib figure), once the chart is shown."""
@@ -91,7 +97,8 @@ def build_next_token_view(v: NextTokenView, who) -> tuple[gr.Tab, dict]:
             temperature = gr.Slider(0, 2, 1.0, step=0.05, label="Temperature (0 = greedy)", elem_id="nt-temperature")
             top_k = gr.Slider(0, 100, 0, step=1, label="Top-k (0 = off)", elem_id="nt-top-k")
             top_p = gr.Slider(0.05, 1.0, 1.0, step=0.05, label="Top-p (1 = off)", elem_id="nt-top-p")
-        plot = gr.Plot(show_label=False, elem_id="nt-plot")  # a Vega-Lite spec, drawn by the browser
+        plot = gr.HTML("null", html_template='<div class="nt-chart"></div>', js_on_load=CHART_JS,
+                       elem_id="nt-plot")  # the bars, drawn by the browser from the logits in its value
         with gr.Row(equal_height=True):
             token = gr.Dropdown(label="Top tokens", scale=3, elem_id="nt-token")
             append = gr.Button("Append this token", scale=1, elem_id="nt-append")
@@ -102,8 +109,10 @@ def build_next_token_view(v: NextTokenView, who) -> tuple[gr.Tab, dict]:
     knobs = [temperature, top_k, top_p]
     out = [plot, token, status, png]
     then_png = dict(fn=v.png, inputs=[who, run, prompt, *knobs], outputs=png, show_progress="hidden", **PRIVATE)
-    gr.on([run.change, prompt.submit, *(k.change for k in knobs)], v.show, [who, run, prompt, *knobs], out,
-          trigger_mode="always_last", **PRIVATE).success(**then_png)
+    gr.on([run.change, prompt.submit], v.show, [who, run, prompt, *knobs], out, trigger_mode="always_last",
+          **PRIVATE).success(**then_png)
+    gr.on([k.change for k in knobs], v.retune, [who, run, prompt, *knobs], out, trigger_mode="always_last",
+          show_progress="hidden", **PRIVATE).success(**then_png)  # the bars were redrawn as the slider moved
     append.click(v.append, [who, run, prompt, token, *knobs], [prompt, *out], **PRIVATE).success(**then_png)
     sample.click(v.sample, [who, run, prompt, *knobs], [prompt, *out], **PRIVATE).success(**then_png)
     show_runs = dict(fn=v.model_runs, inputs=[who, run], outputs=run, **PRIVATE)
