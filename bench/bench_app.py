@@ -22,7 +22,7 @@ checkpoints folder holding a copy of the shipped model) and measures:
   attention view, from the click on "Show attention" for a new prompt to both
   its heatmap and its all-heads grid showing the new maps; a head change, to
   the new heatmap; and the next-token view, from a new temperature typed into
-  its slider to the redrawn bars.
+  its slider to the frame that shows the redrawn bars (timed in the page).
 
 Chromium from Debian (/usr/bin/chromium) through Playwright, never a
 downloaded browser; nothing but 127.0.0.1 is contacted. Figures are medians
@@ -71,6 +71,8 @@ def timed_change(page, elem_id: str, action, what: str, timeout_s: float = 30.0)
 
 SHOWN = ("(id) => { const v = document.querySelector(`#${id} svg`);"  # the bars the browser drew (an SVG)
          " if (v && v.getBoundingClientRect().width > 100) return v.outerHTML;"
+         " const c = document.querySelector(`#${id} .vega-embed canvas`);"  # (the Vega chart before 2026-12-03)
+         " if (c && c.width > 100) return c.toDataURL();"
          " const s = document.querySelector(`#${id} img`)?.getAttribute('src') || '';"  # or a PNG from the server
          " return s.startsWith('data:image/png') ? s : ''; }")
 
@@ -88,6 +90,29 @@ def timed_images(page, elem_ids: list[str], action, what: str, timeout_s: float 
     except Exception as err:  # noqa: BLE001 - say which view got no answer
         raise RuntimeError(f"{what}: {', '.join(elem_ids)} showed no new image within {timeout_s:.0f} s") from err
     return time.perf_counter() - t0
+
+
+def timed_in_page(page, elem_id: str, action, what: str, timeout_s: float = 60.0) -> float:
+    """Seconds from the first input event `action()` causes (a value typed into a slider's box) to the frame in
+    which `elem_id` shows a new figure, timed by the page itself (requestAnimationFrame): what a person sees,
+    without Playwright's own latency of typing and asking, which on a loaded machine is 50-500 ms a call."""
+    page.evaluate("""([id, shown]) => {
+        const show = eval(shown), before = show(id);
+        window.__redrawn = null;
+        document.addEventListener("input", () => {
+            const t0 = performance.now();
+            const poll = () => { const s = show(id);
+                                 if (s && s !== before) window.__redrawn = (performance.now() - t0) / 1000;
+                                 else requestAnimationFrame(poll); };
+            requestAnimationFrame(poll);
+        }, { capture: true, once: true });
+    }""", [elem_id, SHOWN])
+    action()
+    try:
+        page.wait_for_function("() => window.__redrawn !== null", timeout=timeout_s * 1000)
+    except Exception as err:  # noqa: BLE001 - say which view got no answer
+        raise RuntimeError(f"{what}: {elem_id} showed no new figure within {timeout_s:.0f} s") from err
+    return page.evaluate("() => window.__redrawn")
 
 
 def set_slider(page, elem_id: str, value) -> None:
@@ -117,8 +142,9 @@ def views_while_training(page, repeats: int) -> dict:
                            timeout=120_000)
     bars = []
     for i in range(repeats * 2):
-        bars.append(timed_images(page, ["nt-plot"], lambda i=i: set_slider(page, "nt-temperature", [0.7, 1.3][i % 2]),
-                                 f"next-token redraw {i}"))
+        bars.append(timed_in_page(page, "nt-plot", lambda i=i: set_slider(page, "nt-temperature", [0.7, 1.3][i % 2]),
+                                  f"next-token redraw {i}"))
+        page.wait_for_timeout(300)  # a person moving the slider again
     return {"attention_s": attention, "head_s": head, "next_token_s": bars}
 
 
