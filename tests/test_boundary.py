@@ -72,3 +72,14 @@ def test_a_value_a_component_cannot_convert_is_a_sentence_naming_it(app):
     data = inputs(demo, dep, demo.manager.identity.issue(), **{str(seed): "not a number"})
     answer = call_event(url, dep["id"], data)
     assert not answer["success"] and "seed got a value it cannot take" in (answer["output"]["error"] or ""), answer
+
+
+@pytest.mark.parametrize("elem_id, value, says", [("nt-top-k", -3, "Top-k (0 = off): Value -3 is less than minimum value 0"),
+                                                  ("nt-temperature", 7, "Temperature (0 = greedy): Value 7 is greater")])
+def test_a_value_outside_a_sliders_bounds_is_a_sentence_naming_it(app, elem_id, value, says):
+    demo, url, _ = app
+    dep = event_on(demo, elem_id, "change")
+    data = inputs(demo, dep, demo.manager.identity.issue(), **{str(component(demo, elem_id)): value})
+    answer = call_event(url, dep["id"], data)
+    error = answer["output"]["error"] or ""
+    assert not answer["success"] and error.startswith(says) and "; type a value from" in error, answer

@@ -9,8 +9,10 @@ Gradio converts every input before our handler sees it, in
 - each component converts its value (gr.Number's `float("abc")`, a data
   model's validation) and raises ValueError or TypeError on what it cannot.
 Neither is a `gr.Error`, so Gradio answers `{"error": null}` and logs a
-traceback. `Blocks` (the app's `gr.Blocks`) catches them there and raises
-the sentence instead; what the request asked for still does not happen.
+traceback. A slider or number box given a value outside its bounds raises a
+`gr.Error` that names no field ("Value -3 is less than minimum value 0.").
+`Blocks` (the app's `gr.Blocks`) catches them there and raises a sentence
+naming the field instead; what the request asked for still does not happen.
 """
 
 from __future__ import annotations
@@ -32,16 +34,16 @@ def _takes_files(block) -> bool:
     return isinstance(model, type) and issubclass(model, (GradioModel, GradioRootModel))
 
 
-def _failing_field(block_fn, inputs: list) -> str:
-    """The label of the first plain (file-less) input whose own preprocess refuses the value sent."""
+def _failing_block(block_fn, inputs: list):
+    """The first plain (file-less) input whose own preprocess refuses the value sent, or None."""
     for block, value in zip(block_fn.inputs, inputs):
         if _takes_files(block) or getattr(block, "stateful", False):
             continue
         try:
             block.preprocess(value)
         except Exception:  # noqa: BLE001 - this is the search for the one that fails
-            return _label(block)
-    return ""
+            return block
+    return None
 
 
 class Blocks(gr.Blocks):
@@ -50,14 +52,19 @@ class Blocks(gr.Blocks):
     async def preprocess_data(self, block_fn, inputs, state, explicit_call: bool = False):
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
-        except gr.Error:
-            raise
+        except gr.Error as err:  # a slider's or number box's bounds (Gradio's sentence names no field)
+            block = _failing_block(block_fn, list(inputs))
+            if block is None:
+                raise
+            low, high = getattr(block, "minimum", None), getattr(block, "maximum", None)
+            within = f"a value from {low:g} to {high:g}" if low is not None and high is not None else "another value"
+            refuse(ConfigError(f"{_label(block)}: {err.message.rstrip('.')}; type {within}."))
         except InvalidPathError:
             field = next((_label(b) for b in block_fn.inputs if _takes_files(b)), "The file")
             refuse(ConfigError(f"{field}: that file was not uploaded through this page, so the server does not "
                                "read it. Upload it with the file box."))
         except (ValueError, TypeError) as err:
-            field = _failing_field(block_fn, list(inputs))
-            where = f"{field} got" if field else "One of the fields got"
+            block = _failing_block(block_fn, list(inputs))
+            where = f"{_label(block)} got" if block is not None else "One of the fields got"
             refuse(ConfigError(f"{where} a value it cannot take ({type(err).__name__}); type it again, or reload "
                                "the page."))

@@ -100,7 +100,7 @@ function svg(data, knob) {
   const ymax = Math.min(1.08, 1.18 * Math.max(0.05, ...rows.flatMap((r) => [r.prob, r.raw, r.cut ? r.tempered : 0])));
   const y = (p) => top + plotH * (1 - Math.min(p, ymax) / ymax);
   const out = [`<svg xmlns="${SVG_NS}" viewBox="0 0 ${width} ${height}" width="${width}" role="img" ` +
-               `style="max-width:100%;height:auto;font-family:sans-serif" aria-label="${esc(title)}">`,
+               `style="max-width:100%;height:auto;font-family:inherit" aria-label="${esc(title)}">`,
                `<defs><pattern id="nt-hatch" width="8" height="8" patternUnits="userSpaceOnUse" ` +
                `patternTransform="rotate(45)"><rect width="8" height="8" fill="${data.colors.cut}"/>` +
                `<line x1="0" y1="0" x2="0" y2="8" stroke="#808080" stroke-width="2"/></pattern></defs>`,
