@@ -179,8 +179,11 @@ def test_attention_of_a_run_still_training_uses_its_snapshot(views, manager):
 def test_next_token_filters_stepping_and_sampling(views, manager):
     run = finished(manager, "alice")
     chart, tokens, status, png = views.next_token.show("alice", run, "12+3", 1.0, 3, 1.0)
-    assert chart.startswith("<svg") and "What comes next? T = 1 · top-k 3" in chart  # the download waits for `png`
-    assert chart.count('data-series="cut') == 10
+    data = json.loads(chart)  # every logit and the bars' tokens: the browser draws them (next_token_chart.js)
+    assert data["knobs"] == {"temperature": 1.0, "top_k": 3, "top_p": 1.0} and len(data["bars"]) == 13
+    assert len(base64.b64decode(data["logits"])) == 4 * 13  # float32, the whole vocabulary
+    unchanged, _, again, _ = views.next_token.retune("alice", run, "12+3", 1.0, 3, 1.0)  # a slider moved
+    assert unchanged == {"__type__": "update"} and again == status  # the browser redrew the bars; no logits again
     assert png["interactive"] is False
     assert png_file(views.next_token.png("alice", run, "12+3", 1.0, 3, 1.0))
     assert views.next_token.png("alice", run, "hello")["interactive"] is False  # nothing to draw: no file
