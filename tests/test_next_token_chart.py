@@ -31,8 +31,8 @@ HARNESS = """
 const fs = require("fs");
 const src = fs.readFileSync(process.argv[1], "utf8");
 const page = { querySelector: () => null, addEventListener: () => {} };
-const svg = new Function("element", "props", "watch", "document", src + "\\nreturn svg;")(
-  page, { value: "null" }, () => {}, page);
+const svg = new Function("element", "props", "watch", "document", "window", src + "\\nreturn svg;")(
+  page, { value: "null" }, () => {}, page, {});
 const cases = JSON.parse(fs.readFileSync(0, "utf8"));
 process.stdout.write(JSON.stringify(cases.map((c) => svg(c.data, c.knob))));
 """

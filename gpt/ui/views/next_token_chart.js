@@ -174,8 +174,12 @@ function draw(moved) {
 }
 
 watch("value", () => draw(null));
-document.addEventListener("input", (event) => {  // a slider dragged, or its number box typed into
-  const key = Object.keys(KNOBS).find((k) => event.target.closest && event.target.closest(`#${KNOBS[k]}`));
-  if (key) draw({ key, value: parseFloat(event.target.value) });
-});
+window.__nextTokenRedraw = draw;  // the chart on the page now (a remounted one replaces the one before)
+if (!window.__nextTokenListening) {  // one listener for the page, however often the chart mounts
+  window.__nextTokenListening = true;
+  document.addEventListener("input", (event) => {  // a slider dragged, or its number box typed into
+    const key = Object.keys(KNOBS).find((k) => event.target.closest && event.target.closest(`#${KNOBS[k]}`));
+    if (key) window.__nextTokenRedraw({ key, value: parseFloat(event.target.value) });
+  });
+}
 draw(null);
