@@ -80,6 +80,7 @@ def walk(page, parent: str, seconds: int, steps: int, shots: Path, tmp: Path) ->
     choose(page, "ft-task", "my file (JSONL or Alpaca)")
     bad = tmp / "mine.jsonl"
     bad.write_text("\n".join(BROKEN) + "\n")
+    page.locator("#ft-upload").wait_for(state="visible")  # shown once the server has the task, as a person sees it
     page.locator("#ft-upload input[type=file]").set_input_files(str(bad))
     page.wait_for_function("() => (document.getElementById('ft-upload')?.innerText || '').includes('mine.jsonl')")
     page.click("#ft-start")
