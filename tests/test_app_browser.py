@@ -92,9 +92,13 @@ def test_first_two_minutes(page, url):
     page.click("#corpus input")
     page.get_by_role("option", name="Synthetic: addition (37+45=82)").click()
     wait_text(page, "corpus-stats", "addition")
+    wait_text(page, "estimate", "parameters")
+    estimate_before = text(page, "estimate")
     page.locator("#tokenizer").get_by_text("Characters").click()
     wait_text(page, "corpus-stats", "char (13 tokens)")
     assert "13" in text(page, "corpus-stats")
+    # the estimate follows the vocabulary (13 characters: a smaller embedding and head)
+    page.wait_for_function("(before) => document.getElementById('estimate').innerText !== before", arg=estimate_before)
 
     # 2. the tiny preset, run long enough to watch; the estimate follows the sliders
     page.click("#settings .label-wrap")

@@ -359,18 +359,19 @@ def build_train_tab(page: Page) -> gr.Tab:
     take_long_pastes = dict(fn=None, js=paste.paste_script(page.manager.limits.max_upload_bytes), **PRIVATE)
     page.on_load += [take_long_pastes, restore, first_poll, show_corpus, show_estimate, show_compare]
 
-    d["corpus"].change(h.corpus_inputs, d["corpus"], [d["upload"], d["pasted"]], **PRIVATE).then(
-        **show_corpus).then(**show_estimate)
-    d["tokenizer"].change(h.vocab_input, d["tokenizer"], d["bpe_vocab"], **PRIVATE).then(**show_corpus).then(
-        **show_estimate)
+    d["corpus"].change(h.corpus_inputs, d["corpus"], [d["upload"], d["pasted"]], **PRIVATE).then(**show_corpus)
+    d["tokenizer"].change(h.vocab_input, d["tokenizer"], d["bpe_vocab"], **PRIVATE).then(**show_corpus)
     d["tokenizer"].input(lambda: "", None, w["msg"], **PRIVATE)  # an old refusal is about the old tokenizer
     # a vocabulary size dragged, or typed then Enter: only the latest is built (a BPE per size is ~1 s)
-    d["bpe_vocab"].change(trigger_mode="always_last", **show_corpus).then(**show_estimate)
+    d["bpe_vocab"].change(trigger_mode="always_last", **show_corpus)
     for event in (d["upload"].upload, d["pasted"].blur, d["preview_text"].submit):
-        event(**show_corpus).then(**show_estimate)
+        event(**show_corpus)
     m["preset"].input(h.apply_preset, m["preset"], [m["architecture"], *sliders], **PRIVATE)
     m["preset"].input(h.tokenizer_for_preset, m["preset"], [d["tokenizer"], d["bpe_vocab"]], **PRIVATE)
-    gr.on([c.change for c in (m["preset"], m["model_type"], m["architecture"], *sliders)],
+    # one event for the estimate, whatever changed (the text only through its vocabulary): its answers come in
+    # the order of the changes; an estimate chained to each trigger could land after a newer one and show the
+    # numbers of a model no longer chosen
+    gr.on([c.change for c in (vocab, class_limit, m["preset"], m["model_type"], m["architecture"], *sliders)],
           trigger_mode="always_last", **show_estimate)
 
     start_in = [*corpus_in[:5], m["preset"], m["model_type"], m["architecture"], *sliders, m["share"]]
@@ -383,7 +384,6 @@ def build_train_tab(page: Page) -> gr.Tab:
     page.wake_after(w["resume"].click(h.resume, [who, sliders[7]], w["msg"], **PRIVATE))
     slice_timer.wire(page, w["msg"])  # on ZeroGPU: the timer runs the GPU slices
     page.every_tick(h.class_limit, [class_limit], [class_limit])
-    class_limit.change(**show_estimate)
     page.every_tick(h.poll, poll_in, poll_out)
     w["compare_refresh"].click(**show_compare)
     w["compare_runs"].change(h.clear_plot, None, w["compare_plot"], **PRIVATE).then(
