@@ -79,7 +79,7 @@ SHOWN = ("(id) => { const v = document.querySelector(`#${id} svg`);"  # the bars
 
 def timed_images(page, elem_ids: list[str], action, what: str, timeout_s: float = 60.0) -> float:
     """Seconds from `action()` to every one of these gr.Plot elements showing a new figure (a PNG from the
-    server, or the SVG of the next-token bars)."""
+    server), timed from Python."""
     before = [page.evaluate(SHOWN, e) for e in elem_ids]
     t0 = time.perf_counter()
     action()

@@ -84,7 +84,7 @@ SHOWN = ("(id) => { const v = document.querySelector(`#${id} svg`);"  # the bars
 
 
 def plot_src(page, elem_id: str) -> str:
-    """What the gr.Plot shows: its PNG's data URL, or the SVG of the next-token bars."""
+    """What a figure shows: a gr.Plot's PNG data URL, or the SVG of the next-token bars (a gr.HTML)."""
     return page.evaluate(SHOWN, elem_id)
 
 

@@ -33,26 +33,27 @@ class NextTokenView(View):
         loaded = self._open(owner, run)
         return loaded, insight.next_token_view(loaded.model, loaded.tokenizer, prompt or "", temperature, top_k, top_p)
 
-    def show(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0, note: str = ""):
+    def show(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0, note: str = "", chart: bool = True):
         """(chart, token dropdown, status, download button) for what the model may write after `prompt`; the
-        button waits for `png`."""
+        button waits for `png`. `chart=False`: the chart is left as it is (`retune`)."""
         try:
             loaded, view = self._distribution(owner, run, prompt, temperature, top_k, top_p)
         except Exception as err:  # noqa: BLE001
-            return "null", gr.update(choices=[], value=None), problem(err, toast=False), dict(NO_FILE)
-        chart = json.dumps(figures.next_token_chart(view))
+            return ("null" if chart else gr.skip()), gr.update(choices=[], value=None), problem(err, toast=False), \
+                dict(NO_FILE)
+        data = json.dumps(figures.next_token_chart(view)) if chart else gr.skip()
         choices = insight.token_choices(view)
         kept = int((view.probs > 0).sum())
         status = " ".join(filter(None, [
             note, f"{self._at(run, loaded)} reads {len(view.ids)} tokens. {kept:,} of its "
                   f"{loaded.tokenizer.vocab_size:,} tokens can be drawn; {len(view.cut):,} are cut by top-k / top-p.",
             *view.notes]))
-        return chart, gr.update(choices=choices, value=choices[0][1] if choices else None), status, dict(NO_FILE)
+        return data, gr.update(choices=choices, value=choices[0][1] if choices else None), status, dict(NO_FILE)
 
     def retune(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0):
         """`show` for a slider's move: the browser has redrawn the bars from the logits it has, so only the
         token list, the status and the download change (the logits are 200 KB for GPT-2's vocabulary)."""
-        return (gr.skip(), *self.show(owner, run, prompt, temperature, top_k, top_p)[1:])
+        return self.show(owner, run, prompt, temperature, top_k, top_p, chart=False)
 
     def png(self, owner, run, prompt, temperature=1.0, top_k=0, top_p=1.0):
         """The download button offering the chart as a PNG (the matplotlib figure), once the chart is shown."""
