@@ -152,6 +152,28 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
     assert muon.param_groups[0]["initial_lr"] == 0.02 and adamw.param_groups[0]["initial_lr"] == 3e-3
 
 
+def test_muon_weight_decay_shrinks_only_the_hidden_matrices_and_comes_from_the_recipe(addition):
+    """Decoupled: a step with no gradient signal leaves each hidden matrix times (1 - lr x decay) and the
+    embedding, head and gains as they were; the default recipe decays (docs/benchmarks.md), AdamW runs not."""
+    model = build_model(GPTConfig(vocab_size=40, **TINY, **ARCHITECTURES["modern"]))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opts = build_optimizers(model, "muon", 3e-3, 0.0, (0.9, 0.99), "cpu", muon_lr=0.02, muon_weight_decay=0.5)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    for o in opts:
+        o.step()
+    hidden = {n for g in opts[1].param_groups for n, p in model.named_parameters() for q in g["params"] if p is q}
+    assert hidden
+    for n, p in model.named_parameters():
+        want = before[n] * (1 - 0.02 * 0.5) if n in hidden else before[n]
+        torch.testing.assert_close(p.detach(), want, rtol=1e-6, atol=0, msg=n)
+    _, recipe = configs_from(DEFAULT_PRESET, 512, {}, {})
+    assert recipe.optimizer == "muon" and recipe.muon_weight_decay > 0
+    t = trainer_for(addition, arch="modern", optimizer="muon", muon_weight_decay=recipe.muon_weight_decay)
+    assert t.optimizers[1].param_groups[0]["weight_decay"] == recipe.muon_weight_decay
+    assert trainer_for(addition, arch="modern", optimizer="muon").optimizers[1].param_groups[0]["weight_decay"] == 0
+
+
 def test_adamw_is_fused_on_cpu_and_cuda_and_fused_gives_foreachs_update():
     """Fused AdamW is one kernel per tensor on a CPU too (PyTorch's CPU foreach ops loop tensor by tensor):
     6% more training tokens a second at nanoGPT's shape (docs/benchmarks.md). Same update as foreach to float

@@ -24,7 +24,7 @@ TRAIN_WHOLE_RANGES = [("batch_size", 1, 2**20), ("max_iters", 1, 10**9), ("eval_
                       ("seed", 0, 2**40), ("sample_tokens", 0, MAX_NEW_TOKENS_CAP)]
 TRAIN_NUMBER_RANGES = [("lr", 0, 1e12, True), ("min_lr_ratio", 0, 1, False), ("weight_decay", 0, 10, False),
                        ("beta1", 0, 1, False), ("beta2", 0, 1, False), ("grad_clip", 0, 1e6, False),
-                       ("muon_lr", 0, 1e12, True)]
+                       ("muon_lr", 0, 1e12, True), ("muon_weight_decay", 0, 10, False)]
 
 
 EARLY_POINTS_FROM = 100  # an evaluation interval at least this long gets three early, cheaper points
@@ -45,6 +45,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per step: same effective batch in less memory
     optimizer: str = "adamw"  # 'adamw' or 'muon' (hidden matrices on Muon, the rest on AdamW)
     muon_lr: float = 0.02
+    muon_weight_decay: float = 0.0  # decoupled: each step shrinks Muon's matrices by lr x this
     eval_interval: int = 250
     eval_iters: int = 20
     device: str = "auto"

@@ -123,6 +123,7 @@ class Trainer:
         self.optimizers = build_optimizers(
             self.model, train_config.optimizer, train_config.lr, train_config.weight_decay,
             (train_config.beta1, train_config.beta2), device_type(self.device), muon_lr=train_config.muon_lr,
+            muon_weight_decay=train_config.muon_weight_decay,
         )
         self.steps_log: history.StepLog | None = None  # the run folder's steps.jsonl, once the run opens it
         if resume:
