@@ -10,7 +10,9 @@ head and 1-D parameters stay on AdamW. Its learning rate is scaled per shape
 as in Keller Jordan's Muon (PyTorch's default, `adjust_lr_fn="original"`), at
 the usual 0.02; on Tiny Shakespeare that matched or beat the Moonshot scaling
 (`"match_rms_adamw"`) at every lr tried, and momentum 0.9 beat PyTorch's 0.95
-in runs of the length this app makes (docs/benchmarks.md). The project once had its own
+in runs of the length this app makes (docs/benchmarks.md). Its weight decay (`muon_weight_decay`, 0
+unless a recipe sets it; the default recipe 0.3) is PyTorch's decoupled one: each step multiplies the
+matrices by 1 - lr x decay. The project once had its own
 Muon with the Newton-Schulz iterations batched over matrices of one shape: the same
 updates, and 1.06x faster on the Muon step alone (median of 5 interleaved rounds, thread
 CPU time, load 33: `bench/bench_muon.py --optimizer-only --rounds 5 --steps 5` at commit 52bd308), too little

@@ -61,7 +61,8 @@ PRESETS["two-minutes"] = {
     # speedruns' warm-down): 2.128 against 2.141 bits per character, median of 3 interleaved (docs/benchmarks.md)
     # Muon's decoupled weight decay 0.3 (each step shrinks the hidden matrices by lr x 0.3): the run sees its
     # text ~3-6 times and the gap between train and val is the loss left; -0.016 bits per character, median of 3
-    # interleaved at equal time (0.1: -0.005, 0.5 and 1.0 worse than 0.3 at equal steps; docs/benchmarks.md)
+    # interleaved at equal time (0.1: -0.005, 0.5 and 1.0 worse than 0.3 at equal steps; docs/benchmarks.md).
+    # Not in `fast`: on characters a two-minute run sees its text under twice, and the same decay lost 0.048
     "train": dict(PRESETS["fast"]["train"], batch_size=12, max_seconds=133, min_lr_ratio=0.0, muon_weight_decay=0.3),
     "tokenizer": dict(kind="bpe", vocab_size=512),
     "about": "Default: the fast recipe on a 512-token BPE (~2 characters a token), context 128; lowest bits per character in ~2 minutes",
