@@ -207,3 +207,9 @@ def test_a_stop_on_a_rung_still_waiting_in_the_queue_says_nothing_was_trained(ha
     assert "Cancelled the ladder at rung 1 while it waited in the queue: nothing of it was trained" in msg
     assert "weights are saved" not in msg
     h.m.stop("student-a", theirs[0])
+    # the cancelled rung shows as stopped, and Go on climbs from it: rung 1 starts afresh, rung 2 after it
+    wait_until(lambda: h._state(names[0], "student-b") == "stopped", timeout=60)
+    msg, _ = h.go_on("student-b", names)
+    assert "Going on with the ladder from rung 1: 2 rungs to go" in msg, msg
+    wait_until(lambda: h.m.active_job("student-b") is not None and h.m.active_job("student-b").name == names[0])
+    h.m.stop("student-b", names[0])
