@@ -16,6 +16,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Tiny test models gain nothing from two threads, and oversubscribed OpenMP threads spin.
 os.environ.setdefault("GPT_NUM_THREADS", "1")
+# The tests that do use two threads share two cores with the other worker: OpenMP's threads that spin at each
+# tiny operation's barrier while the other core is taken made one of them 100x slower (0.25 s alone, 28 s in
+# the suite); threads that sleep at once cost a little alone and nothing like that beside another worker.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # The decode process compiles a served model's step in the background (seconds of a core per model): the tests
 # that need it turn it on (tests/test_compiled_step.py, tests/test_decode_process.py).
 os.environ.setdefault("GPT_COMPILE_DECODE", "0")
