@@ -54,16 +54,19 @@ PRESETS: dict[str, dict] = {
 }
 
 PRESETS["two-minutes"] = {
-    # a 128-token context (~260 characters; batch 12 keeps 1,536 tokens a step): 2.133 bits per character
-    # against 2.179 for context 64 at 2,000 steps on one thread, for ~16% more time per step
+    # a 128-token context (~260 characters): 2.133 bits per character against 2.179 for context 64 at 2,000 steps
+    # on one thread, for ~16% more time per step
     "model": dict(PRESETS["fast"]["model"], block_size=128),
     # 133 s: the last evaluation (~1.5 s) still ends within the 135 s budget. The cosine decays to zero (the
     # speedruns' warm-down): 2.128 against 2.141 bits per character, median of 3 interleaved (docs/benchmarks.md)
     # Muon's decoupled weight decay 0.3 (each step shrinks the hidden matrices by lr x 0.3): the run sees its
     # text ~3-6 times and the gap between train and val is the loss left; -0.016 bits per character, median of 3
     # interleaved at equal time (0.1: -0.005, 0.5 and 1.0 worse than 0.3 at equal steps; docs/benchmarks.md).
-    # Not in `fast`: on characters a two-minute run sees its text under twice, and the same decay lost 0.048
-    "train": dict(PRESETS["fast"]["train"], batch_size=12, max_seconds=133, min_lr_ratio=0.0, muon_weight_decay=0.3),
+    # Not in `fast`: on characters a two-minute run sees its text under twice, and the same decay lost 0.048.
+    # Batch 20 (2,560 tokens a step; it was 12): a step's optimizer costs the same at any batch (Muon's
+    # Newton-Schulz, ~22 ms of ~100 on a 2-core CPU without AMX), so a bigger batch reads more text a second; at
+    # equal time, median of 3 interleaved: 16 against 12 -0.028, then 20 against 16 -0.014 (docs/benchmarks.md)
+    "train": dict(PRESETS["fast"]["train"], batch_size=20, max_seconds=133, min_lr_ratio=0.0, muon_weight_decay=0.3),
     "tokenizer": dict(kind="bpe", vocab_size=512),
     "about": "Default: the fast recipe on a 512-token BPE (~2 characters a token), context 128; lowest bits per character in ~2 minutes",
 }
