@@ -228,7 +228,9 @@ def test_an_empty_prompt_is_refused_at_submit_and_the_loop_ends_when_idle():
 def test_a_failing_step_reaches_every_reader_as_its_error():
     model = small_model("modern", vocab=30)
     decoder = BatchDecoder(model)
-    streams = [decoder.submit([1], settings(5)), decoder.submit([99], settings(5))]  # 99: no such token
+    # the first is long enough to be decoding still when the second joins (on a loaded machine the caller can lose
+    # its core between two submits: 5 tokens could end first); 99: no such token, its prefill fails the step
+    streams = [decoder.submit([1], settings(2_000)), decoder.submit([99], settings(5))]
     for stream in streams:
         with pytest.raises(IndexError):
             list(stream)
