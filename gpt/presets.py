@@ -9,7 +9,7 @@ two minutes see ~2x the text and the context spans about twice the
 characters; with a 128-token context (~260 characters) it reached 2.148
 bits per character in ~115 s on two threads (a 1,024-token BPE memorises
 Tiny Shakespeare's ~0.4M tokens sooner), and with Muon's weight decay and
-batch 20 2.122 in 133 s on a slower 2-core host.
+batch 20 2.118 in 133 s (median of 6) on a slower 2-core host.
 `ten-minutes` is the one to start before a lecture: 6 layers x 192 wide with
 a 128-token context and dropout 0.1 on the same BPE (the small model, trained
 ten minutes, only memorises). `tiny` is for tests:
@@ -66,7 +66,8 @@ PRESETS["two-minutes"] = {
     # Not in `fast`: on characters a two-minute run sees its text under twice, and the same decay lost 0.048.
     # Batch 20 (2,560 tokens a step; it was 12): a step's optimizer costs the same at any batch (Muon's
     # Newton-Schulz, ~22 ms of ~100 on a 2-core CPU without AMX), so a bigger batch reads more text a second; at
-    # equal time, median of 3 interleaved: 16 against 12 -0.028, then 20 against 16 -0.014 (docs/benchmarks.md)
+    # equal time, median of 3 interleaved: 16 against 12 -0.028, then 20 against 16 -0.014, 24 against 20 +0.023
+    # (docs/benchmarks.md)
     "train": dict(PRESETS["fast"]["train"], batch_size=20, max_seconds=133, min_lr_ratio=0.0, muon_weight_decay=0.3),
     "tokenizer": dict(kind="bpe", vocab_size=512),
     "about": "Default: the fast recipe on a 512-token BPE (~2 characters a token), context 128; lowest bits per character in ~2 minutes",
