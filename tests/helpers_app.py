@@ -8,6 +8,7 @@ thousand parameters, so a run takes about a second even on a busy 2-core CPU.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +40,17 @@ def wait_until(predicate, timeout: float = 60.0, every: float = 0.05, what: str 
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def delete_by_hand(path: Path) -> None:
+    """Someone removes a run folder on the server while it trains; a save landing mid-delete leaves a file
+    ("Directory not empty"), so they delete again, as `rm -rf` would be rerun."""
+    for _ in range(100):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{path.name} could not be deleted")
 
 
 def make_shipped_run(root: Path, name: str = "shakespeare-char", max_iters: int = 20) -> Path:

@@ -20,7 +20,7 @@ from gpt.jobs import JobManager
 from gpt.jobs.signing import IdentityError, Signer
 from gpt.limits import Limits
 from gpt.ui import uploads
-from helpers_app import addition, launch_app, tiny_request, wait_until
+from helpers_app import addition, delete_by_hand, launch_app, tiny_request, wait_until
 from helpers_http import call_event, fn_index
 
 BIG = Limits(max_params=10_000_000, max_iters=1_000_000, max_batch_size=64)
@@ -126,18 +126,10 @@ def test_cached_uploads_are_swept_by_age_and_total_size(tmp_path):
 
 
 def test_a_run_folder_deleted_mid_training_is_not_recreated_without_its_owner(tmp_path):
-    import shutil
-
     m = JobManager(tmp_path / "runs", BIG, device="cpu")
     job = m.start("alice", addition(), tiny_request(1_000_000))
     wait_until(lambda: m.runs.live_trainer(job.name) is not None and job.trainer.step > 2, what="training")
-    for _ in range(100):  # someone removes it on disk (again if the trainer wrote a file meanwhile)
-        try:
-            shutil.rmtree(job.path)
-            break
-        except OSError:
-            time.sleep(0.05)
-    assert not job.path.exists()
+    delete_by_hand(job.path)
     m.wait(job.name, 60)
     assert job.state == "failed" and "deleted while it trained" in job.error
     assert not job.path.exists()  # not recreated as an ownerless, public run

@@ -10,11 +10,12 @@ Screenshots at 1366x768 and 1920x1080 go to docs/screenshots/.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 
 from helpers_app import ROOT, free_port
-from helpers_browser import ARGS, CHROMIUM, sync_api, text  # Debian's Chromium, or the module is skipped
+from helpers_browser import ARGS, CHROMIUM, sync_api, text, wait_text  # Debian's Chromium, or the module is skipped
 
 SHOTS = ROOT / "docs" / "screenshots"
 pytestmark = pytest.mark.timeout(300)
@@ -67,9 +68,7 @@ def open_lesson(browser, url, width=1366, height=768):
     return page
 
 
-def wait_text(page, elem_id: str, needle: str, timeout: float = 90_000) -> None:
-    page.wait_for_function("([id, needle]) => (document.getElementById(id)?.innerText || '').includes(needle)",
-                           arg=[elem_id, needle], timeout=timeout)
+wait_text = functools.partial(wait_text, timeout=90_000)  # a lesson step's output can take a while on two cores
 
 
 def wait_plot(page, elem_id: str) -> None:
@@ -111,15 +110,15 @@ def test_the_lectures_steps_on_shakespeare(browser, url, shakespeare_text):
 
 
 def test_an_uploaded_text_and_the_ladder(browser, url, tmp_path):
-    text = tmp_path / "sonnet.txt"
-    text.write_text("Shall I compare thee to a summer's day? Thou art more lovely and more temperate.\n" * 150)
+    sonnet = tmp_path / "sonnet.txt"  # not `text`: that reads an element's text when a wait fails
+    sonnet.write_text("Shall I compare thee to a summer's day? Thou art more lovely and more temperate.\n" * 150)
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     page.set_default_timeout(90_000)
     page.goto(url)
     page.wait_for_selector("#corpus-stats")
     page.click("#corpus input")
     page.get_by_role("option", name="Upload a .txt file").click()
-    page.locator("#corpus-upload input[type=file]").set_input_files(str(text))
+    page.locator("#corpus-upload input[type=file]").set_input_files(str(sonnet))
     wait_text(page, "corpus-stats", "sonnet")
     page.get_by_role("tab", name="Lesson").click()
     wait_text(page, "lesson-heading", "sonnet")
@@ -130,11 +129,7 @@ def test_an_uploaded_text_and_the_ladder(browser, url, tmp_path):
     wait_text(page, "ladder-msg", "The ladder is queued")
     page.click("#ladder-stop")  # issue 24, 4: the Lesson tab stops the climb, says where it stands, and goes on
     # a Stop that lands before rung 1's worker took its slot (a loaded machine) cancels it in the queue instead
-    try:
-        page.wait_for_function("""() => { const m = document.getElementById('ladder-msg')?.innerText || '';
-            return m.includes('Stopping the ladder at rung') || m.includes('Cancelled the ladder at rung 1'); }""")
-    except sync_api.TimeoutError:
-        raise AssertionError(f"Stop on the ladder says {text(page, 'ladder-msg')!r}") from None
+    wait_text(page, "ladder-msg", ("Stopping the ladder at rung", "Cancelled the ladder at rung 1"))
     # the rung it stopped says "stopped"; a Stop that lands after rung 1 finished and before rung 2 was made says
     # so in the message, and rung 2 "never started" (a fast rung 1 on a slow machine); one that lands as rung 1
     # (a bigram: about a second) ends leaves it finished. Whichever moment, the climb stops there
