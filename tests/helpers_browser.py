@@ -65,3 +65,22 @@ def wait_text(page, elem_id: str, needle: str | tuple[str, ...], timeout: float 
         held = page.evaluate("(id) => document.getElementById(id)?.innerText ?? '(no such element)'", elem_id)
         raise AssertionError(f"#{elem_id} never said {' or '.join(map(repr, needles))} in {timeout / 1000:.0f} s; "
                              f"it says {held!r}") from None
+
+
+def upload(page, elem_id: str, path: Path, tries: int = 3, timeout: float = 30_000) -> None:
+    """Give #elem_id's file box `path` and wait until the box shows the file's name.
+
+    Once in a CI run a file set just after its box appeared never showed up (90 s without its name, the
+    server busy with the other worker's tests); a person who sees no name picks the file again, and so does
+    this, `tries` times. The last failure says what the box and any toast said."""
+    for _ in range(tries):
+        page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+        try:
+            page.wait_for_function("([id, name]) => (document.getElementById(id)?.innerText || '').includes(name)",
+                                   arg=[elem_id, path.name], timeout=timeout)
+            return
+        except sync_api.TimeoutError:
+            continue
+    toasts = page.evaluate("() => [...document.querySelectorAll('.toast-body')].map(t => t.innerText).join(' | ')")
+    raise AssertionError(f"#{elem_id} never showed {path.name} after {tries} tries of {timeout / 1000:.0f} s; it says "
+                         f"{text(page, elem_id)!r}; toasts: {toasts!r}")

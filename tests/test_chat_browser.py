@@ -26,7 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers_app import ROOT, launch_app  # noqa: E402
-from helpers_browser import ARGS, CHROMIUM, SHOTS, sync_api, text, wait_text  # noqa: E402 - skips without Chromium
+from helpers_browser import ARGS, CHROMIUM, SHOTS, sync_api, text, upload, wait_text  # noqa: E402 - skips without Chromium
 
 pytestmark = pytest.mark.timeout(600)
 BROKEN = ['{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}',
@@ -81,8 +81,7 @@ def walk(page, parent: str, seconds: int, steps: int, shots: Path, tmp: Path) ->
     bad = tmp / "mine.jsonl"
     bad.write_text("\n".join(BROKEN) + "\n")
     page.locator("#ft-upload").wait_for(state="visible")  # shown once the server has the task, as a person sees it
-    page.locator("#ft-upload input[type=file]").set_input_files(str(bad))
-    page.wait_for_function("() => (document.getElementById('ft-upload')?.innerText || '').includes('mine.jsonl')")
+    upload(page, "ft-upload", bad)
     page.click("#ft-start")
     wait_text(page, "ft-msg", "cannot be used")
     said["broken"] = text(page, "ft-msg")

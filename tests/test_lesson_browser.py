@@ -15,7 +15,7 @@ import functools
 import pytest
 
 from helpers_app import ROOT, free_port
-from helpers_browser import ARGS, CHROMIUM, sync_api, text, wait_text  # Debian's Chromium, or the module is skipped
+from helpers_browser import ARGS, CHROMIUM, sync_api, text, upload, wait_text  # Debian's Chromium, or the module is skipped
 
 SHOTS = ROOT / "docs" / "screenshots"
 pytestmark = pytest.mark.timeout(300)
@@ -118,7 +118,7 @@ def test_an_uploaded_text_and_the_ladder(browser, url, tmp_path):
     page.wait_for_selector("#corpus-stats")
     page.click("#corpus input")
     page.get_by_role("option", name="Upload a .txt file").click()
-    page.locator("#corpus-upload input[type=file]").set_input_files(str(sonnet))
+    upload(page, "corpus-upload", sonnet)
     wait_text(page, "corpus-stats", "sonnet")
     page.get_by_role("tab", name="Lesson").click()
     wait_text(page, "lesson-heading", "sonnet")
