@@ -19,7 +19,6 @@ from gpt.errors import GPTError, TrainingError
 from gpt.jobs import JobManager
 from gpt.jobs.signing import IdentityError, Signer
 from gpt.limits import Limits
-from gpt.ui import uploads
 from helpers_app import addition, delete_by_hand, launch_app, tiny_request, wait_until
 from helpers_http import call_event, fn_index
 
@@ -111,18 +110,6 @@ def test_a_refusal_is_one_log_line(caplog):
             refuse(TrainingError("Run 'x' belongs to someone else."))
     assert "belongs to someone else" in str(info.value) and getattr(info.value, "print_exception", True) is False
     assert len(caplog.records) == 1 and "\n" not in caplog.records[0].getMessage()
-
-
-def test_cached_uploads_are_swept_by_age_and_total_size(tmp_path):
-    old, new, newer = (tmp_path / n for n in ("a/old.txt", "b/new.bin", "c/newer.bin"))
-    for path, size in ((old, 10), (new, 600), (newer, 600)):
-        path.parent.mkdir()
-        path.write_bytes(b"x" * size)
-    now = time.time()
-    os.utime(old, (now - 7200, now - 7200))
-    os.utime(new, (now - 60, now - 60))
-    assert uploads.sweep(tmp_path, max_total_bytes=1000, now=now) == 2  # the stale one, then the oldest over the cap
-    assert not old.exists() and not new.exists() and newer.exists()
 
 
 def test_a_run_folder_deleted_mid_training_is_not_recreated_without_its_owner(tmp_path):

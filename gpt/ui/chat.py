@@ -24,7 +24,6 @@ import contextlib
 import html
 import random
 import time
-from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
@@ -44,6 +43,7 @@ from ..sample import stream_text
 from ..validate import text
 from ..jobs import sampling as gen
 from .token_html import token_boxes
+from .uploads import still_cached
 
 TASK_CHOICES = ("mix", "addition", "addition3", "count", "reverse", "identity", "shakespeare")
 MAX_MESSAGE_CHARS = 10_000  # a model reads at most its context (<= 512 tokens here); longer is refused at once
@@ -197,7 +197,7 @@ def conversation_corpus(path: str | None, limits) -> Corpus:
     before it is read, its text before it is queued; `gpt.jobs` parses it (one sentence per bad record)."""
     if not path:
         raise DataError("Upload a conversation file (JSONL chat format or Alpaca), or choose a built-in task.")
-    p = Path(path)
+    p = still_cached(path)
     name = p.name[:60]
     size = p.stat().st_size
     if size > limits.max_upload_bytes:

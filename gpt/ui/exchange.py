@@ -29,13 +29,14 @@ import gradio as gr
 from .. import checkpoint as ckpt
 from .. import convert
 from ..checkpoint_check import check_checkpoint
-from ..errors import ConvertError, GPTError
+from ..errors import ConvertError
 from ..jobs import JobManager
 from ..jobs import folder as folders
 from ..jobs.folder import write_app_info
 from .pickers import run_label
 from .messages import problem, say
 from .page import PRIVATE, Page
+from .uploads import still_cached
 
 FORMATS = {"hf": ("transformers", convert.run_to_hf), "nanogpt": ("nanoGPT", convert.run_to_nanogpt)}
 BUTTONS = {"hf": "⬇ transformers (.zip)", "nanogpt": "⬇ nanoGPT (.zip)"}
@@ -112,7 +113,7 @@ def import_upload(manager: JobManager, owner: str, paths: list[str]) -> str:
     if not files:
         raise ConvertError("Choose a file first: a transformers folder as .zip, or nanoGPT's ckpt.pt (+ meta.pkl).")
     for f in files:
-        manager.limits.check_upload(f.stat().st_size, f.name)
+        manager.limits.check_upload(still_cached(f).stat().st_size, f.name)
         if f.suffix.lower() not in IMPORT_TYPES:
             raise ConvertError(f"{f.name} is not a .zip, .pt or .pkl; upload a transformers folder as .zip, or "
                                "nanoGPT's ckpt.pt (and its meta.pkl).")

@@ -33,6 +33,7 @@ from .figure_downloads import export
 from ..jobs.sampling import ModelCache
 from .messages import problem, say
 from .page import PRIVATE, Page, unchanged
+from .uploads import page_corpus
 
 STEP_CHOICES = [(title, name) for name, title, _ in lesson.steps()]
 LADDER_CHOICES = [("Rungs 1-6 (about 2-7 minutes on a 2-core CPU)", "1-6"),
@@ -59,7 +60,7 @@ class LessonHandlers:
 
     def _lesson(self, choice, upload, pasted, kind, bpe_vocab, seed, block_size, batch_size) -> lesson.Lesson:
         settings = lesson.Settings(seed=int(seed), block_size=int(block_size), batch_size=int(batch_size))
-        corpus = corpora.load(choice, upload, pasted, max_bytes=self.m.limits.max_upload_bytes)
+        corpus = page_corpus(choice, upload, pasted, self.m.limits.max_upload_bytes)
         vocab = int(bpe_vocab) if kind == "bpe" and bpe_vocab else None
         return lesson.Lesson(corpus, corpora.dataset(corpus, kind, vocab), settings)
 
@@ -87,7 +88,7 @@ class LessonHandlers:
         """Queue the rungs as runs of `owner`, one after another; returns (message, the planned run names)."""
         try:
             numbers = ladder.parse_rungs(rungs or "1-6")
-            corpus = corpora.load(choice, upload, pasted, max_bytes=self.m.limits.max_upload_bytes)
+            corpus = page_corpus(choice, upload, pasted, self.m.limits.max_upload_bytes)
             vocab = int(bpe_vocab) if kind == "bpe" and bpe_vocab else None
             exact = corpora.dataset(corpus, kind, vocab).tokenizer.vocab_size
             for n in numbers:  # refuse before anything is queued, not halfway up the ladder

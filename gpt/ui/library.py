@@ -27,6 +27,7 @@ from ..jobs import folder as folders
 from ..jobs.folder import write_app_info
 from ..jobs import JobManager, RunStatus
 from ..estimate import human_count
+from .uploads import still_cached
 
 TABLE_HEADERS = ["run", "whose", "corpus", "tokenizer", "model", "parameters", "processes", "steps", "best val loss",
                  "state"]
@@ -52,7 +53,7 @@ def import_checkpoint(manager: JobManager, owner: str, file_path: str, original_
     if not shown.lower().endswith(".safetensors"):
         raise CheckpointError(f"{shown} is not a .safetensors file. Only safetensors checkpoints are accepted: "
                               "pickles (.pt, .pth, .bin, .ckpt) can run code when loaded, so they are never opened.")
-    manager.limits.check_upload(src.stat().st_size, shown)
+    manager.limits.check_upload(still_cached(src).stat().st_size, shown)
     # header, config, limits, tokenizer and every shape checked before anything is allocated; no pickle
     loaded = ckpt.load_checkpoint(src, device="cpu", limits=manager.limits)
     meta = dict(loaded.meta)

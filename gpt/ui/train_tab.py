@@ -25,6 +25,7 @@ from .messages import problem, say
 from .page import PRIVATE, QUIET, Page, TrainControls, unchanged
 from .pickers import pick_runs, with_metrics
 from .token_html import preview_html
+from .uploads import page_corpus
 
 LOSS_UNIT = ("**The loss is in nats per token**: the mean of −ln(the probability the model gave the true next token); "
              "ln(vocabulary size) is pure guessing, 0 is certainty. A token is a different amount of text in each "
@@ -63,7 +64,7 @@ class TrainHandlers:
         return gr.update(visible=kind == "bpe")
 
     def corpus(self, choice, upload, pasted) -> corpora.Corpus:
-        return corpora.load(choice, upload, pasted, max_bytes=self.m.limits.max_upload_bytes)
+        return page_corpus(choice, upload, pasted, self.m.limits.max_upload_bytes)
 
     def describe_corpus(self, choice, upload, pasted, kind, vocab_size, preview_text):
         """Statistics, the coloured preview, and the vocabulary size the estimate needs.

@@ -4,6 +4,11 @@ A person's upload is read once (a corpus, a checkpoint) and copied where it
 belongs; the cached original is then useless. `sweep` deletes cached files
 older than an hour and, past a total size, the oldest first; `keep_swept`
 runs it every few seconds in a daemon thread for the life of the server.
+
+So a page can hold the name of an upload the server no longer has (a text
+uploaded before lunch, Start pressed after it; a restart). `still_cached`
+says so as a sentence that asks for the file again, where reading it would
+have named the cache's path on the server or blamed the server's disk.
 """
 
 from __future__ import annotations
@@ -14,12 +19,31 @@ import threading
 import time
 from pathlib import Path
 
+from ..corpus import Corpus, load
+from ..errors import DataError
+
 MAX_AGE_S = 3600
 
 
 def upload_dir() -> Path:
     """Where Gradio caches uploads (GRADIO_TEMP_DIR, else the system temp folder's 'gradio')."""
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+def still_cached(path: str | os.PathLike) -> Path:
+    """The cached upload at `path`, or a DataError naming the file (never the folder) when it is gone."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"The file you uploaded ({p.name[:60]}) is no longer on the server: uploads are kept for "
+                        f"an hour at most (less when many arrive at once). Upload it again.")
+    return p
+
+
+def page_corpus(choice: str, upload: str | None, pasted: str | None, max_bytes: int) -> Corpus:
+    """The corpus a page's picker names (`gpt.corpus.load`), its upload first checked with `still_cached`."""
+    if choice == "upload" and upload:
+        still_cached(upload)
+    return load(choice, upload, pasted, max_bytes=max_bytes)
 
 
 def sweep(folder: Path, max_total_bytes: int, max_age_s: float = MAX_AGE_S, now: float | None = None) -> int:
