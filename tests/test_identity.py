@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 
 import pytest
 
