@@ -2,6 +2,7 @@
 
     python bench/bench_decode.py --checkpoint checkpoints/shakespeare-char --baseline 0ce3e60
     python bench/bench_decode.py --checkpoint checkpoints/shakespeare-char --streams 0 --class-size 30
+    python bench/bench_decode.py --streams 0 --class-size 0 --parts 2000
 
 1. **One stream** (`--streams`, default 500 tokens): characters per second
    through `gpt.sample.stream_text` (what `python -m gpt.sample` prints),
@@ -14,6 +15,13 @@
    the time from submit to each request's last token (p50, p95), against the
    same requests made one after another alone (what one decode loop per
    request costs when they share one core).
+
+3. **Where one stream's token goes** (`--parts N`): the compiled stream's
+   token (`gpt.engine.generate` with the compiled step) beside its pieces,
+   each timed alone over N tokens, interleaved round by round: the compiled
+   step (padded to its 4 rows, the cache's bookkeeping), the model's matrix
+   products alone (`torch.mm` with its own weights, 4 rows and 1 row), the
+   slide's eager rebuild per token, and sampling.
 
 Medians of `--repeats`; thread CPU time beside wall time; `uptime`'s load
 printed with every figure. Nothing here asserts a time.
@@ -161,6 +169,60 @@ def a_class(args) -> None:
         print(f"| {label} | {p50:.2f} | {p95:.2f} | {last:.2f} |")
 
 
+def token_parts(args) -> None:
+    from gpt.checkpoint import load_checkpoint
+    from gpt.decode_view import decode_view
+    from gpt.engine import Row, SamplingSettings, generate, prefill, sample_rows
+    from gpt.kv_cache import RowKVCache
+
+    model = load_checkpoint(args.checkpoint, device="cpu").model.eval()
+    step, n, block = compiled(model), args.parts, model.config.block_size
+    settings = SamplingSettings(max_new_tokens=n, temperature=0.8, seed=1337)
+    view = decode_view(model)
+    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]  # (out, in) each
+    keep = Row.open([0] * block, settings, block).keep  # what a slide keeps: one rebuild every block - keep tokens
+    logits = torch.randn(1, model.config.vocab_size)
+
+    def products(rows: int):
+        xs = [(torch.randn(rows, w.size(1)), w.t(), torch.empty(rows, w.size(0))) for w in weights]
+        return lambda: [torch.mm(x, w, out=out) for _ in range(n) for x, w, out in xs]
+
+    def the_step():
+        cache, idx = RowKVCache(model), torch.zeros(1, 1, dtype=torch.long)
+        for i in range(n):
+            step(cache, idx, [i % (block - 1)])
+
+    def rebuilds():
+        cache = RowKVCache(model)
+        for _ in range(n // (block - keep)):
+            prefill(view, cache, 0, Row.open([0] * keep, settings, block))
+
+    def sampling():
+        row = Row.open([0], settings, block)
+        for _ in range(n):
+            row.made = 0
+            sample_rows(logits, [row])
+
+    parts = {"a whole token (generate, the compiled step)": lambda: generate(model, [0], settings, step=step),
+             "the compiled step (4 rows, the cache's bookkeeping)": the_step,
+             f"its {len(weights)} matrix products alone, 4 rows": products(4),
+             f"its {len(weights)} matrix products alone, 1 row": products(1),
+             f"the slide's eager rebuild ({keep} tokens every {block - keep}), per token": rebuilds,
+             "sampling (temperature 0.8)": sampling}
+    runs: dict[str, list[float]] = {name: [] for name in parts}
+    with torch.inference_mode():
+        for fn in parts.values():
+            fn()  # warm-up
+        for _ in range(args.repeats):
+            for name, fn in parts.items():  # interleaved: every piece sees the same moments of load
+                runs[name].append(timed(fn)[0] / n * 1e6)
+    print(f"\n### Where one stream's token goes: {n} tokens, one thread ({load()})\n")
+    print("| piece | us a token (median) | best |")
+    print("|---|---:|---:|")
+    for name, us in runs.items():
+        print(f"| {name} | {statistics.median(us):.0f} | {min(us):.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "shakespeare-char"))
@@ -171,12 +233,15 @@ def main() -> None:
     ap.add_argument("--alone", action="store_true", help="also time the class's requests one after another")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--compile", action="store_true", help="also time the compiled decode step, interleaved")
+    ap.add_argument("--parts", type=int, default=0, help="tokens of the one-stream breakdown (0: skip it)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.streams:
         one_stream(args)
     if args.class_size:
         a_class(args)
+    if args.parts:
+        token_parts(args)
     print("\ncommand: `" + " ".join(["python bench/bench_decode.py", *sys.argv[1:]]) + "`")
 
 
