@@ -1,6 +1,9 @@
 """Test-wide settings: offline corpora, small thread counts, no analytics."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # The decode process compiles a served model's step in the background (seconds of a core per model): the tests
 # that need it turn it on (tests/test_compiled_step.py, tests/test_decode_process.py).
 os.environ.setdefault("GPT_COMPILE_DECODE", "0")
+# Each test process keeps Gradio's uploads in a folder of its own (and the apps it starts, which inherit it):
+# every app a test serves starts the upload sweeper (gpt.ui.uploads) for the life of the process, with its own
+# size cap (ten of its upload limits: 10 MB for a test's 1 MB), so in one shared /tmp/gradio one worker's
+# sweeper could delete the upload another worker's browser test had just made.
+if "GRADIO_TEMP_DIR" not in os.environ:
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="gpt-tests-uploads-")
+    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
 
 
 def shakespeare_available() -> bool:
