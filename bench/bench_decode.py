@@ -21,7 +21,7 @@
    each timed alone over N tokens, interleaved round by round: the compiled
    step (padded to its 4 rows, the cache's bookkeeping), the model's matrix
    products alone (`torch.mm` with its own weights, 4 rows and 1 row), the
-   slide's eager rebuild per token, and sampling.
+   slide's rebuild per token (compiled, and eager), and sampling.
 
 Medians of `--repeats`; thread CPU time beside wall time; `uptime`'s load
 printed with every figure. Nothing here asserts a time.
@@ -192,10 +192,10 @@ def token_parts(args) -> None:
         for i in range(n):
             step(cache, idx, [i % (block - 1)])
 
-    def rebuilds():
+    def rebuilds(step=None):
         cache = RowKVCache(model)
-        for _ in range(n // (block - keep)):
-            prefill(view, cache, 0, Row.open([0] * keep, settings, block))
+        return lambda: [prefill(view, cache, 0, Row.open([0] * keep, settings, block), step)
+                        for _ in range(n // (block - keep))]
 
     def sampling():
         row = Row.open([0], settings, block)
@@ -207,7 +207,8 @@ def token_parts(args) -> None:
              "the compiled step (4 rows, the cache's bookkeeping)": the_step,
              f"its {len(weights)} matrix products alone, 4 rows": products(4),
              f"its {len(weights)} matrix products alone, 1 row": products(1),
-             f"the slide's eager rebuild ({keep} tokens every {block - keep}), per token": rebuilds,
+             f"the slide's rebuild ({keep} tokens every {block - keep}), per token: compiled": rebuilds(step),
+             "the same rebuild, eager": rebuilds(),
              "sampling (temperature 0.8)": sampling}
     runs: dict[str, list[float]] = {name: [] for name in parts}
     with torch.inference_mode():

@@ -251,7 +251,11 @@ class BatchDecoder:
         product by its own shape, so a row's numbers would depend on its group: each goes alone."""
         fed: dict[int, torch.Tensor] = {}
         for group in _alike(rows):
-            if len(group) > 1 and torch.get_num_threads() == 1:
+            if self.compiled is not None and self.compiled.prefills(len(rows[group[0]].unfed())):
+                # a slide's context, compiled for one row: as alone; thirty rows so were no slower than fed
+                # together eagerly (docs/benchmarks.md)
+                fed.update((i, prefill(self._view, cache, i, rows[i], self.compiled)) for i in group)
+            elif len(group) > 1 and torch.get_num_threads() == 1:
                 fed.update(zip(group, prefill_together(self._view, cache, group, [rows[i] for i in group])))
             else:
                 fed.update((i, prefill(self._view, cache, i, rows[i])) for i in group)

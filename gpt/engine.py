@@ -32,7 +32,7 @@ from .kv_cache import KVCache, RowKVCache
 from .validate import INT64_MAX, is_whole, shown
 
 __all__ = ["KVCache", "RowKVCache", "Row", "SamplingSettings", "decode_step", "draw", "filtered_probs", "generate",
-           "generate_stream", "last_context", "prefill", "sample_next_token", "sample_rows"]
+           "generate_stream", "keep_after_full", "last_context", "prefill", "sample_next_token", "sample_rows"]
 
 MAX_NEW_TOKENS_CAP = 10_000
 MAX_TEMPERATURE = 100.0  # softmax(logits / 100) is all but uniform already; 1e26 is a mistake, not a wish
@@ -177,7 +177,7 @@ def filtered_probs(logits: torch.Tensor, temperature=1.0, top_k=None, top_p=None
     return probs.view(shape)
 
 
-def _keep_after_full(block_size: int, window: str) -> int:
+def keep_after_full(block_size: int, window: str = "slide") -> int:
     """How many of the latest tokens the context keeps once it would pass block_size."""
     if window == "crop":
         return block_size  # nanoGPT: idx_cond = idx[:, -block_size:] before every token
@@ -217,7 +217,7 @@ class Row:
         block_size tokens (`gpt.sample.prompt_to_ids` says so in a note)."""
         if not prompt_ids:
             raise SamplingError("The prompt has no tokens; give at least one (the text layer picks a start token).")
-        keep = _keep_after_full(block_size, window)
+        keep = keep_after_full(block_size, window)
         uniforms: list[float] = []
         if settings.temperature != 0:
             gen = torch.Generator()
@@ -265,16 +265,20 @@ def sample_rows(logits: torch.Tensor, rows: list[Row]) -> list[int]:
     return ids.view(-1).tolist()
 
 
-def prefill(model: nn.Module, cache: RowKVCache, i: int, row: Row) -> torch.Tensor | None:
+def prefill(model: nn.Module, cache: RowKVCache, i: int, row: Row, step=None) -> torch.Tensor | None:
     """Feed row i's whole context when its cache holds none of it (a new request's prompt, or the
     context kept after a slide), in one forward pass of that row alone: the logits (vocab,) of
-    its next token, or None when the row has nothing to feed (its next token comes from a step)."""
+    its next token, or None when the row has nothing to feed (its next token comes from a step).
+    `step`: a `gpt.compiled_step.CompiledStep`, whose compiled pass feeds a slide's context once ready."""
     new = row.unfed()
     if not new:
         return None
-    logits, _ = model(torch.tensor([new], device=cache.k.device), kv_cache=cache.row(i, 0), last_only=True)  # (1, T)
+    if step is not None and step.prefills(len(new)):
+        logits = step.prefill(cache, i, new)
+    else:
+        logits = model(torch.tensor([new], device=cache.k.device), kv_cache=cache.row(i, 0), last_only=True)[0][0, -1]
     row.fed = len(new)
-    return logits[0, -1]
+    return logits
 
 
 def prefill_together(model: nn.Module, cache: RowKVCache, slots: list[int], rows: list[Row]) -> torch.Tensor:
@@ -348,7 +352,7 @@ def generate_stream(
         if should_stop is not None and should_stop():
             return
         if cache is not None:
-            logits = prefill(view, cache, 0, row)
+            logits = prefill(view, cache, 0, row, step)
             (token,) = decode_step(view, cache, [row], {} if logits is None else {0: logits}, step)
         else:  # the whole context every step (nanoGPT's way; the comparison the cache is measured against)
             row.fit_window()

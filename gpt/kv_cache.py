@@ -115,6 +115,13 @@ class RowKVCache:
         """Row i alone, filled to `pos`: a prompt is fed through it."""
         return KVCache(self.k[:, i : i + 1], self.v[:, i : i + 1], pos)
 
+    def fill(self, i: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Row i's context fed whole: every layer's keys and values (n_layer, 1, nh, T, hs) at slots 0..T-1,
+        what feeding it through `row(i, 0)` writes (a compiled prefill gives them back instead)."""
+        T = k.size(3)
+        self.k[:, i : i + 1, :, :T] = k.to(self.k.dtype)
+        self.v[:, i : i + 1, :, :T] = v.to(self.v.dtype)
+
     def begin(self, lengths: list[int | None]) -> None:
         """Before a one-token step over rows 0..B-1, each filled to lengths[b] (its new token's position);
         None for a row that sits the step out (its stand-in goes to the scratch slot, at position 0)."""

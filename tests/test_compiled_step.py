@@ -64,6 +64,35 @@ def test_the_compiled_step_gives_the_eager_steps_logits_and_tokens(warmed):
         assert generate(model, [1, 2, 3], s, step=step) == generate(model, [1, 2, 3], s)
 
 
+def test_a_slides_rebuild_is_compiled_gives_the_eager_passs_numbers_and_serves_alone_and_in_a_batch(
+        warmed, monkeypatch):
+    """The context a slide keeps (12 of the 16-token window here) is fed by a compiled pass of one row: its
+    logits and the keys and values it writes are the eager pass's to float rounding, other rows are left as they
+    were, and a lone request and a batch's rows both rebuild through it."""
+    model, step = warmed
+    T = step.prefill_tokens
+    assert T == 12 and step.prefills(12) and not step.prefills(11) and not step.prefills(16)
+    tokens = [(7 * i) % 30 for i in range(T)]
+    eager, compiled = RowKVCache(model, 3), RowKVCache(model, 3)
+    with torch.inference_mode():
+        want = decode_view(model)(torch.tensor([tokens]), kv_cache=eager.row(1, 0), last_only=True)[0][0, -1]
+        got = step.prefill(compiled, 1, tokens)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for mine, theirs in ((compiled.k, eager.k), (compiled.v, eager.v)):
+        torch.testing.assert_close(mine[:, 1, :, :T], theirs[:, 1, :, :T], rtol=1e-5, atol=1e-5)
+        assert mine[:, 1, :, :T].abs().sum() > 0 and not mine[:, [0, 2]].any() and not mine[:, 1, :, T:].any()
+    rebuilt = []
+    real = step.prefill
+    monkeypatch.setattr(step, "prefill", lambda *a: rebuilt.append(a[1]) or real(*a))
+    generate(model, [1, 2, 3], settings(40, seed=1), step=step)  # 3 + 40 tokens through a 16-token window
+    assert len(rebuilt) == 6  # before the token at 17 tokens, then every 5: 17, 22, 27, 32, 37, 42
+    rebuilt.clear()
+    decoder = BatchDecoder(model, compiled=step)
+    for stream in [decoder.submit([1, 2, 3], settings(20, seed=k)) for k in range(3)]:
+        list(stream)
+    assert len(rebuilt) == 6  # each request twice (at 17 and 22 tokens), in whichever row it holds then
+
+
 def test_the_same_seed_gives_the_same_text_alone_and_beside_others_bit_for_bit(warmed):
     """Alone (one row, padded to ROWS), in a batch of fewer than ROWS and of more, with different settings,
     lengths and stops, joining at different steps and sliding past the window: every request's tokens are
@@ -107,6 +136,8 @@ def test_serving_never_compiles_again(warmed):
                 cache = RowKVCache(model, capacity)
                 logits = compiled(cache, torch.ones(rows, 1, dtype=torch.long), [0] * rows)
                 assert logits.shape == (rows, 30) and torch.isfinite(logits).all()
+            for row, first in ((0, 1), (capacity - 1, 2)):  # the slide's rebuild too, in any row
+                assert compiled.prefill(cache, row, [first] * compiled.prefill_tokens).shape == (30,)
 
 
 def test_a_step_that_cannot_compile_leaves_the_eager_step_serving(monkeypatch, capsys):
@@ -123,6 +154,26 @@ def test_a_step_that_cannot_compile_leaves_the_eager_step_serving(monkeypatch, c
     s = settings(20, seed=3)
     decoder = BatchDecoder(model, compiled=step)
     assert list(decoder.submit([1], s)) == generate(model, [1], s)
+
+
+def test_a_rebuild_that_cannot_compile_leaves_the_compiled_step_and_an_eager_rebuild(warmed, monkeypatch, capsys):
+    model, _ = warmed
+    real = torch.compile
+
+    def rebuild_fails(fn, **kwargs):
+        if fn.__name__ != "_prefill":
+            return real(fn, **kwargs)
+
+        def fails(*args):
+            raise RuntimeError("an op this compiler cannot lower")
+        return fails
+
+    monkeypatch.setattr(torch, "compile", rebuild_fails)
+    step = CompiledStep(model)
+    assert step.warm() and step.failed is None and not step.prefills(step.prefill_tokens)
+    assert "a slide's rebuild is not compiled here (RuntimeError: an op this compiler cannot lower)" in capsys.readouterr().err
+    s = settings(40, t=0.9, seed=7)
+    assert generate(model, [1, 2, 3], s, step=step) == generate(model, [1, 2, 3], s)
 
 
 def test_where_kernels_cannot_be_called_from_cpp_they_are_called_from_python(warmed, monkeypatch):
@@ -143,7 +194,8 @@ def test_where_kernels_cannot_be_called_from_cpp_they_are_called_from_python(war
 
     monkeypatch.setattr(torch, "compile", compile_without_headers)
     step = CompiledStep(model)
-    assert step.warm() and step.failed is None and asked == [True, False]
+    # the step with C++'s wrapper (fails), with Python's, then the slide's rebuild with the options that worked
+    assert step.warm() and step.failed is None and asked == [True, False, False] and step.prefills(step.prefill_tokens)
     s = settings(30, seed=11)
     assert generate(model, [4], s, step=step) == generate(model, [4], s, step=warmed[1])
 
