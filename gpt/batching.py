@@ -134,14 +134,14 @@ class DecodeStream:
             yield from ids
 
 
-def _alike(rows: list[Row]) -> list[list[int]]:
+def _alike(rows: list[Row]) -> dict[int, list[int]]:
     """Indices of the rows with a context to feed, grouped by its length (each group one shape)."""
     groups: dict[int, list[int]] = {}
     for i, row in enumerate(rows):
         n = len(row.unfed())
         if n:
             groups.setdefault(n, []).append(i)
-    return list(groups.values())
+    return groups
 
 
 class BatchDecoder:
@@ -250,8 +250,8 @@ class BatchDecoder:
         and thirty requests that started together slide together. On more threads MKL splits a
         product by its own shape, so a row's numbers would depend on its group: each goes alone."""
         fed: dict[int, torch.Tensor] = {}
-        for group in _alike(rows):
-            if self.compiled is not None and self.compiled.prefills(len(rows[group[0]].unfed())):
+        for length, group in _alike(rows).items():
+            if self.compiled is not None and self.compiled.prefills(length):
                 # a slide's context, compiled for one row: as alone; thirty rows so were no slower than fed
                 # together eagerly (docs/benchmarks.md)
                 fed.update((i, prefill(self._view, cache, i, rows[i], self.compiled)) for i in group)

@@ -22,6 +22,8 @@ from gpt.corpus import Corpus
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(preset="tiny", n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=8, dropout=0.0, lr=3e-3,
             architecture="classic", max_seconds=0)
+# the Train tab's sliders for that model, in the order its handlers take them
+SLIDERS = (1, 2, 16, 16, 0.0, 8, 3e-3, 20, 0)  # layers, heads, width, block, dropout, batch, lr, iters, seconds
 
 
 def addition() -> Corpus:

@@ -34,7 +34,7 @@ from gpt import device as devices
 from gpt.limits import Limits
 from gpt.ui.token_html import preview_html
 
-from helpers_app import TINY, addition, tiny_request, wait_until
+from helpers_app import SLIDERS, TINY, addition, tiny_request, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 BIG = Limits(max_concurrent_jobs=1, max_params=5_000_000, max_iters=1_000_000, max_upload_mb=5, max_new_tokens=500)
@@ -607,7 +607,6 @@ def handlers(manager):
                            checkpoints=CheckpointHandlers(manager))
 
 
-SLIDERS = (1, 2, 16, 16, 0.0, 8, 3e-3, 20, 0)  # layers, heads, width, block, dropout, batch, lr, iters, seconds
 
 
 def test_preset_and_estimate_handlers(handlers):

@@ -25,11 +25,10 @@ from gpt.ui.views.attention_view import LINK_HEADERS
 from gpt.limits import Limits
 from gpt.ui.views import Views
 
-from helpers_app import addition, tiny_request, wait_until
+from helpers_app import SLIDERS, addition, tiny_request, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 LIMITS = Limits(max_concurrent_jobs=1, max_params=5_000_000, max_iters=1_000_000, max_upload_mb=5, max_new_tokens=500)
-SLIDERS = (1, 2, 16, 16, 0.0, 8, 3e-3, 20, 0)  # layers, heads, width, block, dropout, batch, lr, iters, seconds
 
 
 @pytest.fixture

@@ -42,10 +42,9 @@ from gpt.jobs import sampling as gen
 from gpt.ui import frames as plots
 from gpt.limits import Limits
 
-from helpers_app import addition, launch_app, tiny_request, wait_until
+from helpers_app import SLIDERS, addition, launch_app, tiny_request, wait_until
 
 pytestmark = pytest.mark.timeout(120)
-SLIDERS_TINY = (1, 2, 16, 16, 0.0, 8, 3e-3, 20, 0)  # layers, heads, width, block, dropout, batch, lr, iters, seconds
 LIMITS = Limits(max_concurrent_jobs=1, max_params=2_000_000, max_iters=20_000, max_batch_size=64, max_upload_mb=1,
                 max_new_tokens=5_000)
 
@@ -138,7 +137,7 @@ def test_bad_corpora_through_the_train_handler(handlers, tmp_path):
     for (choice, upload, pasted), message in cases:
         with pytest.warns(UserWarning):
             msg = handlers.train.start("alice", choice, upload, pasted, "char", 2048, "tiny", "gpt", "classic",
-                                 *SLIDERS_TINY, False)
+                                 *SLIDERS, False)
         assert "msg-error" in msg and message in msg, (choice, msg)
         stats, _, _ = handlers.train.describe_corpus(choice, upload, pasted, "char", 2048, "")  # said once: no toast
         assert message in stats or (message == "empty" and stats.startswith("Paste a text above"))
@@ -231,7 +230,7 @@ def test_bad_shapes_sizes_and_limits_through_the_train_handler(handlers):
             return handlers.train.start("alice", "addition", None, None, "char", 2048, preset, "gpt", "classic", *sliders,
                                   False)
 
-    layers, heads, width, block, dropout, batch, lr, iters, secs = SLIDERS_TINY
+    layers, heads, width, block, dropout, batch, lr, iters, secs = SLIDERS
     assert "divisible by n_head" in start(layers, 4, 30, block, dropout, batch, lr, iters, secs)
     assert "n_layer must be a positive whole number" in start(0, heads, width, block, dropout, batch, lr, iters, secs)
     assert "n_embd must be a positive whole number" in start(layers, heads, -16, block, dropout, batch, lr, iters, secs)

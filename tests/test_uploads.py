@@ -23,8 +23,7 @@ from gpt.ui.checkpoints_tab import CheckpointHandlers
 from gpt.ui.exchange import ExchangeHandlers
 from gpt.ui.lesson_tab import LessonHandlers
 from gpt.ui.train_tab import TrainHandlers
-
-SLIDERS = (1, 2, 16, 16, 0.0, 8, 3e-3, 20, 0)  # layers, heads, width, block, dropout, batch, lr, iters, seconds
+from helpers_app import SLIDERS
 
 
 def test_cached_uploads_are_swept_by_age_and_total_size(tmp_path):
