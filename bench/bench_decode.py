@@ -17,11 +17,12 @@
    request costs when they share one core).
 
 3. **Where one stream's token goes** (`--parts N`): the compiled stream's
-   token (`gpt.engine.generate` with the compiled step) beside its pieces,
-   each timed alone over N tokens, interleaved round by round: the compiled
-   step (padded to its 4 rows, the cache's bookkeeping), the model's matrix
-   products alone (`torch.mm` with its own weights, 4 rows and 1 row), the
-   slide's rebuild per token (compiled, and eager), and sampling.
+   token (`gpt.engine.generate` with the packaged step, and with torch.compile's
+   graph) beside its pieces, each timed alone over N tokens, interleaved round
+   by round: the step (padded to its 4 rows, the cache's bookkeeping), the
+   model's matrix products alone (`torch.mm` with its own weights, 4 rows and
+   1 row), the slide's rebuild per token (packaged, torch.compile's, eager),
+   and sampling.
 
 Medians of `--repeats`; thread CPU time beside wall time; `uptime`'s load
 printed with every figure. Nothing here asserts a time.
@@ -60,25 +61,33 @@ def baseline_package(rev: str) -> str:
     return name
 
 
-def compiled(model):
-    """The model's compiled decode step (gpt.compiled_step), warmed here: the figures are after the compile."""
-    from gpt.compiled_step import CompiledStep
+def compiled(model, how: str = "packaged"):
+    """The model's compiled decode step (gpt.compiled_step), warmed here: the figures are after the compile.
+    how: "packaged" (what a model of the shipped one's size gets) or "compiled" (torch.compile's graph, what a
+    model too large to package gets)."""
+    from gpt import compiled_step
 
-    step = CompiledStep(model)
-    t = time.perf_counter()
-    assert step.warm(), step.failed
-    print(f"(compiled the decode step in {time.perf_counter() - t:.1f} s)")
+    limit = compiled_step.PACKAGE_MAX_PARAMS
+    compiled_step.PACKAGE_MAX_PARAMS = limit if how == "packaged" else 0
+    try:
+        step = compiled_step.CompiledStep(model)
+        t = time.perf_counter()
+        assert step.warm(), step.failed
+    finally:
+        compiled_step.PACKAGE_MAX_PARAMS = limit
+    assert step.how == how, (step.how, how)
+    print(f"(the decode step {how} in {time.perf_counter() - t:.1f} s{', from the cache' if step.loaded else ''})")
     return step
 
 
-def stream_chars(pkg: str, checkpoint: str, tokens: int, compile: bool = False):
+def stream_chars(pkg: str, checkpoint: str, tokens: int, compile: str | None = None):
     """A function that streams `tokens` new tokens through `pkg.sample.stream_text` and returns the characters
-    (with this tree's compiled step where `compile`)."""
+    (with this tree's step made as `compile` says: "packaged", "compiled", None for the plain step)."""
     ck = importlib.import_module(f"{pkg}.checkpoint").load_checkpoint(checkpoint, device="cpu")
     sample = importlib.import_module(f"{pkg}.sample")
     settings = importlib.import_module(f"{pkg}.engine").SamplingSettings(max_new_tokens=tokens, temperature=0.8, seed=1337)
     ids = sample.prompt_to_ids(ck.tokenizer, "", ck.model.config.block_size)[0]
-    extra = {"step": compiled(ck.model)} if compile else {}
+    extra = {"step": compiled(ck.model, compile)} if compile else {}
     return lambda: sum(len(piece) for piece in sample.stream_text(ck.model, ck.tokenizer, ids, settings, **extra))
 
 
@@ -91,7 +100,8 @@ def timed(fn) -> tuple[float, float, object]:
 def one_stream(args) -> None:
     paths = {"this tree": stream_chars("gpt", args.checkpoint, args.streams)}
     if args.compile:
-        paths["this tree, compiled step"] = stream_chars("gpt", args.checkpoint, args.streams, compile=True)
+        paths["this tree, packaged step"] = stream_chars("gpt", args.checkpoint, args.streams, compile="packaged")
+        paths["this tree, torch.compile's graph"] = stream_chars("gpt", args.checkpoint, args.streams, compile="compiled")
     if args.baseline:
         paths[f"baseline {args.baseline}"] = stream_chars(baseline_package(args.baseline), args.checkpoint, args.streams)
     for fn in paths.values():
@@ -132,7 +142,7 @@ def a_class(args) -> None:
     requests = [([0], SamplingSettings(max_new_tokens=args.class_tokens, temperature=0.8, seed=i))
                 for i in range(args.class_size)]
 
-    step = compiled(model) if args.compile else None
+    steps = (compiled(model), compiled(model, "compiled")) if args.compile else (None, None)
 
     def together(step=None) -> list[float]:
         decoder = BatchDecoder(model, compiled=step)
@@ -152,10 +162,12 @@ def a_class(args) -> None:
             done.append(time.perf_counter() - t0)
         return done
 
-    together(step)  # warm-up
+    for step in steps:
+        together(step)  # warm-up
     rows = []
     for _ in range(args.repeats):  # interleaved: each way sees the same moments of load
-        rows.append((together(), one_by_one() if args.alone else None, together(step) if step else None))
+        rows.append((together(), one_by_one() if args.alone else None,
+                     *(together(step) if step else None for step in steps)))
     print(f"\n### A class at once: {args.class_size} requests x {args.class_tokens} tokens, one thread ({load()})\n")
     print("| how | p50 submit -> last token, s | p95 | all done, s |")
     print("|---|---:|---:|---:|")
@@ -176,7 +188,7 @@ def token_parts(args) -> None:
     from gpt.kv_cache import RowKVCache
 
     model = load_checkpoint(args.checkpoint, device="cpu").model.eval()
-    step, n, block = compiled(model), args.parts, model.config.block_size
+    step, graph, n, block = compiled(model), compiled(model, "compiled"), args.parts, model.config.block_size
     settings = SamplingSettings(max_new_tokens=n, temperature=0.8, seed=1337)
     view = decode_view(model)
     weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]  # (out, in) each
@@ -187,10 +199,12 @@ def token_parts(args) -> None:
         xs = [(torch.randn(rows, w.size(1)), w.t(), torch.empty(rows, w.size(0))) for w in weights]
         return lambda: [torch.mm(x, w, out=out) for _ in range(n) for x, w, out in xs]
 
-    def the_step():
-        cache, idx = RowKVCache(model), torch.zeros(1, 1, dtype=torch.long)
-        for i in range(n):
-            step(cache, idx, [i % (block - 1)])
+    def the_step(step):
+        def run():
+            cache, idx = RowKVCache(model), torch.zeros(1, 1, dtype=torch.long)
+            for i in range(n):
+                step(cache, idx, [i % (block - 1)])
+        return run
 
     def rebuilds(step=None):
         cache = RowKVCache(model)
@@ -203,11 +217,14 @@ def token_parts(args) -> None:
             row.made = 0
             sample_rows(logits, [row])
 
-    parts = {"a whole token (generate, the compiled step)": lambda: generate(model, [0], settings, step=step),
-             "the compiled step (4 rows, the cache's bookkeeping)": the_step,
+    parts = {"a whole token (generate, the packaged step)": lambda: generate(model, [0], settings, step=step),
+             "a whole token (generate, torch.compile's graph)": lambda: generate(model, [0], settings, step=graph),
+             "the packaged step (4 rows, the cache's bookkeeping)": the_step(step),
+             "torch.compile's graph of the step (the same)": the_step(graph),
              f"its {len(weights)} matrix products alone, 4 rows": products(4),
              f"its {len(weights)} matrix products alone, 1 row": products(1),
-             f"the slide's rebuild ({keep} tokens every {block - keep}), per token: compiled": rebuilds(step),
+             f"the slide's rebuild ({keep} tokens every {block - keep}), per token: packaged": rebuilds(step),
+             "the same rebuild, torch.compile's graph": rebuilds(graph),
              "the same rebuild, eager": rebuilds(),
              "sampling (temperature 0.8)": sampling}
     runs: dict[str, list[float]] = {name: [] for name in parts}

@@ -32,6 +32,7 @@ What keeps it honest:
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import sys
@@ -49,6 +50,13 @@ from .kv_cache import RowKVCache
 
 ROWS = FULL_KERNEL_ROWS  # the fewest rows a compiled step computes
 ENV_SWITCH = "GPT_COMPILE_DECODE"  # "0": the eager step only
+PACKAGE_MAX_PARAMS = 20_000_000  # above it a token is arithmetic more than overhead: torch.compile's graph
+# inductor writes the products itself (its C++ GEMM template) around weights laid out once (frozen): per row the
+# same loops whatever the number of rows, and no repacking of each weight every call, as MKL does
+PACKAGE_OPTIONS = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP"}
+# the slide's rebuild has fixed shapes (one row of its 3/4 window): its weights frozen, MKL's products of many
+# rows against weights it packed once are faster than the template's (1.8x on the shipped model's rebuild)
+PREFILL_OPTIONS = {"freezing": True}
 
 
 def enabled() -> bool:
@@ -147,8 +155,10 @@ class CompiledStep:
         self.model = model
         self.threads = threads  # the intra-op threads the step will run on: its C++ loops are built for them
         self._view = decode_view(model, rowwise=False)  # every product has >= ROWS rows: one product each
-        self._compiled: Callable | None = None  # made by `warm`
-        self._compiled_prefill: Callable | None = None  # made by `warm` after the step, where it can be
+        self._run_step: Callable | None = None  # (idx, slot, positions, k, v) -> [logits, k, v]: made by `warm`
+        self._run_prefill: Callable | None = None  # (idx,) -> [logits, k, v]: made by `warm`, where it can be
+        self.how: str | None = None  # "packaged" or "compiled" (torch.compile's graph), once ready
+        self.loaded = False  # whether the packages came from the cache (gpt.packaged_graph), not a compiler
         self.prefill_tokens = keep_after_full(model.config.block_size)  # the context a slide keeps
         self._lock = threading.Lock()
         self.ready = False
@@ -166,86 +176,131 @@ class CompiledStep:
             cache.grow(2 * idx.size(0))
         cache.begin(lengths)
         slot, positions = cache.step_tensors()
-        logits, k, v = self._compiled(self._view, idx, slot, positions, cache.k, cache.v)
+        logits, k, v = self._run_step(idx, slot, positions, cache.k, cache.v)
         cache.write(k, v)
         return logits[:B]
 
     def prefills(self, T: int) -> bool:
         """Whether `prefill` serves a context of T tokens: a slide's, once compiled."""
-        return T == self.prefill_tokens and self.ready and self._compiled_prefill is not None
+        return T == self.prefill_tokens and self.ready and self._run_prefill is not None
 
     def prefill(self, cache: RowKVCache, i: int, tokens: list[int]) -> torch.Tensor:
         """Feed row i's context of `prefill_tokens` tokens whole (a slide's rebuild), written into its slots
         0..T-1 of `cache`: its next token's logits (vocab,). One graph of one row, whatever the rows beside
         it: a row's numbers are its own, alone or in a class."""
-        logits, k, v = self._compiled_prefill(self._view, torch.tensor([tokens], device=cache.k.device))
+        logits, k, v = self._run_prefill(torch.tensor([tokens], device=cache.k.device))
         cache.fill(i, k, v)
         return logits
 
     def warm(self) -> bool:
         """Compile now, on a scratch cache; whether the step is ready. Seconds to a minute; only the first
-        call compiles. The graph is made for any number of rows and any larger cache capacity (both
-        symbolic: a graph loaded from PyTorch's compile cache may guard that the two differ, so `__call__`
-        keeps the cache larger), and a second call with other sizes must not compile again, or the step
-        is not used. Then the slide's rebuild (`_warm_prefill`), before the step is `ready`."""
+        call compiles. A model of up to PACKAGE_MAX_PARAMS parameters is packaged (`_package`, loaded from the
+        cache when it was built before); a larger one, or one that cannot be packaged, gets torch.compile's
+        graph (`_compile`); where neither works the eager step serves, said once. Either way the slide's
+        rebuild comes second, before the step is `ready`: nothing runs a graph while this thread compiles."""
         with self._lock:
             if self.ready or self.failed is not None:
                 return self.ready
             if self.threads is not None and torch.get_num_threads() != self.threads:
                 torch.set_num_threads(self.threads)
             started = time.perf_counter()
-            for cpp_wrapper in (True, False):  # C++ calls its kernels (~1.1x); else Python (no Python.h here)
-                options = {
-                    # a view's modules never change (a decoder's model is a fixed copy): checking its ~30
-                    # parameters before every call was ~20 us of a ~500 us step
-                    "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe,
-                    "cpp_wrapper": cpp_wrapper,
-                }
-                self._compiled = torch.compile(_own_code(_step), fullgraph=True, options=options)
+            small = sum(p.numel() for p in self.model.parameters()) <= PACKAGE_MAX_PARAMS
+            for how, make in (("packaged", self._package), ("compiled", self._compile))[0 if small else 1:]:
                 try:
-                    with torch.inference_mode():
-                        cache = RowKVCache(self.model, ROWS + 3)  # capacity != rows: two sizes, not one
-                        self._first_call(cache, ROWS)
-                        with torch.compiler.set_stance("fail_on_recompile"):
-                            self(cache, torch.zeros(ROWS + 1, 1, dtype=torch.long), [None] * (ROWS + 1))
-                except Exception as err:  # noqa: BLE001 - no compiler, an unsupported op: the eager step serves
+                    make()
+                except Exception as err:  # noqa: BLE001 - no compiler, an op it cannot lower: the next way
                     text = str(err).strip()
                     self.failed = f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
                     continue
-                self._warm_prefill(options)  # before `ready`: nothing runs a graph while this thread compiles
-                self.compile_s, self.ready, self.failed = time.perf_counter() - started, True, None
+                self.how, self.compile_s, self.ready, self.failed = how, time.perf_counter() - started, True, None
                 break
             if not self.ready:
                 _say_once(f"gpt: the decode step is not compiled here ({self.failed[:300]}); decoding runs eagerly, "
                           "as fast as before.")
         return self.ready
 
-    def _warm_prefill(self, options: dict) -> None:
-        """Compile the slide's rebuild (one row, `prefill_tokens` tokens: every shape fixed); where it cannot
-        be, the eager pass rebuilds, as before."""
-        compiled = torch.compile(_own_code(_prefill), fullgraph=True, dynamic=False, options=options)
+    def _scratch(self, rows: int) -> tuple[RowKVCache, torch.Tensor]:
+        """A cache of more slots than rows (the graphs take the two as different sizes) and a step's tokens."""
+        cache = RowKVCache(self.model, rows + 3)
+        cache.begin([None] * rows)
+        return cache, torch.zeros(rows, 1, dtype=torch.long, device=cache.k.device)
+
+    def _package(self) -> None:
+        """The step and the slide's rebuild compiled ahead of time, their weights frozen in (gpt.packaged_graph):
+        one package for any number of rows from ROWS up and any larger cache, entered straight into C++."""
+        from torch.export import Dim
+
+        from . import packaged_graph
+
+        cache, idx = self._scratch(ROWS)
+        rows, capacity = Dim("rows", min=ROWS), Dim("capacity", min=ROWS + 1)
+        run, self.loaded = packaged_graph.package(
+            _step, self._view, (idx, *cache.step_tensors(), cache.k, cache.v),
+            ({0: rows}, {0: rows}, {0: rows}, {1: capacity}, {1: capacity}), PACKAGE_OPTIONS)
+        self._run_step = lambda *args: run(list(args))
+        with torch.inference_mode():
+            self(*self._scratch(ROWS + 1), [None] * (ROWS + 1))  # another number of rows: the same package
+
+        def rebuild(tokens):
+            run, loaded = packaged_graph.package(_prefill, self._view, (tokens,), None, PREFILL_OPTIONS)
+            self.loaded = self.loaded and loaded
+            return lambda *args: run(list(args))
+        self._warm_prefill(rebuild)
+
+    def _compile(self) -> None:
+        """torch.compile's graph of the step, the weights its inputs; its kernels called from C++ (~1.1x) or,
+        where that cannot build (no Python.h here), from Python."""
+        for cpp_wrapper in (True, False):
+            options = {
+                # a view's modules never change (a decoder's model is a fixed copy): checking its ~30
+                # parameters before every call was ~20 us of a ~500 us step
+                "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe,
+                "cpp_wrapper": cpp_wrapper,
+            }
+            compiled = torch.compile(_own_code(_step), fullgraph=True, options=options)
+            self._run_step = functools.partial(compiled, self._view)
+            try:
+                with torch.inference_mode():
+                    cache, idx = self._scratch(ROWS)
+                    self._first_call(compiled, cache, idx)
+                    with torch.compiler.set_stance("fail_on_recompile"):
+                        self(*self._scratch(ROWS + 1), [None] * (ROWS + 1))
+            except Exception:
+                if cpp_wrapper:
+                    continue
+                raise
+            break
+
+        def rebuild(tokens):
+            graph = torch.compile(_own_code(_prefill), fullgraph=True, dynamic=False, options=options)
+            graph(self._view, tokens)
+            with torch.compiler.set_stance("fail_on_recompile"):
+                graph(self._view, tokens + 1)
+            return functools.partial(graph, self._view)
+        self._warm_prefill(rebuild)
+
+    def _warm_prefill(self, make: Callable[[torch.Tensor], Callable]) -> None:
+        """The slide's rebuild (one row, `prefill_tokens` tokens: every shape fixed) made by `make(tokens)`;
+        where it cannot be, the eager pass rebuilds, as before."""
         try:
             with torch.inference_mode():
                 tokens = torch.zeros(1, self.prefill_tokens, dtype=torch.long, device=next(self.model.parameters()).device)
-                compiled(self._view, tokens)
-                with torch.compiler.set_stance("fail_on_recompile"):
-                    compiled(self._view, tokens + 1)
+                run = make(tokens)
+                run(tokens)
         except Exception as err:  # noqa: BLE001 - the step still serves; the rebuild stays eager
             text = str(err).strip()
             _say_once(f"gpt: a slide's rebuild is not compiled here ({type(err).__name__}: "
                       f"{text.splitlines()[0][:300] if text else ''}); it runs eagerly.")
             return
-        self._compiled_prefill = compiled
+        self._run_prefill = run
 
-    def _first_call(self, cache: RowKVCache, B: int) -> None:
-        idx = torch.zeros(B, 1, dtype=torch.long, device=cache.k.device)
-        cache.begin([None] * B)
+    def _first_call(self, compiled: Callable, cache: RowKVCache, idx: torch.Tensor) -> None:
         args = (idx, *cache.step_tensors())
         for t in args:
             torch._dynamo.mark_dynamic(t, 0)  # the number of rows
         for t in (cache.k, cache.v):
             torch._dynamo.mark_dynamic(t, 1)  # the cache's capacity
-        self._compiled(self._view, *args, cache.k, cache.v)
+        compiled(self._view, *args, cache.k, cache.v)
 
 
 _said: set[str] = set()

@@ -334,7 +334,8 @@ class _Forwarded(DecodeStream):
 def _compiled(outbox: _Outbox, key: int, step: "compiled_step.CompiledStep") -> None:
     """Tell the server that a model's compiled step serves now (or why it does not); one line in its log."""
     if step.ready:
-        print(f"gpt: decode step compiled in {step.compile_s:.1f} s; the model's requests use it now",
+        made = "loaded from the package cache" if step.loaded else step.how
+        print(f"gpt: decode step compiled ({made}) in {step.compile_s:.1f} s; the model's requests use it now",
               file=sys.stderr, flush=True)
     outbox.put((None, key, step.failed))
 

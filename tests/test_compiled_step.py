@@ -6,7 +6,7 @@ cannot work the eager step serves the same text."""
 import pytest
 import torch
 
-from gpt import compiled_step
+from gpt import compiled_step, packaged_graph
 from gpt.batching import BatchDecoder
 from gpt.compiled_step import ROWS, CompiledStep
 from gpt.decode_view import decode_view
@@ -23,18 +23,43 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def warmed():
-    """A small modern model (the shipped model's kind: rotary, QK-norm, ReLU squared) and its step, compiled
-    once for the module (the C++ compiler takes seconds)."""
+def small_model():
+    """A small modern model (the shipped model's kind: rotary, QK-norm, ReLU squared)."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=32, **ARCHITECTURES["modern"])).eval()
-    before = torch.get_num_threads()
+    return GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=32, **ARCHITECTURES["modern"])).eval()
+
+
+def warm_step(model, how):
+    """model's step made the way `how` names: a package (the models up to PACKAGE_MAX_PARAMS) or torch.compile's
+    graph (larger ones: the limit set under this model's size)."""
+    before, limit = torch.get_num_threads(), compiled_step.PACKAGE_MAX_PARAMS
     torch.set_num_threads(1)
-    step = CompiledStep(model)
-    assert step.warm(), step.failed
-    torch.set_num_threads(before)
-    return model, step
+    compiled_step.PACKAGE_MAX_PARAMS = limit if how == "packaged" else 0
+    try:
+        step = CompiledStep(model)
+        assert step.warm(), step.failed
+    finally:
+        compiled_step.PACKAGE_MAX_PARAMS = limit
+        torch.set_num_threads(before)
+    assert step.how == how and step.prefills(step.prefill_tokens)
+    return step
+
+
+@pytest.fixture(scope="module")
+def packaged():
+    """The small model and its packaged step, made once for the module (the C++ compiler takes seconds; a
+    package built before is loaded from the cache)."""
+    model = small_model()
+    return model, warm_step(model, "packaged")
+
+
+@pytest.fixture(scope="module", params=["packaged", "compiled"])
+def warmed(request, packaged):
+    """Both ways a step is made, for the tests that must hold for each."""
+    if request.param == "packaged":
+        return packaged
+    model = packaged[0]
+    return model, warm_step(model, "compiled")
 
 
 def settings(n, t=0.8, k=None, p=None, seed=None):
@@ -124,12 +149,13 @@ def test_a_request_stopped_mid_batch_leaves_the_others_their_text(warmed):
 
 
 def test_serving_never_compiles_again(warmed):
-    """Once warm, any number of rows and any cache capacity run the graph made at warm-up: a compile in the
-    middle of a class would stop every stream for seconds. The second step of the same model is loaded from
-    PyTorch's compile cache, whose graphs carry guards of their own (one was rows != capacity)."""
+    """Once warm, any number of rows and any cache capacity run what was made at warm-up: a compile in the
+    middle of a class would stop every stream for seconds. The second step of the same model is loaded from a
+    cache (the package's, or PyTorch's compile cache, whose graphs carry guards of their own: one was rows !=
+    capacity)."""
     model, step = warmed
-    again = CompiledStep(model)
-    assert again.warm(), again.failed
+    again = warm_step(model, step.how)
+    assert again.loaded or step.how == "compiled"
     with torch.compiler.set_stance("fail_on_recompile"), torch.inference_mode():
         for compiled in (step, again):
             for rows, capacity in ((1, 1), (2, 2), (3, 9), (4, 4), (5, 8), (17, 17), (30, 30), (33, 40), (8, 64)):
@@ -140,7 +166,7 @@ def test_serving_never_compiles_again(warmed):
                 assert compiled.prefill(cache, row, [first] * compiled.prefill_tokens).shape == (30,)
 
 
-def test_a_step_that_cannot_compile_leaves_the_eager_step_serving(monkeypatch, capsys):
+def test_a_step_that_cannot_compile_leaves_the_eager_step_serving(monkeypatch, capsys, tmp_path):
     torch.manual_seed(1)
     model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16, **ARCHITECTURES["modern"])).eval()
     step = CompiledStep(model)
@@ -148,6 +174,8 @@ def test_a_step_that_cannot_compile_leaves_the_eager_step_serving(monkeypatch, c
     def no_compiler(*args, **kwargs):
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
 
+    monkeypatch.setenv(packaged_graph.CACHE_ENV, str(tmp_path))  # nothing built before
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", no_compiler)
     monkeypatch.setattr(torch, "compile", lambda *args, **kwargs: no_compiler)
     assert step.warm() is False and not step.ready and "C++ compiler" in step.failed
     assert "not compiled here" in capsys.readouterr().err
@@ -156,29 +184,40 @@ def test_a_step_that_cannot_compile_leaves_the_eager_step_serving(monkeypatch, c
     assert list(decoder.submit([1], s)) == generate(model, [1], s)
 
 
-def test_a_rebuild_that_cannot_compile_leaves_the_compiled_step_and_an_eager_rebuild(warmed, monkeypatch, capsys):
-    model, _ = warmed
-    real = torch.compile
+def test_a_rebuild_that_cannot_be_packaged_leaves_the_packaged_step_and_an_eager_rebuild(packaged, monkeypatch, capsys):
+    model, _ = packaged
+    real = packaged_graph.package
 
-    def rebuild_fails(fn, **kwargs):
-        if fn.__name__ != "_prefill":
-            return real(fn, **kwargs)
-
-        def fails(*args):
+    def rebuild_fails(fn, *args, **kwargs):
+        if fn is compiled_step._prefill:
             raise RuntimeError("an op this compiler cannot lower")
-        return fails
+        return real(fn, *args, **kwargs)
 
-    monkeypatch.setattr(torch, "compile", rebuild_fails)
+    monkeypatch.setattr(packaged_graph, "package", rebuild_fails)
     step = CompiledStep(model)
-    assert step.warm() and step.failed is None and not step.prefills(step.prefill_tokens)
+    assert step.warm() and step.how == "packaged" and step.failed is None and not step.prefills(step.prefill_tokens)
     assert "a slide's rebuild is not compiled here (RuntimeError: an op this compiler cannot lower)" in capsys.readouterr().err
     s = settings(40, t=0.9, seed=7)
     assert generate(model, [1, 2, 3], s, step=step) == generate(model, [1, 2, 3], s)
 
 
-def test_where_kernels_cannot_be_called_from_cpp_they_are_called_from_python(warmed, monkeypatch):
-    """The C++ wrapper needs Python's headers; without them the step is compiled with the Python one."""
-    model, _ = warmed
+def test_a_step_that_cannot_be_packaged_gets_torch_compiles_graph(packaged, monkeypatch):
+    model, step = packaged
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("Unsupported: an op export cannot trace")
+
+    monkeypatch.setattr(packaged_graph, "package", fails)
+    again = CompiledStep(model)
+    assert again.warm() and again.how == "compiled" and again.failed is None and again.prefills(again.prefill_tokens)
+    s = settings(30, seed=5)
+    assert generate(model, [2], s, step=again) == generate(model, [2], s, step=step)
+
+
+def test_where_kernels_cannot_be_called_from_cpp_they_are_called_from_python(packaged, monkeypatch):
+    """The C++ wrapper of torch.compile's graph needs Python's headers; without them the step is compiled with
+    the Python one."""
+    model, step = packaged
     real = torch.compile
     asked = []
 
@@ -193,11 +232,13 @@ def test_where_kernels_cannot_be_called_from_cpp_they_are_called_from_python(war
         return fails
 
     monkeypatch.setattr(torch, "compile", compile_without_headers)
-    step = CompiledStep(model)
+    monkeypatch.setattr(compiled_step, "PACKAGE_MAX_PARAMS", 0)  # a model too large to package
+    python_wrapper = CompiledStep(model)
     # the step with C++'s wrapper (fails), with Python's, then the slide's rebuild with the options that worked
-    assert step.warm() and step.failed is None and asked == [True, False, False] and step.prefills(step.prefill_tokens)
+    assert python_wrapper.warm() and python_wrapper.how == "compiled" and asked == [True, False, False]
+    assert python_wrapper.prefills(python_wrapper.prefill_tokens)
     s = settings(30, seed=11)
-    assert generate(model, [4], s, step=step) == generate(model, [4], s, step=warmed[1])
+    assert generate(model, [4], s, step=python_wrapper) == generate(model, [4], s, step=step)
 
 
 def test_compiling_can_be_turned_off(monkeypatch):
