@@ -174,7 +174,7 @@ class CompiledStep:
             lengths = list(lengths) + [None] * (ROWS - B)
         if cache.capacity <= idx.size(0):  # the graph is made for fewer rows than the cache holds (see warm)
             cache.grow(2 * idx.size(0))
-        cache.begin(lengths)
+        cache.begin(lengths, layers=False)
         slot, positions = cache.step_tensors()
         logits, k, v = self._run_step(idx, slot, positions, cache.k, cache.v)
         cache.write(k, v)

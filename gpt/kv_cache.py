@@ -91,6 +91,7 @@ class RowKVCache:
     def _views(self, B: int) -> None:
         """Per-layer views of the first B rows, made once per batch size, not once per layer per step."""
         self.rows = B
+        self._k_rows, self._v_rows = self.k[:, :B], self.v[:, :B]  # (n_layer, B, nh, slots, hs)
         self._k_layers = [self.k[i, :B] for i in range(self.k.size(0))]  # each (B, nh, slots, hs)
         self._v_layers = [self.v[i, :B] for i in range(self.v.size(0))]
 
@@ -122,18 +123,20 @@ class RowKVCache:
         self.k[:, i : i + 1, :, :T] = k.to(self.k.dtype)
         self.v[:, i : i + 1, :, :T] = v.to(self.v.dtype)
 
-    def begin(self, lengths: list[int | None]) -> None:
+    def begin(self, lengths: list[int | None], layers: bool = True) -> None:
         """Before a one-token step over rows 0..B-1, each filled to lengths[b] (its new token's position);
-        None for a row that sits the step out (its stand-in goes to the scratch slot, at position 0)."""
+        None for a row that sits the step out (its stand-in goes to the scratch slot, at position 0).
+        `layers=False`: only what a compiled step takes (`step_tensors`), not what the attention layers read
+        (`update`'s index, `attn_mask`): ~10 us of a step that is ~250."""
         B = len(lengths)
         if B != self.rows:
             self._views(B)
         slots = [self.block_size if n is None else n for n in lengths]
-        self._slot = torch.tensor(slots, device=self.k.device).view(B, 1, 1, 1)  # (B, 1, 1, 1)
-        self._index = self._slot.expand(B, self.k.size(2), 1, self.k.size(4))  # (B, nh, 1, hs)
-        self._positions = self._slot.view(B, 1) if None not in lengths else torch.tensor(
-            [[n or 0] for n in lengths], device=self.k.device)  # (B, 1)
-        self.attn_mask = torch.where(self._slots <= self._slot, self._open, self._shut)  # (B, 1, 1, slots)
+        both = torch.tensor([slots, [n or 0 for n in lengths]], device=self.k.device)  # one tensor, two views
+        self._slot, self._positions = both[0].view(B, 1, 1, 1), both[1].view(B, 1)  # (B, 1, 1, 1), (B, 1)
+        if layers:
+            self._index = self._slot.expand(B, self.k.size(2), 1, self.k.size(4))  # (B, nh, 1, hs)
+            self.attn_mask = torch.where(self._slots <= self._slot, self._open, self._shut)  # (B, 1, 1, slots)
 
     def step_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """What `begin` made for the step: each row's slot (B, 1, 1, 1) and position (B, 1), the inputs
@@ -144,8 +147,8 @@ class RowKVCache:
         """Every layer's new key and value for the step's rows, each at its row's slot: k, v (n_layer, B,
         nh, 1, hs), what a compiled step gives back instead of writing them itself (`gpt.compiled_step`)."""
         index = self._slot.expand(k.shape)  # (n_layer, B, nh, 1, hs)
-        self.k[:, : self.rows].scatter_(3, index, k.to(self.k.dtype))
-        self.v[:, : self.rows].scatter_(3, index, v.to(self.v.dtype))
+        self._k_rows.scatter_(3, index, k.to(self.k.dtype))
+        self._v_rows.scatter_(3, index, v.to(self.v.dtype))
 
     def positions(self, T: int) -> torch.Tensor:
         return self._positions  # (B, 1): each row's new token at its own position
