@@ -172,7 +172,7 @@ def a_class(args) -> None:
     print("| how | p50 submit -> last token, s | p95 | all done, s |")
     print("|---|---:|---:|---:|")
     for label, i in (("one decode loop, continuous batching", 0), ("one after another, alone", 1),
-                     ("one decode loop, compiled step", 2)):
+                     ("one decode loop, packaged step", 2), ("one decode loop, torch.compile's graph", 3)):
         if rows[0][i] is None:
             continue
         p50 = statistics.median(percentile(r[i], 50) for r in rows)
@@ -219,8 +219,8 @@ def token_parts(args) -> None:
 
     parts = {"a whole token (generate, the packaged step)": lambda: generate(model, [0], settings, step=step),
              "a whole token (generate, torch.compile's graph)": lambda: generate(model, [0], settings, step=graph),
-             "the packaged step (4 rows, the cache's bookkeeping)": the_step(step),
-             "torch.compile's graph of the step (the same)": the_step(graph),
+             "the packaged step (1 row, the cache's bookkeeping)": the_step(step),
+             "torch.compile's graph of the step (padded to 4 rows, the same)": the_step(graph),
              f"its {len(weights)} matrix products alone, 4 rows": products(4),
              f"its {len(weights)} matrix products alone, 1 row": products(1),
              f"the slide's rebuild ({keep} tokens every {block - keep}), per token: packaged": rebuilds(step),

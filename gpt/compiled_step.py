@@ -1,19 +1,28 @@
-"""The decode step captured once by torch.compile: a token in a few dozen fused calls.
+"""The decode step compiled once: a token in a few dozen fused C++ calls instead of ~40 module calls.
 
 A small model's token is overhead, not arithmetic: the shipped model's step
 is ~40 module calls and over a hundred kernels, each a few microseconds of
-PyTorch's dispatch, around 1.6 MFLOP. torch.compile turns the one-token step
-of `gpt.engine.decode_step` (a forward pass over a row cache) into fused C++
-loops around the matrix products (docs/benchmarks.md has what it measured).
+PyTorch's dispatch, around 1.6 MFLOP. Compiling turns the one-token step of
+`gpt.engine.decode_step` (a forward pass over a row cache) into fused C++
+loops around the matrix products, in one of two ways (docs/benchmarks.md
+has what each measured):
+- **packaged** (a model of up to PACKAGE_MAX_PARAMS parameters, the shipped
+  one's kind): compiled ahead of time into a library with the weights frozen
+  in (`gpt.packaged_graph`, AOTInductor), entered straight into C++, its
+  products written by inductor for these weights; kept on disk, so a server
+  that starts again loads it in seconds. On the shipped model a lone
+  request's step took ~70 us against ~400 for torch.compile's graph.
+- **compiled** (larger models, or where a package cannot be made): torch.compile's
+  graph, the weights its inputs, MKL's products.
 
 What keeps it honest:
-- One graph for any number of rows, each row's numbers its own. Every call
-  has at least `ROWS` rows (a request alone is padded with rows that sit the
-  step out, at the cache's scratch slot), the number of rows is symbolic, so
-  every product has >= 4 rows, where on one thread each row gets the same
-  bits whatever the other rows are (`gpt.decode_view`), and the fused loops
-  work row by row: a seed gives the same text alone or beside a class
-  (tests/test_compiled_step.py).
+- One graph for any number of rows, each row's numbers its own, so a seed
+  gives the same text alone or beside a class, bit for bit
+  (tests/test_compiled_step.py). The number of rows is symbolic and the
+  fused loops work row by row; a package's products give a row the same bits
+  for any number of rows, one included; MKL's only from 4 rows up (on one
+  thread, `gpt.decode_view`), so torch.compile's graph pads a request alone
+  to `ROWS` rows with rows that sit the step out, at the cache's scratch slot.
 - Its logits are the eager step's up to float rounding (the fused norms and
   softmax add up in another order, ~1e-6): its text is the eager step's but
   where a drawn number falls that close to the edge between two tokens.
@@ -25,7 +34,7 @@ What keeps it honest:
 - Compiling takes seconds to a minute (a C++ compiler runs), so `warm()` does
   it on a scratch cache, off anyone's wait (`warm_later`: one background
   thread, one model at a time), and a decoder uses the step once it is
-  `ready`; until then, and for good where torch.compile cannot work here (no
+  `ready`; until then, and for good where nothing can be compiled here (no
   C++ compiler, an unsupported platform: said once on stderr), the eager
   step serves. `GPT_COMPILE_DECODE=0` turns it off.
 """
@@ -48,7 +57,7 @@ from .decode_view import FULL_KERNEL_ROWS, decode_view
 from .engine import keep_after_full
 from .kv_cache import RowKVCache
 
-ROWS = FULL_KERNEL_ROWS  # the fewest rows a compiled step computes
+ROWS = FULL_KERNEL_ROWS  # the fewest rows torch.compile's graph computes (MKL's products: see gpt.decode_view)
 ENV_SWITCH = "GPT_COMPILE_DECODE"  # "0": the eager step only
 PACKAGE_MAX_PARAMS = 20_000_000  # above it a token is arithmetic more than overhead: torch.compile's graph
 # inductor writes the products itself (its C++ GEMM template) around weights laid out once (frozen): per row the
@@ -154,7 +163,8 @@ class CompiledStep:
     def __init__(self, model: nn.Module, threads: int | None = 1):
         self.model = model
         self.threads = threads  # the intra-op threads the step will run on: its C++ loops are built for them
-        self._view = decode_view(model, rowwise=False)  # every product has >= ROWS rows: one product each
+        self._view = decode_view(model, rowwise=False)  # every product has >= min_rows rows: one product each
+        self.min_rows = ROWS  # the fewest rows a call computes: 1 once packaged (see `_package`)
         self._run_step: Callable | None = None  # (idx, slot, positions, k, v) -> [logits, k, v]: made by `warm`
         self._run_prefill: Callable | None = None  # (idx,) -> [logits, k, v]: made by `warm`, where it can be
         self.how: str | None = None  # "packaged" or "compiled" (torch.compile's graph), once ready
@@ -167,11 +177,11 @@ class CompiledStep:
 
     def __call__(self, cache: RowKVCache, idx: torch.Tensor, lengths: list[int | None]) -> torch.Tensor:
         """idx (B, 1) of the rows 0..B-1 of `cache`, each filled to lengths[b] (None: sits the step out)
-        -> logits (B, vocab). Fewer than ROWS rows are padded with rows that sit out."""
+        -> logits (B, vocab). Fewer than `min_rows` rows are padded with rows that sit out."""
         B = idx.size(0)
-        if B < ROWS:
-            idx = torch.cat([idx, idx.new_zeros(ROWS - B, 1)])
-            lengths = list(lengths) + [None] * (ROWS - B)
+        if B < self.min_rows:
+            idx = torch.cat([idx, idx.new_zeros(self.min_rows - B, 1)])
+            lengths = list(lengths) + [None] * (self.min_rows - B)
         if cache.capacity <= idx.size(0):  # the graph is made for fewer rows than the cache holds (see warm)
             cache.grow(2 * idx.size(0))
         cache.begin(lengths, layers=False)
@@ -227,19 +237,22 @@ class CompiledStep:
 
     def _package(self) -> None:
         """The step and the slide's rebuild compiled ahead of time, their weights frozen in (gpt.packaged_graph):
-        one package for any number of rows from ROWS up and any larger cache, entered straight into C++."""
+        one package for any number of rows and any larger cache, entered straight into C++. Its products
+        give a row the same bits whatever the number of rows, one included (tests/test_compiled_step.py), so
+        a request alone is not padded: one row's step was ~0.4 of four rows' on the shipped model."""
         from torch.export import Dim
 
         from . import packaged_graph
 
-        cache, idx = self._scratch(ROWS)
-        rows, capacity = Dim("rows", min=ROWS), Dim("capacity", min=ROWS + 1)
+        cache, idx = self._scratch(2)  # an example of neither 0 nor 1 rows: export would take those as fixed
+        rows, capacity = Dim("rows", min=1), Dim("capacity", min=2)
         run, self.loaded = packaged_graph.package(
             _step, self._view, (idx, *cache.step_tensors(), cache.k, cache.v),
             ({0: rows}, {0: rows}, {0: rows}, {1: capacity}, {1: capacity}), PACKAGE_OPTIONS)
-        self._run_step = lambda *args: run(list(args))
+        self._run_step, self.min_rows = (lambda *args: run(list(args))), 1
         with torch.inference_mode():
-            self(*self._scratch(ROWS + 1), [None] * (ROWS + 1))  # another number of rows: the same package
+            for n in (1, ROWS + 1):  # other numbers of rows: the same package
+                self(*self._scratch(n), [None] * n)
 
         def rebuild(tokens):
             run, loaded = packaged_graph.package(_prefill, self._view, (tokens,), None, PREFILL_OPTIONS)

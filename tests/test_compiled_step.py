@@ -119,7 +119,7 @@ def test_a_slides_rebuild_is_compiled_gives_the_eager_passs_numbers_and_serves_a
 
 
 def test_the_same_seed_gives_the_same_text_alone_and_beside_others_bit_for_bit(warmed):
-    """Alone (one row, padded to ROWS), in a batch of fewer than ROWS and of more, with different settings,
+    """Alone (one row; torch.compile's graph pads it to ROWS), in a batch of fewer than ROWS and of more, with different settings,
     lengths and stops, joining at different steps and sliding past the window: every request's tokens are
     the ones it gets alone through the compiled step."""
     model, step = warmed
@@ -132,6 +132,23 @@ def test_the_same_seed_gives_the_same_text_alone_and_beside_others_bit_for_bit(w
         streams = [decoder.submit(ids, s) for ids, s in group]
         assert [list(s) for s in streams] == alone[: len(group)]
         assert decoder.steps > 0 and decoder.rows_stepped > decoder.steps  # they really shared steps
+
+
+def test_a_rows_logits_are_the_same_bits_alone_and_among_any_number_of_rows(warmed):
+    """The step's own promise, below the text: a row's logits alone equal its logits beside 1 to 33 other rows
+    (random caches, lengths and tokens), bit for bit, each way the step is made."""
+    model, step = warmed
+    torch.manual_seed(3)
+    with torch.inference_mode():
+        for B in (2, 3, 4, 5, 8, 17, 34):
+            cache = RowKVCache(model, B)
+            cache.k.normal_(), cache.v.normal_()
+            idx, lengths = torch.randint(0, 30, (B, 1)), torch.randint(1, 16, (B,)).tolist()
+            together = step(cache, idx, lengths)
+            for r in {0, 1, B // 2, B - 1}:
+                alone = RowKVCache(model, 1)
+                alone.k[:, 0], alone.v[:, 0] = cache.k[:, r], cache.v[:, r]
+                assert torch.equal(step(alone, idx[r : r + 1], [lengths[r]])[0], together[r]), (step.how, B, r)
 
 
 def test_a_request_stopped_mid_batch_leaves_the_others_their_text(warmed):
