@@ -54,7 +54,7 @@ import torch
 import torch.nn as nn
 
 from .decode_view import FULL_KERNEL_ROWS, decode_view
-from .engine import keep_after_full
+from .engine import Row, draw_inputs, keep_after_full, tempered_draw
 from .kv_cache import RowKVCache
 
 ROWS = FULL_KERNEL_ROWS  # the fewest rows torch.compile's graph computes (MKL's products: see gpt.decode_view)
@@ -150,6 +150,13 @@ def _step(view: nn.Module, idx, slot, positions, k, v):
     return logits[:, -1], torch.stack(cache.new_k), torch.stack(cache.new_v)
 
 
+def _step_and_draw(view: nn.Module, idx, slot, positions, k, v, temperature, uniforms):
+    """`_step`, and each row's next id drawn from its logits: temperature, uniforms (B, 1) -> ids (B, 1) too.
+    In the graph the draw is a few fused loops; in Python it was ~30 us of a ~300 us token (`sample_rows`)."""
+    logits, k, v = _step(view, idx, slot, positions, k, v)
+    return logits, k, v, tempered_draw(logits, temperature, uniforms)
+
+
 def _own_code(fn: types.FunctionType) -> types.FunctionType:
     """fn with a code object of its own. torch.compile keeps its graphs on the code object: each model's
     step must not count towards another's recompile limit (8), nor keep its graphs alive after it."""
@@ -168,6 +175,7 @@ class CompiledStep:
         self._run_step: Callable | None = None  # (idx, slot, positions, k, v) -> [logits, k, v]: made by `warm`
         self._run_prefill: Callable | None = None  # (idx,) -> [logits, k, v]: made by `warm`, where it can be
         self.how: str | None = None  # "packaged" or "compiled" (torch.compile's graph), once ready
+        self.draws = False  # whether the step draws the next ids itself (`step_and_draw`): a packaged one does
         self.loaded = False  # whether the packages came from the cache (gpt.packaged_graph), not a compiler
         self.prefill_tokens = keep_after_full(model.config.block_size)  # the context a slide keeps
         self._lock = threading.Lock()
@@ -178,6 +186,17 @@ class CompiledStep:
     def __call__(self, cache: RowKVCache, idx: torch.Tensor, lengths: list[int | None]) -> torch.Tensor:
         """idx (B, 1) of the rows 0..B-1 of `cache`, each filled to lengths[b] (None: sits the step out)
         -> logits (B, vocab). Fewer than `min_rows` rows are padded with rows that sit out."""
+        return self._stepped(cache, idx, lengths)[0]
+
+    def step_and_draw(self, cache: RowKVCache, idx: torch.Tensor, lengths: list[int | None], rows: list[Row]
+                      ) -> tuple[torch.Tensor, list[int]]:
+        """A step that `draws`: the logits (B, vocab) and each row's id drawn in the same call at its
+        temperature with its next uniform number (`gpt.engine.tempered_draw`); the caller keeps the ids of
+        its unfiltered rows (`Row.unfiltered`) and samples the others from the logits."""
+        logits, ids = self._stepped(cache, idx, lengths, draw_inputs(rows, cache.k.device))
+        return logits, ids.view(-1).tolist()
+
+    def _stepped(self, cache: RowKVCache, idx: torch.Tensor, lengths: list[int | None], draw=None):
         B = idx.size(0)
         if B < self.min_rows:
             idx = torch.cat([idx, idx.new_zeros(self.min_rows - B, 1)])
@@ -185,10 +204,15 @@ class CompiledStep:
         if cache.capacity <= idx.size(0):  # the graph is made for fewer rows than the cache holds (see warm)
             cache.grow(2 * idx.size(0))
         cache.begin(lengths, layers=False)
-        slot, positions = cache.step_tensors()
-        logits, k, v = self._run_step(idx, slot, positions, cache.k, cache.v)
+        args = (idx, *cache.step_tensors(), cache.k, cache.v)
+        if self.draws:
+            if draw is None:  # logits only: a draw nobody reads
+                draw = (idx.new_ones(B, 1, dtype=torch.float32), idx.new_full((B, 1), 0.5, dtype=torch.float32))
+            logits, k, v, ids = self._run_step(*args, *draw)
+        else:
+            (logits, k, v), ids = self._run_step(*args), None
         cache.write(k, v)
-        return logits[:B]
+        return logits[:B], ids
 
     def prefills(self, T: int) -> bool:
         """Whether `prefill` serves a context of T tokens: a slide's, once compiled."""
@@ -245,11 +269,12 @@ class CompiledStep:
         from . import packaged_graph
 
         cache, idx = self._scratch(2)  # an example of neither 0 nor 1 rows: export would take those as fixed
+        draw = (torch.ones(2, 1), torch.full((2, 1), 0.5))  # each row's temperature and uniform number
         rows, capacity = Dim("rows", min=1), Dim("capacity", min=2)
         run, self.loaded = packaged_graph.package(
-            _step, self._view, (idx, *cache.step_tensors(), cache.k, cache.v),
-            ({0: rows}, {0: rows}, {0: rows}, {1: capacity}, {1: capacity}), PACKAGE_OPTIONS)
-        self._run_step, self.min_rows = (lambda *args: run(list(args))), 1
+            _step_and_draw, self._view, (idx, *cache.step_tensors(), cache.k, cache.v, *draw),
+            ({0: rows}, {0: rows}, {0: rows}, {1: capacity}, {1: capacity}, {0: rows}, {0: rows}), PACKAGE_OPTIONS)
+        self._run_step, self.min_rows, self.draws = (lambda *args: run(list(args))), 1, True
         with torch.inference_mode():
             for n in (1, ROWS + 1):  # other numbers of rows: the same package
                 self(*self._scratch(n), [None] * n)
@@ -263,6 +288,7 @@ class CompiledStep:
     def _compile(self) -> None:
         """torch.compile's graph of the step, the weights its inputs; its kernels called from C++ (~1.1x) or,
         where that cannot build (no Python.h here), from Python."""
+        self.draws, self.min_rows = False, ROWS  # whatever a package that failed its check had set
         for cpp_wrapper in (True, False):
             options = {
                 # a view's modules never change (a decoder's model is a fixed copy): checking its ~30

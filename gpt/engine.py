@@ -232,6 +232,13 @@ class Row:
     def done(self) -> bool:
         return self.made >= self.settings.max_new_tokens
 
+    @property
+    def unfiltered(self) -> bool:
+        """Sampled at its temperature with no top-k or top-p filter: the draw a packaged step makes itself
+        (`gpt.compiled_step`), the app's default."""
+        s = self.settings
+        return s.temperature != 0 and not s.top_k and (s.top_p is None or s.top_p >= 1.0)
+
     def fit_window(self) -> None:
         """Shrink the context per the window policy when it would pass block_size (the cache starts over)."""
         if len(self.tokens) - self.start > self.block_size:
@@ -250,8 +257,31 @@ class Row:
         return self.tokens[self.start :] if self.fed == 0 else []
 
 
-def sample_rows(logits: torch.Tensor, rows: list[Row]) -> list[int]:
-    """Each row's next id from its logits (B, vocab), its own settings and its own next uniform number."""
+def tempered_draw(logits: torch.Tensor, temperature: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """The draw of an unfiltered row (`Row.unfiltered`) from tensors alone: logits (B, vocab), temperature and
+    uniforms (B, 1) -> ids (B, 1). What `filtered_probs` and `draw` compute with no filter on, written so a
+    compiled step can make it in its own graph (`gpt.compiled_step`)."""
+    return draw(torch.softmax(logits.float() / temperature, dim=-1), uniforms=uniforms)
+
+
+def draw_inputs(rows: list[Row], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's temperature (clamped as `filtered_probs` does) and next uniform number, (B, 1) each: what
+    `tempered_draw` takes. A row that draws nothing now (greedy) gets 1 and 0.5, whose token nobody reads."""
+    both = torch.tensor([[max(r.settings.temperature, 1e-8) if r.uniforms else 1.0 for r in rows],
+                         [r.uniforms[r.made] if r.uniforms else 0.5 for r in rows]], dtype=torch.float32, device=device)
+    return both[0].view(-1, 1), both[1].view(-1, 1)
+
+
+def sample_rows(logits: torch.Tensor, rows: list[Row], drawn: dict[int, int] | None = None) -> list[int]:
+    """Each row's next id from its logits (B, vocab), its own settings and its own next uniform number.
+    `drawn`: rows whose id a packaged step drew already (row -> id); the others are sampled here, row by row
+    as always, so a row's id does not depend on which rows beside it were drawn where."""
+    if drawn:
+        rest = [i for i in range(len(rows)) if i not in drawn]
+        if rest:
+            sampled = sample_rows(logits[rest], [rows[i] for i in rest])
+            drawn = {**drawn, **dict(zip(rest, sampled))}
+        return [drawn[i] for i in range(len(rows))]
     temps = [r.settings.temperature for r in rows]
     greedy = logits.argmax(dim=-1, keepdim=True) if not all(temps) else None  # (B, 1)
     if not any(temps):
@@ -309,7 +339,11 @@ def decode_step(model: nn.Module, cache: RowKVCache, rows: list[Row], fed: dict[
     if len(fed) < len(rows):
         idx = torch.tensor([[0 if i in fed else r.tokens[-1]] for i, r in enumerate(rows)], device=cache.k.device)
         lengths = [None if i in fed else r.fed for i, r in enumerate(rows)]
-        if step is not None and step.ready:
+        drawn: dict[int, int] = {}
+        if step is not None and step.ready and step.draws:  # it draws the unfiltered rows' ids itself
+            logits, ids = step.step_and_draw(cache, idx, lengths, rows)
+            drawn = {i: ids[i] for i, r in enumerate(rows) if i not in fed and r.unfiltered}
+        elif step is not None and step.ready:
             logits = step(cache, idx, lengths)  # (B, vocab)
         else:
             cache.begin(lengths)
@@ -317,8 +351,8 @@ def decode_step(model: nn.Module, cache: RowKVCache, rows: list[Row], fed: dict[
         if fed:
             logits = logits.index_copy(0, torch.tensor(list(fed), device=logits.device), torch.stack(list(fed.values())))
     else:
-        logits = torch.stack([fed[i] for i in range(len(rows))])  # (B, vocab)
-    ids = sample_rows(logits, rows)
+        logits, drawn = torch.stack([fed[i] for i in range(len(rows))]), {}  # (B, vocab)
+    ids = sample_rows(logits, rows, drawn)
     for i, (r, token) in enumerate(zip(rows, ids)):
         r.fed += i not in fed
         r.take(token)

@@ -10,7 +10,8 @@ from gpt import compiled_step, packaged_graph
 from gpt.batching import BatchDecoder
 from gpt.compiled_step import ROWS, CompiledStep
 from gpt.decode_view import decode_view
-from gpt.engine import Row, SamplingSettings, generate, prefill
+from gpt import engine
+from gpt.engine import Row, SamplingSettings, generate, prefill, sample_rows
 from gpt.kv_cache import RowKVCache
 from gpt.model import ARCHITECTURES, GPT, GPTConfig
 
@@ -149,6 +150,30 @@ def test_a_rows_logits_are_the_same_bits_alone_and_among_any_number_of_rows(warm
                 alone = RowKVCache(model, 1)
                 alone.k[:, 0], alone.v[:, 0] = cache.k[:, r], cache.v[:, r]
                 assert torch.equal(step(alone, idx[r : r + 1], [lengths[r]])[0], together[r]), (step.how, B, r)
+
+
+def test_a_packaged_step_draws_the_unfiltered_rows_ids_as_sampling_would(packaged, monkeypatch):
+    """The ids drawn in the package are the ones `sample_rows` draws from the same logits with the same
+    temperatures and uniform numbers (64 rows x 8 steps, temperatures 0.3 to 1.7); in a generation only the
+    tokens that follow a prompt or a slide (logits of a prefill) are sampled in Python."""
+    model, step = packaged
+    assert step.draws
+    torch.manual_seed(4)
+    with torch.inference_mode():
+        for n in range(8):
+            rows = [Row.open([1], settings(8, t=0.3 + 1.4 * i / 63, seed=100 * n + i), 16) for i in range(64)]
+            for r in rows:
+                r.made = n
+            cache = RowKVCache(model, 64)
+            cache.k.normal_(), cache.v.normal_()
+            idx, lengths = torch.randint(0, 30, (64, 1)), torch.randint(1, 16, (64,)).tolist()
+            logits, ids = step.step_and_draw(cache, idx, lengths, rows)
+            assert ids == sample_rows(logits, rows)
+    sampled = []
+    real = engine.filtered_probs
+    monkeypatch.setattr(engine, "filtered_probs", lambda logits, *a, **k: sampled.append(len(logits)) or real(logits, *a, **k))
+    generate(model, [1, 2, 3], settings(40, seed=8), step=step)  # 3 + 40 tokens through a 16-token window
+    assert sampled == [1] * 7  # after the prompt, then the 6 slides (17, 22, ..., 42 tokens)
 
 
 def test_a_request_stopped_mid_batch_leaves_the_others_their_text(warmed):
