@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-kv-cache", action="store_true", help="recompute the whole context every token (slow; for comparison)")
     ap.add_argument("--compile", action="store_true",
-                    help="compile the decode step first (CPU; seconds to a minute, then ~2x the tokens a second)")
+                    help="compile the decode step first (CPU; seconds to a minute, then 3-5x the characters a second)")
     args = ap.parse_args(argv)
     try:
         device = detect_device(args.device)
