@@ -6,14 +6,18 @@ PyTorch's dispatch, around 1.6 MFLOP. Compiling turns the one-token step of
 `gpt.engine.decode_step` (a forward pass over a row cache) into fused C++
 loops around the matrix products, in one of two ways (docs/benchmarks.md
 has what each measured):
-- **packaged** (a model of up to PACKAGE_MAX_PARAMS parameters, the shipped
-  one's kind): compiled ahead of time into a library with the weights frozen
-  in (`gpt.packaged_graph`, AOTInductor), entered straight into C++, its
+- **packaged** (a model of up to PACKAGE_MAX_PARAMS parameters, where asked:
+  the shipped model in the app, `gpt.sample --compile`): compiled ahead of
+  time into a library with the weights frozen in (`gpt.packaged_graph`,
+  AOTInductor), entered straight into C++, its
   products written by inductor for these weights; kept on disk, so a server
   that starts again loads it in seconds. On the shipped model a lone
   request's step took ~70 us against ~400 for torch.compile's graph.
-- **compiled** (larger models, or where a package cannot be made): torch.compile's
-  graph, the weights its inputs, MKL's products.
+- **compiled** (the other runs a server decodes, larger models, or where a
+  package cannot be made): torch.compile's graph, the weights its inputs, MKL's
+  products; a second model of the same shape is made in seconds from
+  PyTorch's compile cache, where a package holds one model's weights and is
+  built again (~25-50 s) for each.
 
 What keeps it honest:
 - One graph for any number of rows, each row's numbers its own, so a seed
@@ -167,12 +171,14 @@ class CompiledStep:
     """One model's decode step, compiled by `warm()`; called as `step(cache, idx, lengths)` by
     `gpt.engine.decode_step` in place of the model's forward pass once `ready`."""
 
-    def __init__(self, model: nn.Module, threads: int | None = 1):
+    def __init__(self, model: nn.Module, threads: int | None = 1, package: bool = True):
         self.model = model
         self.threads = threads  # the intra-op threads the step will run on: its C++ loops are built for them
+        self.package = package  # packaged where the model is small enough; False: torch.compile's graph
         self._view = decode_view(model, rowwise=False)  # every product has >= min_rows rows: one product each
         self.min_rows = ROWS  # the fewest rows a call computes: 1 once packaged (see `_package`)
-        self._run_step: Callable | None = None  # (idx, slot, positions, k, v) -> [logits, k, v]: made by `warm`
+        # (idx, slot, positions, k, v[, temperature, uniforms]) -> [logits, k, v[, ids]]: made by `warm`
+        self._run_step: Callable | None = None
         self._run_prefill: Callable | None = None  # (idx,) -> [logits, k, v]: made by `warm`, where it can be
         self.how: str | None = None  # "packaged" or "compiled" (torch.compile's graph), once ready
         self.draws = False  # whether the step draws the next ids itself (`step_and_draw`): a packaged one does
@@ -207,7 +213,8 @@ class CompiledStep:
         args = (idx, *cache.step_tensors(), cache.k, cache.v)
         if self.draws:
             if draw is None:  # logits only: a draw nobody reads
-                draw = (idx.new_ones(B, 1, dtype=torch.float32), idx.new_full((B, 1), 0.5, dtype=torch.float32))
+                n = idx.size(0)
+                draw = (idx.new_ones(n, 1, dtype=torch.float32), idx.new_full((n, 1), 0.5, dtype=torch.float32))
             logits, k, v, ids = self._run_step(*args, *draw)
         else:
             (logits, k, v), ids = self._run_step(*args), None
@@ -238,8 +245,8 @@ class CompiledStep:
             if self.threads is not None and torch.get_num_threads() != self.threads:
                 torch.set_num_threads(self.threads)
             started = time.perf_counter()
-            small = sum(p.numel() for p in self.model.parameters()) <= PACKAGE_MAX_PARAMS
-            for how, make in (("packaged", self._package), ("compiled", self._compile))[0 if small else 1:]:
+            package = self.package and sum(p.numel() for p in self.model.parameters()) <= PACKAGE_MAX_PARAMS
+            for how, make in (("packaged", self._package), ("compiled", self._compile))[0 if package else 1:]:
                 try:
                     make()
                 except Exception as err:  # noqa: BLE001 - no compiler, an op it cannot lower: the next way

@@ -67,7 +67,9 @@ def decoder_for(model: nn.Module, compile: bool = False):
     """The decode loop for `model`: in the decode process for a model on the CPU (where enabled), else
     a `BatchDecoder` in this process (a GPU's kernels already run outside the interpreter lock).
     `compile`: the child compiles the model's decode step in the background (`gpt.compiled_step`): for a
-    model that will serve many requests (a run on disk, the shipped model), not a training run's snapshot."""
+    model that will serve many requests (a run on disk, the shipped model), not a training run's snapshot.
+    It gets torch.compile's graph, seconds for a second run of the same shape (PyTorch's compile cache);
+    the shipped model, which a class uses all lesson, is packaged (`ProcessDecoder.prepare`)."""
     first = next(model.parameters(), None)
     on_cpu = first is None or first.device.type == "cpu"
     return ProcessDecoder(model, compile) if on_cpu and enabled() else BatchDecoder(model)
@@ -126,8 +128,8 @@ class DecodeProcess:
                 self._ready.set()
                 self._send_cancels()  # first: a request stopped since the last message takes none of these tokens
                 for req, token, error in items:
-                    if req is None:  # a model's decode step compiled (token: the model's key), or why not
-                        self._compiled(token, error)
+                    if req is None:  # a model's decode step compiled (token: the model's key; error: how, or why not)
+                        self._compiled(token, *error)
                     elif token is not None:
                         entry = self._streams.get(req)
                         if entry is not None and req not in self._cancel_sent:  # stopped: no token after it
@@ -142,10 +144,10 @@ class DecodeProcess:
         self._died()
         self._ready.set()  # a child that never started: its starter stops waiting
 
-    def _compiled(self, key: int, failed: str | None) -> None:
+    def _compiled(self, key: int, how: str | None, failed: str | None) -> None:
         decoder = self.models.get(key, lambda: None)()
         if decoder is not None:
-            decoder.compiled, decoder.compile_failed = failed is None, failed
+            decoder.compiled, decoder.compiled_how, decoder.compile_failed = failed is None, how, failed
 
     def _send_cancels(self) -> None:
         """Stop pressed or reader gone: tell the child, once, so the row leaves at its next step."""
@@ -220,8 +222,10 @@ class ProcessDecoder:
 
     def __init__(self, model: nn.Module, compile: bool = False):
         self.model = model
-        self.compile = compile  # the child compiles its decode step (gpt.compiled_step)
+        # how the child compiles its decode step (gpt.compiled_step): False, "compiled" or "packaged"
+        self.compile: str | bool = "compiled" if compile else False
         self.compiled = False  # the child said its compiled step is serving
+        self.compiled_how: str | None = None  # ...made that way: "packaged" or "compiled" (gpt.compiled_step)
         self.compile_failed: str | None = None  # ...or why it could not compile it
         self.key = next(ProcessDecoder._keys)
         self.in_child = 0  # requests of this model now in the child's loop
@@ -247,10 +251,15 @@ class ProcessDecoder:
         proc.submit(self, prompt_ids, settings, stream)
         return stream
 
-    def prepare(self) -> None:
+    def prepare(self, package: bool = False) -> None:
         """Send the weights to the decode process now (and let it compile the step), before anyone asks:
-        the shipped model at the server's start. Nothing happens where there is no decode process."""
+        the shipped model at the server's start. `package`: its step is packaged ahead of time rather than
+        torch.compile's graph (~2x one stream; ~25-50 s to build the first time, then loaded from the package
+        cache in seconds, also by a decode process started again). Nothing happens where there is no decode
+        process."""
         with self._lock:
+            if package and self.compile:
+                self.compile = "packaged"
             self._in_child()
 
     def _in_child(self) -> "DecodeProcess | None":
@@ -337,7 +346,7 @@ def _compiled(outbox: _Outbox, key: int, step: "compiled_step.CompiledStep") -> 
         made = "loaded from the package cache" if step.loaded else step.how
         print(f"gpt: decode step compiled ({made}) in {step.compile_s:.1f} s; the model's requests use it now",
               file=sys.stderr, flush=True)
-    outbox.put((None, key, step.failed))
+    outbox.put((None, key, (step.how, step.failed)))
 
 
 def serve(conn: Connection) -> None:
@@ -374,7 +383,7 @@ def serve(conn: Connection) -> None:
                 continue
             step = None
             if compile and compiled_step.enabled() and getattr(model, "supports_kv_cache", False):  # not the bigram
-                step = compiled_step.CompiledStep(model, threads=1)
+                step = compiled_step.CompiledStep(model, threads=1, package=compile == "packaged")
                 # the eager step serves until it is ready; then the server hears of it
                 compiled_step.warm_later(step, then=lambda step, key=key: _compiled(outbox, key, step))
             decoders[key] = BatchDecoder(model, threads=1, compiled=step)

@@ -158,25 +158,38 @@ def test_a_model_the_child_cannot_load_ends_its_requests_with_the_reason_and_the
 def test_the_child_compiles_a_served_models_step_and_decodes_with_it(monkeypatch):
     """A run on disk is decoded with its compiled step once the child has compiled it in the background
     (gpt.compiled_step): the server hears that it is ready, and the text is then the compiled step's, bit for
-    bit; before, the eager step's."""
+    bit; before, the eager step's. The shipped model's step is packaged (`prepare(package=True)`, as the
+    server's start does); another run's is torch.compile's graph, cheap for a second run of one shape."""
     from gpt.compiled_step import CompiledStep
 
     monkeypatch.setenv("GPT_COMPILE_DECODE", "1")
     monkeypatch.setattr(decode_process, "_process", None)  # a new child, with compiling on
     torch.manual_seed(0)  # the small modern model of tests/test_compiled_step.py: its compiled code is cached
     model = GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=32, **ARCHITECTURES["modern"])).eval()
+    assert ProcessDecoder(model, compile=True).compile == "compiled" and not ProcessDecoder(model).compile
     remote = ProcessDecoder(model, compile=True)
+    remote.prepare(package=True)
     requests = [([1], settings(40, seed=1)), ([2, 3], settings(25, t=0)), ([4], settings(30, k=5, seed=2))]
     eager = [generate(model, ids, s) for ids, s in requests]
     assert [list(remote.submit(ids, s)) for ids, s in requests] == eager  # not compiled yet, or the same tokens
     deadline = time.monotonic() + 300
     while not remote.compiled and remote.compile_failed is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert remote.compiled, remote.compile_failed
+    assert remote.compiled and remote.compiled_how == "packaged", remote.compile_failed
     here = CompiledStep(model)
     assert here.warm()
     streams = [remote.submit(ids, s) for ids, s in requests]
     assert [list(s) for s in streams] == [generate(model, ids, s, step=here) for ids, s in requests]
+    torch.manual_seed(1)  # a student's run of the same shape: torch.compile's graph
+    other = GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=32, **ARCHITECTURES["modern"])).eval()
+    theirs = ProcessDecoder(other, compile=True)
+    list(theirs.submit([1], settings(5)))
+    while not theirs.compiled and theirs.compile_failed is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert theirs.compiled and theirs.compiled_how == "compiled", theirs.compile_failed
+    graph = CompiledStep(other, package=False)
+    assert graph.warm() and graph.how == "compiled"
+    assert [list(theirs.submit(ids, s)) for ids, s in requests] == [generate(other, ids, s, step=graph) for ids, s in requests]
     decode_process.process().proc.kill()  # this test's child; the next test starts its own
 
 

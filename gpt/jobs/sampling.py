@@ -18,7 +18,6 @@ errors (a character the model never saw) are `GPTError`s with a sentence.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -148,7 +147,7 @@ def ready_in_background(manager: JobManager, cache: ModelCache, name: str) -> th
         except GPTError:
             return  # no such run here (a server without the shipped model): nothing to prepare
         if isinstance(loaded.decoder, ProcessDecoder):
-            loaded.decoder.prepare()
+            loaded.decoder.prepare(package=True)  # a class uses it all lesson: packaged, not just compiled
 
     thread = threading.Thread(target=load, name="ready-shipped-model", daemon=True)
     thread.start()
