@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from typing import Callable
@@ -59,7 +60,7 @@ def package(fn: Callable, view: nn.Module, args: tuple, dynamic_shapes=None, opt
     and weights: (run, loaded), where run(list of args' tensors) -> list of fn's output tensors, and loaded says
     the package came from the cache. Raises what export or the compiler raised (no C++ compiler, an op inductor
     cannot lower): the caller decides what serves instead."""
-    from torch._inductor import aoti_compile_and_package, aoti_load_package
+    from torch._inductor import aoti_compile_and_package
 
     with torch.inference_mode():
         program = torch.export.export(_Bound(fn, view), args,  # forward(*args): the shapes of its one argument
@@ -67,7 +68,7 @@ def package(fn: Callable, view: nn.Module, args: tuple, dynamic_shapes=None, opt
     path = os.path.join(cache_dir(), _key(program, options or {}) + ".pt2")
     if os.path.exists(path):
         try:
-            loaded = aoti_load_package(path)
+            loaded = _load(path)
             os.utime(path)  # used lately: the last to be pruned
             return loaded.loader.run, True
         except Exception:  # noqa: BLE001 - a package cut short or from elsewhere: build it again
@@ -79,7 +80,26 @@ def package(fn: Callable, view: nn.Module, args: tuple, dynamic_shapes=None, opt
             aoti_compile_and_package(program, package_path=partial, inductor_configs=dict(options or {}))  # it adds to them
         os.replace(partial, path)  # whole or not at all: a second process may be loading it
     _prune(os.path.dirname(path), keep=path)
-    return aoti_load_package(path).loader.run, False
+    return _load(path).loader.run, False
+
+
+def _load(path: str):
+    """The package at `path`, loaded. The loader unpacks its library into a new folder under $TMPDIR and never
+    deletes it (~6 MB a load: every start of a decode process, every test): here it unpacks into a folder of
+    ours, deleted once the library is loaded (Linux keeps a loaded library whose file is gone)."""
+    from torch._inductor import aoti_load_package
+
+    tempfile.gettempdir()  # Python's own temporary folder, fixed before TMPDIR points elsewhere for a moment
+    folder, before = tempfile.mkdtemp(prefix="gpt-package-"), os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder
+    try:
+        return aoti_load_package(path)
+    finally:
+        if before is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _key(program, options: dict) -> str:

@@ -3,6 +3,7 @@ depends on (a model with one weight changed never gets another's package), is lo
 second time, is built again when the cached file was cut short, and the cache is pruned least-lately-used first."""
 
 import os
+import tempfile
 import time
 
 import torch
@@ -32,8 +33,13 @@ def test_a_package_computes_the_function_is_loaded_the_second_time_and_rebuilt_w
         torch.testing.assert_close(run([x])[0], affine(view, x)[0])
     [built] = os.listdir(tmp_path)  # the package alone: its build folder is gone
     assert built.endswith(".pt2")
+    temporary = tmp_path.parent / f"{tmp_path.name}-tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))  # where this process's temporary folders go...
+    monkeypatch.setenv("TMPDIR", str(temporary))  # ...and the loader's (it unpacked there and left it)
     again, loaded = packaged_graph.package(affine, view, (x,))
     assert loaded and torch.equal(again([x])[0], run([x])[0])
+    assert os.listdir(temporary) == [] and os.environ["TMPDIR"] == str(temporary)  # the unpacked library is not left
     path = tmp_path / built
     whole = path.read_bytes()
     path.write_bytes(whole[:1000])  # a package cut short (a disk that filled, a copy stopped)
