@@ -59,7 +59,9 @@ def decode_view(model: nn.Module, rowwise: bool = True) -> nn.Module:
     """The model as the decoder runs it: the same parameters (shared, not copied), every nn.Linear a
     `RowwiseLinear`, every module called straight through its forward, in eval mode. Its modules are
     copies, so the model itself (perhaps training on another thread) is left as it is. `rowwise=False`
-    keeps nn.Linear: for a caller whose products always have >= FULL_KERNEL_ROWS rows (`gpt.compiled_step`)."""
+    keeps nn.Linear: for a compiled step (`gpt.compiled_step`), whose products either always have >=
+    FULL_KERNEL_ROWS rows (torch.compile's graph, MKL's products) or are written by the compiler to give a row
+    the same bits for any number of rows (a package)."""
     return _view(model, rowwise).eval()
 
 
