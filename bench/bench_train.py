@@ -148,6 +148,8 @@ def throughput(args: argparse.Namespace) -> None:
         train_cfg.max_seconds = None
         trainer = Trainer(model_cfg, train_cfg, dataset, None, on_step=on_step)
         what = "from initialisation"
+    if args.newton_schulz != "auto" and len(trainer.optimizers) > 1:  # Muon's orthogonalisation, forced
+        trainer.optimizers[1].ns_dtype = getattr(torch, args.newton_schulz)
     if args.denormals == "keep":
         torch.set_flush_denormal(False)  # undo configure_cpu_threads, to measure what flushing buys
     l0 = load()
@@ -328,6 +330,8 @@ def main() -> None:
     t.add_argument("--from-run", default=None, help="a run folder: time steps from its saved weights and optimizer state")
     t.add_argument("--denormals", choices=["flush", "keep"], default="flush", help="keep: measure without flush-to-zero")
     t.add_argument("--json", action="store_true", help="print one JSON line (tok/s, dtype, FLOPs per token) instead")
+    t.add_argument("--newton-schulz", choices=["auto", "bfloat16", "float32"], default="auto",
+                   help="the dtype of Muon's orthogonalisation (auto: bf16 where the CPU has it, else float32)")
     ng = sub.add_parser("nanogpt", help="nanoGPT's own loop at its CPU command's shape (needs --nanogpt)")
     v = sub.add_parser("vs-nanogpt", help="nanoGPT's loop and ours, interleaved, with MFU (needs --nanogpt)")
     for p in (ng, v):

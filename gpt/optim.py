@@ -16,7 +16,8 @@ matrices by 1 - lr x decay. The project once had its own
 Muon with the Newton-Schulz iterations batched over matrices of one shape: the same
 updates, and 1.06x faster on the Muon step alone (median of 5 interleaved rounds, thread
 CPU time, load 33: `bench/bench_muon.py --optimizer-only --rounds 5 --steps 5` at commit 52bd308), too little
-to keep a second optimizer.
+to keep a second optimizer. What is kept is one change to PyTorch's (`Muon` below): where bf16 is not native,
+the Newton-Schulz iterations run in float32, 20x faster there.
 
 The schedule is a linear warm-up in steps times a cosine decay to `min_lr`,
 driven by a progress fraction in [0, 1] so a run bounded by seconds decays on
@@ -37,6 +38,71 @@ from .errors import ConfigError
 
 def _is_hidden_matrix(name: str, p: torch.Tensor) -> bool:
     return p.dim() == 2 and ".h." in f".{name}" and "wte" not in name and "wpe" not in name and "lm_head" not in name
+
+
+class Muon(torch.optim.Muon):
+    """PyTorch's Muon, with its Newton-Schulz iterations in `ns_dtype`.
+
+    PyTorch orthogonalises in bfloat16, the speedrun's choice on GPUs. A CPU
+    without bf16 instructions (AVX2 alone: most laptops, AMD before Zen 4)
+    emulates every bf16 product: on a 2-core Zen 1 the five iterations on a
+    192 x 768 matrix took 225 ms in bf16 and 11.6 ms in float32, and the
+    `ten-minutes` recipe spent ~4 of its ~4.7 s a step there
+    (docs/benchmarks.md). With `ns_dtype` bfloat16 this is PyTorch's step,
+    bit for bit; with float32 the same step computed more exactly.
+    """
+
+    def __init__(self, params, ns_dtype: torch.dtype = torch.bfloat16, **options):
+        super().__init__(params, **options)
+        self.ns_dtype = ns_dtype
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if self.ns_dtype == torch.bfloat16:
+            return super().step(closure)
+        from torch.optim._muon import _adjust_lr  # the shape's lr scaling, PyTorch's one definition
+
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, decay, momentum = group["lr"], group["weight_decay"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p.grad)
+                buf = state["momentum_buffer"]
+                buf.lerp_(p.grad, 1 - momentum)  # as _single_tensor_muon
+                update = p.grad.lerp(buf, momentum) if group["nesterov"] else buf
+                update = orthogonalise(update, group["ns_coefficients"], group["ns_steps"], group["eps"], self.ns_dtype)
+                p.mul_(1 - lr * decay)
+                p.add_(update, alpha=-_adjust_lr(lr, group["adjust_lr_fn"], p.shape))
+        return loss
+
+
+def orthogonalise(grad: torch.Tensor, coefficients, steps: int, eps: float, dtype: torch.dtype) -> torch.Tensor:
+    """Newton-Schulz's approximation of U V^T for grad = U S V^T, as PyTorch's
+    `_zeropower_via_newtonschulz` computes it, in `dtype` instead of bf16 alone."""
+    a, b, c = coefficients
+    x = grad.to(dtype)
+    tall = grad.size(0) > grad.size(1)
+    if tall:
+        x = x.T
+    x = x / x.norm().clamp(min=eps)  # spectral norm at most 1
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
+
+
+def newton_schulz_dtype(device_type: str) -> torch.dtype:
+    """bf16 where the hardware takes it (GPUs, CPUs with AVX-512 BF16 or AMX), float32 on other CPUs."""
+    from .device import cpu_has_native_bf16
+
+    return torch.float32 if device_type == "cpu" and not cpu_has_native_bf16() else torch.bfloat16
 
 
 def build_optimizers(
@@ -75,8 +141,8 @@ def build_optimizers(
         extra["foreach"] = True  # one batched op per group instead of a loop over tensors
     opts: list[torch.optim.Optimizer] = [torch.optim.AdamW(groups, lr=lr, betas=betas, **extra)]
     if muon_params:
-        muon = torch.optim.Muon(muon_params, lr=muon_lr, weight_decay=muon_weight_decay, momentum=muon_momentum,
-                                ns_steps=muon_ns_steps, adjust_lr_fn=muon_adjust_lr)
+        muon = Muon(muon_params, lr=muon_lr, weight_decay=muon_weight_decay, momentum=muon_momentum,
+                    ns_steps=muon_ns_steps, adjust_lr_fn=muon_adjust_lr, ns_dtype=newton_schulz_dtype(device_type))
         for g in muon.param_groups:
             g["initial_lr"] = muon_lr
         opts.append(muon)

@@ -174,6 +174,62 @@ def test_muon_weight_decay_shrinks_only_the_hidden_matrices_and_comes_from_the_r
     assert trainer_for(addition, arch="modern", optimizer="muon").optimizers[1].param_groups[0]["weight_decay"] == 0
 
 
+def test_newton_schulz_in_bfloat16_is_pytorchs_and_in_float32_is_the_same_orthogonalisation():
+    """`orthogonalise` is PyTorch's iteration with a dtype: in bf16 it gives PyTorch's bits; in float32 (a CPU
+    without bf16 instructions, where bf16 is emulated ~20x slower) nearly the same matrix, closer to orthogonal."""
+    from torch.optim import _muon
+
+    from gpt.optim import orthogonalise
+
+    torch.manual_seed(0)
+    coefficients = (_muon.DEFAULT_A, _muon.DEFAULT_B, _muon.DEFAULT_C)
+    for shape in [(48, 16), (16, 48), (32, 32)]:
+        g = torch.randn(*shape)
+        ours = orthogonalise(g, coefficients, 5, _muon.EPS, torch.bfloat16)
+        assert torch.equal(ours, _muon._zeropower_via_newtonschulz(g, coefficients, 5, _muon.EPS))
+        exact = orthogonalise(g, coefficients, 5, _muon.EPS, torch.float32)
+        assert exact.dtype == torch.float32 and exact.shape == g.shape
+        assert (exact - ours.float()).norm() / exact.norm() < 0.02
+        singular = torch.linalg.svdvals(exact)
+        assert singular.min() > 0.5 and singular.max() < 1.3  # the quintic's band around 1, as in Keller Jordan's
+
+
+def test_muon_in_float32_steps_as_pytorchs_muon_would_and_is_chosen_where_bf16_is_emulated(monkeypatch):
+    """Our Muon's float32 step is PyTorch's step with a float32 iteration, step for step (momentum, Nesterov,
+    decoupled decay, the shape's lr scaling); bf16 where the hardware has it, float32 on other CPUs."""
+    from torch.optim import _muon
+
+    from gpt.optim import Muon, orthogonalise
+
+    def weights():
+        torch.manual_seed(1)
+        return [torch.nn.Parameter(torch.randn(24, 8)), torch.nn.Parameter(torch.randn(8, 8))]
+
+    ours_w, theirs_w = weights(), weights()
+    options = dict(lr=0.02, weight_decay=0.3, momentum=0.9)
+    ours = Muon(ours_w, ns_dtype=torch.float32, **options)
+    theirs = torch.optim.Muon(theirs_w, **options)
+    monkeypatch.setattr(_muon, "_zeropower_via_newtonschulz",
+                        lambda g, c, n, eps: orthogonalise(g, c, n, eps, torch.float32))
+    for step in range(4):
+        torch.manual_seed(10 + step)
+        grads = [torch.randn_like(p) for p in ours_w]
+        for params, opt in ((ours_w, ours), (theirs_w, theirs)):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+        for a, b in zip(ours_w, theirs_w):
+            assert torch.equal(a, b), step
+    monkeypatch.undo()
+
+    model = build_model(GPTConfig(vocab_size=40, **TINY, **ARCHITECTURES["modern"]))
+    for native, device, want in [(False, "cpu", torch.float32), (True, "cpu", torch.bfloat16),
+                                 (False, "cuda", torch.bfloat16)]:
+        monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda native=native: native)
+        _, muon = build_optimizers(model, "muon", 3e-3, 0.0, (0.9, 0.99), device)
+        assert isinstance(muon, Muon) and muon.ns_dtype == want, (native, device)
+
+
 def test_adamw_is_fused_on_cpu_and_cuda_and_fused_gives_foreachs_update():
     """Fused AdamW is one kernel per tensor on a CPU too (PyTorch's CPU foreach ops loop tensor by tensor):
     6% more training tokens a second at nanoGPT's shape (docs/benchmarks.md). Same update as foreach to float
