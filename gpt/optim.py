@@ -33,6 +33,7 @@ import threading
 import torch
 import torch.nn as nn
 
+from . import device
 from .errors import ConfigError
 
 
@@ -100,9 +101,7 @@ def orthogonalise(grad: torch.Tensor, coefficients, steps: int, eps: float, dtyp
 
 def newton_schulz_dtype(device_type: str) -> torch.dtype:
     """bf16 where the hardware takes it (GPUs, CPUs with AVX-512 BF16 or AMX), float32 on other CPUs."""
-    from .device import cpu_has_native_bf16
-
-    return torch.float32 if device_type == "cpu" and not cpu_has_native_bf16() else torch.bfloat16
+    return torch.float32 if device_type == "cpu" and not device.cpu_has_native_bf16() else torch.bfloat16
 
 
 def build_optimizers(
