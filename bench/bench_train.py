@@ -257,6 +257,29 @@ def matmul_peak(dtype_name: str, threads: int, size: int = 2048, repeats: int = 
     return 2 * size ** 3 / best
 
 
+def newton_schulz(args: argparse.Namespace) -> None:
+    """Muon's orthogonalisation of one matrix (five iterations) in bf16 and in float32, interleaved, median of
+    `repeats`: where the CPU has no bf16 instructions, bf16 is emulated (gpt.optim.Muon)."""
+    import torch
+    from torch.optim import _muon
+
+    from gpt.optim import orthogonalise
+
+    torch.set_num_threads(args.threads or os.cpu_count())
+    coefficients = (_muon.DEFAULT_A, _muon.DEFAULT_B, _muon.DEFAULT_C)
+    print(f"CPU flags: {cpu_flags()}; threads {torch.get_num_threads()}; load {load():.1f}")
+    print("| matrix | bf16 ms | float32 ms | bf16 / float32 |")
+    print("|---|---:|---:|---:|")
+    for rows, cols in [(192, 192), (192, 576), (192, 768), (128, 512)]:
+        g = torch.randn(rows, cols)
+        times: dict[torch.dtype, list[float]] = {torch.bfloat16: [], torch.float32: []}
+        for _ in range(args.repeats):
+            for dtype, seen in times.items():
+                seen.append(_timed(lambda: orthogonalise(g, coefficients, 5, _muon.EPS, dtype)))
+        bf16, f32 = (statistics.median(times[d]) * 1e3 for d in (torch.bfloat16, torch.float32))
+        print(f"| {rows} x {cols} | {bf16:.1f} | {f32:.1f} | {bf16 / f32:.1f}x |")
+
+
 def _timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -342,6 +365,9 @@ def main() -> None:
     ng.add_argument("--warmup", type=int, default=10)
     ng.add_argument("--json", action="store_true")
     v.add_argument("--rounds", type=int, default=3)
+    ns = sub.add_parser("newton-schulz", help="Muon's orthogonalisation of one matrix in bf16 and float32")
+    ns.add_argument("--threads", type=int, default=None)
+    ns.add_argument("--repeats", type=int, default=5)
     argv = sys.argv[1:]
     extra: list[str] = []
     if "--" in argv:
@@ -349,7 +375,8 @@ def main() -> None:
         argv, extra = argv[:i], argv[i + 1 :]
     args = ap.parse_args(argv)
     {"quality": lambda: quality(args, extra), "throughput": lambda: throughput(args),
-     "nanogpt": lambda: nanogpt_throughput(args), "vs-nanogpt": lambda: vs_nanogpt(args)}[args.what]()
+     "nanogpt": lambda: nanogpt_throughput(args), "vs-nanogpt": lambda: vs_nanogpt(args),
+     "newton-schulz": lambda: newton_schulz(args)}[args.what]()
 
 
 if __name__ == "__main__":
