@@ -3,6 +3,10 @@ the same tokens), one graph serves one request and many with each row's numbers 
 same text alone or in a class, bit for bit), it never compiles again while serving, and where torch.compile
 cannot work the eager step serves the same text."""
 
+import os
+import sys
+import threading
+
 import pytest
 import torch
 
@@ -288,3 +292,21 @@ def test_compiling_can_be_turned_off(monkeypatch):
     assert not compiled_step.enabled()
     monkeypatch.setenv(compiled_step.ENV_SWITCH, "1")
     assert compiled_step.enabled()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own priority is Linux's")
+def test_a_step_compiles_on_a_thread_of_lower_priority_and_the_callers_priority_stays():
+    """The background compile (and the C++ compiler it starts, which inherits it) yields the cores to a run
+    training beside it; the thread that asked, and so the process's decoding and training, keep theirs."""
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = {}
+    done = threading.Event()
+
+    class Recording:  # stands for a CompiledStep: warm() runs on the compile thread
+        def warm(self):
+            seen["compiling"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    compiled_step.warm_later(Recording(), then=lambda _: done.set())
+    assert done.wait(30)
+    assert seen["compiling"] == min(19, mine + compiled_step.COMPILE_NICENESS) > mine
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
