@@ -358,9 +358,9 @@ def _say_once(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-# How much lower than its process the compiling thread (and the C++ compiler it starts) runs: a run training on
-# the same cores keeps ~90% of its steps while a step compiles (a package took 154 s on a 2-core Zen 1), and the
-# eager step serves until the compiled one is ready.
+# How much lower than its process the compiling thread (and the C++ compiler it starts) runs: the app's first run,
+# started while the shipped model's package built (78-154 s on a 2-core Zen 1), made 146 and 138 steps in 133 s
+# with it, 130 without, 139 after the build (docs/benchmarks.md); the eager step serves until the compiled one is ready.
 COMPILE_NICENESS = 10
 
 _queue: "queue.Queue[tuple[CompiledStep, Callable | None]]" = queue.Queue()
