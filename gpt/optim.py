@@ -32,6 +32,7 @@ import threading
 
 import torch
 import torch.nn as nn
+from torch.optim._muon import _adjust_lr  # Muon's lr scaling per shape: PyTorch's one definition (Muon.step)
 
 from . import device
 from .errors import ConfigError
@@ -61,8 +62,6 @@ class Muon(torch.optim.Muon):
     def step(self, closure=None):
         if self.ns_dtype == torch.bfloat16:
             return super().step(closure)
-        from torch.optim._muon import _adjust_lr  # the shape's lr scaling, PyTorch's one definition
-
         loss = None
         if closure is not None:
             with torch.enable_grad():
