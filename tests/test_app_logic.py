@@ -628,7 +628,8 @@ def test_preset_and_estimate_handlers(handlers):
 
 def test_corpus_handlers(handlers):
     upload, paste = handlers.train.corpus_inputs("paste")
-    assert paste["visible"] and not upload["visible"]
+    assert paste["visible"] is True and upload["visible"] == "hidden"  # the file box stays in the page, unseen
+    assert handlers.train.corpus_inputs("upload")[0]["visible"] is True
     assert handlers.train.vocab_input("bpe")["visible"]
     stats, html, vocab = handlers.train.describe_corpus("addition", None, None, "char", 2048, "")
     assert "addition" in stats and 'class="tok"' in html and vocab == 13

@@ -149,6 +149,11 @@ def test_the_mask_view_colours_exactly_the_answer_and_its_end(h, manager):
     assert "Chat with the model first" in h.show_mask("alice", "chat", "parent-chat", [], "parent", "addition", None)
 
 
+def test_the_file_box_shows_for_my_file_only_and_stays_in_the_page_otherwise():
+    assert ChatHandlers.task_inputs(FILE)["visible"] is True
+    assert [ChatHandlers.task_inputs(task)["visible"] for task in ("mix", "addition")] == ["hidden", "hidden"]
+
+
 def test_a_broken_upload_is_named_by_line_and_field_and_nothing_is_made(h, manager, tmp_path):
     bad = jsonl_upload(tmp_path, [chat_line("hi", "hello"), '{"messages": [{"role": "bot", "content": "x"}]}',
                                   '{"messages": [{"role": "user", "content": "a"'])

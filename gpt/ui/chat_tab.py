@@ -164,7 +164,9 @@ class ChatHandlers:
     # --- fine-tuning ----------------------------------------------------------------------------------
     @staticmethod
     def task_inputs(task):
-        return gr.update(visible=task == FILE)
+        # "hidden", not False: the file box stays in the page, so it is whole the moment it shows (CI once
+        # found it shown without its file input for 90 s, mounted on demand on a busy machine)
+        return gr.update(visible=True if task == FILE else "hidden")
 
     def start_finetune(self, owner, parent, task, upload, max_seconds, max_iters, lr, batch_size,
                        request: gr.Request = None):
@@ -247,7 +249,7 @@ def _finetune_area(lim) -> dict:
         c["max_seconds"] = gr.Slider(0, 1800, STAGE["max_seconds"], step=10, label="Max seconds (0 = none)",
                                      elem_id="ft-seconds")
     c["upload"] = gr.File(label="Your conversations: JSONL ({\"messages\": [...]} per line) or Alpaca JSON",
-                          file_types=[".jsonl", ".json"], type="filepath", visible=False, elem_id="ft-upload")
+                          file_types=[".jsonl", ".json"], type="filepath", visible="hidden", elem_id="ft-upload")
     with gr.Accordion("More settings", open=False, elem_id="ft-settings"):
         with gr.Row():
             c["max_iters"] = gr.Slider(10, lim.max_iters, min(STAGE["max_iters"], lim.max_iters), step=10,

@@ -57,7 +57,8 @@ class TrainHandlers:
     # --- 1. data and tokenizer ----------------------------------------------------------------
     @staticmethod
     def corpus_inputs(choice: str):
-        return gr.update(visible=choice == "upload"), gr.update(visible=choice == "paste")
+        # the file box is "hidden", not gone, when not chosen: see ChatHandlers.task_inputs
+        return gr.update(visible=True if choice == "upload" else "hidden"), gr.update(visible=choice == "paste")
 
     @staticmethod
     def vocab_input(kind: str):
@@ -253,8 +254,8 @@ def form_values(request: dict, source: str | None) -> tuple:
 def _data_column(limits) -> dict:
     gr.Markdown("### Text and tokenizer")
     c = dict(corpus=gr.Dropdown(CORPUS_CHOICES, value="shakespeare", label="Corpus", elem_id="corpus"))
-    c["upload"] = gr.File(label="Your .txt file (UTF-8)", file_types=[".txt"], type="filepath", visible=False,
-                          elem_id="corpus-upload")
+    c["upload"] = gr.File(label="Your .txt file (UTF-8)", file_types=[".txt"], type="filepath",
+                          visible="hidden", elem_id="corpus-upload")
     c["pasted"] = gr.Textbox(label="Your text", lines=6, visible=False, elem_id="corpus-paste",
                              placeholder="Paste a few thousand characters or more, then click outside the box.")
     kind, vocab = preset_tokenizer(DEFAULT_PRESET)  # the default recipe's own tokenizer
