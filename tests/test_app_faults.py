@@ -123,7 +123,10 @@ def test_sigkill_during_training_and_during_a_save_loses_nothing(app):
     run = st["name"]
     TOKEN[run] = st["token"]
     path = app.root / run
-    wait_until(lambda: len(status(client, run)["metrics"]) >= 2, timeout=60, what="a checkpoint after step 0")
+    # the save on disk, not the evaluation in the status: step 30's evaluation is reported before its save lands
+    # (CI once killed the app between the two and found step 0)
+    wait_until(lambda: (path / ckpt.WEIGHTS).exists() and saved_step(path) >= 30, timeout=60,
+               what="a checkpoint after step 0")
 
     app.kill()  # 1. in the middle of training
     app.start()
