@@ -20,7 +20,7 @@ from gpt.device import leave_a_core_for_the_page
 from gpt.jobs import JobManager, storage
 from gpt.jobs.slice_runner import default_runner
 from gpt.limits import Limits
-from gpt.optim import warm_up_in_background
+from gpt.optim import warm_up
 from gpt.ui.api import register_api
 from gpt.ui.chat_tab import build_chat_tab
 from gpt.ui.checkpoints_tab import build_checkpoints_tab
@@ -48,7 +48,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
     if manager is None:
         Limits.from_env()  # GPT_MAX_*: numbers in range
     leave_a_core_for_the_page()
-    warm_up_in_background()  # PyTorch's first optimizer costs ~1 s of imports: not on the first Start
+    warm_up()  # PyTorch's first optimizer costs ~1 s of imports: here, not on the first Start
     if manager is None:
         storage.seed_shipped_runs(storage.detect())  # a storage volume gets the shipped model on first start
         manager = JobManager(runner=default_runner())

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import threading
 
 import torch
 import torch.nn as nn
@@ -164,27 +163,15 @@ def set_lr(optimizers: list[torch.optim.Optimizer], multiplier: float) -> float:
     return optimizers[0].param_groups[0]["lr"]
 
 
-def warm_up_in_background() -> threading.Thread:
-    """Build and step a throwaway AdamW in a daemon thread.
+def warm_up() -> None:
+    """Build and step a throwaway AdamW, on the calling thread.
 
     PyTorch imports `torch._dynamo` the first time any optimizer is made: about
     a second on a 2-core CPU, spent inside the first run's start-up. A server
     (the app) calls this as it starts, so the first click on Start does not wait.
+    Not in a background thread: that import sets the interpreter's frame
+    evaluator, and done beside Python running on another thread it crashed the
+    process twice in CI (SIGSEGV), once even with the import lock held.
     """
-
-    def build_one() -> None:
-        # Hold the interpreter's import lock while torch imports its optimizer machinery: a first import of
-        # torch._dynamo racing an import on the main thread crashed the process once (SIGSEGV); with the lock
-        # the main thread's imports wait for it instead.
-        import _imp
-
-        _imp.acquire_lock()
-        try:
-            param = torch.nn.Parameter(torch.zeros(1))
-            torch.optim.AdamW([param], foreach=True).step()
-        finally:
-            _imp.release_lock()
-
-    thread = threading.Thread(target=build_one, name="optimizer-warm-up", daemon=True)
-    thread.start()
-    return thread
+    param = torch.nn.Parameter(torch.zeros(1))
+    torch.optim.AdamW([param], foreach=True).step()
