@@ -73,8 +73,16 @@ def upload(page, elem_id: str, path: Path, tries: int = 3, timeout: float = 30_0
     Once in a CI run a file set just after its box appeared never showed up (90 s without its name, the
     server busy with the other worker's tests); a person who sees no name picks the file again, and so does
     this, `tries` times. The last failure says what the box and any toast said."""
+    field = page.locator(f"#{elem_id} input[type=file]")
+    try:
+        field.wait_for(state="attached", timeout=timeout)
+    except sync_api.TimeoutError:  # twice in CI the box showed without its file input: say what it held instead
+        page.screenshot(path=SHOTS / f"no-file-input-{elem_id}.png", full_page=True)
+        held = page.evaluate("(id) => document.getElementById(id)?.outerHTML ?? '(no such element)'", elem_id)
+        raise AssertionError(f"#{elem_id} has no file input after {timeout / 1000:.0f} s; it holds "
+                             f"{held[:3000]!r}") from None
     for _ in range(tries):
-        page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+        field.set_input_files(str(path))
         try:
             page.wait_for_function("([id, name]) => (document.getElementById(id)?.innerText || '').includes(name)",
                                    arg=[elem_id, path.name], timeout=timeout)
