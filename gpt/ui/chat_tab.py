@@ -164,8 +164,8 @@ class ChatHandlers:
     # --- fine-tuning ----------------------------------------------------------------------------------
     @staticmethod
     def task_inputs(task):
-        # "hidden", not False: the file box stays in the page, so it is whole the moment it shows (CI once
-        # found it shown without its file input for 90 s, mounted on demand on a busy machine)
+        # "hidden", not False: the file box is in the page from the first paint, unseen, so showing it is CSS, not
+        # a mount. (Tried against a CI flake, the box shown without its file input; that flake stayed.)
         return gr.update(visible=True if task == FILE else "hidden")
 
     def start_finetune(self, owner, parent, task, upload, max_seconds, max_iters, lr, batch_size,
