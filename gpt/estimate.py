@@ -22,6 +22,8 @@ import time
 
 import torch
 
+from dataclasses import replace
+
 from .model import GPTConfig, count_parameters, flops_per_token
 
 EFFICIENCY = 0.45  # share of the matmul peak a small transformer step reaches (kernel and Python overhead)
@@ -85,6 +87,29 @@ def step_seconds(config: GPTConfig, batch_size: int, device: str = "cpu") -> flo
     flops = flops_per_token(config, n) * batch_size * config.block_size
     overhead = STEP_OVERHEAD_S + 0.0005 * (config.n_layer if config.model_type == "gpt" else 0)
     return overhead + flops / effective_flops(device)
+
+
+# A run that reads fewer tokens than this per parameter in its time is too big for it: on a 2-core Zen 1 CPU
+# `ten-minutes`' 6 x 192 read ~0.2 a parameter in 590 s and ended 0.21-0.26 bits per character behind a 4 x 128
+# that read ~1.7; on the host it was tuned on it read ~2 (docs/benchmarks.md)
+TOKENS_PER_PARAMETER = 1.0
+
+
+def fitted_shape(config: GPTConfig, shapes: list[dict], batch_size: int, seconds: float,
+                 device: str = "cpu") -> dict:
+    """The largest of `shapes` (largest first) whose run reads enough text in `seconds` on this machine.
+
+    A fixed shape is right for one machine only: a model a fast CPU trains on ~2 tokens a parameter in ten
+    minutes sees a tenth of that on a CPU 4x slower, and a smaller model beats it there. So a recipe may name
+    shapes and take the largest that reads TOKENS_PER_PARAMETER tokens per parameter here, at this machine's
+    measured speed; the smallest when none does.
+    """
+    for shape in shapes:
+        cfg = replace(config, **shape)
+        tokens = seconds / step_seconds(cfg, batch_size, device) * batch_size * cfg.block_size
+        if tokens >= TOKENS_PER_PARAMETER * parameters(cfg):
+            return dict(shape)
+    return dict(shapes[-1])
 
 
 def training_seconds(config: GPTConfig, batch_size: int, max_iters: int, eval_interval: int, eval_iters: int,

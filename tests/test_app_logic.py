@@ -626,6 +626,21 @@ def test_preset_and_estimate_handlers(handlers):
                                                                  0.0, 8, 3e-3, 20, 0)[0]
 
 
+def test_ten_minutes_on_a_slow_machine_shows_its_smaller_shape_and_says_why(handlers, monkeypatch):
+    """The preset's sliders are the shape this machine trains well in ten minutes, and the estimate says why
+    it is not 6 x 192; on a fast machine, or with a shape of one's own, nothing is said."""
+    monkeypatch.setitem(est._speed, handlers.m.device, 1e9)
+    arch, *sliders = handlers.train.apply_preset("ten-minutes")
+    assert sliders[:3] == [4, 4, 128] and sliders[-1] == 590
+    md = handlers.train.estimate(512, "ten-minutes", "gpt", arch, *sliders)[0]
+    assert "ten-minutes took 4 x 128 for this machine: 6 x 192 would read too little text" in md
+    mine = handlers.train.estimate(512, "ten-minutes", "gpt", arch, 5, 5, 160, *sliders[3:])[0]
+    assert "took" not in mine and "parameters" in mine  # a shape chosen by hand
+    monkeypatch.setitem(est._speed, handlers.m.device, 1e13)
+    arch, *sliders = handlers.train.apply_preset("ten-minutes")
+    assert sliders[:3] == [6, 6, 192] and "took" not in handlers.train.estimate(512, "ten-minutes", "gpt", arch, *sliders)[0]
+
+
 def test_corpus_handlers(handlers):
     upload, paste = handlers.train.corpus_inputs("paste")
     assert paste["visible"] is True and upload["visible"] == "hidden"  # the file box stays in the page, unseen

@@ -317,8 +317,47 @@ def test_every_preset_fits_a_default_server_on_the_corpus_it_was_tuned_for():
         kind, vocab = preset_tokenizer(name)
         model_cfg, train_cfg = configs_from(name, vocab or 65, {}, {})
         assert Limits().check_run(model_cfg, train_cfg, n_tokens=1_100_000) > 0, name
-    model_cfg, _ = configs_from("ten-minutes", 512, {}, {})  # a bigger model than two-minutes', with a longer context
+    model_cfg, _ = configs_from("ten-minutes", 512, {}, {"device": "cuda"})  # on a fast machine: a bigger model
     assert (model_cfg.n_layer, model_cfg.n_embd, model_cfg.block_size, model_cfg.dropout) == (6, 192, 128, 0.1)
+
+
+def test_ten_minutes_takes_the_largest_shape_this_machine_trains_on_enough_text(monkeypatch):
+    """On a machine measured fast, ten minutes train 6 x 192 on enough tokens; on a slow one that shape would read
+    too few, and a smaller one (same head size) takes its place. A shape asked for is kept whatever the speed."""
+    from gpt import estimate as est
+    from gpt.ui.train_tab import preset_values
+
+    def tokens_per_parameter(cfg, train_cfg):
+        tokens = train_cfg.max_seconds / est.step_seconds(cfg, train_cfg.batch_size) * train_cfg.batch_size * cfg.block_size
+        return tokens / est.parameters(cfg)
+
+    taken = {}
+    for flops in (1e9, 1e10, 5e10, 2e11, 1e12):
+        monkeypatch.setitem(est._speed, "cpu", flops)
+        cfg, train_cfg = configs_from("ten-minutes", 512, {}, {"device": "cpu"})
+        taken[flops] = (cfg.n_layer, cfg.n_head, cfg.n_embd)
+        assert cfg.n_embd // cfg.n_head == 32 and (cfg.block_size, cfg.dropout) == (128, 0.1)
+        larger = [s for s in preset("ten-minutes")["shapes"] if s["n_embd"] > cfg.n_embd]
+        if cfg.n_embd > 128:  # what it took reads enough tokens a parameter in its 590 s
+            assert tokens_per_parameter(cfg, train_cfg) >= est.TOKENS_PER_PARAMETER
+        for shape in larger:  # and every larger shape would not
+            bigger = GPTConfig(**{**cfg.to_dict(), **shape})
+            assert tokens_per_parameter(bigger, train_cfg) < est.TOKENS_PER_PARAMETER
+        v = preset_values("ten-minutes")  # the Train tab's sliders show the shape a run takes
+        assert (v["n_layer"], v["n_head"], v["n_embd"]) == taken[flops]
+    assert taken[1e9] == (4, 4, 128) and taken[1e12] == (6, 6, 192)
+    assert len(set(taken.values())) == 3  # each shape is taken at some speed
+    monkeypatch.setitem(est._speed, "cpu", 1e9)
+    cfg, _ = configs_from("ten-minutes", 512, {"n_layer": 6, "n_head": 6, "n_embd": 192}, {"device": "cpu"})
+    assert (cfg.n_layer, cfg.n_embd) == (6, 192)  # asked for: kept
+    cfg, _ = configs_from("ten-minutes", 512, {"n_layer": 8}, {"device": "cpu"})
+    assert (cfg.n_layer, cfg.n_embd) == (8, 192)  # one dimension asked for: the preset's own shape around it
+    cfg, _ = configs_from("ten-minutes", 512, {}, {"device": "cpu", "max_seconds": 0})
+    assert (cfg.n_layer, cfg.n_embd) == (6, 192)  # no time limit: nothing to fit
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg, _ = configs_from("ten-minutes", 512, {}, {"device": "cpu"})
+    assert (cfg.n_layer, cfg.n_embd) == (6, 192)  # under torchrun every process takes the same shape
+    assert configs_from("two-minutes", 512, {}, {"device": "cpu"})[0].n_embd == 128  # a preset without shapes
 
 
 def test_a_preset_brings_its_tokenizer_unless_one_is_asked_for():
@@ -341,3 +380,21 @@ def test_the_app_builds_an_optimizer_as_it_starts_so_the_first_run_does_not_wait
             "warm_up(); print('torch._dynamo' in sys.modules and threading.active_count() == 1)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-2000:]
+
+
+def test_the_train_cli_says_which_shape_ten_minutes_took_here(tmp_path, capsys, monkeypatch):
+    """On a machine measured slow the CLI's ten-minutes run is the small shape, and it says so and how to choose."""
+    from gpt import estimate as est
+    from gpt.checkpoint import load_checkpoint
+    from gpt.train.cli import main
+
+    monkeypatch.setitem(est._speed, "cpu", 1e9)
+    flags = ["--data", "addition", "--tokenizer", "char", "--preset", "ten-minutes", "--max-iters", "1",
+             "--eval-iters", "1", "--sample-tokens", "0"]
+    assert main([*flags, "--out", str(tmp_path / "fit")]) == 0
+    said = capsys.readouterr().err
+    assert "ten-minutes takes 4 layers x 128 wide here" in said and "--n-layer" in said, said
+    assert load_checkpoint(tmp_path / "fit", device="cpu").model.config.n_embd == 128
+    assert main([*flags, "--n-layer", "2", "--out", str(tmp_path / "asked")]) == 0
+    assert "[preset]" not in capsys.readouterr().err  # a shape asked for: nothing to say
+    assert load_checkpoint(tmp_path / "asked", device="cpu").model.config.n_layer == 2

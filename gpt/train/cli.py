@@ -18,9 +18,10 @@ from .. import checkpoint as ckpt
 from .. import distributed
 from .. import corpus as corpora
 from ..data import SYNTHETIC, Dataset
+from ..device import configure_cpu_threads
 from ..errors import ConfigError, DataError, GPTError
 from ..limits import Limits
-from ..presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
+from ..presets import DEFAULT_PRESET, PRESETS, preset, preset_tokenizer
 from .trainer import Trainer
 from .config import TrainConfig, configs_from
 
@@ -116,12 +117,19 @@ def _new(args: argparse.Namespace):
     if args.no_mask:
         model_over["causal"] = False
     limits = Limits.from_env()
+    configure_cpu_threads()  # before a preset measures this machine's speed to fit its shape (the run's threads)
     guess = args.vocab_size or (256 if args.tokenizer == "char" else 2048)  # exact once the tokenizer is built
     limits.check_run(*configs_from(args.preset, guess, model_over, _train_overrides(args)))
     dataset = corpora.dataset(corpora.load(args.data), args.tokenizer, args.vocab_size,
                               progress=lambda f, m: print(f"[tokenizer] {m}", file=sys.stderr))
     model_cfg, train_cfg = configs_from(args.preset, dataset.tokenizer.vocab_size, model_over, _train_overrides(args))
     limits.check_run(model_cfg, train_cfg)
+    shapes = preset(args.preset)["shapes"]
+    if shapes and train_cfg.max_seconds and not any(getattr(args, k) for k in ("n_layer", "n_head", "n_embd")):
+        among = ", ".join(f"{s['n_layer']} x {s['n_embd']}" for s in shapes)
+        print(f"[preset] {args.preset} takes {model_cfg.n_layer} layers x {model_cfg.n_embd} wide here: the largest "
+              f"of {among} this machine trains on enough text in {train_cfg.max_seconds:g} s (--n-layer, --n-head "
+              "and --n-embd choose another)", file=sys.stderr)
     return dataset, model_cfg, train_cfg
 
 

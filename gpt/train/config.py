@@ -9,9 +9,12 @@ CLI, the app and the API alike.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
 
+from ..device import detect_device
 from ..engine import MAX_NEW_TOKENS_CAP
+from ..estimate import fitted_shape
 from ..errors import ConfigError
 from ..model import GPTConfig
 from ..presets import preset
@@ -113,11 +116,29 @@ def progress_fraction(step: int, max_iters: int, elapsed_s: float, max_seconds: 
 def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train_overrides: dict) -> tuple[GPTConfig, TrainConfig]:
     """A preset merged with overrides: the one place a recipe becomes configs (the CLI, the app, the API).
 
-    An override of None keeps the preset's value; max_seconds 0 means no time limit.
+    An override of None keeps the preset's value; max_seconds 0 means no time limit. A preset that names
+    shapes (`ten-minutes`) takes the largest this machine trains well in its time, unless a shape is given.
     """
     p = preset(preset_name)
-    model_kw = {**p["model"], **{k: v for k, v in model_overrides.items() if v is not None}, "vocab_size": vocab_size}
+    model_over = {k: v for k, v in model_overrides.items() if v is not None}
+    model_kw = {**p["model"], **model_over, "vocab_size": vocab_size}
     train_kw = {**TrainConfig().to_dict(), **p["train"], **{k: v for k, v in train_overrides.items() if v is not None}}
     if train_kw.get("max_seconds") == 0:
         train_kw["max_seconds"] = None
-    return GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
+    model_cfg, train_cfg = GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
+    if p["shapes"] and not SHAPE.intersection(model_over) and train_cfg.max_seconds:
+        model_kw.update(fitted_shape(model_cfg, p["shapes"], train_cfg.batch_size, train_cfg.max_seconds,
+                                     fitting_device(train_cfg.device)))
+        model_cfg = GPTConfig(**model_kw)
+    return model_cfg, train_cfg
+
+
+SHAPE = {"n_layer", "n_head", "n_embd"}
+
+
+def fitting_device(device: str) -> str:
+    """The device whose speed picks a preset's shape: under torchrun every process must pick the same, so
+    they all take the first (largest) shape, as on any GPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "cuda"
+    return detect_device() if device in (None, "", "auto") else device  # named: as named (ZeroGPU's 'cuda')

@@ -19,6 +19,7 @@ from ..corpus import BPE_VOCAB_DEFAULT, BPE_VOCAB_MAX, BPE_VOCAB_MIN, CORPUS_CHO
 from ..errors import GPTError
 from ..jobs import JobManager, RunRequest
 from ..presets import DEFAULT_PRESET, PRESETS, preset_tokenizer
+from ..train.config import configs_from
 from . import frames, paste, slice_timer
 from .addresses import client_address
 from .messages import problem, say
@@ -37,10 +38,11 @@ TO_LESSON = "() => document.getElementById('lesson-tab-button')?.click()"  # a r
 SLIDERS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "batch_size", "lr", "max_iters", "max_seconds")
 
 
-def preset_values(name: str) -> dict:
-    """The slider values a preset stands for (0 seconds means no time limit)."""
-    p = PRESETS[name]
-    model, train = p["model"], p["train"]
+def preset_values(name: str, device: str = "cpu") -> dict:
+    """The slider values a preset stands for (0 seconds means no time limit), its shape the one it takes on
+    this machine (`ten-minutes` fits its shape to the machine's speed: `gpt.estimate.fitted_shape`)."""
+    model_cfg, _ = configs_from(name, preset_tokenizer(name)[1] or 65, {}, {"device": device})
+    model, train = model_cfg.to_dict(), PRESETS[name]["train"]
     return {
         "architecture": "modern" if model.get("pos_emb") == "rope" else "classic",
         "n_layer": model["n_layer"], "n_head": model["n_head"], "n_embd": model["n_embd"],
@@ -48,6 +50,18 @@ def preset_values(name: str) -> dict:
         "batch_size": train["batch_size"], "lr": train["lr"], "max_iters": train["max_iters"],
         "max_seconds": train.get("max_seconds") or 0,
     }
+
+
+def fitted_note(name: str, model_cfg, device: str) -> str:
+    """Why a preset that fits its shape to the machine shows a smaller one than its first (`ten-minutes`)."""
+    shapes = PRESETS.get(name, {}).get("shapes")
+    taken = (model_cfg.n_layer, model_cfg.n_head, model_cfg.n_embd)
+    if not shapes or taken == tuple(shapes[0].values()) or taken != tuple(preset_values(name, device)[k] for k in
+                                                                         ("n_layer", "n_head", "n_embd")):
+        return ""
+    first = shapes[0]
+    return (f" · {name} took {model_cfg.n_layer} x {model_cfg.n_embd} for this machine: {first['n_layer']} x "
+            f"{first['n_embd']} would read too little text in its time here")
 
 
 class TrainHandlers:
@@ -90,9 +104,8 @@ class TrainHandlers:
         kind, vocab = preset_tokenizer(name)
         return kind, gr.update(value=vocab or BPE_VOCAB_DEFAULT, visible=kind == "bpe")
 
-    @staticmethod
-    def apply_preset(name: str):
-        v = preset_values(name)
+    def apply_preset(self, name: str):
+        v = preset_values(name, self.m.device)
         return tuple(v[k] for k in ("architecture", *SLIDERS))
 
     def estimate(self, vocab_size, preset, model_type, architecture, *sliders):
@@ -114,7 +127,8 @@ class TrainHandlers:
         size = f"**{est.human_count(n)} parameters**" + (" &mdash; over this server's limit" if over else "")
         return (f"{size} · about **{est.human_bytes(mem)}** of memory to train · about "
                 f"**{est.human_seconds(secs)}** on this machine · "
-                f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step"), ends_when(train_cfg, secs, class_note)
+                f"{train_cfg.batch_size * model_cfg.block_size:,} tokens per step"
+                f"{fitted_note(preset, model_cfg, self.m.device)}"), ends_when(train_cfg, secs, class_note)
 
     # --- 3. training ------------------------------------------------------------------------------
     def start(self, owner, choice, upload, pasted, kind, vocab_size, preset, model_type, architecture, n_layer,
