@@ -141,4 +141,4 @@ def fitting_device(device: str) -> str:
     they all take the first (largest) shape, as on any GPU."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return "cuda"
-    return detect_device() if device in (None, "", "auto") else device  # named: as named (ZeroGPU's 'cuda')
+    return detect_device() if device in (None, "", "auto") else device  # a device named is taken as named
