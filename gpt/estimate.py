@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import torch
-
-from dataclasses import replace
 
 from .model import GPTConfig, count_parameters, flops_per_token
 
