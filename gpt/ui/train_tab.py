@@ -55,11 +55,13 @@ def preset_values(name: str, device: str = "cpu") -> dict:
 def fitted_note(name: str, model_cfg, device: str) -> str:
     """Why a preset that fits its shape to the machine shows a smaller one than its first (`ten-minutes`)."""
     shapes = PRESETS.get(name, {}).get("shapes")
-    taken = (model_cfg.n_layer, model_cfg.n_head, model_cfg.n_embd)
-    if not shapes or taken == tuple(shapes[0].values()) or taken != tuple(preset_values(name, device)[k] for k in
-                                                                         ("n_layer", "n_head", "n_embd")):
+    if not shapes:
         return ""
-    first = shapes[0]
+    shape = ("n_layer", "n_head", "n_embd")
+    taken, first = [getattr(model_cfg, k) for k in shape], shapes[0]
+    fitted = preset_values(name, device)
+    if taken == [first[k] for k in shape] or taken != [fitted[k] for k in shape]:
+        return ""  # the preset's own first shape, or one set by hand: nothing to explain
     return (f" · {name} took {model_cfg.n_layer} x {model_cfg.n_embd} for this machine: {first['n_layer']} x "
             f"{first['n_embd']} would read too little text in its time here")
 
