@@ -101,11 +101,13 @@ def fitted_shape(config: GPTConfig, shapes: list[dict], batch_size: int, seconds
     A fixed shape is right for one machine only: a model a fast CPU trains on ~2 tokens a parameter in ten
     minutes sees a tenth of that on a CPU 4x slower, and a smaller model beats it there. So a recipe may name
     shapes and take the largest that reads TOKENS_PER_PARAMETER tokens per parameter here, at this machine's
-    measured speed; the smallest when none does.
+    measured speed; the smallest when none does. A shape may bring model settings beyond its size (dropout) and
+    its own training settings (`train`, e.g. its batch), which its reading is measured with.
     """
     for shape in shapes:
-        cfg = replace(config, **shape)
-        tokens = seconds / step_seconds(cfg, batch_size, device) * batch_size * cfg.block_size
+        cfg = replace(config, **{k: v for k, v in shape.items() if k != "train"})
+        batch = shape.get("train", {}).get("batch_size", batch_size)
+        tokens = seconds / step_seconds(cfg, batch, device) * batch * cfg.block_size
         if tokens >= TOKENS_PER_PARAMETER * parameters(cfg):
             return dict(shape)
     return dict(shapes[-1])

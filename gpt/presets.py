@@ -82,8 +82,12 @@ PRESETS["ten-minutes"] = {
     # 6 x 192 where this machine trains it on enough text in the ten minutes (2,800 steps on the 2-core CPU it was
     # tuned on), else a smaller shape of the same head size: on a CPU 4x slower 6 x 192 made ~250 steps and
     # ended 0.21-0.26 bits per character behind 4 x 128 (`gpt.estimate.fitted_shape`, docs/benchmarks.md)
+    # 4 x 128 is the two-minutes model, and takes that recipe's training with it (no dropout, batch 20, Muon decay
+    # 0.3, cosine to zero): on one thread beside another run, 2.106 bits per character against 2.218 with the
+    # large shapes' settings, median of 3 pairs (-0.100 to -0.126 per pair; docs/benchmarks.md)
     "shapes": [dict(n_layer=6, n_head=6, n_embd=192), dict(n_layer=5, n_head=5, n_embd=160),
-               dict(n_layer=4, n_head=4, n_embd=128)],
+               dict(n_layer=4, n_head=4, n_embd=128, dropout=0.0,
+                    train=dict(batch_size=20, min_lr_ratio=0.0, muon_weight_decay=0.3))],
     "train": dict(PRESETS["fast"]["train"], batch_size=16, max_iters=20000, max_seconds=590, eval_interval=500),
     "tokenizer": dict(kind="bpe", vocab_size=512),
     "about": "Start it before a lecture: the largest of 6 x 192, 5 x 160 and 4 x 128 this machine trains well "

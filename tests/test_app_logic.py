@@ -632,6 +632,7 @@ def test_ten_minutes_on_a_slow_machine_shows_its_smaller_shape_and_says_why(hand
     monkeypatch.setitem(est._speed, handlers.m.device, 1e9)
     arch, *sliders = handlers.train.apply_preset("ten-minutes")
     assert sliders[:3] == [4, 4, 128] and sliders[-1] == 590
+    assert sliders[4:6] == [0.0, 20]  # and the two-minutes recipe's training that goes with that shape
     md = handlers.train.estimate(512, "ten-minutes", "gpt", arch, *sliders)[0]
     assert "ten-minutes took 4 x 128 for this machine: 6 x 192 would read too little text" in md
     mine = handlers.train.estimate(512, "ten-minutes", "gpt", arch, 5, 5, 160, *sliders[3:])[0]

@@ -336,20 +336,31 @@ def test_ten_minutes_takes_the_largest_shape_this_machine_trains_on_enough_text(
         monkeypatch.setitem(est._speed, "cpu", flops)
         cfg, train_cfg = configs_from("ten-minutes", 512, {}, {"device": "cpu"})
         taken[flops] = (cfg.n_layer, cfg.n_head, cfg.n_embd)
-        assert cfg.n_embd // cfg.n_head == 32 and (cfg.block_size, cfg.dropout) == (128, 0.1)
+        assert cfg.n_embd // cfg.n_head == 32 and cfg.block_size == 128
+        small = cfg.n_embd == 128  # the two-minutes model takes the two-minutes recipe's training with it
+        assert (cfg.dropout, train_cfg.batch_size, train_cfg.min_lr_ratio, train_cfg.muon_weight_decay) == (
+            (0.0, 20, 0.0, 0.3) if small else (0.1, 16, 0.1, 0.0))
         larger = [s for s in preset("ten-minutes")["shapes"] if s["n_embd"] > cfg.n_embd]
         if cfg.n_embd > 128:  # what it took reads enough tokens a parameter in its 590 s
             assert tokens_per_parameter(cfg, train_cfg) >= est.TOKENS_PER_PARAMETER
         for shape in larger:  # and every larger shape would not
             bigger = GPTConfig(**{**cfg.to_dict(), **shape})
             assert tokens_per_parameter(bigger, train_cfg) < est.TOKENS_PER_PARAMETER
-        v = preset_values("ten-minutes")  # the Train tab's sliders show the shape a run takes
-        assert (v["n_layer"], v["n_head"], v["n_embd"]) == taken[flops]
+        v = preset_values("ten-minutes")  # the Train tab's sliders show the shape a run takes, and its settings
+        assert (v["n_layer"], v["n_head"], v["n_embd"], v["dropout"], v["batch_size"]) == (
+            *taken[flops], cfg.dropout, train_cfg.batch_size)
     assert taken[1e9] == (4, 4, 128) and taken[1e12] == (6, 6, 192)
     assert len(set(taken.values())) == 3  # each shape is taken at some speed
     monkeypatch.setitem(est._speed, "cpu", 1e9)
     cfg, _ = configs_from("ten-minutes", 512, {"n_layer": 6, "n_head": 6, "n_embd": 192}, {"device": "cpu"})
     assert (cfg.n_layer, cfg.n_embd) == (6, 192)  # asked for: kept
+    # the sliders' run (every slider given) on the small shape still takes its schedule and decay, not what was set
+    sliders = {"n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.05}
+    cfg, train_cfg = configs_from("ten-minutes", 512, sliders, {"device": "cpu", "batch_size": 12})
+    assert (cfg.dropout, train_cfg.batch_size, train_cfg.min_lr_ratio, train_cfg.muon_weight_decay) == (
+        0.05, 12, 0.0, 0.3)
+    cfg, train_cfg = configs_from("ten-minutes", 512, {}, {"device": "cpu", "muon_weight_decay": 0.0})
+    assert (cfg.n_embd, train_cfg.muon_weight_decay, train_cfg.min_lr_ratio) == (128, 0.0, 0.0)  # asked: kept
     cfg, _ = configs_from("ten-minutes", 512, {"n_layer": 8}, {"device": "cpu"})
     assert (cfg.n_layer, cfg.n_embd) == (8, 192)  # one dimension asked for: the preset's own shape around it
     cfg, _ = configs_from("ten-minutes", 512, {}, {"device": "cpu", "max_seconds": 0})

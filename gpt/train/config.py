@@ -117,7 +117,9 @@ def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train
     """A preset merged with overrides: the one place a recipe becomes configs (the CLI, the app, the API).
 
     An override of None keeps the preset's value; max_seconds 0 means no time limit. A preset that names
-    shapes (`ten-minutes`) takes the largest this machine trains well in its time, unless a shape is given.
+    shapes (`ten-minutes`) takes the largest this machine trains well in its time, unless a shape is given;
+    the shape taken, or one of its shapes given by hand, brings its own settings (dropout, `train`) where the
+    overrides do not name them.
     """
     p = preset(preset_name)
     model_over = {k: v for k, v in model_overrides.items() if v is not None}
@@ -126,10 +128,18 @@ def configs_from(preset_name: str, vocab_size: int, model_overrides: dict, train
     if train_kw.get("max_seconds") == 0:
         train_kw["max_seconds"] = None
     model_cfg, train_cfg = GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
-    if p["shapes"] and not SHAPE.intersection(model_over) and train_cfg.max_seconds:
-        model_kw.update(fitted_shape(model_cfg, p["shapes"], train_cfg.batch_size, train_cfg.max_seconds,
-                                     fitting_device(train_cfg.device)))
-        model_cfg = GPTConfig(**model_kw)
+    if not p["shapes"]:
+        return model_cfg, train_cfg
+    if not SHAPE.intersection(model_over) and train_cfg.max_seconds:
+        shape = fitted_shape(model_cfg, p["shapes"], train_cfg.batch_size, train_cfg.max_seconds,
+                             fitting_device(train_cfg.device))
+    else:  # a shape given by hand that is one of the preset's (the Train tab's sliders) takes its settings too
+        shape = next((dict(s) for s in p["shapes"] if all(s[k] == model_kw[k] for k in SHAPE)), None)
+    if shape:
+        given = {k for k, v in train_overrides.items() if v is not None}  # what was asked for stays
+        train_kw.update({k: v for k, v in shape.pop("train", {}).items() if k not in given})
+        model_kw.update({k: v for k, v in shape.items() if k not in model_over})
+        model_cfg, train_cfg = GPTConfig(**model_kw), TrainConfig.from_dict(train_kw)
     return model_cfg, train_cfg
 
 

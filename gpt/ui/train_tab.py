@@ -41,8 +41,8 @@ SLIDERS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "batch_size",
 def preset_values(name: str, device: str = "cpu") -> dict:
     """The slider values a preset stands for (0 seconds means no time limit), its shape the one it takes on
     this machine (`ten-minutes` fits its shape to the machine's speed: `gpt.estimate.fitted_shape`)."""
-    model_cfg, _ = configs_from(name, preset_tokenizer(name)[1] or 65, {}, {"device": device})
-    model, train = model_cfg.to_dict(), PRESETS[name]["train"]
+    model_cfg, train_cfg = configs_from(name, preset_tokenizer(name)[1] or 65, {}, {"device": device})
+    model, train = model_cfg.to_dict(), PRESETS[name]["train"] | {"batch_size": train_cfg.batch_size}
     return {
         "architecture": "modern" if model.get("pos_emb") == "rope" else "classic",
         "n_layer": model["n_layer"], "n_head": model["n_head"], "n_embd": model["n_embd"],
