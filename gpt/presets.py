@@ -12,9 +12,9 @@ Tiny Shakespeare's ~0.4M tokens sooner), and with Muon's weight decay and
 batch 20 2.118 in 133 s (median of 6) on a slower 2-core host.
 `ten-minutes` is the one to start before a lecture: 6 layers x 192 wide with
 a 128-token context and dropout 0.1 on the same BPE (the small model, trained
-ten minutes, only memorises), or a smaller shape where this machine is too
-slow to train 6 x 192 on enough text in ten minutes (`shapes`, fitted by
-`gpt.train.config.configs_from`). `tiny` is for tests:
+ten minutes, only memorises), or the two-minutes model and its training
+where this machine is too slow to train 6 x 192 on enough text in ten
+minutes (`shapes`, fitted by `gpt.train.config.configs_from`). `tiny` is for tests:
 it trains in seconds. docs/benchmarks.md says how each was found and measured.
 
 A preset may name the tokenizer it was tuned with (`tokenizer`); the CLI
@@ -80,18 +80,19 @@ PRESETS["ten-minutes"] = {
     # minutes); a 3x wider-and-deeper model, a 128-token context (~260 characters) and a little dropout generalise.
     "model": dict(PRESETS["fast"]["model"], n_layer=6, n_head=6, n_embd=192, block_size=128, dropout=0.1),
     # 6 x 192 where this machine trains it on enough text in the ten minutes (2,800 steps on the 2-core CPU it was
-    # tuned on), else a smaller shape of the same head size: on a CPU 4x slower 6 x 192 made ~250 steps and
-    # ended 0.21-0.26 bits per character behind 4 x 128 (`gpt.estimate.fitted_shape`, docs/benchmarks.md)
-    # 4 x 128 is the two-minutes model, and takes that recipe's training with it (no dropout, batch 20, Muon decay
-    # 0.3, cosine to zero): on one thread beside another run, 2.106 bits per character against 2.218 with the
-    # large shapes' settings, median of 3 pairs (-0.100 to -0.126 per pair; docs/benchmarks.md)
-    "shapes": [dict(n_layer=6, n_head=6, n_embd=192), dict(n_layer=5, n_head=5, n_embd=160),
+    # tuned on), else the two-minutes model: on a CPU 4x slower 6 x 192 made ~250-380 steps and ended 0.19-0.26
+    # bits per character behind 4 x 128 (`gpt.estimate.fitted_shape`, docs/benchmarks.md). 4 x 128 takes the
+    # two-minutes recipe's training with it (no dropout, batch 20, Muon decay 0.3, cosine to zero): on one thread
+    # beside another run, 2.106 bits per character against 2.218 with 6 x 192's settings, median of 3 pairs
+    # (-0.100 to -0.126 a pair). 5 x 160, a shape between, lost to 4 x 128 with the old settings (2.237 against
+    # 2.161, one run each at 0.8 tokens a parameter) and is no longer offered.
+    "shapes": [dict(n_layer=6, n_head=6, n_embd=192),
                dict(n_layer=4, n_head=4, n_embd=128, dropout=0.0,
                     train=dict(batch_size=20, min_lr_ratio=0.0, muon_weight_decay=0.3))],
     "train": dict(PRESETS["fast"]["train"], batch_size=16, max_iters=20000, max_seconds=590, eval_interval=500),
     "tokenizer": dict(kind="bpe", vocab_size=512),
-    "about": "Start it before a lecture: the largest of 6 x 192, 5 x 160 and 4 x 128 this machine trains well "
-             "in ten minutes, context 128 BPE tokens (~260 characters)",
+    "about": "Start it before a lecture: 6 x 192 where this machine trains it well in ten minutes, else the "
+             "two-minutes model, context 128 BPE tokens (~260 characters)",
 }
 
 DEFAULT_PRESET = "two-minutes"

@@ -350,7 +350,7 @@ def test_ten_minutes_takes_the_largest_shape_this_machine_trains_on_enough_text(
         assert (v["n_layer"], v["n_head"], v["n_embd"], v["dropout"], v["batch_size"]) == (
             *taken[flops], cfg.dropout, train_cfg.batch_size)
     assert taken[1e9] == (4, 4, 128) and taken[1e12] == (6, 6, 192)
-    assert len(set(taken.values())) == 3  # each shape is taken at some speed
+    assert len(set(taken.values())) == 2  # each shape is taken at some speed
     monkeypatch.setitem(est._speed, "cpu", 1e9)
     cfg, _ = configs_from("ten-minutes", 512, {"n_layer": 6, "n_head": 6, "n_embd": 192}, {"device": "cpu"})
     assert (cfg.n_layer, cfg.n_embd) == (6, 192)  # asked for: kept
