@@ -63,10 +63,19 @@ def test_sample_cli_bad_checkpoints_are_one_line(tmp_path, good, capsys):
     (["--max-seconds", "nan"], "max_seconds must be a positive number"),
     (["--lr", "inf"], "learning rate must be a positive number"),
     (["--min-lr-ratio", "2"], "min_lr_ratio must be at most 1"),
+    (["--beta1", "1.5"], "beta1 must be at most 1"),
+    (["--beta2", "-0.1"], "beta2 must be at least 0"),
 ])
 def test_train_cli_bad_flags_are_one_line(tmp_path, capsys, flags, match):
     line = one_error_line(capsys, train_main(["--data", "addition", *TINY, "--out", str(tmp_path / "r"), *flags]))
     assert match in line, line
+
+
+def test_train_cli_adam_betas_reach_the_run(tmp_path):
+    out = tmp_path / "r"
+    assert train_main(["--data", "addition", *TINY, "--beta1", "0.8", "--beta2", "0.95", "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())["train"]
+    assert (saved["beta1"], saved["beta2"]) == (0.8, 0.95)
 
 
 @pytest.mark.parametrize("flags, match", [

@@ -53,7 +53,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size", "--max-iters", "--grad-accum",
                  "--eval-interval", "--eval-iters", "--seed", "--warmup-iters", "--sample-tokens"):
         ap.add_argument(flag, type=int, default=None)
-    for flag in ("--dropout", "--lr", "--min-lr-ratio", "--max-seconds", "--muon-lr", "--weight-decay", "--muon-weight-decay"):
+    for flag in ("--dropout", "--lr", "--min-lr-ratio", "--max-seconds", "--muon-lr", "--weight-decay", "--muon-weight-decay",
+                 "--beta1", "--beta2"):
         ap.add_argument(flag, type=float, default=None)
     ap.add_argument("--optimizer", choices=["adamw", "muon"], default=None)
     ap.add_argument("--no-mask", action="store_true", help="drop the causal mask (an encoder: it cheats)")
@@ -70,7 +71,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _train_overrides(args: argparse.Namespace) -> dict:
     over = {k: getattr(args, k) for k in ("batch_size", "grad_accum", "max_iters", "max_seconds", "lr", "min_lr_ratio",
                                           "eval_interval", "eval_iters", "seed", "warmup_iters", "optimizer", "muon_lr",
-                                          "weight_decay", "muon_weight_decay", "device", "dtype", "sample_tokens")}
+                                          "weight_decay", "muon_weight_decay", "beta1", "beta2", "device", "dtype",
+                                          "sample_tokens")}
     if args.compile:
         over["compile"] = True
     return over
