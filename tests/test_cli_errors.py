@@ -63,7 +63,7 @@ def test_sample_cli_bad_checkpoints_are_one_line(tmp_path, good, capsys):
     (["--max-seconds", "nan"], "max_seconds must be a positive number"),
     (["--lr", "inf"], "learning rate must be a positive number"),
     (["--min-lr-ratio", "2"], "min_lr_ratio must be at most 1"),
-    (["--beta1", "1.5"], "beta1 must be at most 1"),
+    (["--beta1", "1"], "beta1 must be below 1"),
     (["--beta2", "-0.1"], "beta2 must be at least 0"),
 ])
 def test_train_cli_bad_flags_are_one_line(tmp_path, capsys, flags, match):

@@ -25,9 +25,11 @@ from ..validate import choice, flag, number, text, whole
 TRAIN_WHOLE_RANGES = [("batch_size", 1, 2**20), ("max_iters", 1, 10**9), ("eval_interval", 1, 10**9),
                       ("eval_iters", 1, 10**5), ("grad_accum", 1, 2**10), ("warmup_iters", 0, 10**9),
                       ("seed", 0, 2**40), ("sample_tokens", 0, MAX_NEW_TOKENS_CAP)]
-TRAIN_NUMBER_RANGES = [("lr", 0, 1e12, True), ("min_lr_ratio", 0, 1, False), ("weight_decay", 0, 10, False),
-                       ("beta1", 0, 1, False), ("beta2", 0, 1, False), ("grad_clip", 0, 1e6, False),
-                       ("muon_lr", 0, 1e12, True), ("muon_weight_decay", 0, 10, False)]
+# (name, lo, hi, lo excluded, hi excluded): a beta of 1 divides Adam's bias correction by zero
+TRAIN_NUMBER_RANGES = [("lr", 0, 1e12, True, False), ("min_lr_ratio", 0, 1, False, False),
+                       ("weight_decay", 0, 10, False, False), ("beta1", 0, 1, False, True), ("beta2", 0, 1, False, True),
+                       ("grad_clip", 0, 1e6, False, False), ("muon_lr", 0, 1e12, True, False),
+                       ("muon_weight_decay", 0, 10, False, False)]
 
 
 EARLY_POINTS_FROM = 100  # an evaluation interval at least this long gets three early, cheaper points
@@ -65,9 +67,9 @@ class TrainConfig:
         """Types and sane ranges, each refusal naming the field; a server's own limits are `gpt.limits`."""
         for name, lo, hi in TRAIN_WHOLE_RANGES:
             setattr(self, name, whole(getattr(self, name), name, lo, hi))
-        for name, lo, hi, low_open in TRAIN_NUMBER_RANGES:
+        for name, lo, hi, low_open, high_open in TRAIN_NUMBER_RANGES:
             label = "The learning rate" if name == "lr" else name
-            setattr(self, name, number(getattr(self, name), label, lo, hi, low_open=low_open))
+            setattr(self, name, number(getattr(self, name), label, lo, hi, low_open=low_open, high_open=high_open))
         if self.max_seconds is not None:
             self.max_seconds = number(self.max_seconds, "max_seconds", 0, 10**8, low_open=True)
         choice(self.optimizer, "optimizer", ("adamw", "muon"))
