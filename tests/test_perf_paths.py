@@ -338,13 +338,13 @@ def test_ten_minutes_takes_the_largest_shape_this_machine_trains_on_enough_text(
         taken[flops] = (cfg.n_layer, cfg.n_head, cfg.n_embd)
         assert cfg.n_embd // cfg.n_head == 32 and cfg.block_size == 128
         small = cfg.n_embd == 128  # the two-minutes model takes the two-minutes recipe's training with it
-        assert (cfg.dropout, train_cfg.batch_size, train_cfg.min_lr_ratio, train_cfg.muon_weight_decay) == (
-            (0.0, 20, 0.0, 0.3) if small else (0.1, 16, 0.1, 0.0))
+        assert (cfg.dropout, cfg.tie_weights, train_cfg.batch_size, train_cfg.min_lr_ratio,
+                train_cfg.muon_weight_decay) == ((0.0, True, 20, 0.0, 0.3) if small else (0.1, False, 16, 0.1, 0.0))
         larger = [s for s in preset("ten-minutes")["shapes"] if s["n_embd"] > cfg.n_embd]
         if cfg.n_embd > 128:  # what it took reads enough tokens a parameter in its 590 s
             assert tokens_per_parameter(cfg, train_cfg) >= est.TOKENS_PER_PARAMETER
         for shape in larger:  # and every larger shape would not
-            bigger = GPTConfig(**{**cfg.to_dict(), **shape})
+            bigger = GPTConfig(**{**cfg.to_dict(), "tie_weights": False, **shape})  # as the preset's model
             assert tokens_per_parameter(bigger, train_cfg) < est.TOKENS_PER_PARAMETER
         v = preset_values("ten-minutes")  # the Train tab's sliders show the shape a run takes, and its settings
         assert (v["n_layer"], v["n_head"], v["n_embd"], v["dropout"], v["batch_size"]) == (

@@ -112,9 +112,6 @@ def qwen3_gaps(config: GPTConfig) -> list[Gap]:
         gaps.append(("norm after the embedding", f"{who} has none"))
     if config.bias:
         gaps.append(("biases", f"{who}'s MLP and norms have none"))
-    if config.layernorm and config.norm == "layer" and config.tie_weights:
-        gaps.append(("LM head tied to the embedding", f"{who}'s RMSNorm computes our LayerNorm only when the "
-                                                       "embedding is centred, which a tied head would read"))
     return gaps + _common_gaps(config, who)
 
 

@@ -103,6 +103,14 @@ def _usage(tok: Tokenizer) -> str:
             'print(tok.decode(model.generate(ids, max_new_tokens=100, do_sample=True, top_k=40)[0]))')
 
 
+def _head(c: GPTConfig, arch: str) -> str:
+    if not c.tie_weights:
+        return "an untied LM head"
+    if arch in (QWEN3, LLAMA) and not qwen3.tied_in_transformers(c):
+        return "an LM head tied to the embedding in training (its own copy here: this file's embedding is centred)"
+    return "a tied LM head"
+
+
 def model_card(run: ckpt.Checkpoint, n_params: int, arch: str = GPT2) -> str:
     meta, c = run.meta, run.model_config
     best = meta.get("best_val_loss")
@@ -124,7 +132,7 @@ tags: [{arch.lower()}, from-scratch, lets-build-gpt]
 
 A {n_params:,}-parameter GPT trained from scratch with the "Build a GPT" app (Karpathy's
 *Let's build GPT*): {c.n_layer} layers, {c.n_head} heads, width {c.n_embd}, context {c.block_size} tokens,
-{BLOCKS[arch]}, {c.activation} activation, {'a tied' if c.tie_weights else 'an untied'} LM head.
+{BLOCKS[arch]}, {c.activation} activation, {_head(c, arch)}.
 
 - data: {meta.get('corpus', 'unknown')}
 - tokenizer: {run.tokenizer.describe()}{' (exported with its full vocabulary; see the project README)' if isinstance(base_of(run.tokenizer), BPETokenizer) and base_of(run.tokenizer).compact else ''}

@@ -14,8 +14,9 @@ without the QK-norm. Three rewrites of the weights, none of the function:
   attention's and the MLP's output projections) is centred over its
   channels, the stream keeps mean zero, and each RMSNorm computes the
   LayerNorm it replaces (pre-LN and pre-RMSNorm transformers are equivalent
-  this way: Jiang et al., NeurIPS 2023). A head tied to the embedding would
-  read the centred rows too, so a tied LayerNorm model is refused.
+  this way: Jiang et al., NeurIPS 2023). A head tied to the embedding must
+  not read the centred rows, so a tied LayerNorm model leaves untied: the
+  file holds the centred embedding and the head's own copy of the rows.
 - One epsilon: Qwen3's rms_norm_eps serves the block norms and the QK-norm,
   ours are 1e-5 (LayerNorm) and 1e-6 (QK-norm). Queries and keys stored s
   times larger, s = sqrt(1e-5 / 1e-6), then normalised with 1e-5, are ours
@@ -53,6 +54,11 @@ def block_eps(config: GPTConfig) -> float:
     return LAYER_NORM_EPS if config.norm == "layer" else RMS_EPS
 
 
+def tied_in_transformers(config: GPTConfig) -> bool:
+    """Whether the exported head stays tied: not where the embedding is stored centred (a LayerNorm model)."""
+    return config.tie_weights and config.norm != "layer"
+
+
 def qwen3_config(config: GPTConfig, vocab_size: int, eos: int | None, tokenizer: Tokenizer) -> dict:
     """config.json for `Qwen3ForCausalLM` (with QK-norm) or `LlamaForCausalLM` (without)."""
     qwen = config.qk_norm
@@ -64,7 +70,7 @@ def qwen3_config(config: GPTConfig, vocab_size: int, eos: int | None, tokenizer:
         "max_position_embeddings": config.block_size, "rms_norm_eps": block_eps(config),
         "rope_parameters": {"rope_type": "default", "rope_theta": ROPE_THETA}, "attention_bias": False,
         "mlp_bias": False, "attention_dropout": config.dropout, "use_sliding_window": False,
-        "initializer_range": 0.02, "use_cache": True, "tie_word_embeddings": config.tie_weights,
+        "initializer_range": 0.02, "use_cache": True, "tie_word_embeddings": tied_in_transformers(config),
         "bos_token_id": eos, "eos_token_id": eos, "pad_token_id": eos, "dtype": "float32",
         "gpt_tokenizer": tokenizer.spec(),  # our own reading of tokenizer.json, exact on import
     }
@@ -81,8 +87,8 @@ def ours_to_qwen3(state: dict[str, torch.Tensor], config: GPTConfig) -> dict[str
     norm = (lambda name: state[name + ".weight"]) if centre else (lambda name: torch.ones(C))  # 'rms': no gain
     wte = state["transformer.wte.weight"]
     out = {"model.embed_tokens.weight": _centre(wte, 1) if centre else wte, "model.norm.weight": norm("transformer.ln_f")}
-    if not config.tie_weights:
-        out["lm_head.weight"] = state["lm_head.weight"]
+    if not tied_in_transformers(config):
+        out["lm_head.weight"] = state["transformer.wte.weight" if config.tie_weights else "lm_head.weight"]
     for i in range(config.n_layer):
         ours, theirs = f"transformer.h.{i}.", f"model.layers.{i}."
         q, k, v = state[ours + "attn.c_attn.weight"].split(C)  # each (C, C)

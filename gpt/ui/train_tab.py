@@ -33,7 +33,7 @@ LOSS_UNIT = ("**The loss is in nats per token**: the mean of −ln(the probabili
              "tokenizer, so runs are compared in **bits per character** (the progress line, the comparison plot): "
              "the same loss ÷ ln 2 ÷ characters per token.")
 MODERN = ("**Modern** (the default) is the lecture's GPT with rotary positions, QK-norm and ReLU², no biases and an "
-          "untied output layer, and its presets train with Muon instead of AdamW. **Classic** is the lecture's own model.")
+          "untied output layer (tied to the embedding in ten-minutes' small shape), and its presets train with Muon instead of AdamW. **Classic** is the lecture's own model.")
 TO_LESSON = "() => document.getElementById('lesson-tab-button')?.click()"  # a real click: the tab's select event runs
 SLIDERS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "batch_size", "lr", "max_iters", "max_seconds")
 
