@@ -86,8 +86,9 @@ PRESETS["ten-minutes"] = {
     # beside another run, 2.106 bits per character against 2.218 with 6 x 192's settings, median of 3 pairs
     # (-0.100 to -0.126 a pair). 5 x 160, a shape between, lost to 4 x 128 with the old settings (2.237 against
     # 2.161, one run each at 0.8 tokens a parameter) and is no longer offered. Its head is tied to the embedding:
-    # ten minutes read its text ~5-8 times, and the 65K fewer parameters memorise less (-0.014, -0.017, and
-    # PAIR3 at equal time, one thread each beside the untied; it still crosses to transformers, untied there).
+    # ten minutes read its text ~3-8 times, and 65K fewer parameters memorise less: -0.014, -0.017 and +0.017
+    # bits per character at equal time (median -0.014), one thread each beside the untied; -0.013 at equal
+    # steps. It still crosses to transformers (untied there: gpt/convert/qwen3.py).
     "shapes": [dict(n_layer=6, n_head=6, n_embd=192),
                dict(n_layer=4, n_head=4, n_embd=128, dropout=0.0, tie_weights=True,
                     train=dict(batch_size=20, min_lr_ratio=0.0, muon_weight_decay=0.3))],
