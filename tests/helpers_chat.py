@@ -30,11 +30,13 @@ def base_tokenizer(kind: str, text: str = CORPUS):
     return pretrained("gpt2", text) if kind == "gpt2-compact" else pretrained("gpt2", compact=False)
 
 
-def random_gpt(vocab_size: int, arch: str = "classic", block_size: int = 48, seed: int = 0, scale: float = 1.0):
-    """A small GPT with random weights; scale > 1 makes its choices far from ties."""
+def random_gpt(vocab_size: int, arch: str = "classic", block_size: int = 48, seed: int = 0, scale: float = 1.0,
+               **change):
+    """A small GPT with random weights (`change`: settings over the architecture's); scale > 1 makes its
+    choices far from ties."""
     torch.manual_seed(seed)
     model = build_model(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=2, n_embd=32,
-                                  **ARCHITECTURES[arch]))
+                                  **{**ARCHITECTURES[arch], **change}))
     if scale != 1.0:
         with torch.no_grad():
             for p in model.parameters():

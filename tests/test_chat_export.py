@@ -31,12 +31,13 @@ PROMPT = [
 ]
 
 
-def chat_run(tmp_path, kind):
-    """A random classic GPT over a `kind` tokenizer, made into a chat model (new rows moved in) and saved."""
+def chat_run(tmp_path, kind, arch="classic", **change):
+    """A random GPT over a `kind` tokenizer, made into a chat model (new rows moved in) and saved."""
     tok = base_tokenizer(kind)
     seen = DATA + [PROMPT + [{"role": "assistant", "content": "42"}],  # a compact vocabulary keeps all their tokens
                    [{"role": "user", "content": "hear<|end|>me"}, {"role": "assistant", "content": "42"}]]
-    grown = chat_model(random_gpt(tok.vocab_size, "classic", block_size=128, scale=12.0), tok, seen)
+    model = random_gpt(tok.vocab_size, arch, block_size=128, scale=12.0, **change)
+    grown = chat_model(model, tok, seen)
     ckpt.save_checkpoint(tmp_path / "run", grown.model, grown.model.config, grown.tokenizer, step=5)
     return ckpt.load_checkpoint(tmp_path / "run")
 
@@ -59,9 +60,12 @@ def id_maps(tok):
     return out, back
 
 
-@pytest.mark.parametrize("kind", ["char", "bpe", "gpt2-compact", "gpt2"])
-def test_apply_chat_template_and_greedy_generate_match_ours_in_transformers(tmp_path, kind):
-    run = chat_run(tmp_path, kind)
+@pytest.mark.parametrize("kind, arch", [("char", "classic"), ("bpe", "classic"), ("gpt2-compact", "classic"),
+                                        ("gpt2", "classic"), ("gpt2-compact", "modern-tied")])
+def test_apply_chat_template_and_greedy_generate_match_ours_in_transformers(tmp_path, kind, arch):
+    """modern-tied: ten-minutes' small shape (LayerNorm, a tied head) leaves as Qwen3 with the head untied, its
+    rows for the full vocabulary and the chat tokens moved as the embedding's are."""
+    run = chat_run(tmp_path, kind, "modern", tie_weights=True) if arch == "modern-tied" else chat_run(tmp_path, kind)
     ours = run.tokenizer
     run_to_hf(tmp_path / "run", tmp_path / "hf")
     hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
@@ -77,6 +81,13 @@ def test_apply_chat_template_and_greedy_generate_match_ours_in_transformers(tmp_
     assert [back(i) for i in out] == mine.ids + ([ours.end_id] if mine.ended else [])  # generate stops at <|end|>
     if getattr(ours.base, "unk_id", None) not in mine.ids:
         assert hf_tok.decode(out, skip_special_tokens=True) == mine.text
+    if arch == "modern-tied":  # the head reads the uncentred rows: every logit, not only the greedy choice
+        assert json.loads((tmp_path / "hf" / "config.json").read_text())["tie_word_embeddings"] is False
+        with torch.no_grad():
+            mine_logits = run.model(torch.tensor([prompt]))[0][0]  # (T, our vocab)
+            their_logits = model(torch.tensor([theirs])).logits[0]  # (T, exported vocab)
+        columns = torch.tensor([mapped(i) for i in range(ours.vocab_size)])
+        assert torch.allclose(their_logits[:, columns], mine_logits, atol=1e-4)
 
 
 def test_a_model_that_answers_and_ends_answers_the_same_in_transformers(tmp_path):
