@@ -359,6 +359,10 @@ def test_ten_minutes_takes_the_largest_shape_this_machine_trains_on_enough_text(
     cfg, train_cfg = configs_from("ten-minutes", 512, sliders, {"device": "cpu", "batch_size": 12})
     assert (cfg.dropout, train_cfg.batch_size, train_cfg.min_lr_ratio, train_cfg.muon_weight_decay) == (
         0.05, 12, 0.0, 0.3)
+    from gpt.jobs.request import RunRequest  # the Train tab's form names the architecture: the shape's head still
+    form = RunRequest(tokenizer="bpe", vocab_size=512, preset="ten-minutes", architecture="modern", **sliders)
+    assert form.configs(512, "cpu")[0].tie_weights  # is tied, as the CLI's is; classic asked for is classic's
+    assert not RunRequest(preset="ten-minutes", architecture="classic", **sliders).configs(512, "cpu")[0].qk_norm
     cfg, train_cfg = configs_from("ten-minutes", 512, {}, {"device": "cpu", "muon_weight_decay": 0.0})
     assert (cfg.n_embd, train_cfg.muon_weight_decay, train_cfg.min_lr_ratio) == (128, 0.0, 0.0)  # asked: kept
     cfg, _ = configs_from("ten-minutes", 512, {"n_layer": 8}, {"device": "cpu"})

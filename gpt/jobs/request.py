@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from ..data import check_windows, split_sizes
 from ..errors import ConfigError
 from ..model import ARCHITECTURES, GPTConfig
-from ..presets import DEFAULT_PRESET, LATER_STAGES
+from ..presets import DEFAULT_PRESET, LATER_STAGES, preset
 from ..tokenizers import TOKENIZER_KINDS
 from ..train import TrainConfig, configs_from
 from .. import corpus as corpora
@@ -71,7 +71,8 @@ class RunRequest:
         if self.architecture:
             if self.architecture not in ARCHITECTURES:
                 raise ConfigError(f"Architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}.")
-            model.update(ARCHITECTURES[self.architecture])
+            own = preset(self.preset)["model"]  # the preset's own block is not asked for: its shapes may refine it
+            model.update({k: v for k, v in ARCHITECTURES[self.architecture].items() if own.get(k) != v})
         model.update({k: getattr(self, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout")})
         train = {k: getattr(self, k) for k in ("batch_size", "lr", "max_iters", "seed", "max_seconds")}
         model_cfg, train_cfg = configs_from(self.preset, vocab_size, model, {**train, "device": device})
