@@ -23,6 +23,7 @@ from dataclasses import replace
 
 import torch
 
+from .device import autocast, resolve_dtype
 from .model import GPTConfig, count_parameters, flops_per_token
 
 EFFICIENCY = 0.45  # share of the matmul peak a small transformer step reaches (kernel and Python overhead)
@@ -33,25 +34,35 @@ _lock = threading.Lock()
 _speed: dict[str, float] = {}
 
 
-def _benchmark_flops() -> float:
-    """The best of three 30 ms bursts of 256 x 256 matmuls (the best: other processes only slow it)."""
+def _benchmark_flops(dtype: torch.dtype = torch.float32) -> float:
+    """The best of three 30 ms bursts of 256 x 256 matmuls under `dtype`'s autocast (the best: other processes
+    only slow it)."""
     a, b = torch.randn(256, 256), torch.randn(256, 256)
-    a @ b
-    best = 0.0
-    for _ in range(3):
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < 0.03:
-            a @ b
-            n += 1
-        best = max(best, 2 * 256**3 * n / (time.perf_counter() - t0))
+    with autocast("cpu", dtype):
+        a @ b
+        best = 0.0
+        for _ in range(3):
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < 0.03:
+                a @ b
+                n += 1
+            best = max(best, 2 * 256**3 * n / (time.perf_counter() - t0))
     return best
 
 
 def effective_flops(device: str = "cpu") -> float:
-    """FLOP/s a training step reaches here: measured by past runs, else benchmark x EFFICIENCY."""
+    """FLOP/s a training step reaches here: measured by past runs, else benchmark x EFFICIENCY.
+
+    The benchmark runs in the precision a run takes here by default: bf16 autocast on a CPU with native bf16,
+    where a step runs ~2x float32's matmul speed (a float32 measure read a 2-core Zen 4 as too slow for
+    `ten-minutes`' 6 x 192); float32 elsewhere.
+    """
     with _lock:
         if device not in _speed:
-            _speed[device] = _benchmark_flops() * EFFICIENCY if device == "cpu" else 20e12
+            if device == "cpu":
+                _speed[device] = _benchmark_flops(resolve_dtype("auto", "cpu")) * EFFICIENCY
+            else:
+                _speed[device] = 20e12
         return _speed[device]
 
 

@@ -339,7 +339,7 @@ def test_ten_minutes_takes_the_largest_shape_this_machine_trains_on_enough_text(
         assert cfg.n_embd // cfg.n_head == 32 and cfg.block_size == 128
         small = cfg.n_embd == 128  # the two-minutes model takes the two-minutes recipe's training with it
         assert (cfg.dropout, cfg.tie_weights, train_cfg.batch_size, train_cfg.min_lr_ratio,
-                train_cfg.muon_weight_decay) == ((0.0, True, 20, 0.0, 0.3) if small else (0.1, False, 16, 0.1, 0.0))
+                train_cfg.muon_weight_decay) == ((0.0, True, 20, 0.0, 0.3) if small else (0.1, False, 16, 0.0, 0.3))
         larger = [s for s in preset("ten-minutes")["shapes"] if s["n_embd"] > cfg.n_embd]
         if cfg.n_embd > 128:  # what it took reads enough tokens a parameter in its 590 s
             assert tokens_per_parameter(cfg, train_cfg) >= est.TOKENS_PER_PARAMETER
@@ -373,6 +373,21 @@ def test_ten_minutes_takes_the_largest_shape_this_machine_trains_on_enough_text(
     cfg, _ = configs_from("ten-minutes", 512, {}, {"device": "cpu"})
     assert (cfg.n_layer, cfg.n_embd) == (6, 192)  # under torchrun every process takes the same shape
     assert configs_from("two-minutes", 512, {}, {"device": "cpu"})[0].n_embd == 128  # a preset without shapes
+
+
+def test_the_speed_estimate_measures_in_the_precision_a_run_takes_here(monkeypatch):
+    """A CPU with native bf16 trains in bf16 autocast, ~2x its float32 matmuls: the estimate's benchmark measures
+    that (in float32 it read a 2-core Zen 4 as too slow for ten-minutes' 6 x 192); float32 where runs are."""
+    from gpt import estimate as est
+
+    asked = []
+    monkeypatch.setattr(est, "_benchmark_flops", lambda dtype: asked.append(dtype) or 1e11)
+    for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: native)
+        monkeypatch.delitem(est._speed, "cpu", raising=False)
+        assert est.effective_flops("cpu") == pytest.approx(1e11 * est.EFFICIENCY) and asked[-1] == dtype
+    monkeypatch.undo()
+    assert est._benchmark_flops(torch.bfloat16) > 0 and est._benchmark_flops(torch.float32) > 0  # both measure
 
 
 def test_a_preset_brings_its_tokenizer_unless_one_is_asked_for():
