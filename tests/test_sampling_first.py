@@ -31,7 +31,9 @@ def test_a_run_waits_while_text_is_decoded_and_trains_on_after(manager, monkeypa
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=20, block_size=32, n_layer=2, n_head=2, n_embd=32)).eval()
-    stream = BatchDecoder(model).submit([1], SamplingSettings(max_new_tokens=10_000, temperature=0))
+    # far more than 2 s of tokens on any CPU (a 2-core Zen 4 decoded 10,000 of this model's in under 2 s); it is
+    # cancelled after the measurement
+    stream = BatchDecoder(model).submit([1], SamplingSettings(max_new_tokens=200_000, temperature=0))
     wait_until(decoding, what="the decode loop to start")
     busy = steps_in(job, 2.0)
     still_decoding = decoding()
