@@ -17,6 +17,7 @@ import gradio as gr
 import gpt.jobs.zerogpu  # noqa: F401 - first: on ZeroGPU, `spaces` must be imported before anything starts CUDA
 from gpt.decode_process import start as start_decode_process
 from gpt.device import leave_a_core_for_the_page
+from gpt.estimate import effective_flops
 from gpt.jobs import JobManager, storage
 from gpt.jobs.slice_runner import default_runner
 from gpt.limits import Limits
@@ -49,6 +50,7 @@ def build_demo(manager: JobManager | None = None) -> gr.Blocks:
         Limits.from_env()  # GPT_MAX_*: numbers in range
     leave_a_core_for_the_page()
     warm_up()  # PyTorch's first optimizer costs ~1 s of imports: here, not on the first Start
+    effective_flops()  # the machine's speed, measured while it is quiet: the decode step compiles from launch on
     if manager is None:
         storage.seed_shipped_runs(storage.detect())  # a storage volume gets the shipped model on first start
         manager = JobManager(runner=default_runner())
