@@ -82,8 +82,8 @@ def upload(page, elem_id: str, path: Path, tries: int = 3, timeout: float = 30_0
         raise AssertionError(f"#{elem_id} has no file input after {timeout / 1000:.0f} s; it holds "
                              f"{held[:3000]!r}") from None
     for _ in range(tries):
-        field.set_input_files(str(path))
-        try:
+        try:  # once in a CI run the box lost its file input for 90 s, under the other worker's load: try again
+            field.set_input_files(str(path), timeout=timeout)
             page.wait_for_function("([id, name]) => (document.getElementById(id)?.innerText || '').includes(name)",
                                    arg=[elem_id, path.name], timeout=timeout)
             return
