@@ -59,10 +59,8 @@ def effective_flops(device: str = "cpu") -> float:
     """
     with _lock:
         if device not in _speed:
-            if device == "cpu":
-                _speed[device] = _benchmark_flops(resolve_dtype("auto", "cpu")) * EFFICIENCY
-            else:
-                _speed[device] = 20e12
+            cpu = device == "cpu"
+            _speed[device] = _benchmark_flops(resolve_dtype("auto", "cpu")) * EFFICIENCY if cpu else 20e12
         return _speed[device]
 
 

@@ -13,9 +13,10 @@ batch 20 2.118 in 133 s (median of 6) on a slower 2-core host.
 `ten-minutes` is the one to start before a lecture: 6 layers x 192 wide with
 a 128-token context and dropout 0.1 on the same BPE (the small model, trained
 ten minutes, only memorises), with the two-minutes recipe's cosine to zero and
-Muon's weight decay (2.04 bits per character on a 2-core Zen 4), or the two-minutes model and its training
-where this machine is too slow to train 6 x 192 on enough text in ten
-minutes (`shapes`, fitted by `gpt.train.config.configs_from`). `tiny` is for tests:
+Muon's weight decay (2.04 bits per character on a 2-core Zen 4), or the
+two-minutes model and its training where this machine is too slow to train
+6 x 192 on enough text in ten minutes (`shapes`, fitted by
+`gpt.train.config.configs_from`). `tiny` is for tests:
 it trains in seconds. docs/benchmarks.md says how each was found and measured.
 
 A preset may name the tokenizer it was tuned with (`tokenizer`); the CLI
