@@ -84,7 +84,9 @@ def upload(page, elem_id: str, path: Path, tries: int = 3, timeout: float = 30_0
     for _ in range(tries):
         try:  # once in a CI run the box lost its file input for 90 s, under the other worker's load: try again
             field.set_input_files(str(path), timeout=timeout)
-            page.wait_for_function("([id, name]) => (document.getElementById(id)?.innerText || '').includes(name)",
+            # the box may draw the name as stem and extension on two lines ("mine\n.jsonl"): compare without spaces
+            page.wait_for_function("([id, name]) => (document.getElementById(id)?.innerText || '')"
+                                   ".replace(/\\s+/g, '').includes(name.replace(/\\s+/g, ''))",
                                    arg=[elem_id, path.name], timeout=timeout)
             return
         except sync_api.TimeoutError:
